@@ -85,6 +85,17 @@ SUMMARY_FIELDS: dict[str, tuple[bool, str]] = {
     "versions": (False, "python, torch, toolkit versions"),
     "error": (False, "one-line error message when status is failed or diverged"),
     "wall_time": (False, "seconds of training, summed over resumptions"),
+    "steps": (False, "optimizer steps the token budget takes"),
+    "steps_trained": (False, "optimizer steps completed so far"),
+    "batch_tokens": (False, "tokens per optimizer step, all ranks and accumulation micro-steps together"),
+    "data": (False, "corpus: source, tokenizer, vocab_size, cache path, train_tokens, val_tokens"),
+    "device": (False, "device the run trained on, e.g. 'cpu (x86_64, 2 threads)' or the GPU's name"),
+    "world_size": (False, "number of data-parallel ranks"),
+    "kernels": (False, "implementation of the hot ops actually used: eager, compile or triton"),
+    "compile": (False, "whether the model was wrapped in torch.compile"),
+    "precision": (False, "training precision, e.g. fp32 or bf16 autocast"),
+    "skipped_steps": (False, "updates skipped for a non-finite loss or gradient (on_nonfinite=skip)"),
+    "tokens_per_s": (False, "mean training throughput over the timed steps"),
 }
 
 

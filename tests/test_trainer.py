@@ -57,6 +57,11 @@ def test_loss_falls_on_the_builtin_corpus_and_record_is_complete(cache, tmp_path
     assert rows[-1]["flops_6n"] == 6 * s["params_nonembedding"] * 61440
     assert rows[-1]["flops"] == s["flops"] == s["flops_per_token"] * 61440
     assert "mfu" not in rows[-1]  # no known peak on a CPU
+    # the run-record format documents every key the trainer writes, and nothing required is missing
+    assert set(s) <= set(records.SUMMARY_FIELDS), set(s) - set(records.SUMMARY_FIELDS)
+    assert {k for k, (req, _) in records.SUMMARY_FIELDS.items() if req} <= set(s)
+    for r in rows:
+        assert set(r) <= set(records.METRIC_FIELDS), set(r) - set(records.METRIC_FIELDS)
     # summary and config read back
     assert records.read_summary(tmp_path / "r")["config_hash"] == s["config_hash"]
     from omegaconf import OmegaConf
@@ -87,6 +92,7 @@ def test_wsd_branches_leave_the_main_run_unchanged(cache, tmp_path):
     # budget 10 steps -> cooldown 20% = 2 steps from step 8; 20 steps -> 4 from 16
     assert [(b["fork_step"], b["step"], b["tokens"]) for b in rows] == [(8, 10, 10240), (16, 20, 20480)]
     assert all(b["val_loss"] < 5.0 for b in rows)
+    assert all(set(b) <= set(records.BRANCH_FIELDS) for b in rows)
     pts = records.points_table(tmp_path / "br")
     assert sorted(pts["tokens"]) == [10240, 20480, 40960]
 
