@@ -652,8 +652,14 @@ def fit_curve(curves, law: str = "saturating_power", warmup_steps: int | None = 
                     "(fit a constant-LR curve together with a decaying one)")
     lo, hi = _bounds(law)
     for nm, v, a, b in zip(names, p, lo, hi):
-        if nm in ("L0",) and (v <= a + 1e-9 or v >= b - 1e-9):
-            warn.append(f"parameter {nm} = {num(v)} is at its bound")
+        # A parameter pinned to its box was not determined by the data: the fit's predictions
+        # for other schedules then rest on where the box was drawn.
+        at_lo = np.isfinite(a) and v - a <= 1e-6 * max(1.0, abs(a))
+        at_hi = np.isfinite(b) and b - v <= 1e-6 * max(1.0, abs(b))
+        side = a if at_lo else b if at_hi else None
+        if side is not None:
+            warn.append(f"parameter {nm} = {num(v)} is at its bound ({num(side)}): the curves do not determine it, "
+                        "so predictions for other schedules depend on the search box")
     return CurveFit(law=law, params=params, lam=lam, delta=delta, curves=infos, objective=f, warnings=warn,
                     notes=notes, max_blocks=max_blocks)
 

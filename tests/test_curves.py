@@ -103,6 +103,20 @@ def test_annealing_law_recovers_its_parameters_from_a_cosine_curve_and_predicts_
     err = fit.evaluate(wsd_curve, warmup_steps=W)
     assert err["mean_rel_error"] < 2e-3 and err["max_rel_error"] < 6e-3
     assert any("dropped" in n for n in fit.notes) or fit.curves[0]["n_used"] == len(cos_curve)
+    assert fit.warnings == []  # every parameter determined, none on its bound
+
+
+def test_a_parameter_pinned_to_its_bound_is_reported():
+    # A curve on which annealing *raises* the loss (C < 0): the law's box holds C >= 0, so the
+    # best fit puts C on 0, and the result must say so rather than report C = 0 as measured.
+    true = dict(L0=2.5, A=1.2, alpha=0.45, C=-0.6)
+    s1, s2 = direct_s1_s2(cosine(STEPS), W)
+    fit = fit_curve(sparse(cosine, tissue_annealing(s1, s2, **true), noise=5e-4, seed=1), law="annealing",
+                    warmup_steps=W)
+    assert fit.params["C"] < 1e-6
+    assert [w for w in fit.warnings if w.startswith("parameter C =") and "at its bound (0)" in w], fit.warnings
+    assert not [w for w in fit.warnings if w.startswith(("parameter L0", "parameter A ", "parameter alpha"))]
+    assert "at its bound" in fit.report() and fit.to_dict()["warnings"] == fit.warnings
 
 
 def test_multipower_fitted_on_constant_and_cosine_predicts_wsd():
@@ -120,6 +134,7 @@ def test_multipower_fitted_on_constant_and_cosine_predicts_wsd():
     # the multi-power paper reports 0.1-0.2% mean error on held-out schedules
     assert err["mean_rel_error"] < 2e-3, err
     assert [c["name"] for c in fit.curves] == ["constant", "cosine"]
+    assert fit.warnings == []
 
 
 def test_curve_fits_save_load_and_predict_every_row(tmp_path):
