@@ -36,8 +36,10 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/scaling demo --out $(DEMO_DIR)
 
+# Without a GPU the kernel step is a one-second correctness smoke test in the Triton interpreter.
 bench: $(STAMP)
-	$(PY) -m scaling.bench
+	$(PY) -m scaling.bench train
+	$(PY) -m scaling.bench kernels
 	$(PY) -m analysis.bench
 
 # About 5-10 minutes on 2 cores; SOAK_ARGS="--runs 60 --kills 80 --seed 1" for a longer one.
