@@ -36,7 +36,7 @@ import pandas as pd
 
 from .errors import FitError, InputError, RecordError, TableError
 from .fit import HUBER_DELTA, huber
-from .result import LawFit, _read_json, warnings_block
+from .result import LawFit, _read_json, bound_warnings, warnings_block
 from .text import format_table, num
 
 __all__ = ["CURVE_LAWS", "read_curve", "fit_curve", "CurveFit", "Schedule", "schedule_from_rows",
@@ -651,15 +651,7 @@ def fit_curve(curves, law: str = "saturating_power", warmup_steps: int | None = 
         warn.append("no curve anneals its learning rate: the annealing terms are not determined "
                     "(fit a constant-LR curve together with a decaying one)")
     lo, hi = _bounds(law)
-    for nm, v, a, b in zip(names, p, lo, hi):
-        # A parameter pinned to its box was not determined by the data: the fit's predictions
-        # for other schedules then rest on where the box was drawn.
-        at_lo = np.isfinite(a) and v - a <= 1e-6 * max(1.0, abs(a))
-        at_hi = np.isfinite(b) and b - v <= 1e-6 * max(1.0, abs(b))
-        side = a if at_lo else b if at_hi else None
-        if side is not None:
-            warn.append(f"parameter {nm} = {num(v)} is at its bound ({num(side)}): the curves do not determine it, "
-                        "so predictions for other schedules depend on the search box")
+    warn += bound_warnings(params, {nm: (a, b) for nm, a, b in zip(names, lo, hi)})
     return CurveFit(law=law, params=params, lam=lam, delta=delta, curves=infos, objective=f, warnings=warn,
                     notes=notes, max_blocks=max_blocks)
 

@@ -114,9 +114,9 @@ def test_a_parameter_pinned_to_its_bound_is_reported():
     fit = fit_curve(sparse(cosine, tissue_annealing(s1, s2, **true), noise=5e-4, seed=1), law="annealing",
                     warmup_steps=W)
     assert fit.params["C"] < 1e-6
-    assert [w for w in fit.warnings if w.startswith("parameter C =") and "at its bound (0)" in w], fit.warnings
+    assert [w for w in fit.warnings if w.startswith("parameter C =") and "at its lower bound 0" in w], fit.warnings
     assert not [w for w in fit.warnings if w.startswith(("parameter L0", "parameter A ", "parameter alpha"))]
-    assert "at its bound" in fit.report() and fit.to_dict()["warnings"] == fit.warnings
+    assert "at its lower bound" in fit.report() and fit.to_dict()["warnings"] == fit.warnings
 
 
 def test_multipower_fitted_on_constant_and_cosine_predicts_wsd():
