@@ -17,6 +17,7 @@ cheaply.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -290,11 +291,25 @@ _HASH_EXCLUDED = ("out", "run_name", "progress", "device", "threads", "resume", 
                   "kernels", "compile")
 
 
+#: Fields added to TrainConfig after sweeps already existed, each with the value that
+#: computes what runs did before the field existed. A field at that value is left out of
+#: the hash, so adding a field does not rename (and so retrain) every finished run of a
+#: resubmitted sweep. Register every new field here: {"optim.new_knob": old_behaviour}.
+HASH_ADDED_FIELDS: dict[str, Any] = {}
+
+
 def _hashed(d: dict) -> dict:
-    """The part of a config dict the hash covers."""
-    d = {k: v for k, v in d.items() if k not in _HASH_EXCLUDED}
+    """The part of a config dict the hash covers (a copy; ``d`` is left as it is)."""
+    d = copy.deepcopy({k: v for k, v in d.items() if k not in _HASH_EXCLUDED})
     if isinstance(d.get("data"), dict):
-        d["data"] = {k: v for k, v in d["data"].items() if k != "cache_dir"}
+        d["data"].pop("cache_dir", None)
+    for key, old in HASH_ADDED_FIELDS.items():
+        *parents, leaf = key.split(".")
+        node = d
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == old:
+            del node[leaf]
     return d
 
 

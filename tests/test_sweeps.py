@@ -142,6 +142,34 @@ def test_run_directory_is_a_pure_function_of_the_config():
         assert run_name(split_job_config(c)[0]) != name, ov
 
 
+def test_demo_run_names_are_stable_across_releases():
+    """A resubmitted sweep finds its finished runs only if their names do not change. These
+    names are the demo's as released; if this fails, a TrainConfig field was added or a
+    default changed. A new field: register it in scaling.config.HASH_ADDED_FIELDS with the
+    value that keeps the old behaviour. A changed default really changes what runs compute:
+    update the names here and say so in the changelog."""
+    names = sorted(run_name(split_job_config(compose(None, ["experiment=demo", f"model={m}"]))[0])
+                   for m in ("nano", "micro", "tiny", "mini"))
+    assert names == ["model=micro,tokens=4M-ec125fd4", "model=mini,tokens=1M-313df2ac",
+                     "model=nano,tokens=8M-cad7172b", "model=tiny,tokens=1M-5dfeab61"]
+
+
+def test_a_registered_new_field_at_its_old_value_leaves_the_hash_alone(monkeypatch):
+    cfg = C.from_overrides(["model=micro", "tokens=2e7"])
+    before = C.config_hash(cfg)
+    # Pretend optim.grad_clip and seed were added later, with their current values as the old behaviour.
+    monkeypatch.setattr(C, "HASH_ADDED_FIELDS", {"optim.grad_clip": cfg.optim.grad_clip, "seed": cfg.seed})
+    d = C.to_dict(cfg)
+    older = {k: v for k, v in d.items() if k != "seed"} | {"optim": {k: v for k, v in d["optim"].items()
+                                                                     if k != "grad_clip"}}
+    assert C._hashed(d) == C._hashed(older)  # a config written before the fields existed
+    assert "grad_clip" in d["optim"] and "seed" in d  # the caller's dict is untouched
+    # at any other value the field counts
+    assert C.config_hash(C.from_overrides(["model=micro", "tokens=2e7", "seed=7"])) != before
+    other = C.from_overrides(["model=micro", "tokens=2e7", "optim.grad_clip=0.5"])
+    assert C.config_hash(other) != C.config_hash(cfg)
+
+
 def test_hydra_places_each_job_in_its_run_directory(tmp_path):
     cfg = compose("demo", ["model=tiny", f"sweep.root={tmp_path}"], return_hydra_config=True)
     expected = run_name(split_job_config(cfg)[0])
