@@ -9,13 +9,14 @@ TORCH_DEV := torch==2.13.0
 
 DEMO_DIR ?= demo_out
 
-.PHONY: install test test-fast demo bench soak clean help
+.PHONY: install test test-fast demo bench bench-gpu soak clean help
 
 help:
 	@echo "make demo       run the demo scaling study on the built-in corpus (CPU, < 15 min)"
 	@echo "make test       install into .venv and run the whole test suite"
 	@echo "make test-fast  the suite without tests marked slow"
 	@echo "make bench      trainer, kernel and fit benchmarks on this machine"
+	@echo "make bench-gpu  on a CUDA machine: GPU tests, then the kernel and training tables into docs/benchmarks.md"
 	@echo "make soak       many tiny runs with random kills and resubmissions"
 
 install: $(STAMP)
@@ -41,6 +42,15 @@ bench: $(STAMP)
 	$(PY) -m scaling.bench train
 	$(PY) -m scaling.bench kernels
 	$(PY) -m analysis.bench
+
+# On a CUDA machine only. The GPU tests gate the timings: a wrong kernel's speed is no result.
+# Liger-Kernel is only the comparison column, so failing to install it is not an error.
+bench-gpu: $(STAMP)
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make bench-gpu: no CUDA device here (fix: run it on a GPU machine; make bench runs the CPU benchmarks)')"
+	$(PY) -m pytest -q -m gpu
+	-$(PY) -m pip install --quiet liger-kernel
+	$(PY) -m scaling.bench kernels --markdown --json bench_out/kernels.json --write-docs docs/benchmarks.md
+	$(PY) -m scaling.bench train --markdown --json bench_out/train.json --write-docs docs/benchmarks.md
 
 # About 5-10 minutes on 2 cores; SOAK_ARGS="--runs 60 --kills 80 --seed 1" for a longer one.
 soak: $(STAMP)

@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-liger", action="store_true", help="skip Liger-Kernel even if it is installed")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs/benchmarks.md)")
     p.add_argument("--json", metavar="PATH", help="also write every measurement to PATH (atomically)")
+    p.add_argument("--write-docs", metavar="PATH",
+                   help="GPU only: replace the kernel tables in PATH (docs/benchmarks.md) with this run's, "
+                        "between their bench markers")
     p.add_argument("--dry-run", action="store_true",
                    help="run the whole benchmark flow at tiny shapes on the CPU (Triton interpreter), "
                         "to check the script itself; its timings mean nothing")
@@ -69,6 +72,13 @@ def _main(argv):
         raise InputError(f"unknown op {bad[0]!r}", field="--ops", fix="choose from " + ",".join(OPS))
     if args.tokens < 1:
         raise InputError(f"--tokens={args.tokens} is not positive", field="--tokens", fix="pass e.g. 8192")
+    if args.write_docs:
+        from scaling.bench._docs import check_target
+
+        import torch
+
+        on_gpu = torch.cuda.is_available() and not args.dry_run and args.compile_only is None
+        check_target(args.write_docs, _doc_blocks(ops), "cuda" if on_gpu else "cpu")
     if args.compile_only is not None:
         return _compile_report(args.compile_only, args.dtype)
     if args.dry_run:
@@ -80,6 +90,11 @@ def _main(argv):
     if not torch.cuda.is_available():
         return _no_gpu()
     return _bench(args, ops, device="cuda")
+
+
+def _doc_blocks(ops) -> list[str]:
+    """The docs/benchmarks.md blocks a run over ``ops`` fills in."""
+    return (["kernels"] if set(ops) - {"flce"} else []) + (["flce"] if "flce" in ops else [])
 
 
 # --------------------------------------------------------------------------- CPU fallback
@@ -475,6 +490,17 @@ def _bench(args, ops, device) -> int:
         print("\nFused linear cross-entropy, forward + backward: median ms and peak extra memory"
               f" (grad-weight accumulation: {how})")
         print(fmt(flce_rows, _columns(flce_rows)))
+    if args.write_docs:
+        from scaling.bench._docs import write_blocks
+
+        head = (f"Device: {dev} · Date: {when} · torch {torch.__version__} · {dtype_name} · "
+                f"Measured copy bandwidth: {copy_bw / 1e9:.0f} GB/s")
+        blocks = {}
+        if rows:
+            blocks["kernels"] = head + "\n\n" + _markdown(rows, _columns(rows))
+        if flce_rows:
+            blocks["flce"] = f"{head} · grad-weight accumulation: {how}\n\n" + _markdown(flce_rows, _columns(flce_rows))
+        write_blocks(args.write_docs, blocks)
     if args.json:
         atomic_write_json(args.json, {"device": dev, "date": when, "torch": torch.__version__,
                                       "dtype": dtype_name, "copy_GBps": copy_bw / 1e9,

@@ -1,0 +1,107 @@
+"""Benchmark tables reach docs/benchmarks.md only through `--write-docs`: the right
+block is replaced, the rest of the page is kept byte for byte, and CPU timings are refused."""
+from pathlib import Path
+
+import pytest
+
+from analysis.errors import InputError
+from scaling.bench import _docs
+from scaling.kernels import _utils as U
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+PAGE = """# Title
+intro
+<!-- bench:a begin -->
+old a
+<!-- bench:a end -->
+middle, kept
+<!-- bench:b begin -->
+old b
+<!-- bench:b end -->
+tail
+"""
+
+
+def test_replace_blocks_swaps_only_the_named_body():
+    out = _docs.replace_blocks(PAGE, {"b": "| new | table |\n"})
+    assert out == PAGE.replace("old b", "| new | table |")
+    # Writing the same block twice is stable: the markers survive the first write.
+    assert _docs.replace_blocks(out, {"b": "| new | table |"}) == out
+    both = _docs.replace_blocks(PAGE, {"a": "A", "b": "B"})
+    assert both.splitlines() == ["# Title", "intro", "<!-- bench:a begin -->", "A", "<!-- bench:a end -->",
+                                 "middle, kept", "<!-- bench:b begin -->", "B", "<!-- bench:b end -->", "tail"]
+
+
+@pytest.mark.parametrize("page", [
+    PAGE.replace("<!-- bench:b begin -->\n", ""),                       # begin missing
+    PAGE.replace("<!-- bench:b end -->\n", ""),                         # end missing
+    PAGE + "<!-- bench:b begin -->\n",                                  # twice
+    PAGE.replace("<!-- bench:b begin -->", "X").replace("old b", "<!-- bench:b end -->\n<!-- bench:b begin -->"),
+])
+def test_replace_blocks_refuses_broken_markers(page):
+    with pytest.raises(InputError, match=r"^--write-docs: .*'<!-- bench:b begin -->'"):
+        _docs.replace_blocks(page, {"b": "new"})
+
+
+def test_the_repository_page_has_every_block_once():
+    _docs.replace_blocks(DOCS.read_text(encoding="utf-8"), {n: "" for n in ("kernels", "flce", "train")})
+
+
+@pytest.mark.parametrize("bench", ["kernels", "train"])
+def test_cpu_timings_are_refused_before_anything_runs(bench, tmp_path, capsys):
+    from scaling.bench.__main__ import main
+
+    page = tmp_path / "benchmarks.md"
+    page.write_text(DOCS.read_text(encoding="utf-8"))
+    extra = ["--dry-run"] if bench == "kernels" else ["--device", "cpu"]
+    assert main([bench, *extra, "--write-docs", str(page)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--write-docs: the tables in the docs are GPU measurements" in err[0]
+    assert page.read_text() == DOCS.read_text(encoding="utf-8")
+
+
+def _without_gpu_guard(monkeypatch):
+    # The guard is what stops CPU numbers reaching the docs; lifting it here lets CI walk
+    # the writing path that a GPU run takes, with a throwaway copy of the page.
+    real = _docs.check_target
+    monkeypatch.setattr(_docs, "check_target", lambda path, names, device_type: real(path, names, "cuda"))
+
+
+def _outside(text, name):
+    begin, end = f"<!-- bench:{name} begin -->", f"<!-- bench:{name} end -->"
+    return text[:text.index(begin)] + text[text.index(end):]
+
+
+def test_train_benchmark_writes_its_table(monkeypatch, tmp_path):
+    from scaling.bench.train import main
+
+    _without_gpu_guard(monkeypatch)
+    page = tmp_path / "benchmarks.md"
+    page.write_text(DOCS.read_text(encoding="utf-8"))
+    assert main(["--sizes", "nano", "--kernels", "eager", "--steps", "1", "--warmup", "0", "--seq-len", "32",
+                 "--batch", "2", "--write-docs", str(page)]) == 0
+    text = page.read_text()
+    assert _outside(text, "train") == _outside(DOCS.read_text(encoding="utf-8"), "train")
+    block = text[text.index("<!-- bench:train begin -->"):text.index("<!-- bench:train end -->")]
+    assert "Device: CPU" in block and "seq 32, 2 sequences/step" in block
+    rows = [ln for ln in block.splitlines() if ln.startswith("| nano")]
+    assert len(rows) == 2
+    assert rows[0].split("|")[5].strip() == "1.00x"  # our eager against itself
+
+
+def test_kernel_benchmark_writes_its_tables(monkeypatch, tmp_path):
+    if not U.INTERPRET:
+        pytest.skip("the dry run uses the Triton interpreter")
+    from scaling.bench.kernels import main
+
+    _without_gpu_guard(monkeypatch)
+    page = tmp_path / "benchmarks.md"
+    page.write_text(DOCS.read_text(encoding="utf-8"))
+    assert main(["--dry-run", "--ops", "rms_norm,flce", "--write-docs", str(page)]) == 0
+    text, orig = page.read_text(), DOCS.read_text(encoding="utf-8")
+    assert _outside(_outside(text, "kernels"), "flce") == _outside(_outside(orig, "kernels"), "flce")
+    for name, first_col in (("kernels", "| rms_norm |"), ("flce", "| flce |")):
+        block = text[text.index(f"<!-- bench:{name} begin -->"):text.index(f"<!-- bench:{name} end -->")]
+        assert "Device: CPU (dry run" in block and "_not measured_" not in block
+        assert sum(ln.startswith(first_col) for ln in block.splitlines()) >= 2
