@@ -439,7 +439,8 @@ def _bench(args, ops, device) -> int:
     print(f"device: {dev}   date: {when}   torch {torch.__version__}   dtype {dtype_name}")
     print(f"measured copy bandwidth: {copy_bw / 1e9:.0f} GB/s ({'1 MiB' if dry else '1 GiB'} "
           "device-to-device, read + write)")
-    rows, flce_rows = [], []
+    bound = ERR_BOUND[dtype_name]
+    rows, flce_rows, failures = [], [], []
     for op in ops:
         provs = _providers(op, not (args.no_compile or dry), not args.no_liger)
         for s in _shapes(min(args.tokens, 64) if dry else args.tokens, tiny=dry):
@@ -447,9 +448,11 @@ def _bench(args, ops, device) -> int:
                 for vocab in ((300, 517) if dry else (32000, 50257)):
                     inputs = _inputs(op, s, dtype, device, vocab)
                     r = {"op": op, "model": s["model"], "shape": f"M{s['M']} C{s['C']} V{vocab}"}
+                    errs = {}
                     for name, fn in provs.items():
-                        ms, peak = _guarded(_time_flce, fn, inputs, device, what=f"{op} {name}",
-                                            default=(None, None))
+                        (ms, peak), err = _checked(_time_flce, op, name, fn, inputs, device, bound, failures,
+                                                   default=(None, None))
+                        errs[name] = err
                         r[f"{name} ms"] = ms
                         r[f"{name} peak GiB"] = None if peak is None else peak / 2 ** 30
                         _progress(op, s["model"], name, ms)
@@ -457,14 +460,16 @@ def _bench(args, ops, device) -> int:
                     r["x eager"] = _ratio(r["eager ms"], r["ours ms"])
                     if "liger ms" in r:
                         r["x liger"] = _ratio(r["liger ms"], r["ours ms"])
+                    r["ours err"] = errs["ours"]
                     flce_rows.append(r)
                 continue
             inputs = _inputs(op, s, dtype, device)
             bytes_f, bytes_b = _min_bytes(op, inputs)
             shape = {"rms_norm": f"{s['M']}x{s['C']}", "swiglu": f"{s['M']}x{s['H']}",
                      "rope": f"B{s['B']} nh{s['nh']} T{s['T']} hs{s['hs']}"}[op]
-            times = {name: _guarded(_time_fwd_bwd, fn, inputs, device, what=f"{op} {name}", default=(None, None))
-                     for name, fn in provs.items()}
+            checked = {name: _checked(_time_fwd_bwd, op, name, fn, inputs, device, bound, failures,
+                                      default=(None, None)) for name, fn in provs.items()}
+            times = {name: tt for name, (tt, _) in checked.items()}
             for i, pas in enumerate(("fwd", "bwd")):
                 r = {"op": op, "model": s["model"], "shape": shape, "pass": pas}
                 for name, tt in times.items():
@@ -477,6 +482,7 @@ def _bench(args, ops, device) -> int:
                 for base in ("eager", "compile", "liger"):
                     if base in times:
                         r[f"x {base}"] = _ratio(times[base][i], ours)
+                r["ours err"] = checked["ours"][1]
                 rows.append(r)
     fmt = _markdown if args.markdown else format_table
     if rows:
@@ -490,6 +496,10 @@ def _bench(args, ops, device) -> int:
         print("\nFused linear cross-entropy, forward + backward: median ms and peak extra memory"
               f" (grad-weight accumulation: {how})")
         print(fmt(flce_rows, _columns(flce_rows)))
+    checks = (f"Every provider is checked before it is timed: \"ours err\" is our kernels' worst relative "
+              f"error (output and every gradient) against a float64 reference; above {bound:g} a provider "
+              "is not timed." + "".join(f"\n- {f}" for f in failures))
+    print("\n" + checks)
     if args.write_docs:
         from scaling.bench._docs import write_blocks
 
@@ -497,15 +507,67 @@ def _bench(args, ops, device) -> int:
                 f"Measured copy bandwidth: {copy_bw / 1e9:.0f} GB/s")
         blocks = {}
         if rows:
-            blocks["kernels"] = head + "\n\n" + _markdown(rows, _columns(rows))
+            blocks["kernels"] = head + "\n\n" + _markdown(rows, _columns(rows)) + "\n\n" + checks
         if flce_rows:
-            blocks["flce"] = f"{head} · grad-weight accumulation: {how}\n\n" + _markdown(flce_rows, _columns(flce_rows))
+            blocks["flce"] = (f"{head} · grad-weight accumulation: {how}\n\n"
+                              + _markdown(flce_rows, _columns(flce_rows)) + "\n\n" + checks)
         write_blocks(args.write_docs, blocks)
     if args.json:
         atomic_write_json(args.json, {"device": dev, "date": when, "torch": torch.__version__,
                                       "dtype": dtype_name, "copy_GBps": copy_bw / 1e9,
+                                      "err_bound": bound, "failed_checks": failures,
                                       "elementwise": rows, "flce": flce_rows})
     return 0
+
+
+#: Largest relative error (output and every input gradient, against float64) a provider
+#: may show before its time is left out: a fast wrong answer is no result. Half precision
+#: rounds each element at about 2^-9, so 1e-2 leaves room for accumulation but catches
+#: wrong indexing; the same bound as the kernel tests' bf16 cases.
+ERR_BOUND = {"bfloat16": 1e-2, "float16": 1e-2, "float32": 1e-4}
+
+
+def _rel_err(op, fn, inputs) -> float:
+    """Worst ||out - ref|| / ||ref|| over the output(s) and every input gradient of ``fn``
+    on ``inputs``, against the plain-PyTorch reference run in float64 on the same values."""
+    import torch
+
+    from scaling.kernels import _utils as U
+
+    def fresh(dt=None):
+        # Copies (strides kept): a provider that writes its inputs in place must not
+        # change the values the reference sees or the timings use.
+        return [t.detach().to(dt or t.dtype, copy=True).requires_grad_(t.requires_grad)
+                if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in inputs]
+
+    ref_fn = _providers(op, False, False)["eager"]
+    xs, xs64 = fresh(), fresh(torch.float64)
+    outs, refs = fn(*xs), ref_fn(*xs64)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    refs = refs if isinstance(refs, tuple) else (refs,)
+    gen = torch.Generator(device=outs[0].device).manual_seed(1)
+    grads = [torch.randn(o.shape, generator=gen, device=o.device, dtype=torch.float64) for o in outs]
+    # Cloned per use: some providers (Liger's RMSNorm) write the incoming gradient in place.
+    torch.autograd.backward(refs, [g.clone() for g in grads])
+    torch.autograd.backward(outs, [g.to(o.dtype) for g, o in zip(grads, outs)])
+    errs = [U.rel_err(o, r) for o, r in zip(outs, refs)]
+    errs += [U.rel_err(x.grad, x64.grad) for x, x64 in zip(xs, xs64)
+             if isinstance(x, torch.Tensor) and x.requires_grad]
+    return max(errs)
+
+
+def _checked(timer, op, name, fn, inputs, device, bound, failures, default):
+    """Time ``fn`` only when it computes the op within ``bound``; returns (result, error)."""
+    try:
+        err = _rel_err(op, fn, inputs)
+        problem = None if err <= bound else f"relative error {err:.2g} against float64 exceeds {bound:g}"
+    except Exception as e:  # noqa: BLE001 - an old Liger, a compile error: the table goes on
+        err, problem = None, f"failed to run: {type(e).__name__}: {' '.join(str(e).split())[:160]}"
+    if problem:
+        failures.append(f"{op} {name}: {problem}; not timed")
+        print(f"  {failures[-1]}", file=sys.stderr, flush=True)
+        return default, err
+    return _guarded(timer, fn, inputs, device, what=f"{op} {name}", default=default), err
 
 
 def _guarded(timer, fn, inputs, device, *, what, default):

@@ -1,5 +1,6 @@
-"""Benchmark tables reach docs/benchmarks.md only through `--write-docs`: the right
-block is replaced, the rest of the page is kept byte for byte, and CPU timings are refused."""
+"""The benchmarks' honesty: tables reach docs/benchmarks.md only through `--write-docs`
+(the right block replaced, the rest of the page kept byte for byte, CPU timings refused),
+and a kernel that computes the wrong function gets no time in the table."""
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,35 @@ def test_kernel_benchmark_writes_its_tables(monkeypatch, tmp_path):
         block = text[text.index(f"<!-- bench:{name} begin -->"):text.index(f"<!-- bench:{name} end -->")]
         assert "Device: CPU (dry run" in block and "_not measured_" not in block
         assert sum(ln.startswith(first_col) for ln in block.splitlines()) >= 2
+
+
+def test_a_wrong_provider_is_reported_and_not_timed(monkeypatch, tmp_path):
+    # "Correct first": a provider whose gradient is off by 10% must not get a time in the
+    # table, however fast it is; ours still gets its time and its measured error.
+    if not U.INTERPRET:
+        pytest.skip("the dry run uses the Triton interpreter")
+    import json
+
+    from scaling.bench import kernels as K
+
+    real = K._providers
+
+    def with_a_wrong_one(op, use_compile, use_liger):
+        provs = real(op, use_compile, use_liger)
+        eager = provs["eager"]
+
+        def wrong(g, u):
+            out = eager(g, u)
+            return out + 0.1 * (out - out.detach())  # right values, gradients 10% too large
+        provs["liger"] = wrong
+        return provs
+
+    monkeypatch.setattr(K, "_providers", with_a_wrong_one)
+    out = tmp_path / "k.json"
+    assert K.main(["--dry-run", "--ops", "swiglu", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert len(res["failed_checks"]) == 1 and res["failed_checks"][0].startswith("swiglu liger: relative error 0.1")
+    for r in res["elementwise"]:
+        assert r["liger ms"] is None and r["x liger"] is None
+        # the dry run measures in float32, whose bound is 1e-4
+        assert r["ours ms"] > 0 and 0 < r["ours err"] < res["err_bound"] == 1e-4
