@@ -73,9 +73,9 @@ def _main(argv):
     if args.tokens < 1:
         raise InputError(f"--tokens={args.tokens} is not positive", field="--tokens", fix="pass e.g. 8192")
     if args.write_docs:
-        from scaling.bench._docs import check_target
-
         import torch
+
+        from scaling.bench._docs import check_target
 
         on_gpu = torch.cuda.is_available() and not args.dry_run and args.compile_only is None
         check_target(args.write_docs, _doc_blocks(ops), "cuda" if on_gpu else "cpu")
