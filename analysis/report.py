@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 
 from .errors import InputError
 from .records import atomic_write_bytes, atomic_write_text
-from .text import num, sci, si
+from .text import markdown_table, num, sci, si
 
 __all__ = ["build_report", "render_report", "markdown_table", "markdown_to_html", "REPORT_FILES"]
 
@@ -30,22 +30,6 @@ REPORT_FILES = {
     "isoflop.png": "IsoFLOP profiles: loss vs parameters at fixed compute",
     "residuals.png": "relative residuals of the fitted law",
 }
-
-
-def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
-    """A GitHub-style pipe table of ``rows`` (dicts of already formatted text)."""
-    rows = list(rows)
-    if columns is None:
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-    if not columns:
-        return ""
-
-    def cell(x) -> str:
-        return str("" if x is None else x).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _data_rows(points) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Plain-text formatting shared by reports and the CLI: numbers with SI suffixes, aligned tables."""
+"""Plain-text formatting shared by reports and the CLI: numbers with SI suffixes, aligned
+and Markdown tables."""
 from __future__ import annotations
 
 import math
@@ -57,6 +58,31 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
         lines.append("  ".join(parts).rstrip())
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
+                   formats: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> str:
+    """A GitHub-style pipe table of ``rows`` (dicts). Without ``formats`` the cells are
+    text already (None is left empty); with it, each cell is formatted as
+    :func:`format_table` does (``formats`` per column, :func:`num` otherwise).
+    ``headers`` renames columns."""
+    rows = list(rows)
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    if not columns:
+        return ""
+    headers = headers or {}
+
+    def text(c, x) -> str:
+        return ("" if x is None else str(x)) if formats is None else formats.get(c, num)(x)
+
+    def cell(s: str) -> str:
+        return s.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(headers.get(c, c)) for c in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(text(c, r.get(c))) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
 

@@ -598,12 +598,9 @@ def _progress(op, model, what, ms):
 
 
 def _markdown(rows, columns):
-    from analysis.text import num
+    from analysis.text import markdown_table, num
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for r in rows:
-        lines.append("| " + " | ".join(num(r.get(c), 3) for c in columns) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows, columns, {c: lambda x: num(x, 3) for c in columns})
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def _main(argv) -> int:
     import torch
 
     from analysis.errors import InputError
-    from analysis.text import format_table, si
+    from analysis.text import format_table, markdown_table, si
     from scaling.config import PRESETS
 
     args = _parser().parse_args(argv)
@@ -147,7 +147,8 @@ def _main(argv) -> int:
     fmts = {"params": si, "tokens_per_s": si, "mfu": lambda x: "-" if x is None else f"{100 * x:.1f}%",
             "x_eager": ratio, "vs_reference": ratio, "peak_mem_gb": lambda x: "-" if x is None else f"{x:.1f}"}
     headers = {"tokens_per_s": "tok/s", "x_eager": "x eager", "vs_reference": "vs ref", "peak_mem_gb": "mem GB"}
-    print(_markdown(rows, cols, fmts, headers) if args.markdown else format_table(rows, cols, fmts, headers))
+    table = markdown_table if args.markdown else format_table
+    print(table(rows, cols, fmts, headers))
     for r in rows:
         if "error" in r:
             print(f"{r['size']} {r['impl']}: {r['error']}")
@@ -167,7 +168,7 @@ def _main(argv) -> int:
         head = (f"Device: {name} · Date: {when} · torch {torch.__version__} · {precision} · {setup} · "
                 f"MFU against {si(peak) if peak else 'an unknown'} FLOP/s")
         errors = "".join(f"\n\n{r['size']} {r['impl']}: {r['error']}" for r in rows if "error" in r)
-        write_blocks(args.write_docs, {"train": head + "\n\n" + _markdown(rows, cols, fmts, headers) + errors})
+        write_blocks(args.write_docs, {"train": head + "\n\n" + markdown_table(rows, cols, fmts, headers) + errors})
     return 0
 
 
@@ -248,13 +249,3 @@ def _measure(a, kernels: str, reference: bool, device, precision: str, batch: in
     if kernels == "compile":
         torch._dynamo.reset()
     return batch * a.seq_len * steps / dt, mem
-
-
-def _markdown(rows, cols, fmts, headers) -> str:
-    from analysis.text import num
-
-    head = [headers.get(c, c) for c in cols]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for r in rows:
-        lines.append("| " + " | ".join(fmts.get(c, num)(r.get(c)) for c in cols) + " |")
-    return "\n".join(lines)
