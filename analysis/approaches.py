@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, TableError
-from .result import ALLOCATION_PARAMS, AllocationFit, interval_from_samples
+from .result import ALLOCATION_PARAMS, AllocationFit, check_interval_args, interval_from_samples
 
 __all__ = ["approach1", "approach2", "isoflop_budgets", "envelope", "loglog_fit"]
 
@@ -90,13 +90,6 @@ def _finish(method, C, N, D, loss, level, samples, notes, warn, n_points, n_size
                          n_points=n_points, n_sizes=n_sizes, n_budgets=len(C),
                          data_range={"C": (float(np.min(C)), float(np.max(C)))}, points=points,
                          warnings=warn, meta=meta)
-
-
-def _check_level(level, bootstrap):
-    if not 0 < level < 1:
-        raise InputError(f"level must lie in (0, 1), got {level}", field="level", fix="e.g. 0.90")
-    if bootstrap < 0:
-        raise InputError("bootstrap must be >= 0", field="bootstrap")
 
 
 # ---------------------------------------------------------------------- Approach 1
@@ -202,7 +195,7 @@ def approach1(points_or_curves, n_flops: int = 100, bootstrap: int = 200, seed: 
     from each run's metrics.jsonl). FLOPs are the table's ``flops`` or 6ND. Intervals:
     ``bootstrap`` resamples of whole curves.
     """
-    _check_level(level, bootstrap)
+    check_interval_args(level, bootstrap)
     curves, notes = _curves_table(points_or_curves)
     n_curves = curves["curve"].nunique()
     if curves["params"].nunique() < 3:
@@ -311,7 +304,7 @@ def approach2(points, min_points: int = 3, bootstrap: int = 200, seed: int = 0, 
     """
     from .data import load_points
 
-    _check_level(level, bootstrap)
+    check_interval_args(level, bootstrap)
     df = points if isinstance(points, pd.DataFrame) and "params" in points.columns else \
         load_points(points, columns=columns, policy=policy)
     if "flops" not in df.columns:

@@ -38,7 +38,7 @@ import numpy as np
 
 from .errors import InputError, TableError
 from .laws import get_law
-from .result import LawFit
+from .result import LawFit, check_interval_args
 from .text import format_table, num, sci, si
 
 __all__ = [
@@ -707,8 +707,7 @@ def extrapolate(fit: LawFit, models: Sequence[ModelSpec] | Iterable[float] | str
         models = parse_models(models)
     models = [m if isinstance(m, ModelSpec) else ModelSpec(m) for m in models]
     level = fit.ci_level if level is None else float(level)
-    if not 0 < level < 1:
-        raise InputError(f"level {level} is not in (0, 1)", field="level", fix="use e.g. 0.9")
+    check_interval_args(level)
     draws = _draw_params(fit)
     tgt, smaller, target_draws, target_spec = _resolve_target(fit, models, target, flops, draws)
     if target_draws is None and draws is not None:

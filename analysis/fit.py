@@ -42,11 +42,11 @@ import pandas as pd
 
 from .errors import FitError, InputError, TableError
 from .laws import get_law
-from .result import (LawFit, bound_warnings, correlation_warnings, interval_from_samples,
+from .result import (LawFit, bound_warnings, check_interval_args, correlation_warnings, interval_from_samples,
                      uncertainty_warnings)
 
 __all__ = ["fit_law", "FIT_LAWS", "HUBER_DELTA", "EPOCH_GRID", "huber", "pick_kaplan_law",
-           "frontier_points", "bootstrap_indices", "parallel_map", "choose_resample", "short_of_sizes",
+           "frontier_points", "lower_envelope", "bootstrap_indices", "parallel_map", "choose_resample", "short_of_sizes",
            "SIZE_TERMS"]
 
 log = logging.getLogger(__name__)
@@ -387,16 +387,19 @@ def _design(points: pd.DataFrame, law: str, nonembedding: bool | None):
     return X, n_col, notes
 
 
+def lower_envelope(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``df``, already in order of compute, whose loss is below every earlier
+    row's: with the compute order's ties broken as the caller wants them."""
+    loss = df["loss"].to_numpy(float)
+    # fmin skips NaN: a row without a loss is never kept and never lowers the bar.
+    earlier_best = np.fmin.accumulate(np.concatenate(([np.inf], loss)))[:-1]
+    return df[loss < earlier_best]
+
+
 def frontier_points(points: pd.DataFrame) -> pd.DataFrame:
     """The compute-efficient frontier: points no other point beats with less or equal
     compute (Kaplan et al. 2020, Sec. 6.1: L(C_min) is the envelope of the curves)."""
-    df = points.sort_values(["flops", "loss"])
-    keep, best = [], np.inf
-    for idx, loss in zip(df.index, df["loss"]):
-        if loss < best:
-            keep.append(idx)
-            best = loss
-    return points.loc[keep].sort_values("flops")
+    return lower_envelope(points.sort_values(["flops", "loss"])).sort_values("flops")
 
 
 def _select_points(points: pd.DataFrame, law: str, frontier: bool) -> tuple[pd.DataFrame, list[str]]:
@@ -753,10 +756,7 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     if options:
         raise InputError(f"unknown option(s) {', '.join(sorted(options))}", field="options",
                          fix="see help(analysis.fit.fit_law)")
-    if not 0 < level < 1:
-        raise InputError(f"level must lie in (0, 1), got {level}", field="level", fix="e.g. 0.90")
-    if bootstrap < 0:
-        raise InputError("bootstrap must be >= 0", field="bootstrap")
+    check_interval_args(level, bootstrap)
     if resample not in ("auto", "runs", "points"):
         raise InputError(f"unknown resample {resample!r}", field="resample", fix="auto, runs or points")
     form = get_form(law)

@@ -45,6 +45,8 @@ def compute_frontier(points=None, curves: Mapping | None = None) -> pd.DataFrame
     compute with ``run``, ``params``, ``tokens``, ``flops`` (6ND), ``loss`` and ``source``
     (``point`` or ``curve``).
     """
+    from .fit import lower_envelope
+
     frames = []
     if points is not None and len(points):
         p = points.assign(source="point")
@@ -65,13 +67,8 @@ def compute_frontier(points=None, curves: Mapping | None = None) -> pd.DataFrame
     # Points first: a branch point and the curve row at the same compute are the same
     # measurement, and the point carries the run's own name for it.
     df = df.sort_values(["flops", "loss", "source"], ascending=[True, True, False], kind="mergesort")
-    keep, best = [], math.inf
-    for idx, loss in zip(df.index, df["loss"]):
-        if loss < best:
-            keep.append(idx)
-            best = loss
     cols = ["run", "params", "tokens", "flops", "loss", "source"]
-    return df.loc[keep, cols].reset_index(drop=True)
+    return lower_envelope(df)[cols].reset_index(drop=True)
 
 
 # ============================================================================ all methods on one sweep
@@ -331,6 +328,6 @@ def checks_text(checks: Sequence[Check]) -> str:
 
 def checks_markdown(checks: Sequence[Check]) -> str:
     """The checks as a Markdown table (check, result, detail)."""
-    from .report import markdown_table
+    from .text import markdown_table
 
     return markdown_table([{"check": c.name, "result": c.status, "detail": c.detail} for c in checks])

@@ -307,6 +307,14 @@ def _is_exponent(name: str) -> bool:
     return name.split("_")[0] in ("alpha", "beta", "eta", "gamma", "a", "b")
 
 
+def check_interval_args(level: float, bootstrap: int = 0) -> None:
+    """The interval options every fit takes: a level in (0, 1) and a non-negative number of refits."""
+    if not 0 < level < 1:
+        raise InputError(f"level must lie in (0, 1), got {level}", field="level", fix="e.g. 0.90")
+    if bootstrap < 0:
+        raise InputError("bootstrap must be >= 0", field="bootstrap")
+
+
 def interval_from_samples(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval along axis 0, ignoring failed (NaN) refits."""
     q = 100 * (1 - level) / 2
