@@ -138,10 +138,7 @@ def run_job(cfg: Any) -> dict:
 
 def _run_locked(run_dir: Path, tc, sweep: dict, share) -> dict:
     name = run_dir.name
-    summary = _read_summary_or_none(run_dir)
-    status = summary.get("status") if summary else None
-    action = decide(status, retry_failed=bool(sweep.get("retry_failed", True)),
-                    retry_diverged=bool(sweep.get("retry_diverged", False)))
+    summary, status, action = next_action(run_dir, sweep)
     share(run_dir, action != "skip")
     if action == "skip":
         log.info("%s: %s earlier; skipped", name, status)
@@ -242,6 +239,16 @@ def decide(status: Optional[str], retry_failed: bool = True, retry_diverged: boo
     if status == "diverged":
         return "retry" if retry_diverged else "skip"
     return "skip"  # completed
+
+
+def next_action(run_dir: Path, sweep: dict) -> tuple[Optional[dict], Optional[str], str]:
+    """(summary or None, status or None, action) for the run in ``run_dir`` under the
+    sweep's retry policy: what a (re)submission does, and what a dry run reports."""
+    summary = _read_summary_or_none(run_dir)
+    status = summary.get("status") if summary else None
+    action = decide(status, retry_failed=bool(sweep.get("retry_failed", True)),
+                    retry_diverged=bool(sweep.get("retry_diverged", False)))
+    return summary, status, action
 
 
 # --------------------------------------------------------------------------- records

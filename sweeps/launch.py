@@ -91,17 +91,14 @@ def plan(experiment: Optional[str] = None, overrides: Sequence[str] = ()) -> Lis
     from analysis.errors import ToolkitError
     from scaling import config as C
 
-    from .job import _read_summary_or_none, decide, job_identity
+    from .job import job_identity, next_action
     from .naming import vocab_size
 
     out = []
     for ov in job_overrides(experiment, overrides):
         cfg = compose(None, ov)
         run_dir, tc, sweep, err = job_identity(cfg)
-        summary = _read_summary_or_none(run_dir)
-        status = summary.get("status") if summary else None
-        action = decide(status, retry_failed=bool(sweep.get("retry_failed", True)),
-                        retry_diverged=bool(sweep.get("retry_diverged", False)))
+        _, status, action = next_action(run_dir, sweep)
         pr = PlannedRun(overrides=ov, run_dir=run_dir, status=status, action=action,
                         error=str(err) if err else None)
         if tc is not None:
