@@ -12,54 +12,20 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
-from .laws import chinchilla_optimal
+from .laws import get_law
 from .result import AllocationFit, LawFit, interval_from_samples
 
 __all__ = ["compute_optimal", "optimal_allocation"]
 
 
 def optimal_allocation(law: str, params: dict, C, flops_per_param_token: float = 6.0):
-    """(N_opt, D_opt, L_opt) arrays at compute C for a law of (N, D) with given parameters."""
+    """(N_opt, D_opt, L_opt) arrays at compute C for a law of (N, D) with given parameters
+    (:meth:`analysis.laws.Law.optimal_allocation`: closed form where the law has one)."""
+    obj = get_law(law)
     C = np.asarray(C, dtype=float)
-    if law == "chinchilla":
-        n, d = chinchilla_optimal(C, **params, flops_per_param_token=flops_per_param_token)
-    elif law == "gadre2024":
-        p = {"E": params["E"], "A": params["A"], "B": params["B"], "alpha": params["eta"], "beta": params["eta"]}
-        n, d = chinchilla_optimal(C, **p, flops_per_param_token=flops_per_param_token)
-    elif law == "kaplan_nd":
-        n, d = _numeric_optimum(law, params, C, flops_per_param_token)
-    else:
-        raise InputError(f"law {law!r} is not a law of both N and D: it has no compute-optimal allocation",
-                         field="law", fix="use chinchilla, gadre2024, kaplan_nd, or an approach1/approach2 fit")
-    from .laws import get_law
-
-    loss = get_law(law).evaluate(params, N=n, D=d)
+    n, d = obj.optimal_allocation(params, C, flops_per_param_token)
+    loss = obj.evaluate(params, N=n, D=d)
     return np.asarray(n, float), np.asarray(d, float), np.asarray(loss, float)
-
-
-def _numeric_optimum(law, params, C, k):
-    """argmin over N of L(N, C/(kN)): a dense log grid, then golden-section refinement."""
-    from scipy.optimize import minimize_scalar
-
-    from .laws import get_law
-
-    fn = get_law(law)
-    flat = np.atleast_1d(C).ravel()
-    n_out = np.empty_like(flat)
-    for i, c in enumerate(flat):
-        def f(u):
-            n = np.exp(u)
-            return float(fn.evaluate(params, N=n, D=c / (k * n)))
-
-        grid = np.linspace(0.0, np.log(c / k), 400)
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            vals = np.asarray(fn.evaluate(params, N=np.exp(grid), D=c / (k * np.exp(grid))), dtype=float)
-        j = int(np.nanargmin(vals))
-        lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
-        res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
-        n_out[i] = np.exp(res.x)
-    n = n_out.reshape(np.shape(C))
-    return n, np.asarray(C, float) / (k * n)
 
 
 def compute_optimal(fit, C, level: float | None = None, flops_per_param_token: float = 6.0) -> dict:

@@ -22,7 +22,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from .fit import EPOCH_GRID, HUBER_DELTA, fit_law, huber, single_thread_blas
+from .fit import EPOCH_GRID, HUBER_DELTA, fit_law, huber
+from .optimize import single_thread_blas
 from .laws import chinchilla
 from .published import besiroglu2024
 from .text import format_table, num

@@ -45,7 +45,7 @@ def compute_frontier(points=None, curves: Mapping | None = None) -> pd.DataFrame
     compute with ``run``, ``params``, ``tokens``, ``flops`` (6ND), ``loss`` and ``source``
     (``point`` or ``curve``).
     """
-    from .fit import lower_envelope
+    from .points import lower_envelope
 
     frames = []
     if points is not None and len(points):

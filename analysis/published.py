@@ -8,78 +8,78 @@ compare absolute losses only within one source.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import InputError
+from .laws import published_sets
 from .result import LawFit
 
-HOFFMANN2022 = ("Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models', "
-                "Approach 3 fit, Sec. 3.3")
-BESIROGLU2024 = ("Besiroglu et al. 2024, 'Chinchilla Scaling: A replication attempt', "
-                 "refit of Approach 3 on data reconstructed from Hoffmann et al.'s Figure 4")
-KAPLAN2020 = "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', Sec. 1.2 and Table 2"
 
-
-def _published(name: str, law: str, params: dict, source: str, **meta) -> LawFit:
-    return LawFit(law=law, params=params, source=source, name=name, method="published", meta=meta)
+def _published(name: str) -> LawFit:
+    law, pub = published_sets()[name]
+    return LawFit(law=law.name, params=dict(pub.params), source=pub.source, name=name, method="published", meta={})
 
 
 def hoffmann2022() -> LawFit:
     """Chinchilla Approach 3: E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28
     (Hoffmann et al. 2022, Sec. 3.3); fitted with a Huber loss (delta 1e-3) on log-loss."""
-    return _published("hoffmann2022", "chinchilla",
-                      {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}, HOFFMANN2022)
+    return _published("hoffmann2022")
 
 
 def besiroglu2024() -> LawFit:
     """The replication's refit: E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658
-    (Besiroglu et al. 2024, their Approach-3 estimates). It implies about 20 tokens per parameter at the
-    optimum, in line with Hoffmann et al.'s Approaches 1 and 2."""
-    return _published("besiroglu2024", "chinchilla",
-                      {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}, BESIROGLU2024)
+    (Besiroglu et al. 2024, their Approach-3 estimates)."""
+    return _published("besiroglu2024")
 
 
 def kaplan2020() -> LawFit:
-    """Kaplan et al. 2020 joint law L(N, D), eq. (1.5) with Table 2's fit:
-    alpha_N=0.076, alpha_D=0.103, N_c=6.4e13, D_c=1.8e13 (N non-embedding)."""
-    return _published("kaplan2020", "kaplan_nd",
-                      {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}, KAPLAN2020)
+    """Kaplan et al. 2020 joint law L(N, D), eq. (1.5) with Table 2's fit (N non-embedding)."""
+    return _published("kaplan2020")
 
 
 def kaplan2020_n() -> LawFit:
     """Kaplan et al. 2020 eq. (1.1): alpha_N=0.076, N_c=8.8e13 (non-embedding N)."""
-    return _published("kaplan2020_n", "kaplan_n", {"N_c": 8.8e13, "alpha_N": 0.076}, KAPLAN2020)
+    return _published("kaplan2020_n")
 
 
 def kaplan2020_d() -> LawFit:
     """Kaplan et al. 2020 eq. (1.2): alpha_D=0.095, D_c=5.4e13 tokens."""
-    return _published("kaplan2020_d", "kaplan_d", {"D_c": 5.4e13, "alpha_D": 0.095}, KAPLAN2020)
+    return _published("kaplan2020_d")
 
 
 def kaplan2020_c() -> LawFit:
-    """Kaplan et al. 2020 eq. (1.3): alpha_C=0.050, C_c=3.1e8 PF-days, converted to FLOPs
-    (1 PF-day = 1e15 * 86400 = 8.64e19 FLOPs) so that C is in FLOPs like everywhere else."""
-    return _published("kaplan2020_c", "kaplan_c", {"C_c": 3.1e8 * 8.64e19, "alpha_C": 0.050}, KAPLAN2020)
+    """Kaplan et al. 2020 eq. (1.3): alpha_C=0.050, C_c=3.1e8 PF-days in FLOPs."""
+    return _published("kaplan2020_c")
+
+
+class _PublishedLaws(Mapping):
+    """Name -> constructor of every published set of every registered law, read from the
+    law objects on each look-up, so a law registered later brings its sets with it."""
+
+    def __getitem__(self, key):
+        if key not in published_sets():
+            raise KeyError(key)
+        return lambda: _published(key)
+
+    def __iter__(self):
+        return iter(published_sets())
+
+    def __len__(self):
+        return len(published_sets())
 
 
 #: Named reference laws: name -> constructor.
-PUBLISHED_LAWS = {
-    "hoffmann2022": hoffmann2022,
-    "besiroglu2024": besiroglu2024,
-    "kaplan2020": kaplan2020,
-    "kaplan2020_n": kaplan2020_n,
-    "kaplan2020_d": kaplan2020_d,
-    "kaplan2020_c": kaplan2020_c,
-}
+PUBLISHED_LAWS = _PublishedLaws()
 
 
 def published_law(name: str) -> LawFit:
     """A published law by name, e.g. ``published_law("hoffmann2022")``."""
     try:
-        return PUBLISHED_LAWS[name]()
+        return _published(name)
     except KeyError:
         raise InputError(f"unknown published law {name!r}", field="law",
-                         fix="use one of " + ", ".join(PUBLISHED_LAWS)) from None
+                         fix="use one of " + ", ".join(published_sets())) from None
 
 
 # ---------------------------------------------------------------------- LLaMA facts

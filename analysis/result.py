@@ -126,6 +126,7 @@ class LawFit(_Persisted):
 
     def __post_init__(self):
         law = get_law(self.law)
+        self.law = law.name
         missing = [p for p in law.params if p not in self.params]
         if missing:
             raise InputError(f"missing parameter(s) {', '.join(missing)} for law {self.law!r}", field="params")
@@ -151,7 +152,8 @@ class LawFit(_Persisted):
         col = (meta.get("inputs") or {}).get("N") or meta.get("n_column")
         if col:
             return str(col)
-        if self.is_published and self.law in ("kaplan_nd", "kaplan_n"):
+        law = self.law_obj
+        if self.is_published and law.nonembedding and "N" in law.inputs:
             return "params_nonembedding"
         return "params"
 
@@ -326,14 +328,9 @@ def interval_from_samples(samples: np.ndarray, level: float) -> tuple[np.ndarray
 
 
 def derived_quantities(law: str, params: dict[str, float]) -> dict[str, float]:
-    """Allocation exponents implied by a Chinchilla-form law (Hoffmann et al. 2022, eq. 4):
-    a = beta/(alpha+beta) for N_opt ~ C^a, b = alpha/(alpha+beta) for D_opt ~ C^b."""
-    if law == "chinchilla":
-        s = params["alpha"] + params["beta"]
-        if s <= 0:
-            return {"a": math.nan, "b": math.nan}
-        return {"a": params["beta"] / s, "b": params["alpha"] / s}
-    return {}
+    """Quantities implied by a law's parameters (:meth:`analysis.laws.Law.derived`), e.g. the
+    allocation exponents of Hoffmann et al. 2022, eq. 4."""
+    return get_law(law).derived(params)
 
 
 # ---------------------------------------------------------------------- allocation fits

@@ -1,0 +1,254 @@
+"""The answers of an extrapolation and how they are shown: one :class:`ModelAnswer` per
+smaller model, gathered in an :class:`ExtrapolationResult` that renders the table, the
+summary in words, its footnotes and warnings, and JSON or a DataFrame.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .result import LawFit
+from .specs import Target
+from .text import format_table, num, sci, si
+
+__all__ = ["ModelAnswer", "ExtrapolationResult", "FLOP_CONVENTIONS", "QUANTITIES"]
+
+FLOP_CONVENTIONS = {
+    "6nd": "FLOPs counted as 6ND for training and 2N per inference token (Kaplan et al. 2020, Sec. 2.1)",
+    "detailed": ("FLOPs per training token from the data's detailed count (Hoffmann et al. 2022, App. F); "
+                 "inference costs one third of that per token (forward pass only)"),
+}
+
+#: Quantities computed per model, in output order; all get intervals when draws exist.
+QUANTITIES = ("loss_at_target_compute", "tokens_to_match", "flops_to_match", "compute_multiple",
+              "compute_multiple_own", "breakeven_inference_tokens")
+
+
+@dataclass
+class ModelAnswer:
+    """The answers for one smaller model under one law (see the module docstring)."""
+
+    name: str
+    params: float
+    tokens: float | None
+    flops: float | None
+    loss: float | None
+    loss_source: str | None
+    floor: float
+    tokens_at_target_compute: float | None
+    loss_at_target_compute: float | None
+    tokens_to_match: float | None
+    flops_to_match: float | None
+    compute_multiple: float | None
+    compute_multiple_own: float | None
+    breakeven_inference_tokens: float | None
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    unreachable_fraction: float | None = None
+    p_wins_at_equal_compute: float | None = None
+    run: str | None = None
+    curve: dict | None = None
+    #: the target loss these answers were computed against
+    target_loss: float | None = None
+    #: the size at which the law was evaluated (the non-embedding count for Kaplan fits)
+    law_params: float | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.tokens_to_match is not None
+
+    @property
+    def wins_at_equal_compute(self) -> bool | None:
+        if self.loss_at_target_compute is None or self.target_loss is None:
+            return None
+        return bool(self.loss_at_target_compute < self.target_loss)
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in (
+            "name", "params", "law_params", "tokens", "flops", "loss", "loss_source", "floor", "reachable",
+            "tokens_at_target_compute", "loss_at_target_compute", "wins_at_equal_compute",
+            "tokens_to_match", "flops_to_match", "compute_multiple", "compute_multiple_own",
+            "breakeven_inference_tokens")}
+        d["intervals"] = {k: [lo, hi] for k, (lo, hi) in self.intervals.items()}
+        d["unreachable_fraction"] = self.unreachable_fraction
+        d["p_wins_at_equal_compute"] = self.p_wins_at_equal_compute
+        if self.run is not None:
+            d["run"] = self.run
+        if self.curve is not None:
+            d["curve"] = self.curve
+        return d
+
+
+
+@dataclass
+class ExtrapolationResult:
+    """Answers for every smaller model against one target under one law."""
+
+    law: LawFit
+    target: Target
+    models: list[ModelAnswer]
+    flops: str = "6nd"
+    level: float = 0.90
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_draws(self) -> int:
+        return 0 if self.law.samples is None else int(len(self.law.samples))
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``target`` (params, tokens, flops, loss) and ``models`` (see the CLI docs)."""
+        law = self.law
+        return {
+            "law": {"name": law.name or law.law, "law": law.law, "source": law.source,
+                    "citation": law.law_obj.citation, "params": dict(law.params),
+                    "bootstrap_draws": self.n_draws},
+            "flop_convention": FLOP_CONVENTIONS[self.flops],
+            "level": self.level if self.n_draws else None,
+            "target": self.target.to_dict(),
+            "models": [m.to_dict() for m in self.models],
+            "warnings": list(self.warnings),
+        }
+
+    def to_frame(self):
+        """One row per model; interval ends as ``<quantity>_low`` / ``<quantity>_high``."""
+        import pandas as pd
+
+        rows = []
+        for m in self.models:
+            d = m.to_dict()
+            ivs = d.pop("intervals")
+            curve = d.pop("curve", None)
+            for q, (lo, hi) in ivs.items():
+                d[f"{q}_low"], d[f"{q}_high"] = lo, hi
+            if curve:
+                for k in ("tokens_to_match", "loss_at_target_compute", "compute_multiple", "floor"):
+                    d[f"curve_{k}"] = curve.get(k)
+            rows.append(d)
+        return pd.DataFrame(rows)
+
+    def header(self) -> str:
+        law, t = self.law, self.target
+        name = law.name or law.law
+        lines = [f"Law: {name} ({law.law}) - {law.source if law.is_published else law.law_obj.citation}"]
+        if self.n_draws:
+            lines.append(f"Intervals: {100 * self.level:g}% percentile over {self.n_draws} bootstrap draws")
+        lines.append(FLOP_CONVENTIONS[self.flops] + ".")
+        if law.n_column == "params_nonembedding":
+            lines.append("N in the law: non-embedding parameters, as the law counts them (Kaplan et al. 2020); "
+                         "params and FLOPs count all parameters.")
+        if t.params is not None:
+            lines.append(f"Target: {t.name or si(t.params)} ({si(t.params)} params, {si(t.tokens)} tokens, "
+                         f"{sci(t.flops)} FLOPs), loss {_fmt_loss(t.loss, t.loss_interval)} "
+                         f"predicted by the law" + (f"; measured {num(t.loss_measured)}"
+                                                   if t.loss_measured is not None else ""))
+        else:
+            lines.append(f"Target: loss {num(t.loss)} ({t.how})")
+        return "\n".join(lines)
+
+    def display_rows(self) -> list[dict[str, str]]:
+        """The answers formatted for people, one dict of column -> text per model."""
+        rows = []
+        for m in self.models:
+            iv = m.intervals
+            never = f"never (floor {m.floor:.4g})"
+            row = {
+                "model": m.name, "params": si(m.params), "tokens": si(m.tokens),
+                "own loss": num(m.loss) + ("" if m.loss_source != "law" else "*"),
+                "loss @ target C": _with_iv(m.loss_at_target_compute, iv.get("loss_at_target_compute"), num),
+                "wins @ target C": _wins(m),
+                "tokens to match": (_with_iv(m.tokens_to_match, iv.get("tokens_to_match"), _count) if m.reachable
+                                    else never),
+                "FLOPs to match": sci(m.flops_to_match) if m.reachable else "-",
+                "x target C": _with_iv(m.compute_multiple, iv.get("compute_multiple"), _times),
+                "break-even inference tokens": _with_iv(m.breakeven_inference_tokens,
+                                                        iv.get("breakeven_inference_tokens"), _count),
+            }
+            frac = m.unreachable_fraction
+            if frac is not None and m.reachable and frac > 0:
+                row["tokens to match"] += f" ({100 * frac:.0f}% of draws: never)"
+            elif frac is not None and not m.reachable and frac < 1:
+                row["tokens to match"] += f" ({100 * (1 - frac):.0f}% of draws reach it)"
+            if m.curve is not None:
+                c = m.curve
+                row["own curve: tokens to match"] = (_count(c["tokens_to_match"]) if c.get("tokens_to_match")
+                                                     else f"never (floor {c['floor']:.4g})")
+            rows.append(row)
+        return rows
+
+    def summary(self) -> list[str]:
+        """One line per question, in words."""
+        t, out = self.target, []
+        if t.flops is not None and self.models:
+            cands = [(m.loss_at_target_compute, m.name) for m in self.models if m.loss_at_target_compute is not None]
+            cands.append((t.loss, t.name))
+            best = min(cands)
+            out.append(f"At {t.name}'s compute ({sci(t.flops)} FLOPs) the lowest loss is {best[1]}'s ({num(best[0])}).")
+        reach = [m for m in self.models if m.reachable]
+        never = [m for m in self.models if not m.reachable]
+        costs = [(m.flops_to_match, m.name, m.tokens_to_match) for m in reach]
+        if t.flops is not None:
+            costs.append((t.flops, t.name, t.tokens))
+        if costs:
+            flops, name, tokens = min(costs)
+            out.append(f"Cheapest to train to the target's loss: {name} ({sci(flops)} FLOPs, {_count(tokens)} tokens).")
+        if never:
+            out.append("Never reaches the target's loss: " + ", ".join(f"{m.name} (floor {m.floor:.4g})" for m in never) + ".")
+        return out
+
+    def footnotes(self) -> list[str]:
+        notes = []
+        if any(m.loss_source == "law" for m in self.models):
+            notes.append("* own loss predicted by the law at the model's own tokens (not measured)")
+        if any(m.breakeven_inference_tokens == 0 for m in self.models):
+            notes.append("break-even 0: the model is already cheaper to train to the target's loss, "
+                         "so it is the cheaper choice from the first served token")
+        return notes
+
+    def table(self, header: bool = True) -> str:
+        """The answers as an aligned text table (intervals in brackets)."""
+        rows = self.display_rows()
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        text = (format_table(rows, columns, formats={k: str for k in columns}) if rows
+                else "(no model smaller than the target)")
+        parts = [self.header(), "", text] if header else [text]
+        parts += self.footnotes()
+        if header and self.models:
+            parts += [""] + self.summary()
+        if self.warnings:
+            parts += ["", "Warnings:"] + [f"  - {w}" for w in self.warnings]
+        return "\n".join(parts)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _wins(m: ModelAnswer) -> str:
+    w = m.wins_at_equal_compute
+    if w is None:
+        return "-"
+    s = "yes" if w else "no"
+    return s + (f" (p={m.p_wins_at_equal_compute:.2f})" if m.p_wins_at_equal_compute is not None else "")
+
+
+def _fmt_loss(x, iv) -> str:
+    return num(x) + (f" [{num(iv[0])}, {num(iv[1])}]" if iv else "")
+
+
+def _count(x) -> str:
+    """Token counts: SI suffixes up to trillions, scientific notation beyond."""
+    return "-" if x is None else (si(x) if abs(x) < 1e15 else sci(x))
+
+
+def _times(x) -> str:
+    return "-" if x is None else f"{x:.3g}x"
+
+
+def _with_iv(x, iv, fmt) -> str:
+    if x is None:
+        return "-"
+    s = fmt(x)
+    if iv is not None:
+        lo, hi = iv
+        s += f" [{fmt(lo) if math.isfinite(lo) else '-'}, {fmt(hi) if math.isfinite(hi) else 'never'}]"
+    return s
+
+

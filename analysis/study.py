@@ -1,0 +1,268 @@
+"""From data to answers: load points, fit or take a law, and answer the compute-matched
+questions (:func:`run_study`), with each run's own loss curve answered beside the joint
+law; and the same questions for a published model family (:func:`published_case`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .answers import ExtrapolationResult, _times
+from .errors import InputError
+from .extrapolate import extrapolate
+from .laws import get_law
+from .result import LawFit
+from .specs import ModelSpec, models_from_points, parse_models
+from .text import format_table, sci, si
+
+__all__ = ["Study", "run_study", "measured_curves", "fit_run_curves", "PublishedCase", "published_case"]
+
+
+@dataclass
+class PublishedCase:
+    """A published model family (e.g. LLaMA) with its reported cost and law-based answers."""
+
+    family: str
+    models: tuple
+    target: Any
+    results: list[ExtrapolationResult]
+
+    def cost_rows(self) -> list[dict]:
+        """Per smaller model: GPU-hour and 6ND multiples needed to reach the target's compute."""
+        t = self.target
+        rows = []
+        for m in self.models:
+            if m.params >= t.params:
+                continue
+            rows.append({
+                "model": m.name, "params": m.params, "tokens": m.tokens, "gpu_hours": m.gpu_hours,
+                "gpu_hour_multiple": (t.gpu_hours / m.gpu_hours) if (t.gpu_hours and m.gpu_hours) else None,
+                "flops_6nd": m.flops_6nd, "flops_6nd_multiple": t.flops_6nd / m.flops_6nd,
+            })
+        return rows
+
+    def to_dict(self) -> dict:
+        t = self.target
+        return {
+            "family": self.family,
+            "source": t.source,
+            "target": {"name": t.name, "params": t.params, "tokens": t.tokens, "gpu_hours": t.gpu_hours,
+                       "flops_6nd": t.flops_6nd},
+            "cost": self.cost_rows(),
+            "laws": [{**r.to_dict(), "note": _mismatch_note(r.law)} for r in self.results],
+        }
+
+    def to_frame(self):
+        """One row per (law, model): the published cost multiples beside each law's answers."""
+        import pandas as pd
+
+        cost = {r["model"]: r for r in self.cost_rows()}
+        frames = []
+        for r in self.results:
+            f = r.to_frame()
+            f.insert(0, "law", r.law.name)
+            for col in ("gpu_hours", "gpu_hour_multiple", "flops_6nd_multiple"):
+                f[col] = [cost.get(name, {}).get(col) for name in f["name"]]
+            frames.append(f)
+        return pd.concat(frames, ignore_index=True)
+
+    def table(self) -> str:
+        t = self.target
+        rows = [{"model": r["model"], "params": si(r["params"]), "tokens": si(r["tokens"]),
+                 "GPU-hours": f"{r['gpu_hours']:,.0f}" if r["gpu_hours"] else "-",
+                 "x GPU-hours": _times(r["gpu_hour_multiple"]),
+                 "6ND FLOPs": sci(r["flops_6nd"]), "x 6ND FLOPs": _times(r["flops_6nd_multiple"])}
+                for r in self.cost_rows()]
+        out = [f"{self.family}: training a smaller model on {t.name}'s compute "
+               f"({t.gpu_hours:,.0f} {self.models[0].gpu} GPU-hours, {sci(t.flops_6nd)} FLOPs as 6ND)",
+               f"Source: {t.source}",
+               f"x GPU-hours: how many times longer each model would train on {t.name}'s GPU-hours at its own "
+               "reported throughput; x 6ND FLOPs: the same ratio counted in 6ND FLOPs.", "",
+               format_table(rows, formats={k: str for k in rows[0]})]
+        for r in self.results:
+            out += ["", "=" * 78, r.table(), f"Note: {_mismatch_note(r.law)}"]
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _mismatch_note(law: LawFit) -> str:
+    return (f"losses are {law.name}'s predictions on its own training data and tokenizer "
+            "(MassiveText for the Chinchilla laws), not LLaMA's losses; read them for relative answers")
+
+
+def published_case(family: str = "llama", laws: Sequence[str] = ("hoffmann2022", "besiroglu2024")) -> PublishedCase:
+    """The compute-matched questions for a published family, answered with published laws.
+
+    For LLaMA (Touvron et al. 2023, Table 15) the target is LLaMA-65B; each smaller model
+    gets its GPU-hour and 6ND multiples to the 65B's compute, then every law in ``laws``
+    answers the extrapolation questions. No fitting happens, so this is instant.
+    """
+    from .published import PUBLISHED_MODELS, published_law
+
+    try:
+        family_models = PUBLISHED_MODELS[family]
+    except KeyError:
+        raise InputError(f"unknown published family {family!r}", field="published",
+                         fix="use one of " + ", ".join(PUBLISHED_MODELS)) from None
+    target = max(family_models, key=lambda m: m.params)
+    specs = [ModelSpec(m.params, m.tokens, name=m.name) for m in family_models]
+    tspec = next(s for s in specs if s.params == target.params)
+    results = [extrapolate(published_law(name), specs, target=tspec) for name in laws]
+    return PublishedCase(family={"llama": "LLaMA"}.get(family, family), models=family_models,
+                         target=target, results=results)
+
+
+# ============================================================================ from data to answers
+
+@dataclass
+class Study:
+    """Everything one extrapolation needs and produces: the points, the law (fitted or
+    published), the answers, and the measured per-run curves with their own fits."""
+
+    points: Any
+    fit: LawFit
+    result: ExtrapolationResult
+    curves: dict = field(default_factory=dict)
+    curve_fits: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    source: str = ""
+
+
+def _law_from(law) -> tuple[LawFit | None, str]:
+    """A ready LawFit (object, published name or saved JSON), else the name of a law to fit."""
+    from .published import PUBLISHED_LAWS, published_law
+
+    if isinstance(law, LawFit):
+        return law, ""
+    if law in PUBLISHED_LAWS:
+        return published_law(law), ""
+    if isinstance(law, str) and law.endswith(".json"):
+        return LawFit.load(law), ""
+    return None, str(law)
+
+
+def measured_curves(source, points) -> dict:
+    """Each run's measured loss curve, run -> DataFrame(params, step, tokens, loss[, lr]).
+
+    From a table with ``run`` and ``step`` columns, the rows of each run; from run
+    records, each run's metrics.jsonl read by :func:`analysis.curves.read_curve` with its
+    ``val_loss`` (every logged row is kept, so the learning-rate schedule is complete;
+    ``loss`` is NaN where no validation loss was measured). Runs with fewer than three
+    measured losses give no curve.
+    """
+    from pathlib import Path
+
+    from .errors import ToolkitError
+
+    out: dict = {}
+    if points is not None and {"run", "step"} <= set(points.columns):
+        for run, g in points.groupby("run"):
+            if len(g) >= 3:
+                out[str(run)] = g[["params", "tokens", "loss", "step"]].sort_values("tokens").reset_index(drop=True)
+        return out
+    if not isinstance(source, (str, Path)) or not Path(source).is_dir():
+        return out
+    try:
+        from .curves import read_curve
+    except ImportError:
+        return out
+    from .records import find_run_dirs, read_summary
+
+    sizes = {}
+    if points is not None and "run" in points.columns:
+        sizes = dict(zip(points["run"].astype(str), points["params"].astype(float)))
+    for run_dir in find_run_dirs(source):
+        summary = read_summary(run_dir)
+        if summary["status"] == "diverged":
+            continue
+        try:
+            df = read_curve(run_dir, loss="val_loss")
+        except ToolkitError:  # no validation loss logged: nothing to plot or fit
+            continue
+        if "tokens" not in df.columns or int(np.isfinite(df["loss"]).sum()) < 3:
+            continue
+        name = str(summary["run_name"])
+        df.insert(0, "params", sizes.get(name, float(summary["params"])))
+        out[name] = df
+    return out
+
+
+def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec]) -> tuple[dict, list[str]]:
+    """Fit ``saturating_power`` to the curve of each model's own run (the run at its largest
+    budget, else the longest curve of that size); returns params -> LawFit and notes."""
+    from .errors import ToolkitError
+
+    try:
+        from .curves import fit_curve
+    except ImportError:  # an install without the curve laws still answers from the joint law
+        return {}, ["per-run curve answers need analysis.curves, which is not available"]
+    fits, notes = {}, []
+    for m in models:
+        run = m.run if m.run in curves else None
+        if run is None:
+            same = [(len(c), r) for r, c in curves.items() if float(c["params"].iloc[0]) == m.params]
+            run = max(same)[1] if same else None
+        if run is None:
+            continue
+        try:
+            fits[m.params] = fit_curve(curves[run], law="saturating_power")
+        except ToolkitError as e:
+            notes.append(f"no own-curve answer for {m.name} (run {run}): {e}")
+    return fits, notes
+
+
+def run_study(source=None, law="chinchilla", target="largest", models=None, bootstrap: int = 0, seed: int = 0,
+              n_jobs: int | None = None, level: float = 0.90, flops: str = "6nd", curves: bool = True,
+              columns=None, policy: str = "raise", resample: str = "auto") -> Study:
+    """Load points, fit (or take) a law, and answer the compute-matched questions.
+
+    ``source``: a sweep/run directory, a CSV/Parquet table or a DataFrame (see
+    :func:`analysis.data.load_points`), or None when ``models`` and a ready law are given.
+    ``law``: a law to fit on the points (``chinchilla``, ``gadre2024``, ``kaplan_nd``), a
+    published law's name (``hoffmann2022``...), a saved fit (``fit.json``) or a LawFit.
+    ``models``: sizes to ask about (default: every size in the data). With ``curves``, each
+    model's own measured loss curve is fitted too and answered beside the joint law.
+    ``resample``: what the bootstrap draws, as :func:`analysis.fit.fit_law` takes it.
+    """
+    ready, to_fit = _law_from(law)
+    points, notes = None, []
+    if source is not None:
+        from .data import load_points, table_notes
+
+        points = load_points(source, columns=columns, policy=policy)
+        notes += table_notes(points)
+    if ready is None:
+        if points is None:
+            raise InputError(f"law {to_fit!r} has to be fitted, and no data were given", field="law",
+                             fix="give a sweep directory or table, or a published law such as hoffmann2022")
+        from .fit import fit_law
+
+        get_law(to_fit).check_joint()
+        fit = fit_law(points, law=to_fit, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level,
+                      resample=resample)
+    else:
+        fit = ready
+    if models is not None:
+        specs = parse_models(models) if isinstance(models, str) else [
+            m if isinstance(m, ModelSpec) else ModelSpec(m) for m in models]
+    elif points is not None:
+        specs = models_from_points(points, flops=flops)
+    else:
+        raise InputError("no models to ask about", field="models",
+                         fix="give a sweep directory or table, or --models such as 7e9,13e9")
+    run_curves, curve_fits = {}, {}
+    if curves and points is not None:
+        run_curves = measured_curves(source, points)
+        if run_curves:
+            curve_fits, more = fit_run_curves(run_curves, specs)
+            notes += more
+    result = extrapolate(fit, specs, target=target, flops=flops, level=level, curve_fits=curve_fits)
+    if ready is not None and points is not None and fit.is_published:
+        result.warnings.append(f"{fit.name} is a published law fitted on other data; its losses are not "
+                               "on this data's scale, so compare its answers with care")
+    return Study(points=points, fit=fit, result=result, curves=run_curves, curve_fits=curve_fits, notes=notes,
+                 source="" if source is None else (points.attrs.get("source", "") if points is not None else ""))
