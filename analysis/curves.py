@@ -35,23 +35,20 @@ import numpy as np
 import pandas as pd
 
 from .errors import FitError, InputError, RecordError, TableError
-from .fit import HUBER_DELTA, huber
+from .laws.schedule import (ANNEALING, MULTIPOWER, SCHEDULE_LAWS, TISSUE_LAMBDA, ScheduleLaw, annealing_areas,
+                            luo_multipower, tissue_annealing)
+from .optimize import HUBER_DELTA, huber
 from .result import LawFit, _read_json, bound_warnings, warnings_block
 from .text import format_table, num
 
 __all__ = ["CURVE_LAWS", "read_curve", "fit_curve", "CurveFit", "Schedule", "schedule_from_rows",
            "annealing_areas", "tissue_annealing", "luo_multipower", "relative_errors"]
 
-CURVE_LAWS = ("saturating_power", "annealing", "multipower")
-#: Tissue et al. 2024 momentum decay of the annealing area.
-TISSUE_LAMBDA = 0.999
-
-ANNEALING_PARAMS = ("L0", "A", "alpha", "C")
-MULTIPOWER_PARAMS = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
-CITATIONS = {
-    "annealing": "Tissue et al. 2024, Scaling Law with Learning Rate Annealing, eq. (1)",
-    "multipower": "Luo et al. 2025, A Multi-Power Law for Loss Curve Prediction Across Learning Rate Schedules",
-}
+#: Loss-curve laws: the per-run saturating power law in D, and the schedule laws.
+CURVE_LAWS = ("saturating_power",) + tuple(SCHEDULE_LAWS)
+ANNEALING_PARAMS = ANNEALING.params
+MULTIPOWER_PARAMS = MULTIPOWER.params
+CITATIONS = {law.name: law.citation for law in SCHEDULE_LAWS.values()}
 
 
 # ---------------------------------------------------------------------- reading curves
@@ -223,99 +220,6 @@ def _curve_schedule(df: pd.DataFrame, warmup_steps, total_steps=None) -> Schedul
     return schedule_from_rows(df["step"], df["lr"], warmup_steps, total_steps)
 
 
-def annealing_areas(schedule: Schedule, lam: float = TISSUE_LAMBDA) -> tuple[np.ndarray, np.ndarray]:
-    """Tissue et al. 2024's S1 (forward area) and S2 (annealing area) at every step 1..T."""
-    from scipy.signal import lfilter
-
-    s1 = np.cumsum(schedule.lr)
-    m = lfilter([1.0], [1.0, -lam], schedule.decrements())
-    return s1, np.cumsum(m)
-
-
-def tissue_annealing(S1, S2, L0, A, alpha, C):
-    """Tissue et al. 2024, eq. (1): L = L0 + A S1^-alpha - C S2."""
-    return L0 + A * np.asarray(S1, float) ** (-alpha) - C * np.asarray(S2, float)
-
-
-class _MPLTerms:
-    """Precomputed sums for the multi-power law at given observation steps.
-
-    The loss-drop term sums over every step k where the rate changed; steps are grouped
-    into at most ``max_blocks`` blocks (split at every observation step, so no block
-    straddles one) and each block is evaluated at its decrement-weighted centre.
-    """
-
-    def __init__(self, schedule: Schedule, obs_steps: np.ndarray, max_blocks: int = 256):
-        cum = schedule.cumulative()
-        obs = np.asarray(obs_steps, dtype=int)
-        self.S = cum[obs]  # S1(t) + S_W: the whole area up to t
-        dec = schedule.decrements()
-        ks = np.flatnonzero(dec != 0) + 1  # 1-based steps with a change
-        if len(ks) == 0:
-            self.delta = np.zeros(0)
-            self.eta = np.zeros(0)
-            self.Sk = np.zeros((len(obs), 0))
-            return
-        # block boundaries: equal counts, plus every observation step
-        n_blocks = min(max_blocks, len(ks))
-        cuts = set(np.unique(np.linspace(0, len(ks), n_blocks + 1).astype(int)).tolist())
-        cuts |= set(np.searchsorted(ks, obs, side="right").tolist())
-        cuts = np.array(sorted(c for c in cuts if 0 <= c <= len(ks)))
-        deltas, centres = [], []
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            if b <= a:
-                continue
-            kk = ks[a:b]
-            w = dec[kk - 1]
-            tot = w.sum()
-            deltas.append(tot)
-            centres.append(int(round(np.average(kk, weights=np.abs(w)))) if np.abs(w).sum() > 0 else int(kk[0]))
-            if not kk[0] <= centres[-1] <= kk[-1]:
-                centres[-1] = int(kk[len(kk) // 2])
-        self.delta = np.array(deltas)
-        k = np.array(centres)
-        self.eta = schedule.lr[k - 1]
-        self.first = np.array([ks[a] for a, b in zip(cuts[:-1], cuts[1:]) if b > a])
-        # S_k(t) = sum_{tau=k}^{t} eta_tau, zero (and masked) for blocks after t
-        Sk = cum[obs][:, None] - cum[k - 1][None, :]
-        self.mask = (self.first[None, :] <= obs[:, None]).astype(float)
-        self.Sk = np.where(self.mask > 0, np.maximum(Sk, 0.0), 0.0)
-
-    def loss_drop(self, B, C, beta, gamma):
-        if self.delta.size == 0:
-            return np.zeros(len(self.S))
-        eta = np.maximum(self.eta, 1e-300)
-        x = eta[None, :] ** (-gamma) * self.Sk
-        G = 1.0 - (C * x + 1.0) ** (-beta)
-        return B * (G * self.mask) @ self.delta
-
-    def loss_drop_jac(self, B, C, beta, gamma):
-        """LD and its derivatives with respect to (B, C, beta, gamma)."""
-        n = len(self.S)
-        if self.delta.size == 0:
-            return np.zeros(n), np.zeros((n, 4))
-        eta = np.maximum(self.eta, 1e-300)
-        x = eta[None, :] ** (-gamma) * self.Sk
-        u = C * x + 1.0
-        p = u ** (-beta)
-        wd = self.mask * self.delta[None, :]
-        g_sum = ((1.0 - p) * wd).sum(axis=1)
-        dG_dx = beta * C * p / u
-        J = np.empty((n, 4))
-        J[:, 0] = g_sum
-        J[:, 1] = B * ((beta * p / u * x) * wd).sum(axis=1)
-        J[:, 2] = B * ((p * np.log(u)) * wd).sum(axis=1)
-        J[:, 3] = B * ((dG_dx * x * -np.log(eta)[None, :]) * wd).sum(axis=1)
-        return B * g_sum, J
-
-
-def luo_multipower(schedule: Schedule, steps, L0, A, alpha, B, C, beta, gamma, max_blocks: int = 256):
-    """Luo et al. 2025 multi-power law at ``steps`` of ``schedule``:
-    L(t) = L0 + A (S1(t) + S_W)^-alpha - LD(t) (see the module docstring)."""
-    terms = _MPLTerms(schedule, np.asarray(steps, dtype=int), max_blocks)
-    return L0 + A * terms.S ** (-alpha) - terms.loss_drop(B, C, beta, gamma)
-
-
 # ---------------------------------------------------------------------- fitting
 
 @dataclass
@@ -347,79 +251,36 @@ def _observations(name, df, warmup_steps, min_step) -> _Obs:
 class _CurveModel:
     """Prediction of one schedule law on several curves, with parameters in a fixed order."""
 
-    def __init__(self, law: str, obs: list[_Obs], lam: float, max_blocks: int):
+    def __init__(self, law: ScheduleLaw, obs: list[_Obs], lam: float, max_blocks: int):
         self.law, self.obs, self.lam = law, obs, lam
-        if law == "annealing":
-            self.parts = []
-            for o in obs:
-                s1, s2 = annealing_areas(o.schedule, lam)
-                self.parts.append((s1[o.steps - 1], s2[o.steps - 1]))
-        else:
-            self.parts = [_MPLTerms(o.schedule, o.steps, max_blocks) for o in obs]
+        self.parts = [law.prepare(o.schedule, o.steps, lam, max_blocks) for o in obs]
         self.y = np.concatenate([o.loss for o in obs])
 
     def predict(self, p):
-        if self.law == "annealing":
-            L0, A, alpha, C = p
-            return np.concatenate([tissue_annealing(s1, s2, L0, A, alpha, C) for s1, s2 in self.parts])
-        L0, A, alpha, B, C, beta, gamma = p
-        return np.concatenate([L0 + A * t.S ** (-alpha) - t.loss_drop(B, C, beta, gamma) for t in self.parts])
+        return np.concatenate([self.law.predict(p, part) for part in self.parts])
 
     def jacobian(self, p):
         """d prediction / d parameters, rows like :meth:`predict`."""
-        blocks = []
-        if self.law == "annealing":
-            L0, A, alpha, C = p
-            for s1, s2 in self.parts:
-                pw = s1 ** (-alpha)
-                blocks.append(np.column_stack([np.ones_like(s1), pw, -A * pw * np.log(s1), -s2]))
-            return np.vstack(blocks)
-        L0, A, alpha, B, C, beta, gamma = p
-        for t in self.parts:
-            pw = t.S ** (-alpha)
-            _, J = t.loss_drop_jac(B, C, beta, gamma)
-            blocks.append(np.column_stack([np.ones_like(t.S), pw, -A * pw * np.log(t.S), -J[:, 0], -J[:, 1],
-                                           -J[:, 2], -J[:, 3]]))
-        return np.vstack(blocks)
+        return np.vstack([self.law.jacobian(p, part) for part in self.parts])
 
     def basis(self, nonlinear):
-        """Columns multiplying the linear parameters for fixed nonlinear ones:
-        annealing (L0, A, C) given alpha; multipower (L0, A, B) given (alpha, C, beta, gamma)."""
-        if self.law == "annealing":
-            (alpha,) = nonlinear
-            S1 = np.concatenate([s1 for s1, _ in self.parts])
-            S2 = np.concatenate([s2 for _, s2 in self.parts])
-            return np.column_stack([np.ones_like(S1), S1 ** (-alpha), -S2])
-        alpha, C, beta, gamma = nonlinear
-        S = np.concatenate([t.S for t in self.parts])
-        LD = np.concatenate([t.loss_drop(1.0, C, beta, gamma) for t in self.parts])
-        return np.column_stack([np.ones_like(S), S ** (-alpha), -LD])
-
-    def assemble(self, lin, nonlinear):
-        if self.law == "annealing":
-            return np.array([lin[0], lin[1], nonlinear[0], lin[2]])
-        alpha, C, beta, gamma = nonlinear
-        return np.array([lin[0], lin[1], alpha, lin[2], C, beta, gamma])
+        """Columns multiplying the law's linear parameters for fixed nonlinear ones."""
+        return self.law.basis(nonlinear, self.parts)
 
 
 def _start_points(model: _CurveModel, n_keep: int = 2):
-    """Variable projection: on a grid of the nonlinear parameters, the linear ones
-    (L0, A and C or B) by non-negative least squares; the best few become starts."""
+    """Variable projection: on the law's grid of nonlinear parameters, the linear ones by
+    non-negative least squares; the best few become starts."""
     from scipy.optimize import nnls
 
-    if model.law == "annealing":
-        grid = [(a,) for a in (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5)]
-    else:
-        grid = [(a, c, b, g) for a in (0.2, 0.5, 1.0) for c in (0.3, 1.0, 3.0, 10.0)
-                for b in (0.3, 0.6, 1.0) for g in (0.3, 0.6)]
     scored = []
-    for nl in grid:
+    for nl in model.law.start_grid:
         with np.errstate(all="ignore"):
             M = model.basis(nl)
         if not np.all(np.isfinite(M)):
             continue
         lin, _ = nnls(M, model.y)
-        p = model.assemble(lin, nl)
+        p = model.law.assemble(lin, nl)
         pred = model.predict(p)
         if np.any(pred <= 0):
             continue
@@ -428,16 +289,10 @@ def _start_points(model: _CurveModel, n_keep: int = 2):
     return [p for _, p in scored[:n_keep]]
 
 
-def _bounds(law):
-    if law == "annealing":
-        return np.array([0.0, 0.0, 0.0, 0.0]), np.array([20.0, np.inf, 5.0, np.inf])
-    return np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), np.array([20.0, np.inf, 5.0, np.inf, np.inf, 5.0, 5.0])
-
-
 def _robust_fit(model: _CurveModel, starts, delta):
     from scipy.optimize import least_squares
 
-    lo, hi = _bounds(model.law)
+    lo, hi = np.array(model.law.lower), np.array(model.law.upper)
     logy = np.log(model.y)
 
     def resid(p):
@@ -469,7 +324,7 @@ def _robust_fit(model: _CurveModel, starts, delta):
             if best is None or f < best[0]:
                 best = (f, res.x)
     if best is None:
-        raise FitError(f"the {model.law} law could not be fitted from any start", field="law",
+        raise FitError(f"the {model.law.name} law could not be fitted from any start", field="law",
                        fix="check that the curve's loss and lr columns are right")
     return best
 
@@ -507,7 +362,11 @@ class CurveFit:
 
     @property
     def param_names(self) -> tuple[str, ...]:
-        return ANNEALING_PARAMS if self.law == "annealing" else MULTIPOWER_PARAMS
+        return self.law_obj.params
+
+    @property
+    def law_obj(self) -> ScheduleLaw:
+        return SCHEDULE_LAWS[self.law]
 
     def _vector(self):
         return np.array([self.params[p] for p in self.param_names])
@@ -517,11 +376,7 @@ class CurveFit:
         steps = np.asarray(steps, dtype=int)
         if np.any(steps < 1) or np.any(steps > schedule.steps):
             raise InputError("steps outside the schedule", field="step", fix="predict at steps 1..T of the schedule")
-        p = self.params
-        if self.law == "annealing":
-            s1, s2 = annealing_areas(schedule, self.lam)
-            return tissue_annealing(s1[steps - 1], s2[steps - 1], p["L0"], p["A"], p["alpha"], p["C"])
-        return luo_multipower(schedule, steps, **{k: p[k] for k in MULTIPOWER_PARAMS}, max_blocks=self.max_blocks)
+        return self.law_obj.predict_steps(self.params, schedule, steps, self.lam, self.max_blocks)
 
     def predict(self, schedule, warmup_steps: int | None = None) -> pd.DataFrame:
         """Predicted loss at every row of ``schedule`` (a DataFrame or file with step and lr;
@@ -552,10 +407,10 @@ class CurveFit:
         return relative_errors(after["loss_pred"], after["loss"])
 
     def report(self) -> str:
-        lines = [f"[[{self.law}]] {CITATIONS[self.law]}",
+        lines = [f"[[{self.law}]] {self.law_obj.citation}",
                  f"    Huber (delta={self.delta:g}) on log loss over {sum(c['n_used'] for c in self.curves)} "
                  f"points from {len(self.curves)} curve(s)"]
-        if self.law == "annealing":
+        if self.law_obj.uses_lambda:
             lines.append(f"    lambda = {self.lam:g} (annealing-area momentum, fixed)")
         rows = [{"param": k, "value": self.params[k]} for k in self.param_names]
         lines += ["    " + ln for ln in format_table(rows, formats={"param": str}).splitlines()]
@@ -616,7 +471,8 @@ def fit_curve(curves, law: str = "saturating_power", warmup_steps: int | None = 
     if law not in CURVE_LAWS:
         raise InputError(f"unknown curve law {law!r}", field="law", fix="use one of " + ", ".join(CURVE_LAWS))
     named = _as_curves(curves)
-    if law == "saturating_power":
+    schedule_law = SCHEDULE_LAWS.get(law)
+    if schedule_law is None:  # the per-run law in D
         if len(named) != 1:
             raise InputError("saturating_power fits one curve at a time", field="curves",
                              fix="call fit_curve once per run")
@@ -624,17 +480,17 @@ def fit_curve(curves, law: str = "saturating_power", warmup_steps: int | None = 
                                tolerance=stable_tolerance)
     obs = [_observations(name, df, warmup_steps, min_step) for name, df in named]
     n = sum(len(o.steps) for o in obs)
-    k = len(ANNEALING_PARAMS if law == "annealing" else MULTIPOWER_PARAMS)
+    k = len(schedule_law.params)
     if n <= k:
         raise TableError(f"{n} usable points cannot determine the {k} parameters of {law}", field="loss",
                          fix="log the loss more often, or fit more curves")
-    model = _CurveModel(law, obs, lam, max_blocks)
+    model = _CurveModel(schedule_law, obs, lam, max_blocks)
     starts = _start_points(model)
     if not starts:
         raise FitError(f"no starting point gives positive losses for {law}", field="loss",
                        fix="check that the loss column holds losses in nats")
     f, p = _robust_fit(model, starts, delta)
-    names = ANNEALING_PARAMS if law == "annealing" else MULTIPOWER_PARAMS
+    names = schedule_law.params
     params = {nm: float(v) for nm, v in zip(names, p)}
     pred = model.predict(p)
     infos, offset, notes, warn = [], 0, [], []
@@ -650,14 +506,13 @@ def fit_curve(curves, law: str = "saturating_power", warmup_steps: int | None = 
     if not decays:
         warn.append("no curve anneals its learning rate: the annealing terms are not determined "
                     "(fit a constant-LR curve together with a decaying one)")
-    lo, hi = _bounds(law)
-    warn += bound_warnings(params, {nm: (a, b) for nm, a, b in zip(names, lo, hi)})
+    warn += bound_warnings(params, schedule_law.bounds)
     return CurveFit(law=law, params=params, lam=lam, delta=delta, curves=infos, objective=f, warnings=warn,
                     notes=notes, max_blocks=max_blocks)
 
 
 def _fit_saturating(name, df, warmup_steps, min_step, delta, tolerance) -> LawFit:
-    from .fit import solve_form
+    from .optimize import solve_form
 
     rows = df[np.isfinite(df["loss"]) & (df["loss"] > 0)].copy()
     n_rows = len(rows)
@@ -686,8 +541,8 @@ def _fit_saturating(name, df, warmup_steps, min_step, delta, tolerance) -> LawFi
                          field="loss", fix="log the loss more often during the stable phase")
     logy = np.log(rows["loss"].to_numpy(float))
     sol = solve_form("saturating_power", {"y": np.log(D)}, logy, delta=delta)
-    from .fit import asymptotic_ci, fit_warnings
     from .laws import get_law
+    from .uncertainty import asymptotic_ci, fit_warnings
 
     warn = fit_warnings(sol.params, sol.stderr, sol.cent_correl, get_law("saturating_power").bounds)
     if sol.cov_note:

@@ -144,6 +144,9 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     if resample not in ("auto", "runs", "points"):
         raise InputError(f"unknown resample {resample!r}", field="resample", fix="auto, runs or points")
     lawobj = get_law(law)
+    if LAWS.get(lawobj.name) is not lawobj:
+        raise InputError(f"law {lawobj.name!r} is not registered", field="law",
+                         fix="call analysis.laws.register_law(law) first, so fits and saved results can name it")
     lawobj.check_fittable()
     form, law = lawobj.form, lawobj.name
 

@@ -165,7 +165,7 @@ def allocation_table(fits: Mapping, C: float, published: Sequence[str] = ("hoffm
         if isinstance(fit, AllocationFit):
             a, b = fit.params["a"], fit.params["b"]
             ci = {k: fit.ci[k] for k in ("a", "b") if k in fit.ci}
-        elif fit.law == "chinchilla":
+        else:  # the law's own allocation exponents, where it derives them (Hoffmann et al. 2022, eq. 4)
             ci = fit.derived_ci()
         row.update(a=a, a_low=ci.get("a", (None, None))[0], a_high=ci.get("a", (None, None))[1],
                    b=b, b_low=ci.get("b", (None, None))[0], b_high=ci.get("b", (None, None))[1],
@@ -207,7 +207,7 @@ def parameter_table(fits: Mapping, published: Sequence[str] = ("hoffmann2022", "
             lo, hi = fit.ci.get(p, (None, None))
             row = {"method": name, "param": p, "value": v, "low": lo, "high": hi, "stderr": fit.stderr.get(p)}
             for ref in refs:
-                same_form = isinstance(fit, LawFit) and ref.law == fit.law
+                same_form = isinstance(fit, LawFit) and ref.law_obj is fit.law_obj
                 row[ref.name] = ref.params.get(p) if same_form else None
             rows.append(row)
     return pd.DataFrame(rows)

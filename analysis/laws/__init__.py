@@ -46,9 +46,9 @@ def register_law(law: Law, replace: bool = False) -> Law:
     return law
 
 
-for _law in (CHINCHILLA, GADRE2024, KAPLAN_ND, KAPLAN_N, KAPLAN_D, KAPLAN_C, SATURATING_POWER):
-    register_law(_law)
-del _law
+for _obj in (CHINCHILLA, GADRE2024, KAPLAN_ND, KAPLAN_N, KAPLAN_D, KAPLAN_C, SATURATING_POWER):
+    register_law(_obj)
+del _obj
 
 
 def get_law(name) -> Law:

@@ -235,10 +235,15 @@ class GenericForm:
         return np.array([self.from_natural(dict(zip(self.params, r))) for r in np.atleast_2d(rows)])
 
     def _one(self, theta, X) -> np.ndarray:
-        p = self.to_natural(theta)
+        # numpy scalars, so that a division by zero at the edge of the box gives inf or NaN
+        # (which the objective scores as infinitely bad) instead of raising
         args = [np.exp(X[k]) for k in self.inputs]
         with np.errstate(all="ignore"):
-            return np.log(np.asarray(self.fn(*args, **p), dtype=float))
+            try:
+                p = {k: np.float64(v) for k, v in self.to_natural(theta).items()}
+                return np.log(np.asarray(self.fn(*args, **p), dtype=float))
+            except (ArithmeticError, ValueError):
+                return np.full(len(args[0]), np.nan)
 
     def logpred(self, theta, X):
         theta = np.atleast_2d(theta)
