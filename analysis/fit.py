@@ -23,6 +23,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from .checks import check_repeats, repeat_groups
 from .bootstrap import (bootstrap_indices, choose_resample, n_jobs_for, parallel_map, refit_chunk,
                         short_of_sizes)
 from .errors import FitError, InputError, TableError
@@ -125,7 +126,9 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     default 1), ``resample`` ("auto", "runs" or "points"), ``nonembedding`` (Kaplan laws:
     use ``params_nonembedding`` as N; default when the column exists), ``frontier``
     (kaplan_c: fit the compute-efficient frontier only; default True), ``progress``
-    (None: a bar on a terminal, log lines otherwise; False: silent).
+    (None: a bar on a terminal, log lines otherwise; False: silent), ``allow_repeats``
+    (rows sharing N and D to 1e-6 are seeds: keep them, and draw each group as one point
+    in the bootstrap; without it such rows are refused unless their run names differ).
     """
     from .data import describe_points, load_points, table_notes
 
@@ -137,6 +140,7 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     nonembedding = options.pop("nonembedding", None)
     frontier = bool(options.pop("frontier", True))
     progress = options.pop("progress", None)
+    allow_repeats = bool(options.pop("allow_repeats", False))
     if options:
         raise InputError(f"unknown option(s) {', '.join(sorted(options))}", field="options",
                          fix="see help(analysis.fit.fit_law)")
@@ -155,11 +159,13 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
         df = df.assign(flops=6.0 * df["params"] * df["tokens"])
     _check_finite(df)
     notes = table_notes(df)
+    all_points = df
     df, sel_notes = lawobj.select_points(df, frontier)
     notes += sel_notes
     X, n_col, design_notes = _design(df, lawobj, nonembedding)
     notes += design_notes
     warn = _check_design(df, lawobj, len(form.theta_names))
+    repeats = check_repeats(all_points, allow_repeats)
     logy = np.log(df["loss"].to_numpy(float))
     fitX = {k: X[k] for k in form.inputs}
 
@@ -182,6 +188,12 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     samples, ci, ci_method, boot_meta = None, {}, "asymptotic", {}
     if bootstrap:
         groups, _, resample_note, resample_warning = choose_resample(df, law, n_col, resample, level)
+        by_repeat = groups is None and repeats is not None and allow_repeats
+        if by_repeat:
+            # seeds of one (N, D) are one design point: drawn together, they cannot shrink the interval
+            groups = repeat_groups(df)
+            notes.append(f"the bootstrap draws each of the {len(np.unique(groups))} distinct (N, D) as one point "
+                         "with all its repeats")
         if resample_note:
             notes.append(resample_note)
         if resample_warning:
@@ -209,7 +221,8 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
         ci = {p: (float(lo[j]), float(hi[j])) for j, p in enumerate(lawobj.params)}
         ci_method = "bootstrap"
         n_failed = int((~ok).sum())
-        boot_meta = {"n": bootstrap, "failed": n_failed, "unit": "runs" if groups is not None else "points",
+        unit = "points" if groups is None else ("(N, D) points" if by_repeat else "runs")
+        boot_meta = {"n": bootstrap, "failed": n_failed, "unit": unit,
                      "seconds": round(time.perf_counter() - tb, 3), "n_jobs": jobs, "seed": seed}
         if n_failed:
             warn.append(f"{n_failed} of {bootstrap} bootstrap refits failed and were left out")
@@ -235,6 +248,16 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
                   n_points=info["n_points"], n_sizes=n_distinct(df[n_col]), n_budgets=info["n_budgets"],
                   data_range=data_range, method=method, objective=float(fbest), warnings=warn, source="fit",
                   meta=meta)
+
+
+def check_points(points, law: str = "chinchilla", allow_repeats: bool = False) -> None:
+    """Every refusal :func:`fit_law` would make before fitting ``law`` to ``points``: bad
+    values, a design that cannot determine the law, repeated points."""
+    lawobj = get_law(law)
+    _check_finite(points)
+    df, _ = lawobj.select_points(points)
+    _check_design(df, lawobj, len(lawobj.form.theta_names) if lawobj.form is not None else len(lawobj.params))
+    check_repeats(points, allow_repeats)
 
 
 def _check_fitted(law: str, params: dict, df: pd.DataFrame, n_col: str) -> None:

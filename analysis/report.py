@@ -63,6 +63,17 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
                markdown_table(_data_rows(p)), ""]
         if study.notes:
             md += ["Notes on the data:", ""] + [f"- {n}" for n in study.notes] + [""]
+    checked = getattr(study, "checked", None)
+    if checked is not None and checked.checks and "Sanity checks" not in (sections or {}):
+        from .overview import checks_markdown
+
+        md += ["## Sanity checks", "", "Failures first; a failed check means the numbers below are not to be "
+               "trusted as they stand.", "", checks_markdown(checked.checks), ""]
+    if checked is not None and checked.choice is not None:
+        md += ["## Law choice", "", checked.choice.reason, ""]
+    if checked is not None and checked.backtest is not None and checked.backtest.rows:
+        md += ["### Backtest", "", "Each candidate law refitted without the largest runs and scored on them "
+               "(relative error of the predicted loss).", "", checked.backtest.markdown(), ""]
     md += ["## Fit", "", "```text", fit.report(), "```", ""]
     for other in extra_fits:
         md += ["```text", other.report(), "```", ""]
@@ -97,7 +108,7 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
     return "\n".join(md)
 
 
-def build_report(source, out_dir, law="chinchilla", target="largest", models=None, bootstrap: int = 0,
+def build_report(source, out_dir, law="auto", target="largest", models=None, bootstrap: int = 0,
                  seed: int = 0, n_jobs: int | None = None, level: float = 0.90, flops: str = "6nd",
                  curves: bool = True, columns=None, policy: str = "raise", title: str = "Scaling study report",
                  study=None, sections: Mapping[str, str] | None = None,

@@ -130,6 +130,12 @@ class Study:
     curve_fits: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     source: str = ""
+    #: the law choice, backtest and self-checks behind ``fit`` (:mod:`analysis.checked`)
+    checked: Any = None
+
+    @property
+    def checks(self) -> list:
+        return list(self.checked.checks) if self.checked is not None else []
 
 
 def _law_from(law) -> tuple[LawFit | None, str]:
@@ -215,14 +221,16 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec]) -> tu
     return fits, notes
 
 
-def run_study(source=None, law="chinchilla", target="largest", models=None, bootstrap: int = 0, seed: int = 0,
+def run_study(source=None, law="auto", target="largest", models=None, bootstrap: int = 0, seed: int = 0,
               n_jobs: int | None = None, level: float = 0.90, flops: str = "6nd", curves: bool = True,
-              columns=None, policy: str = "raise", resample: str = "auto") -> Study:
+              columns=None, policy: str = "raise", resample: str = "auto", allow_repeats: bool = False,
+              backtest: bool = False) -> Study:
     """Load points, fit (or take) a law, and answer the compute-matched questions.
 
     ``source``: a sweep/run directory, a CSV/Parquet table or a DataFrame (see
     :func:`analysis.data.load_points`), or None when ``models`` and a ready law are given.
-    ``law``: a law to fit on the points (``chinchilla``, ``gadre2024``, ``kaplan_nd``), a
+    ``law``: ``auto`` (the default: the candidate law with the lowest backtest error,
+    :func:`analysis.backtest.select_law`), a law to fit on the points (``chinchilla``, ``gadre2024``, ``kaplan_nd``), a
     published law's name (``hoffmann2022``...), a saved fit (``fit.json``) or a LawFit.
     ``models``: sizes to ask about (default: every size in the data). With ``curves``, each
     model's own measured loss curve is fitted too and answered beside the joint law.
@@ -239,13 +247,23 @@ def run_study(source=None, law="chinchilla", target="largest", models=None, boot
         if points is None:
             raise InputError(f"law {to_fit!r} has to be fitted, and no data were given", field="law",
                              fix="give a sweep directory or table, or a published law such as hoffmann2022")
-        from .fit import fit_law
+        from .checked import AUTO, fit_checked
 
-        get_law(to_fit).check_joint()
-        fit = fit_law(points, law=to_fit, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level,
-                      resample=resample)
+        if to_fit != AUTO:
+            get_law(to_fit).check_joint()
+        checked = fit_checked(points, to_fit, run_backtest=backtest, allow_repeats=allow_repeats,
+                              bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, resample=resample)
+        fit = checked.fit
     else:
         fit = ready
+        checked = None
+        if points is not None:
+            from .checked import CheckedFit
+            from .checks import data_checks, ordered, self_checks
+
+            # a published law was fitted to other data: only the table itself can be checked
+            checks = ordered(data_checks(points)) if fit.is_published else self_checks(fit, points)
+            checked = CheckedFit(fit, checks=checks)
     if models is not None:
         specs = parse_models(models) if isinstance(models, str) else [
             m if isinstance(m, ModelSpec) else ModelSpec(m) for m in models]
@@ -265,4 +283,5 @@ def run_study(source=None, law="chinchilla", target="largest", models=None, boot
         result.warnings.append(f"{fit.name} is a published law fitted on other data; its losses are not "
                                "on this data's scale, so compare its answers with care")
     return Study(points=points, fit=fit, result=result, curves=run_curves, curve_fits=curve_fits, notes=notes,
-                 source="" if source is None else (points.attrs.get("source", "") if points is not None else ""))
+                 source="" if source is None else (points.attrs.get("source", "") if points is not None else ""),
+                 checked=checked)

@@ -107,7 +107,7 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     remaining points still allow a fit.
     """
     from analysis.extrapolate import run_study
-    from analysis.overview import checks_markdown, checks_text, law_checks
+    from analysis.overview import checks_text
     from analysis.plots import plot_own_curves, plot_runs
     from analysis.records import atomic_write_text
     from analysis.report import build_report
@@ -200,8 +200,8 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     echo("[3/4] Compute-matched extrapolation: each smaller model trained on the largest model's compute "
          "(joint law; 'own curve': that model's run alone)")
     echo(_indent(study.result.table()))
-    checks = law_checks(study.fit, study.points)
-    echo("    Sanity checks of the fitted law:")
+    checks = study.checks
+    echo("    Sanity checks of the table and the fitted law (failures first):")
     echo(_indent(checks_text(checks), "      "))
 
     t0 = time.perf_counter()
@@ -212,7 +212,6 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
         extra["own_curves.png"] = (plot_own_curves(study), "each smaller model's own run extrapolated alone "
                                                            "to the largest model's compute")
     written = build_report(None, report_dir, study=study, title=f"Scaling study: the {experiment} sweep",
-                           sections={"Sanity checks": checks_markdown(checks)},
                            figures=extra)
     study.fit.save(report_dir / "fit.json")
     atomic_write_text(report_dir / "extrapolation.csv", study.result.to_frame().to_csv(index=False))

@@ -49,7 +49,8 @@ def test_report_holds_data_fit_table_and_figures(tmp_path):
         assert (tmp_path / "rep" / img).read_bytes().startswith(b"\x89PNG")
     page = (tmp_path / "rep" / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and '<img src="curves.png"' in page
-    assert page.count("<table>") == 2 and "<pre><code>" in page
+    assert "## Sanity checks" in md and "[OK" not in md  # the checks are a table, not text lines
+    assert page.count("<table>") == 3 and "<pre><code>" in page
     assert not [p for p in (tmp_path / "rep").iterdir() if p.name.startswith(".")]  # no temporaries left
 
 

@@ -57,7 +57,11 @@ class Law:
     are evaluated at that count. ``fit_to_points``: the law can be fitted to a points
     table by :func:`analysis.fit.fit_law` (a per-run loss curve such as
     ``saturating_power`` is fitted by :func:`analysis.curves.fit_curve` instead).
-    ``grid_description`` names the start grid in the fit's method line.
+    ``grid_description`` names the start grid in the fit's method line. ``candidate``:
+    ``--law auto`` considers the law when it picks one by backtest
+    (:func:`analysis.backtest.select_law`). ``parent`` and ``equal``: the law is ``parent``
+    with the two parameters in ``equal`` set equal; a fit tests that constraint against
+    the parent (:func:`analysis.checks.misspecification_checks`).
     """
 
     name: str
@@ -73,6 +77,9 @@ class Law:
     size_terms: tuple[str, ...] = ()
     nonembedding: bool = False
     fit_to_points: bool = True
+    candidate: bool = False
+    parent: str = ""
+    equal: tuple[str, ...] = ()
     published: Mapping[str, Published] = field(default_factory=dict)
 
     def __post_init__(self):

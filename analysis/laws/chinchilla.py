@@ -162,6 +162,7 @@ CHINCHILLA = _Chinchilla(
         ((None, _LOG10), (None, None), (None, None), (0.0, 2.5), (0.0, 2.5)),
     ),
     grid_description="the 4,500-point grid of Besiroglu et al. 2024",
+    candidate=True,
     size_terms=("E", "A", "alpha"),
     published={
         "hoffmann2022": Published({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}, HOFFMANN2022,
@@ -189,7 +190,10 @@ GADRE2024 = _Gadre(
         gadre_grid,
         ((None, _LOG10), (None, None), (None, None), (0.0, 2.5)),
     ),
+    candidate=True,
     size_terms=("E", "A"),
+    parent="chinchilla",
+    equal=("alpha", "beta"),
 )
 
 SATURATING_POWER = _Saturating(

@@ -88,6 +88,7 @@ KAPLAN_ND = _KaplanND(
     formula="L(N, D) = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D",
     form=KaplanNDForm(),
     # (N_c/N)^alpha_N: two distinct sizes
+    candidate=True,
     size_terms=("N_c", "alpha_N"),
     nonembedding=True,
     published={"kaplan2020": Published({"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103},

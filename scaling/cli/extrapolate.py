@@ -25,7 +25,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.description = DESCRIPTION
     p.add_argument("path", nargs="?", help="sweep or run directory, CSV/Parquet table of points, or a saved fit (.json)")
     p.add_argument("--law", default=None,
-                   help="law to fit on PATH (chinchilla [default], gadre2024, kaplan_nd) or a published law "
+                   help="law to fit on PATH (auto [default: the lowest backtest error], chinchilla, gadre2024, "
+                        "kaplan_nd) or a published law "
                         "(hoffmann2022, besiroglu2024, kaplan2020); with --published, a comma list of published laws")
     p.add_argument("--published", metavar="FAMILY", help="answer for a published model family from built-in facts (llama)")
     p.add_argument("--models", help="sizes to ask about, PARAMS or PARAMS:TOKENS, comma separated (default: the data's)")
@@ -40,6 +41,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="FLOP convention: 6ND (default) or the data's detailed count per token")
     p.add_argument("--no-curves", dest="curves", action="store_false",
                    help="skip the per-run loss-curve answers")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
+    p.add_argument("--allow-repeats", action="store_true",
+                   help="rows with the same params and tokens are separate seeds (else they are refused)")
     p.add_argument("--columns", help="map table columns, e.g. 'params=Model Size,tokens=Training Tokens'")
     p.add_argument("--on-bad-rows", choices=("raise", "omit"), default="raise", dest="policy",
                    help="refuse (default) or drop rows with missing or non-positive values")
@@ -81,7 +85,7 @@ def run(args) -> int:
             raise InputError("nothing to extrapolate from", field="path",
                              fix="give a sweep directory or table, --law hoffmann2022 with --models, "
                                  "or --published llama")
-        law = "chinchilla"
+        law = "auto"
     if source is None and args.models is None:
         raise InputError("no models to ask about", field="--models",
                          fix="list sizes, e.g. --models 7e9,13e9 --target 65e9:1.4e12")
@@ -92,19 +96,25 @@ def run(args) -> int:
         raise InputError("must be 0 or more", field="--bootstrap", fix="e.g. --bootstrap 200")
     study = run_study(source, law=law, target=args.target, models=args.models, bootstrap=args.bootstrap,
                       seed=args.seed, n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
-                      columns=args.columns, policy=args.policy)
+                      columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats)
     result = study.result
+    checked = study.checked
     if args.json:
         d = result.to_dict()
         d["notes"] = study.notes
+        if checked is not None:
+            d.update(checked.to_dict())
         print_json(d)
     elif args.csv:
         print(result.to_frame().to_csv(index=False), end="")
     else:
+        head = checked.header_lines() if checked is not None else []
+        if head:
+            print("\n".join(head) + "\n")
         print(result.table())
         for note in study.notes:
             print(f"note: {note}")
-    return 0
+    return 1 if args.strict and checked is not None and checked.failed else 0
 
 
 def _run_published(args) -> int:

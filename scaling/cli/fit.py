@@ -6,10 +6,11 @@ import math
 
 from scaling.cli._common import add_command, print_json
 
-LAW_CHOICES = ("chinchilla", "gadre2024", "kaplan", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c",
+LAW_CHOICES = ("auto", "chinchilla", "gadre2024", "kaplan", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c",
                "approach1", "approach2")
 
-EXAMPLE = ("scaling fit runs/sweep --law chinchilla --bootstrap 1000 --predict 7e9:1.4e12\n"
+EXAMPLE = ("scaling fit runs/sweep --bootstrap 1000 --predict 7e9:1.4e12\n"
+           "  scaling fit runs/sweep --backtest --law chinchilla\n"
            "  scaling fit chinchilla_points.csv --columns 'params=Model Size,flops=Training FLOP' --json\n"
            "  scaling fit runs/isoflop --law approach2 --compute 1e21,1e22")
 
@@ -18,13 +19,20 @@ Fit a law to observed (N, D, loss) points: a sweep or run directory, or a CSV / 
 table with params, tokens, loss columns (or the common spellings N, D, Model Size,
 Training Tokens, Training FLOP, final_loss; map others with --columns).
 
-Laws: chinchilla (Hoffmann et al. 2022 Approach 3), gadre2024 (the over-training law,
+Laws: auto (the default: each candidate law, chinchilla, gadre2024 and kaplan_nd, is
+refitted with the largest runs held out, and the one that predicts them best is used;
+the choice and its reason are printed first), chinchilla (Hoffmann et al. 2022 Approach 3), gadre2024 (the over-training law,
 one exponent), kaplan (Kaplan et al. 2020: the joint L(N, D), or L(N) / L(D) when only
 one of them varies, plus L(C_min) on the compute-efficient frontier), approach1 and
 approach2 (Hoffmann et al.'s envelope and IsoFLOP allocations). Parametric laws are
 fitted with a Huber loss (delta 1e-3) on log loss and L-BFGS from a grid, as Hoffmann
 et al. did; --bootstrap N refits N resamples in parallel for honest intervals (whole
 runs when the data have enough runs per size, single points otherwise).
+
+Every fit runs its self-checks (units, FLOPs against 6ND, the law falling with N and D,
+parameters at bounds or not identified, the shared exponent of gadre2024 against the
+free law); failed and warned checks are printed above the numbers, and --strict turns a
+failed check into exit status 1.
 """
 
 
@@ -32,9 +40,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command(sub, "fit", "Fit a scaling law to a sweep or a table of points.", EXAMPLE, run)
     p.description = DESCRIPTION
     p.add_argument("path", help="sweep or run directory, or a CSV / Parquet / JSON-lines table of points")
-    p.add_argument("--law", default="chinchilla", choices=LAW_CHOICES, metavar="LAW",
-                   help="chinchilla (default), gadre2024, kaplan, kaplan_nd, kaplan_n, kaplan_d, kaplan_c, "
-                        "approach1, approach2")
+    p.add_argument("--law", default="auto", choices=LAW_CHOICES, metavar="LAW",
+                   help="auto (default: the law with the lowest backtest error), chinchilla, gadre2024, kaplan, "
+                        "kaplan_nd, kaplan_n, kaplan_d, kaplan_c, approach1, approach2")
+    p.add_argument("--backtest", action="store_true",
+                   help="also print the backtest table: each candidate law refitted without the largest runs")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
+    p.add_argument("--allow-repeats", action="store_true",
+                   help="rows with the same params and tokens are separate seeds (else they are refused)")
+    p.add_argument("--resample", choices=("auto", "runs", "points"), default="auto",
+                   help="what the bootstrap draws: auto (default), whole runs, or single points")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="bootstrap refits for percentile intervals (default 0: asymptotic intervals)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -124,12 +139,16 @@ def run(args) -> int:
             fit = approaches.approach2(points, bootstrap=args.bootstrap, seed=args.seed, level=args.level)
         return _emit(args, fit, [], compute, extra=None)
 
+    from analysis.checked import fit_checked
     from analysis.fit import fit_law, pick_kaplan_law
 
     points = load_points(args.path, columns=args.columns, policy=args.policy)
     law = pick_kaplan_law(points) if args.law == "kaplan" else args.law
-    kw = dict(bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.jobs, level=args.level, progress=progress)
-    fit = fit_law(points, law, **kw)
+    kw = dict(bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.jobs, level=args.level, progress=progress,
+              resample=args.resample)
+    checked = fit_checked(points, law, run_backtest=args.backtest, allow_repeats=args.allow_repeats, **kw)
+    fit = checked.fit
+    kw["allow_repeats"] = args.allow_repeats
     extra = None
     if args.law == "kaplan":
         from analysis.errors import ToolkitError
@@ -140,7 +159,7 @@ def run(args) -> int:
                 extra = fit_law(points, "kaplan_c", **kw)
             except ToolkitError as e:  # the frontier is a bonus; the main fit stands on its own
                 fit.warnings.append(f"no L(C_min) fit: {e}")
-    return _emit(args, fit, predict, compute, extra)
+    return _emit(args, fit, predict, compute, extra, checked)
 
 
 def _predictions(fit, pairs) -> list[dict]:
@@ -194,7 +213,7 @@ def _summary(fit) -> dict:
     return d
 
 
-def _emit(args, fit, predict, compute, extra) -> int:
+def _emit(args, fit, predict, compute, extra, checked=None) -> int:
     from analysis.text import format_table, si
 
     preds = _predictions(fit, predict) if predict else []
@@ -210,8 +229,14 @@ def _emit(args, fit, predict, compute, extra) -> int:
             out["allocation_warnings"] = alloc_warn
         if extra is not None:
             out["compute_frontier"] = _summary(extra)
+        if checked is not None:
+            out.update(checked.to_dict())
         print_json(out)
-        return 0
+        return _status(args, checked)
+    if checked is not None:
+        head = checked.header_lines()
+        if head:
+            print("\n".join(head) + "\n")
     print(fit.report())
     if extra is not None:
         print()
@@ -236,6 +261,14 @@ def _emit(args, fit, predict, compute, extra) -> int:
         print("\n".join("    " + ln for ln in format_table(rows, formats=fmt).splitlines()))
         for w in alloc_warn:
             print(f"    - {w}")
+    if checked is not None and checked.backtest is not None and args.backtest:
+        print()
+        print(checked.backtest.table())
     if args.save:
         print(f"\nsaved {args.save}")
-    return 0
+    return _status(args, checked)
+
+
+def _status(args, checked) -> int:
+    """1 under --strict when a self-check failed (the output above says which)."""
+    return 1 if getattr(args, "strict", False) and checked is not None and checked.failed else 0

@@ -12,9 +12,11 @@ EXAMPLE = ("scaling plot runs/sweep -o curves.png\n"
 def add_study_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``plot`` and ``report``: which law, which target, which intervals."""
     p.add_argument("path", help="sweep or run directory, or a CSV/Parquet table of points")
-    p.add_argument("--law", default="chinchilla",
-                   help="law to fit (chinchilla [default], gadre2024, kaplan_nd), a published law "
-                        "(hoffmann2022, besiroglu2024) or a saved fit (.json)")
+    p.add_argument("--law", default="auto",
+                   help="law to fit (auto [default: the lowest backtest error], chinchilla, gadre2024, kaplan_nd), "
+                        "a published law (hoffmann2022, besiroglu2024) or a saved fit (.json)")
+    p.add_argument("--allow-repeats", action="store_true",
+                   help="rows with the same params and tokens are separate seeds (else they are refused)")
     p.add_argument("--target", default="largest",
                    help="largest (default), a loss such as 2.05, or PARAMS:TOKENS such as 1e9:2e10")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap refits for bands (default 0)")
@@ -37,7 +39,8 @@ def study_from_args(args):
         raise InputError("must be 0 or more", field="--bootstrap", fix="e.g. --bootstrap 100")
     return run_study(args.path, law=args.law, target=args.target, bootstrap=args.bootstrap, seed=args.seed,
                      n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
-                     columns=args.columns, policy=args.policy)
+                     columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
+                     backtest=getattr(args, "backtest", False))
 
 
 def add_parser(sub) -> argparse.ArgumentParser:

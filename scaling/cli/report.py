@@ -16,6 +16,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="directory for report.md, report.html and the figures (created if missing)")
     p.add_argument("--title", default="Scaling study report", help="the report's title")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
+    p.set_defaults(backtest=True)
     return p
 
 
@@ -24,6 +26,8 @@ def run(args) -> int:
 
     study = study_from_args(args)
     written = build_report(None, args.output, study=study, title=args.title)
+    for line in (study.checked.header_lines() if study.checked is not None else []):
+        print(line)
     for name, path in written.items():
         print(f"wrote {path}")
-    return 0
+    return 1 if args.strict and study.checked is not None and study.checked.failed else 0

@@ -1,0 +1,283 @@
+"""Backtests: how well would each law have predicted the largest runs of this very table?
+
+OLMo's model ladder and Gadre et al. 2024 fit small models to predict large ones; a law
+that fits the small ones well can still miss the large ones by several percent. So every
+candidate law is refitted with the largest model size held out (and, where the table
+allows, the two largest sizes, and separately the largest compute budgets), and asked to
+predict the held-out points. The relative errors are the evidence for choosing a law:
+:func:`select_law` picks the one with the lowest held-out error (``--law auto``) and says
+why in one line.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, ToolkitError
+from .laws import LAWS, get_law
+from .points import log_key, n_distinct
+from .text import format_table, markdown_table, sci, si
+
+__all__ = ["SPLITS", "Split", "BacktestRow", "BacktestResult", "backtest", "splits_for", "select_law",
+           "LawChoice", "auto_candidates"]
+
+#: Split names, in the order they are tried.
+SPLITS = ("largest_size", "two_largest_sizes", "largest_compute")
+#: Fewest sizes a training set keeps after a size is held out: the Chinchilla form's size
+#: term E + A / N^alpha needs three (Hoffmann et al. 2022, eq. 2).
+MIN_TRAIN_SIZES = 3
+#: Points within this relative distance in compute share a budget (as in Approach 2).
+BUDGET_TOLERANCE = 0.15
+#: Held-out errors this close (relative) count as a tie, which the simpler law wins.
+TIE = 0.10
+
+
+@dataclass
+class Split:
+    """One way of holding out the largest runs: a boolean mask of the test points."""
+
+    name: str
+    description: str
+    test: np.ndarray
+
+
+def _budgets(points: pd.DataFrame) -> np.ndarray:
+    """A compute-budget label per point (points within BUDGET_TOLERANCE share one)."""
+    lc = np.log(points["flops"].to_numpy(float))
+    order = np.argsort(lc)
+    labels = np.empty(len(lc), dtype=int)
+    g, start = -1, -np.inf
+    for i in order:
+        if lc[i] - start > math.log1p(BUDGET_TOLERANCE):
+            g += 1
+            start = lc[i]
+        labels[i] = g
+    return labels
+
+
+def splits_for(points: pd.DataFrame, splits: Sequence[str] = SPLITS) -> tuple[list[Split], list[str]]:
+    """The splits this table allows, and a note for each one it does not."""
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise InputError(f"unknown split(s) {', '.join(unknown)}", field="splits", fix="use some of " + ", ".join(SPLITS))
+    sizes = log_key(points["params"])
+    distinct = np.unique(sizes)
+    out, notes = [], []
+    for name in splits:
+        if name in ("largest_size", "two_largest_sizes"):
+            k = 1 if name == "largest_size" else 2
+            if len(distinct) - k < MIN_TRAIN_SIZES:
+                notes.append(f"{name}: {len(distinct)} model sizes leave fewer than {MIN_TRAIN_SIZES} to fit on")
+                continue
+            held = distinct[-k:]
+            test = np.isin(sizes, held)
+            desc = ("largest size held out (" if k == 1 else "two largest sizes held out (") + \
+                ", ".join(si(float(points["params"][sizes == h].iloc[0])) for h in held) + ")"
+            out.append(Split(name, desc, test))
+        else:
+            if "flops" not in points.columns:
+                notes.append(f"{name}: no compute column")
+                continue
+            labels = _budgets(points)
+            n_b = len(np.unique(labels))
+            if n_b >= 5 and n_b <= len(points) / 2:
+                top = np.unique(labels)[-2:]  # an IsoFLOP design: hold out the two largest budgets
+                test = np.isin(labels, top)
+                desc = "two largest compute budgets held out"
+            else:
+                lc = np.log(points["flops"].to_numpy(float))
+                cut = lc.max() - (lc.max() - lc.min()) / 5
+                test = lc >= cut
+                desc = f"largest fifth of the compute range held out (C >= {sci(float(np.exp(cut)))})"
+            train = ~test
+            if test.sum() == 0 or n_distinct(points["params"][train]) < MIN_TRAIN_SIZES or train.sum() < 6:
+                notes.append(f"{name}: too few points left to fit on")
+                continue
+            out.append(Split(name, desc, test))
+    return out, notes
+
+
+@dataclass
+class BacktestRow:
+    """One law refitted on one split's training points and scored on its test points."""
+
+    law: str
+    split: str
+    description: str
+    n_train: int
+    n_train_sizes: int
+    n_test: int
+    mean_rel_error: float | None = None
+    max_rel_error: float | None = None
+    mean_signed_error: float | None = None
+    error: str = ""
+
+
+@dataclass
+class BacktestResult:
+    rows: list[BacktestRow]
+    laws: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict]:
+        """Per law: mean and max held-out relative error over every split it could be refitted on."""
+        out = {}
+        for law in self.laws:
+            rows = [r for r in self.rows if r.law == law and r.error == ""]
+            failed = [r.split for r in self.rows if r.law == law and r.error]
+            out[law] = {
+                "splits": len(rows),
+                "failed": failed,
+                "mean_rel_error": float(np.mean([r.mean_rel_error for r in rows])) if rows else None,
+                "max_rel_error": float(np.max([r.max_rel_error for r in rows])) if rows else None,
+            }
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(r) for r in self.rows])
+
+    def to_dict(self) -> dict:
+        return {"rows": [asdict(r) for r in self.rows], "summary": self.summary(), "notes": list(self.notes)}
+
+    def _display(self) -> list[dict]:
+        return [{"law": r.law, "held out": r.description, "fit on": f"{r.n_train} pts, {r.n_train_sizes} sizes",
+                 "test pts": r.n_test, "mean err": _pct(r.mean_rel_error), "max err": _pct(r.max_rel_error),
+                 "bias": _pct(r.mean_signed_error, signed=True), "note": r.error or ""} for r in self.rows]
+
+    def table(self) -> str:
+        rows = self._display()
+        cols = [c for c in rows[0] if c != "note" or any(r["note"] for r in rows)] if rows else []
+        text = format_table(rows, cols, formats={c: str for c in cols}) if rows else "(no split possible)"
+        lines = ["[[Backtest]] each law refitted without the largest runs, scored on them (relative error)",
+                 *("    " + ln for ln in text.splitlines())]
+        lines += [f"    note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        rows = self._display()
+        return markdown_table(rows, formats={c: str for c in rows[0]}) if rows else "(no split possible)"
+
+
+def _pct(v, signed: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:+.2f}%" if signed else f"{100 * v:.2f}%"
+
+
+def auto_candidates(points: pd.DataFrame | None = None) -> tuple[str, ...]:
+    """The laws ``--law auto`` considers: the registered joint laws marked ``candidate``."""
+    return tuple(n for n, law in LAWS.items() if law.candidate and law.is_joint and law.form is not None)
+
+
+def _prepare(points) -> pd.DataFrame:
+    from .data import load_points
+
+    df = points if isinstance(points, pd.DataFrame) and "params" in points.columns else load_points(points)
+    if "flops" not in df.columns:
+        df = df.assign(flops=6.0 * df["params"] * df["tokens"])
+    return df.reset_index(drop=True)
+
+
+def backtest(points, laws: Sequence[str] | None = None, splits: Sequence[str] = SPLITS,
+             **fit_options) -> BacktestResult:
+    """Refit each law without the largest runs and score its predictions of them.
+
+    ``points``: anything :func:`analysis.data.load_points` takes. ``laws``: law names
+    (default :func:`auto_candidates`). ``splits``: some of :data:`SPLITS`; a split the
+    table cannot support (too few sizes left, no compute column) is skipped with a note.
+    Each refit is :func:`analysis.fit.fit_law` with ``fit_options`` (no bootstrap); a law
+    that cannot be refitted on a split gets a row with ``error`` set instead of numbers.
+    """
+    from .fit import fit_law
+
+    df = _prepare(points)
+    laws = tuple(laws) if laws is not None else auto_candidates(df)
+    for law in laws:
+        get_law(law)
+    fit_options = {"progress": False, **fit_options}
+    fit_options.pop("bootstrap", None)
+    chosen, notes = splits_for(df, splits)
+    rows = []
+    for sp in chosen:
+        train, test = df[~sp.test], df[sp.test]
+        for law in laws:
+            row = BacktestRow(law, sp.name, sp.description, len(train), n_distinct(train["params"]), len(test))
+            try:
+                fit = fit_law(train, law, **fit_options)
+                ncol = fit.n_column if fit.n_column in test.columns else "params"
+                pred = np.asarray(fit.predict(N=test[ncol].to_numpy(float), D=test["tokens"].to_numpy(float),
+                                              C=test["flops"].to_numpy(float)), dtype=float)
+                rel = pred / test["loss"].to_numpy(float) - 1.0
+                if not np.all(np.isfinite(rel)):
+                    raise ToolkitError("non-finite predictions of the held-out points")
+                row.mean_rel_error = float(np.mean(np.abs(rel)))
+                row.max_rel_error = float(np.max(np.abs(rel)))
+                row.mean_signed_error = float(np.mean(rel))
+            except ToolkitError as e:
+                row.error = str(e).split(" (fix:")[0]
+            rows.append(row)
+    return BacktestResult(rows, laws, notes)
+
+
+@dataclass
+class LawChoice:
+    """The law ``--law auto`` chose, the one-line reason, and the backtest behind it."""
+
+    law: str
+    reason: str
+    backtest: BacktestResult | None = None
+    fallback: bool = False
+
+    def to_dict(self) -> dict:
+        return {"law": self.law, "reason": self.reason, "fallback": self.fallback,
+                "backtest": self.backtest.to_dict() if self.backtest is not None else None}
+
+
+_SHORT = {"largest_size": "largest size", "two_largest_sizes": "two largest sizes",
+          "largest_compute": "largest compute"}
+
+#: The documented rule when nothing can be backtested: the over-training law, whose
+#: size term needs two sizes (Gadre et al. 2024), not Chinchilla's, which needs three.
+FALLBACK = "gadre2024"
+
+
+def select_law(points, laws: Sequence[str] | None = None, splits: Sequence[str] = SPLITS,
+               result: BacktestResult | None = None, **fit_options) -> LawChoice:
+    """Pick the law with the lowest held-out error.
+
+    The score of a law is the mean over splits of its largest held-out relative error (the
+    largest targets are the ones an extrapolation is for); errors within :data:`TIE` of
+    the best count as a tie, won by the law with fewer parameters. A law that fails on
+    any split it was tried on is not chosen. With no split possible (fewer than
+    ``MIN_TRAIN_SIZES + 1`` sizes and no compute split), :data:`FALLBACK` is used, and
+    the reason says so.
+    """
+    df = _prepare(points)
+    res = result if result is not None else backtest(df, laws=laws, splits=splits, **fit_options)
+    scores = {}
+    for law in res.laws:
+        rows = [r for r in res.rows if r.law == law]
+        if rows and all(r.error == "" for r in rows):
+            scores[law] = float(np.mean([r.max_rel_error for r in rows]))
+    if not scores:
+        why = "; ".join(res.notes) if res.notes else "every law failed on every split"
+        law = FALLBACK if FALLBACK in (laws or auto_candidates(df)) else (laws or auto_candidates(df))[0]
+        return LawChoice(law, f"auto: {law} (nothing to backtest: {why}; the rule for too few sizes is {law})",
+                         res, fallback=True)
+    best = min(scores.values())
+    tied = [law for law, v in scores.items() if v <= best * (1 + TIE) + 1e-12]
+    pick = min(tied, key=lambda n: (len(get_law(n).params), scores[n]))
+    split_names = [_SHORT[s] for s in SPLITS if any(r.split == s for r in res.rows if r.law == pick)]
+    others = ", ".join(f"{n} {100 * v:.2g}%" for n, v in sorted(scores.items(), key=lambda kv: kv[1]) if n != pick)
+    failed = [n for n in res.laws if n not in scores]
+    reason = (f"auto: {pick}, held-out max error {100 * scores[pick]:.2g}%"
+              + (f" vs {others}" if others else "") + f" with the {', '.join(split_names)} held out")
+    if pick != min(scores, key=scores.get):
+        reason += f"; within {100 * TIE:g}% of the best, and fewer parameters"
+    if failed:
+        reason += f"; not refittable: {', '.join(failed)}"
+    return LawChoice(pick, reason, res)
