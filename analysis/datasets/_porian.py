@@ -115,6 +115,8 @@ def porian_caveats(config: str | None) -> list[str]:
         "configurations; flops_6nd_standard = 6 * params_standard * tokens puts all on one scale",
         "at low tokens per parameter (D < 2N) the larger model is lower at fixed D in only 47-64% of "
         "comparisons: use such points with care (the authors' fit uses every point)",
+        "the MIT licence file's copyright line ('Scott Chacon and others') looks carried over from a template; "
+        "the repository states no other licence",
     ]
     if config is None:
         return out

@@ -31,10 +31,16 @@ runs when the data have enough runs per size, single points otherwise).
 def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command(sub, "fit", "Fit a scaling law to a sweep or a table of points.", EXAMPLE, run)
     p.description = DESCRIPTION
-    p.add_argument("path", help="sweep or run directory, or a CSV / Parquet / JSON-lines table of points")
+    p.add_argument("path", help="sweep or run directory, a CSV / Parquet / JSON-lines table of points, or a "
+                                "shipped dataset such as porian2024:rw/tuned/short/const/standard/val "
+                                "(see `scaling datasets`)")
     p.add_argument("--law", default="chinchilla", choices=LAW_CHOICES, metavar="LAW",
                    help="chinchilla (default), gadre2024, kaplan, kaplan_nd, kaplan_n, kaplan_d, kaplan_c, "
                         "approach1, approach2")
+    p.add_argument("--optimum", choices=("parabola", "akima"), default=None,
+                   help="approach2's optimum per budget: parabola (Hoffmann et al., default) or akima "
+                        "(Porian et al. 2024: Akima spline, a noise bootstrap of --bootstrap N draws, default 1000, and a "
+                        "weighted power law)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="bootstrap refits for percentile intervals (default 0: asymptotic intervals)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -107,6 +113,9 @@ def run(args) -> int:
     predict = parse_pairs(args.predict) if args.predict else []
     compute = _numbers(args.compute, "--compute") if args.compute else []
 
+    if args.optimum and args.law != "approach2":
+        raise InputError(f"only approach2 has an optimum per IsoFLOP profile, not {args.law}", field="--optimum",
+                         fix="add --law approach2, or drop --optimum")
     if args.law in ("approach1", "approach2"):
         if predict:
             raise InputError(f"{args.law} fits the compute-optimal allocation, not a loss", field="--predict",
@@ -121,7 +130,8 @@ def run(args) -> int:
             fit = approaches.approach1(src, bootstrap=args.bootstrap, seed=args.seed, level=args.level)
         else:
             points = load_points(args.path, columns=args.columns, policy=args.policy)
-            fit = approaches.approach2(points, bootstrap=args.bootstrap, seed=args.seed, level=args.level)
+            fit = approaches.approach2(points, bootstrap=args.bootstrap, seed=args.seed, level=args.level,
+                                       optimum=args.optimum or "parabola")
         return _emit(args, fit, [], compute, extra=None)
 
     from analysis.fit import fit_law, pick_kaplan_law
