@@ -25,14 +25,18 @@ import pandas as pd
 from .errors import InputError, TableError
 from .result import ALLOCATION_PARAMS, AllocationFit, check_interval_args, interval_from_samples
 
-__all__ = ["approach1", "approach2", "isoflop_budgets", "envelope", "loglog_fit"]
+__all__ = ["approach1", "approach2", "isoflop_budgets", "envelope", "loglog_fit", "akima_optimum", "OPTIMA"]
 
 
 # ---------------------------------------------------------------------- shared pieces
 
-def loglog_fit(C, Y) -> tuple[float, float, float, float]:
+def loglog_fit(C, Y, weights=None) -> tuple[float, float, float, float]:
     """Least squares of log Y = log k + s log C: (s, k, stderr of s, stderr of k).
-    Centred in log C so that the fit stays well conditioned at C ~ 1e20."""
+    Centred in log C so that the fit stays well conditioned at C ~ 1e20. ``weights``
+    (one per point, e.g. 1/std^2 of log Y) make it weighted least squares; the standard
+    errors then scale the weights by the residual variance, as for unit weights."""
+    if weights is not None:
+        return _weighted_loglog_fit(C, Y, weights)
     x, y = np.log(np.asarray(C, float)), np.log(np.asarray(Y, float))
     xm = x.mean()
     dx = x - xm
@@ -51,9 +55,30 @@ def loglog_fit(C, Y) -> tuple[float, float, float, float]:
     return s, k, se_s, k * se_c
 
 
-def _powerlaw_params(C, N, D) -> np.ndarray:
-    a, kN, _, _ = loglog_fit(C, N)
-    b, kD, _, _ = loglog_fit(C, D)
+def _weighted_loglog_fit(C, Y, weights) -> tuple[float, float, float, float]:
+    x, y = np.log(np.asarray(C, float)), np.log(np.asarray(Y, float))
+    w = np.asarray(weights, float)
+    sw = float(w.sum())
+    xm, ym = float(w @ x) / sw, float(w @ y) / sw
+    dx = x - xm
+    sxx = float(w @ (dx * dx))
+    if len(x) < 2 or sxx == 0:
+        return math.nan, math.nan, math.nan, math.nan
+    s = float(w @ (dx * (y - ym))) / sxx
+    c = ym - s * xm
+    if len(x) > 2:
+        sigma2 = float(w @ (y - c - s * x) ** 2) / (len(x) - 2)
+        se_s = math.sqrt(sigma2 / sxx)
+        se_c = math.sqrt(sigma2 * (1 / sw + xm * xm / sxx))
+    else:
+        se_s = se_c = math.nan
+    k = math.exp(c)
+    return s, k, se_s, k * se_c
+
+
+def _powerlaw_params(C, N, D, weights=None) -> np.ndarray:
+    a, kN, _, _ = loglog_fit(C, N, weights)
+    b, kD, _, _ = loglog_fit(C, D, weights)
     return np.array([a, b, kN, kD])
 
 
@@ -63,9 +88,10 @@ def _t_quantile(level: float, dof: int) -> float:
     return float(t.ppf(0.5 + level / 2, max(dof, 1)))
 
 
-def _finish(method, C, N, D, loss, level, samples, notes, warn, n_points, n_sizes, meta) -> AllocationFit:
-    a, kN, se_a, se_kN = loglog_fit(C, N)
-    b, kD, se_b, se_kD = loglog_fit(C, D)
+def _finish(method, C, N, D, loss, level, samples, notes, warn, n_points, n_sizes, meta, weights=None,
+            extra=None) -> AllocationFit:
+    a, kN, se_a, se_kN = loglog_fit(C, N, weights)
+    b, kD, se_b, se_kD = loglog_fit(C, D, weights)
     params = {"a": a, "b": b, "k_N": kN, "k_D": kD}
     stderr = {"a": se_a, "b": se_b, "k_N": se_kN, "k_D": se_kD}
     stderr = {k: (None if not math.isfinite(v) else float(v)) for k, v in stderr.items()}
@@ -85,6 +111,8 @@ def _finish(method, C, N, D, loss, level, samples, notes, warn, n_points, n_size
         warn.append(f"only {len(C)} compute values: the power-law exponents rest on {len(C)} points")
     points = [{"C": float(c), "n_opt": float(n), "d_opt": float(d), "loss": float(l)}
               for c, n, d, l in zip(C, N, D, loss)]
+    for p, more in zip(points, extra or []):
+        p.update(more)
     meta = {**meta, "notes": notes, "ci_method": "bootstrap" if samples is not None else "least-squares"}
     return AllocationFit(method=method, params=params, ci=ci, ci_level=level, stderr=stderr, samples=samples,
                          n_points=n_points, n_sizes=n_sizes, n_budgets=len(C),
@@ -292,21 +320,37 @@ def _profile_optimum(p, idx=None):
 
 
 def approach2(points, min_points: int = 3, bootstrap: int = 200, seed: int = 0, level: float = 0.90,
-              tolerance: float = 0.15, columns=None, policy: str = "raise") -> AllocationFit:
-    """Hoffmann et al. 2022 Approach 2: parabolas through IsoFLOP profiles, power laws
-    through their minima.
+              tolerance: float = 0.15, columns=None, policy: str = "raise", optimum: str = "parabola",
+              noise: float | None = None) -> AllocationFit:
+    """Hoffmann et al. 2022 Approach 2: the optimum of each IsoFLOP profile, power laws
+    through those optima.
 
     Points are grouped into compute budgets by their FLOPs (within ``tolerance``, or by a
-    ``budget`` column); each budget with ``min_points`` or more model sizes gets a
-    parabola of loss in log N. Budgets whose parabola is concave or has its vertex outside
-    the sizes tried are left out and reported. Intervals: ``bootstrap`` resamples of the
+    ``budget`` column); each budget with ``min_points`` or more model sizes is a profile.
+
+    ``optimum="parabola"`` (Hoffmann et al.): a parabola of loss in log N per profile, its
+    vertex the optimum; budgets whose parabola is concave or has its vertex outside the
+    sizes tried are left out and reported. Intervals: ``bootstrap`` resamples of the
     points within each profile.
+
+    ``optimum="akima"`` (Porian et al. 2024): see :func:`akima_optimum`; the optimum is
+    the median argmin over ``bootstrap`` draws of Gaussian loss noise (sd ``noise`` nats;
+    by default the dataset's ``attrs["loss_noise_sd"]``, else 0.005), and the power laws
+    are weighted least squares with weights 1/std^2 of each budget's log N_opt. With
+    ``bootstrap=0`` the authors' 1000 draws are used, since the weights need them.
+    Intervals: the same weighted fit through one draw per budget, over the draws.
     """
     from .data import load_points
 
     check_interval_args(level, bootstrap)
+    if optimum not in OPTIMA:
+        raise InputError(f"unknown optimum {optimum!r}", field="optimum", fix="use " + " or ".join(OPTIMA))
+    if noise is not None and not (math.isfinite(noise) and noise > 0):
+        raise InputError(f"must be a positive number of nats, got {noise}", field="noise", fix="e.g. 0.005")
     df = points if isinstance(points, pd.DataFrame) and "params" in points.columns else \
         load_points(points, columns=columns, policy=policy)
+    noise_from = "given" if noise is not None else ("dataset" if df.attrs.get("loss_noise_sd") else "default")
+    noise = noise if noise is not None else float(df.attrs.get("loss_noise_sd") or AKIMA_DEFAULT_NOISE)
     if "flops" not in df.columns:
         df = df.assign(flops=6.0 * df["params"] * df["tokens"])
     labels = isoflop_budgets(df, tolerance)
@@ -316,6 +360,9 @@ def approach2(points, min_points: int = 3, bootstrap: int = 200, seed: int = 0, 
     if len(profiles) < n_groups:
         notes.append(f"{n_groups - len(profiles)} of {n_groups} FLOP groups have fewer than {min_points} "
                      "model sizes and are not IsoFLOP profiles")
+    if optimum == "akima":
+        return _approach2_akima(df, profiles, noise, noise_from, bootstrap or AKIMA_DRAWS, seed, level, notes,
+                                warn, meta={"tolerance": tolerance, "min_points": min_points})
     optima, skipped = [], []
     for p in profiles:
         opt, why = _profile_optimum(p)
@@ -355,3 +402,106 @@ def approach2(points, min_points: int = 3, bootstrap: int = 200, seed: int = 0, 
                    n_sizes=int(df["params"].nunique()),
                    meta={"tolerance": tolerance, "min_points": min_points, "resample": "points within each profile",
                          "budgets_skipped": len(skipped)})
+
+
+# ---------------------------------------------------------------------- Approach 2, Porian et al. 2024
+
+#: How Approach 2 finds each profile's optimum: Hoffmann et al.'s parabola or Porian et al.'s Akima spline.
+OPTIMA = ("parabola", "akima")
+#: Porian et al. 2024's settings (their ``interp_flop``): grid points per interval between
+#: model sizes, noise draws, and the floor of the std of log N_opt in grid steps (0.33 x 25).
+AKIMA_GRID_PER_INTERVAL = 25
+AKIMA_DRAWS = 1000
+AKIMA_STD_FLOOR_STEPS = 0.33 * AKIMA_GRID_PER_INTERVAL
+#: Their default seed-to-seed loss noise (sd, nats) for losses below e^3 nats.
+AKIMA_DEFAULT_NOISE = 0.005
+
+
+def akima_optimum(n, loss, noise: float, draws: int = AKIMA_DRAWS, rng=None) -> tuple[dict | None, str]:
+    """The optimal N of one IsoFLOP profile as Porian et al. 2024 find it (Sec. 3 and App. C;
+    ``analysis.interp_flop`` in their code).
+
+    Log loss is interpolated in log N with an Akima spline (Akima 1970) through the points
+    (the lowest loss where a size repeats) and minimised on a log grid of (k - 1) x 25 sizes,
+    k the number of sizes. ``draws`` times, Gaussian noise of sd ``noise`` nats is added to
+    every loss and the argmin found again. The profile is unusable when the noise-free
+    argmin is the smallest or largest size ("edge") or fewer than half the draws have an
+    interior argmin ("unstable"). Otherwise ``n_opt`` is the median of the interior
+    argmins, ``log_std`` their std in log N, floored at 8.25 grid steps and inflated by
+    draws / interior draws (the weights 1/std^2 of the power-law fit), ``stars`` the
+    interior argmins in draw order and ``loss_opt`` the median interpolated minimum.
+    Returns (result, "") or (None, reason).
+    """
+    from scipy.interpolate import Akima1DInterpolator
+
+    rng = np.random.default_rng(rng)
+    g = pd.DataFrame({"n": np.asarray(n, float), "loss": np.asarray(loss, float)}).groupby("n")["loss"].min()
+    n, loss = g.index.to_numpy(float), g.to_numpy(float)
+    if len(n) < 3:
+        return None, "few"
+    grid = np.geomspace(n[0], n[-1], (len(n) - 1) * AKIMA_GRID_PER_INTERVAL)
+    x, xg = np.log(n), np.log(grid)
+    j0 = int(np.argmin(Akima1DInterpolator(x, np.log(loss))(xg)))
+    if j0 in (0, len(grid) - 1):
+        return None, "edge"
+    noisy = loss[:, None] + noise * rng.standard_normal((len(n), draws))
+    curves = Akima1DInterpolator(x, np.log(np.maximum(noisy, 1e-300)), axis=0)(xg)
+    j = np.argmin(curves, axis=0)
+    inside = (j > 0) & (j < len(grid) - 1)
+    n_in = int(inside.sum())
+    if n_in < draws // 2:
+        return None, "unstable"
+    stars = grid[j[inside]]
+    floor = AKIMA_STD_FLOOR_STEPS * (xg[1] - xg[0])
+    log_std = max(float(np.std(np.log(stars))), floor) * draws / n_in
+    lmin = curves[j[inside], np.flatnonzero(inside)]
+    return {"n_opt": float(np.median(stars)), "n_opt_no_noise": float(grid[j0]), "log_std": log_std,
+            "stars": stars, "loss_opt": float(np.exp(np.median(lmin))), "interior_draws": n_in}, ""
+
+
+def _approach2_akima(df, profiles, noise, noise_from, draws, seed, level, notes, warn, meta) -> AllocationFit:
+    rng = np.random.default_rng(seed)
+    found, skipped = [], []
+    for p in profiles:
+        res, why = akima_optimum(np.exp(p["u"]), p["loss"], noise, draws, rng)
+        if res is None:
+            skipped.append((p["C"], why))
+            continue
+        # D at the optimum from the profile's own (log N, log D) line, as for the parabola.
+        q1, q0 = np.polyfit(p["u"], p["ld"], 1)
+        found.append((p["C"], res, lambda n, q0=q0, q1=q1: np.exp(q0 + q1 * np.log(n))))
+    for c, why in skipped:
+        msg = {"edge": "its interpolated minimum is the smallest or largest size tried",
+               "unstable": "fewer than half the noise draws have a minimum inside the sizes tried",
+               "few": "too few sizes"}[why]
+        warn.append(f"budget C={c:.3g} left out: {msg}")
+    if len(found) < 2:
+        raise TableError(f"{len(found)} usable IsoFLOP profile(s): Approach 2 needs 2 or more budgets whose "
+                         "minimum lies inside the sizes tried", field="flops",
+                         fix="run an IsoFLOP sweep (several sizes at each of several FLOP budgets)")
+    found.sort(key=lambda f: f[0])
+    C = np.array([f[0] for f in found])
+    N = np.array([f[1]["n_opt"] for f in found])
+    D = np.array([f[2](f[1]["n_opt"]) for f in found])
+    L = np.array([f[1]["loss_opt"] for f in found])
+    w = np.array([f[1]["log_std"] ** -2 for f in found])
+    # Porian et al.'s interval: the weighted fit through the i-th interior draw of every budget.
+    m = min(len(f[1]["stars"]) for f in found)
+    samples = np.empty((m, 4))
+    for i in range(m):
+        ni = np.array([f[1]["stars"][i] for f in found])
+        di = np.array([f[2](v) for v, f in zip(ni, found)])
+        samples[i] = _powerlaw_params(C, ni, di, w)
+    src = {"given": "as given", "dataset": "the dataset authors' value",
+           "default": "the default; pass noise= for your runs' seed-to-seed spread"}[noise_from]
+    notes.append(f"optimum per budget (Porian et al. 2024): Akima spline of log loss in log N, argmin on a grid "
+                 f"of {AKIMA_GRID_PER_INTERVAL} points per size interval, median over {draws} draws of Gaussian "
+                 f"loss noise with sd {noise:g} nats ({src}); power laws weighted by 1/std^2 of log N_opt")
+    extra = [{"n_opt_no_noise": f[1]["n_opt_no_noise"], "log_n_opt_std": f[1]["log_std"],
+              "interior_draws": f[1]["interior_draws"]} for f in found]
+    used = sum(len(p["u"]) for p in profiles)
+    return _finish("approach2", C, N, D, L, level, samples, notes, warn, n_points=used,
+                   n_sizes=int(df["params"].nunique()),
+                   meta={**meta, "optimum": "akima", "noise": noise, "draws": draws,
+                         "resample": f"loss noise, sd {noise:g} nats, {draws} draws", "budgets_skipped": len(skipped)},
+                   weights=w, extra=extra)

@@ -104,6 +104,11 @@ def _read_source(source) -> tuple[pd.DataFrame, str]:
         return source.copy(), "DataFrame"
     path = Path(source)
     if not path.exists():
+        from . import datasets
+
+        if datasets.is_dataset_name(source):
+            return datasets.load(source), str(source)
+    if not path.exists():
         raise InputError("no such file or directory", field=str(path),
                          fix="pass a sweep or run directory, or a CSV/Parquet table")
     if path.is_dir():
@@ -167,7 +172,9 @@ def load_points(source, columns: Mapping[str, str] | str | None = None, policy: 
     """One row per observed point with canonical columns (see the module docstring).
 
     ``source`` is a sweep or run directory (read through :func:`analysis.records.points_table`),
-    a CSV / TSV / Parquet / JSON-lines file, or a DataFrame. ``columns`` maps canonical
+    a CSV / TSV / Parquet / JSON-lines file, a DataFrame, or the name of a shipped public
+    dataset such as ``"porian2024:rw/tuned/short/const/standard/val"`` (see
+    :mod:`analysis.datasets`). ``columns`` maps canonical
     names to the source's columns (``{"params": "Model Size"}`` or
     ``"params=Model Size,tokens=Training Tokens"``). When ``tokens`` is absent but
     ``flops`` and ``params`` are present, tokens are C / 6N (as the Chinchilla
@@ -234,6 +241,8 @@ def load_points(source, columns: Mapping[str, str] | str | None = None, policy: 
         df["run"] = df["run"].astype(str)
     df.attrs["notes"] = notes
     df.attrs["source"] = origin
+    # A shipped dataset's own facts (its name, the loss noise its authors assume) stay with it.
+    df.attrs.update({k: v for k, v in raw.attrs.items() if k in ("dataset", "loss_noise_sd")})
     return df
 
 

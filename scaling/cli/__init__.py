@@ -24,6 +24,7 @@ COMMANDS = {
     "extrapolate": "scaling.cli.extrapolate",
     "plot": "scaling.cli.plot",
     "report": "scaling.cli.report",
+    "datasets": "scaling.cli.datasets",
     "demo": "scaling.cli.demo",
 }
 

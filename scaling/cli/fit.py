@@ -39,7 +39,9 @@ failed check into exit status 1.
 def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command(sub, "fit", "Fit a scaling law to a sweep or a table of points.", EXAMPLE, run)
     p.description = DESCRIPTION
-    p.add_argument("path", help="sweep or run directory, or a CSV / Parquet / JSON-lines table of points")
+    p.add_argument("path", help="sweep or run directory, a CSV / Parquet / JSON-lines table of points, or a "
+                                "shipped dataset such as porian2024:rw/tuned/short/const/standard/val "
+                                "(see `scaling datasets`)")
     p.add_argument("--law", default="auto", choices=LAW_CHOICES, metavar="LAW",
                    help="auto (default: the law with the lowest backtest error), chinchilla, gadre2024, kaplan, "
                         "kaplan_nd, kaplan_n, kaplan_d, kaplan_c, approach1, approach2")
@@ -50,6 +52,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="rows with the same params and tokens are separate seeds (else they are refused)")
     p.add_argument("--resample", choices=("auto", "runs", "points"), default="auto",
                    help="what the bootstrap draws: auto (default), whole runs, or single points")
+    p.add_argument("--optimum", choices=("parabola", "akima"), default=None,
+                   help="approach2's optimum per budget: parabola (Hoffmann et al., default) or akima "
+                        "(Porian et al. 2024: Akima spline, a noise bootstrap of --bootstrap N draws, default 1000, and a "
+                        "weighted power law)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="bootstrap refits for percentile intervals (default 0: asymptotic intervals)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -122,6 +128,9 @@ def run(args) -> int:
     predict = parse_pairs(args.predict) if args.predict else []
     compute = _numbers(args.compute, "--compute") if args.compute else []
 
+    if args.optimum and args.law != "approach2":
+        raise InputError(f"only approach2 has an optimum per IsoFLOP profile, not {args.law}", field="--optimum",
+                         fix="add --law approach2, or drop --optimum")
     if args.law in ("approach1", "approach2"):
         if predict:
             raise InputError(f"{args.law} fits the compute-optimal allocation, not a loss", field="--predict",
@@ -136,7 +145,8 @@ def run(args) -> int:
             fit = approaches.approach1(src, bootstrap=args.bootstrap, seed=args.seed, level=args.level)
         else:
             points = load_points(args.path, columns=args.columns, policy=args.policy)
-            fit = approaches.approach2(points, bootstrap=args.bootstrap, seed=args.seed, level=args.level)
+            fit = approaches.approach2(points, bootstrap=args.bootstrap, seed=args.seed, level=args.level,
+                                       optimum=args.optimum or "parabola")
         return _emit(args, fit, [], compute, extra=None)
 
     from analysis.checked import fit_checked
