@@ -35,15 +35,17 @@ import numpy as np
 import pandas as pd
 
 from .errors import FitError, InputError, RecordError, TableError
-from .laws.schedule import (ANNEALING, MULTIPOWER, SCHEDULE_LAWS, TISSUE_LAMBDA, ScheduleLaw, annealing_areas,
-                            luo_multipower, tissue_annealing)
+from .laws.schedule import (ANNEALING, CONVENTIONS, LUO2025, MULTIPOWER, SCHEDULE_LAWS, TISSUE_LAMBDA, ScheduleLaw,
+                            annealing_areas, luo_multipower, tissue_annealing)
 from .optimize import HUBER_DELTA, huber
 from .result import LawFit, _read_json, bound_warnings, warnings_block
 from .text import format_table, num
 
-__all__ = ["CURVE_LAWS", "read_curve", "fit_curve", "CurveFit", "Schedule", "schedule_from_rows",
+__all__ = ["CURVE_LAWS", "published_curve", "CONVENTIONS", "read_curve", "fit_curve", "CurveFit", "Schedule", "schedule_from_rows",
            "annealing_areas", "tissue_annealing", "luo_multipower", "relative_errors"]
 
+#: How far past its last fitted step a curve fit may predict before it warns.
+CURVE_EXTRAPOLATION = 2.0
 #: Loss-curve laws: the per-run saturating power law in D, and the schedule laws.
 CURVE_LAWS = ("saturating_power",) + tuple(SCHEDULE_LAWS)
 ANNEALING_PARAMS = ANNEALING.params
@@ -251,9 +253,10 @@ def _observations(name, df, warmup_steps, min_step) -> _Obs:
 class _CurveModel:
     """Prediction of one schedule law on several curves, with parameters in a fixed order."""
 
-    def __init__(self, law: ScheduleLaw, obs: list[_Obs], lam: float, max_blocks: int):
+    def __init__(self, law: ScheduleLaw, obs: list[_Obs], lam: float, max_blocks: int | None,
+                 convention: str = "printed"):
         self.law, self.obs, self.lam = law, obs, lam
-        self.parts = [law.prepare(o.schedule, o.steps, lam, max_blocks) for o in obs]
+        self.parts = [law.prepare(o.schedule, o.steps, lam, max_blocks, convention) for o in obs]
         self.y = np.concatenate([o.loss for o in obs])
 
     def predict(self, p):
@@ -355,7 +358,9 @@ class CurveFit:
     objective: float | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    max_blocks: int = 256
+    max_blocks: int | None = 256
+    #: which steps the multi-power loss-drop term counts (:data:`analysis.laws.schedule.CONVENTIONS`)
+    convention: str = "printed"
     meta: dict[str, Any] = field(default_factory=dict)
 
     ci: dict = field(default_factory=dict)  # kept for a uniform result interface; curve fits have none yet
@@ -376,7 +381,16 @@ class CurveFit:
         steps = np.asarray(steps, dtype=int)
         if np.any(steps < 1) or np.any(steps > schedule.steps):
             raise InputError("steps outside the schedule", field="step", fix="predict at steps 1..T of the schedule")
-        return self.law_obj.predict_steps(self.params, schedule, steps, self.lam, self.max_blocks)
+        return self.law_obj.predict_steps(self.params, schedule, steps, self.lam, self.max_blocks, self.convention)
+
+    def extrapolation_warnings(self, last_step: int) -> list[str]:
+        """A warning when ``last_step`` lies more than :data:`CURVE_EXTRAPOLATION` times past the
+        last fitted step (none for published fits, whose fitted range is not known here)."""
+        fitted = [c.get("last_step") for c in self.curves if c.get("last_step")]
+        if not fitted or last_step <= CURVE_EXTRAPOLATION * max(fitted):
+            return []
+        return [f"predicting step {last_step}, {last_step / max(fitted):.1f}x past the last fitted step "
+                f"{max(fitted)}: treat it as an extrapolation"]
 
     def predict(self, schedule, warmup_steps: int | None = None) -> pd.DataFrame:
         """Predicted loss at every row of ``schedule`` (a DataFrame or file with step and lr;
@@ -395,6 +409,7 @@ class CurveFit:
             out["loss"] = df["loss"].to_numpy(float)
         out.attrs["warmup_end"] = sched.warmup_end
         out.attrs["assumed"] = sched.assumed
+        out.attrs["warnings"] = self.extrapolation_warnings(int(np.nanmax(steps)) if len(steps) else 0)
         return out
 
     def evaluate(self, curve, warmup_steps: int | None = None, min_step: int | None = None) -> dict:
@@ -410,6 +425,8 @@ class CurveFit:
         lines = [f"[[{self.law}]] {self.law_obj.citation}",
                  f"    Huber (delta={self.delta:g}) on log loss over {sum(c['n_used'] for c in self.curves)} "
                  f"points from {len(self.curves)} curve(s)"]
+        if self.law_obj.has_convention:
+            lines.append(f"    convention: {CONVENTIONS[self.convention]}")
         if self.law_obj.uses_lambda:
             lines.append(f"    lambda = {self.lam:g} (annealing-area momentum, fixed)")
         rows = [{"param": k, "value": self.params[k]} for k in self.param_names]
@@ -452,7 +469,7 @@ def _pct(v):
 
 
 def fit_curve(curves, law: str = "saturating_power", warmup_steps: int | None = None, min_step: int | None = None,
-              lam: float = TISSUE_LAMBDA, delta: float = HUBER_DELTA, max_blocks: int = 256,
+              lam: float = TISSUE_LAMBDA, delta: float = HUBER_DELTA, max_blocks: int = 256, convention: str = "printed",
               stable_tolerance: float = 0.1):
     """Fit a loss-curve law to one or more curves.
 
@@ -484,7 +501,7 @@ def fit_curve(curves, law: str = "saturating_power", warmup_steps: int | None = 
     if n <= k:
         raise TableError(f"{n} usable points cannot determine the {k} parameters of {law}", field="loss",
                          fix="log the loss more often, or fit more curves")
-    model = _CurveModel(schedule_law, obs, lam, max_blocks)
+    model = _CurveModel(schedule_law, obs, lam, max_blocks, convention)
     starts = _start_points(model)
     if not starts:
         raise FitError(f"no starting point gives positive losses for {law}", field="loss",
@@ -508,7 +525,7 @@ def fit_curve(curves, law: str = "saturating_power", warmup_steps: int | None = 
                     "(fit a constant-LR curve together with a decaying one)")
     warn += bound_warnings(params, schedule_law.bounds)
     return CurveFit(law=law, params=params, lam=lam, delta=delta, curves=infos, objective=f, warnings=warn,
-                    notes=notes, max_blocks=max_blocks)
+                    notes=notes, max_blocks=max_blocks, convention=convention)
 
 
 def _fit_saturating(name, df, warmup_steps, min_step, delta, tolerance) -> LawFit:
@@ -557,3 +574,19 @@ def _fit_saturating(name, df, warmup_steps, min_step, delta, tolerance) -> LawFi
                n_points=len(rows), n_sizes=1, n_budgets=len(rows), data_range={"D": (float(D.min()), float(D.max()))},
                method=f"Huber (delta={delta:g}) on log loss, L-BFGS-B from a grid; one curve's stable phase",
                objective=sol.objective, warnings=warn, source="fit", name=f"saturating_power ({name})", meta=meta)
+
+
+LUO2025_SOURCE = ("Luo et al. 2025, 'A Multi-Power Law for Loss Curve Prediction Across Learning Rate Schedules', "
+                  "parameters of the authors' released code (25M, 100M, 400M models; 2,160-step linear warmup "
+                  "from 0 to 3e-4)")
+
+
+def published_curve(name: str) -> CurveFit:
+    """A published multi-power fit (``luo2025_25m``, ``luo2025_100m``, ``luo2025_400m``),
+    under the convention it was fitted in (the authors' code, :data:`CONVENTIONS`), with the
+    loss-drop sum exact rather than blocked."""
+    if name not in LUO2025:
+        raise InputError(f"unknown published curve fit {name!r}", field="name", fix="use one of " + ", ".join(LUO2025))
+    return CurveFit(law=MULTIPOWER.name, params=dict(LUO2025[name]), max_blocks=None, convention="reference",
+                    notes=[LUO2025_SOURCE], meta={"published": name})
+

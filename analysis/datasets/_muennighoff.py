@@ -37,7 +37,7 @@ def muennighoff_points(runs: pd.DataFrame, subset: str) -> pd.DataFrame:
 
 def muennighoff_caveats(subset: str) -> list[str]:
     out = [
-        "the loss depends on unique_tokens as well as on N and D: a law in (N, D) alone misreads the many-epoch "
+        "the loss depends on unique_tokens as well as on N and D: a law of (N, D) alone misreads the many-epoch "
         "runs (at 8+ epochs more tokens give a higher loss in many pairs, and larger models overfit)",
         "seed runs (seed 1-4) repeat an (N, D, U) of an original run: 17 such groups, median std 0.006 nats; "
         "each run has its own run name",

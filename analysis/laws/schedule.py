@@ -16,11 +16,46 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["ScheduleLaw", "ANNEALING", "MULTIPOWER", "SCHEDULE_LAWS", "TISSUE_LAMBDA", "annealing_areas",
+__all__ = ["CONVENTIONS", "LUO2025", "decrements", "ScheduleLaw", "ANNEALING", "MULTIPOWER", "SCHEDULE_LAWS", "TISSUE_LAMBDA", "annealing_areas",
            "tissue_annealing", "luo_multipower", "MPLTerms"]
 
 #: Tissue et al. 2024 momentum decay of the annealing area.
 TISSUE_LAMBDA = 0.999
+
+#: Which steps the multi-power law's loss-drop term sums over. ``printed``: Luo et al.
+#: 2025's eq. (6) read with eta_0 the peak rate at the end of warmup, so only the decay
+#: counts. ``reference``: the authors' code, which sums every step's change from step 1
+#: with eta_0 = 0, so the warmup ramp enters LD as negative drops. Their published
+#: parameters are fitted under the second; read under the first they are 3-5% off.
+CONVENTIONS = {
+    "printed": "Luo et al. 2025 eq. (6), loss drops from the end of warmup (eta_0 = the peak rate)",
+    "reference": "Luo et al. 2025's reference code: loss drops from step 1 with eta_0 = 0, the warmup ramp included",
+}
+
+
+def decrements(schedule: Any, convention: str = "printed") -> np.ndarray:
+    """eta_{t-1} - eta_t for t = 1..T under a :data:`CONVENTIONS` entry."""
+    if convention not in CONVENTIONS:
+        from ..errors import InputError
+
+        raise InputError(f"unknown convention {convention!r}", field="convention", fix="use " + " or ".join(CONVENTIONS))
+    if convention == "printed":
+        return schedule.decrements()
+    lr = np.asarray(schedule.lr, dtype=float)
+    return np.concatenate([[0.0], lr[:-1]]) - lr
+
+
+#: Luo et al. 2025's fitted multi-power parameters for their 25M, 100M and 400M models
+#: (the authors' released code, fitted under the ``reference`` convention on schedules
+#: with a 2,160-step linear warmup from 0 to a peak of 3e-4).
+LUO2025 = {
+    "luo2025_25m": {"L0": 3.04045406, "A": 0.52468604, "alpha": 0.50786857, "B": 363.78751622,
+                    "C": 2.06560812, "beta": 0.58279013, "gamma": 0.64142257},
+    "luo2025_100m": {"L0": 2.6514477, "A": 0.60115152, "alpha": 0.45295811, "B": 437.9464276,
+                     "C": 2.13245612, "beta": 0.59785199, "gamma": 0.65523644},
+    "luo2025_400m": {"L0": 2.37474466, "A": 0.65421216, "alpha": 0.42878731, "B": 523.42464371,
+                     "C": 2.02462735, "beta": 0.59350493, "gamma": 0.63472457},
+}
 
 
 def annealing_areas(schedule: Any, lam: float = TISSUE_LAMBDA) -> tuple[np.ndarray, np.ndarray]:
@@ -45,11 +80,14 @@ class MPLTerms:
     straddles one) and each block is evaluated at its decrement-weighted centre.
     """
 
-    def __init__(self, schedule: Any, obs_steps: np.ndarray, max_blocks: int = 256):
+    def __init__(self, schedule: Any, obs_steps: np.ndarray, max_blocks: int | None = 256,
+                 convention: str = "printed"):
         cum = schedule.cumulative()
         obs = np.asarray(obs_steps, dtype=int)
         self.S = cum[obs]  # S1(t) + S_W: the whole area up to t
-        dec = schedule.decrements()
+        dec = decrements(schedule, convention)
+        if max_blocks is None:  # exact: one block per step with a change
+            max_blocks = max(1, int(np.count_nonzero(dec)))
         ks = np.flatnonzero(dec != 0) + 1  # 1-based steps with a change
         if len(ks) == 0:
             self.delta = np.zeros(0)
@@ -109,10 +147,12 @@ class MPLTerms:
         return B * g_sum, J
 
 
-def luo_multipower(schedule: Any, steps, L0, A, alpha, B, C, beta, gamma, max_blocks: int = 256):
+def luo_multipower(schedule: Any, steps, L0, A, alpha, B, C, beta, gamma, max_blocks: int | None = 256,
+                   convention: str = "printed"):
     """Luo et al. 2025 multi-power law at ``steps`` of ``schedule``:
-    L(t) = L0 + A (S1(t) + S_W)^-alpha - LD(t) (see the module docstring)."""
-    terms = MPLTerms(schedule, np.asarray(steps, dtype=int), max_blocks)
+    L(t) = L0 + A (S1(t) + S_W)^-alpha - LD(t) (see :mod:`analysis.curves`), with the
+    loss-drop sum over the steps :data:`CONVENTIONS` says (``max_blocks=None``: exact)."""
+    terms = MPLTerms(schedule, np.asarray(steps, dtype=int), max_blocks, convention)
     return L0 + A * terms.S ** (-alpha) - terms.loss_drop(B, C, beta, gamma)
 
 
@@ -144,6 +184,8 @@ class ScheduleLaw:
     jacobian: Callable
     basis: Callable
     uses_lambda: bool = False
+    #: the law's loss-drop term can be read under several :data:`CONVENTIONS`
+    has_convention: bool = False
 
     @property
     def bounds(self) -> dict[str, tuple[float, float]]:
@@ -155,15 +197,15 @@ class ScheduleLaw:
         return np.array([given[p] for p in self.params])
 
     def predict_steps(self, params: dict, schedule: Any, steps, lam: float = TISSUE_LAMBDA,
-                      max_blocks: int = 256) -> np.ndarray:
+                      max_blocks: int | None = 256, convention: str = "printed") -> np.ndarray:
         """Loss at ``steps`` (1-based) of a per-step schedule."""
-        part = self.prepare(schedule, np.asarray(steps, dtype=int), lam, max_blocks)
+        part = self.prepare(schedule, np.asarray(steps, dtype=int), lam, max_blocks, convention)
         return self.predict(np.array([params[p] for p in self.params]), part)
 
 
 # ------------------------------------------------------------------ Tissue et al. 2024
 
-def _ann_prepare(schedule, steps, lam, max_blocks):
+def _ann_prepare(schedule, steps, lam, max_blocks, convention="printed"):
     s1, s2 = annealing_areas(schedule, lam)
     return s1[steps - 1], s2[steps - 1]
 
@@ -199,8 +241,8 @@ ANNEALING = ScheduleLaw(
 
 # ------------------------------------------------------------------ Luo et al. 2025
 
-def _mpl_prepare(schedule, steps, lam, max_blocks):
-    return MPLTerms(schedule, steps, max_blocks)
+def _mpl_prepare(schedule, steps, lam, max_blocks, convention="printed"):
+    return MPLTerms(schedule, steps, max_blocks, convention)
 
 
 def _mpl_predict(p, t):
@@ -230,7 +272,7 @@ MULTIPOWER = ScheduleLaw(
     formula="L(t) = L0 + A (S1(t) + S_W)^-alpha - LD(t)",
     start_grid=tuple((a, c, b, g) for a in (0.2, 0.5, 1.0) for c in (0.3, 1.0, 3.0, 10.0)
                      for b in (0.3, 0.6, 1.0) for g in (0.3, 0.6)),
-    prepare=_mpl_prepare, predict=_mpl_predict, jacobian=_mpl_jacobian, basis=_mpl_basis,
+    prepare=_mpl_prepare, predict=_mpl_predict, jacobian=_mpl_jacobian, basis=_mpl_basis, has_convention=True,
 )
 
 #: Schedule laws by name.
