@@ -13,7 +13,7 @@ DEMO_DIR ?= demo_out
 
 help:
 	@echo "make demo       run the demo scaling study on the built-in corpus (CPU, < 15 min)"
-	@echo "make test       install into .venv and run the whole test suite"
+	@echo "make test       install into .venv, check the import contracts, run the whole test suite"
 	@echo "make test-fast  the suite without tests marked slow"
 	@echo "make bench      trainer, kernel and fit benchmarks on this machine"
 	@echo "make bench-gpu  on a CUDA machine: GPU tests, then the kernel and training tables into docs/benchmarks.md"
@@ -28,10 +28,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The import contracts first (pyproject.toml, [tool.importlinter]; docs/architecture.md):
+# a second and it names the offending import, before minutes of tests.
+LINT_IMPORTS := $(VENV)/bin/lint-imports --no-cache --no-logo
+
 test: $(STAMP)
+	$(LINT_IMPORTS)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
+	$(LINT_IMPORTS)
 	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)

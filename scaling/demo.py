@@ -20,7 +20,10 @@ the built-in corpus, from nothing to a report.
 
 Everything is printed as it happens; the last lines name the report and the figures.
 This module sits on the composition-root side: it drives the sweeps (Hydra, torch in the
-launched processes) and the analysis, which never imports either.
+launched processes) and the analysis, which never imports either. Its imports of sweeps and
+of the analysis stages sit inside the functions that use them because ``scaling --help``
+imports this module for the parser's defaults, and importing sweeps (Hydra, OmegaConf) would
+about triple that start-up; ``lint-imports`` checks them all the same (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -171,17 +171,3 @@ class Transformer(nn.Module):
     def num_params(self) -> int:
         """Parameters of the module, shared (tied) tensors counted once."""
         return sum(p.numel() for p in self.parameters())
-
-    @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: Optional[int] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Sample continuations of idx (B, T); the context is cropped to seq_len."""
-        for _ in range(max_new_tokens):
-            ctx = idx[:, -self.args.seq_len:]
-            logits = self(ctx)[:, -1, :].float() / max(temperature, 1e-6)  # (B, V)
-            if top_k is not None:
-                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
-                logits[logits < kth] = -float("inf")
-            nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)  # (B, 1)
-            idx = torch.cat((idx, nxt), dim=1)
-        return idx

@@ -37,9 +37,19 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
+
+from omegaconf import OmegaConf
+
+from analysis import records as R
+from analysis.text import format_table
+from scaling.config import to_train_config
+from scaling.train import train
+from sweeps.index import INDEX_CSV, build_index
+from sweeps.job import LOCK_FILE, is_locked, read_attempts
 
 log = logging.getLogger("scaling.soak")
 
@@ -109,8 +119,6 @@ def _wait_group(proc: subprocess.Popen, out: Path, timeout: float) -> bool:
 
 def _locked_runs(out: Path) -> dict[Path, int]:
     """Run directories a live job holds, with that job's pid (from the lock file)."""
-    from sweeps.job import LOCK_FILE, is_locked
-
     held = {}
     for lock in out.glob(f"*/{LOCK_FILE}"):
         run = lock.parent
@@ -144,9 +152,7 @@ def _logged_steps(run: Path) -> list[int]:
 
 def _resume_step(run: Path) -> int:
     """The step a resubmitted job will resume from: its newest checkpoint that verifies."""
-    import warnings
-
-    from scaling import checkpoint as ckpt
+    from scaling import checkpoint as ckpt  # imports torch: not paid by `--help` or a bad argument
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # damaged ones are skipped; that is what is measured here
@@ -181,10 +187,6 @@ def after_fault(out: Path) -> list[dict]:
 def check_runs(out: Path, n_expected: int) -> dict:
     """Exactly-once checks on every run, and the index against the run directories."""
     import pandas as pd
-
-    from analysis import records as R
-    from sweeps.index import INDEX_CSV, build_index
-    from sweeps.job import read_attempts
 
     problems: list[str] = []
     runs = R.find_run_dirs(out)
@@ -243,12 +245,6 @@ def check_runs(out: Path, n_expected: int) -> dict:
 
 def check_reference(out: Path, sample: int, rng: random.Random, work: Path) -> dict:
     """Retrain ``sample`` runs here, uninterrupted, and compare losses bit for bit."""
-    from omegaconf import OmegaConf
-
-    from analysis import records as R
-    from scaling.config import to_train_config
-    from scaling.train import train
-
     runs = R.find_run_dirs(out)
     picked = rng.sample(runs, min(sample, len(runs)))
     results = []
@@ -377,8 +373,6 @@ def _run_dirs(out: Path) -> list[Path]:
 
 
 def summary_table(r: dict) -> str:
-    from analysis.text import format_table
-
     rows = [
         ("runs", r["runs"]), ("submissions", r["submissions"]),
         ("faults", f"{r['faults']} ({', '.join(f'{v} {k}' for k, v in r['faults_by_kind'].items())})"),
@@ -419,10 +413,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("python -m scaling.soak: error: --runs and --jobs must be >= 1, --kills >= 0", file=sys.stderr)
         return 2
     result = soak(out, n_runs=args.runs, kills=args.kills, seed=args.seed, jobs=args.jobs, sample=args.sample)
-    from analysis.records import atomic_write_json
-
     path = Path(args.result) if args.result else out / "soak.json"
-    atomic_write_json(path, result)
+    R.atomic_write_json(path, result)
     print(summary_table(result))
     for problem in result["problems"]:
         print(f"problem: {problem}")

@@ -1,4 +1,6 @@
 """The `scaling` dispatcher: one line per error, and commands independent of each other."""
+import pytest
+
 import scaling.cli as cli
 
 
@@ -11,9 +13,8 @@ def test_a_command_does_not_import_the_others(monkeypatch, capsys, tmp_path):
 
 
 def test_unknown_command_is_one_line(capsys):
-    try:
+    with pytest.raises(SystemExit) as e:
         cli.main(["nope"])
-    except SystemExit as e:
-        assert e.code == 2
+    assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "invalid choice: 'nope'" in err

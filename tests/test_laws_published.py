@@ -4,7 +4,8 @@ import pytest
 
 from analysis import laws
 from analysis.errors import InputError
-from analysis.published import LLAMA, besiroglu2024, hoffmann2022, kaplan2020, published_law
+from analysis.published import (LLAMA, PUBLISHED_LAWS, besiroglu2024, hoffmann2022, kaplan2020,
+                                published_law)
 from analysis.result import LawFit, bound_warnings, correlation_warnings
 
 
@@ -66,9 +67,50 @@ def test_unknown_names_are_one_line_errors():
         LawFit("chinchilla", {"E": 1.0})
 
 
-def test_llama_table15_multiples():
-    by_name = {m.name: m for m in LLAMA}
-    big = by_name["LLaMA-65B"].gpu_hours
-    assert round(big / by_name["LLaMA-7B"].gpu_hours, 2) == 12.40
-    assert round(big / by_name["LLaMA-13B"].gpu_hours, 2) == 7.56
-    assert round(big / by_name["LLaMA-33B"].gpu_hours, 2) == 1.93
+#: Touvron et al. 2023: parameters and training tokens (Table 2; Sec. 2) and A100-80GB
+#: GPU-hours (Table 15), as printed.
+LLAMA_PRINTED = {
+    "LLaMA-7B": (6.7e9, 1.0e12, 82_432),
+    "LLaMA-13B": (13.0e9, 1.0e12, 135_168),
+    "LLaMA-33B": (32.5e9, 1.4e12, 530_432),
+    "LLaMA-65B": (65.2e9, 1.4e12, 1_022_362),
+}
+
+
+def test_llama_models_are_the_papers_tables():
+    assert {m.name: (m.params, m.tokens, m.gpu_hours) for m in LLAMA} == LLAMA_PRINTED
+    assert {m.gpu for m in LLAMA} == {"A100-80GB"}
+
+
+def test_llama_65b_gpu_hours_agree_with_the_papers_own_throughput():
+    # A second statement of the same run in the paper (Sec. 2.4): about 380 tokens/s/GPU on
+    # 2048 A100-80GB GPUs, so 1.4T tokens take about 21 days.
+    m = {m.name: m for m in LLAMA}["LLaMA-65B"]
+    assert m.tokens / (m.gpu_hours * 3600) == pytest.approx(380, rel=0.01)
+    assert m.gpu_hours / (2048 * 24) == pytest.approx(21, rel=0.02)
+
+
+#: Every published law's parameters as its paper prints them.
+PRINTED_LAWS = {
+    # Hoffmann et al. 2022, Sec. 3.3 (Approach 3).
+    "hoffmann2022": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
+    # Besiroglu et al. 2024, their refit of Approach 3.
+    "besiroglu2024": {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658},
+    # Kaplan et al. 2020: eq. (1.5) with Table 2's fit; eqs. (1.1), (1.2) and (1.3), where C_c
+    # is 3.1e8 PF-days and a PF-day is 1e15 FLOP/s for 86,400 s.
+    "kaplan2020": {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103},
+    "kaplan2020_n": {"N_c": 8.8e13, "alpha_N": 0.076},
+    "kaplan2020_d": {"D_c": 5.4e13, "alpha_D": 0.095},
+    "kaplan2020_c": {"C_c": 3.1e8 * 1e15 * 86_400, "alpha_C": 0.050},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRINTED_LAWS))
+def test_published_laws_carry_the_papers_printed_parameters(name):
+    law = published_law(name)
+    assert law.params == pytest.approx(PRINTED_LAWS[name], rel=1e-12)
+    assert set(law.params) == set(PRINTED_LAWS[name])
+
+
+def test_every_published_law_is_checked_against_its_paper():
+    assert set(PUBLISHED_LAWS) == set(PRINTED_LAWS)

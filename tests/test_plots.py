@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
 
 from analysis.errors import InputError
 from analysis.extrapolate import ModelSpec, extrapolate, models_from_points
@@ -29,6 +30,11 @@ def _draws(n=60, seed=0):
     return base * rng.normal(1.0, 0.005, size=(n, 5))
 
 
+def _look(line):
+    """How a line is drawn, colour aside: dashes, marker and width."""
+    return (line.get_linestyle(), line.get_marker(), line.get_linewidth())
+
+
 def test_curves_plot_draws_one_measured_and_one_law_curve_per_size():
     pts = _points()
     fit = LawFit("chinchilla", P, samples=_draws())
@@ -43,7 +49,10 @@ def test_curves_plot_draws_one_measured_and_one_law_curve_per_size():
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     lines = {ln.get_gid(): ln for ln in ax.lines}
-    assert lines["fit:N=10M"].get_linestyle() == "--" and lines["measured:N=10M"].get_linestyle() == "-"
+    legend = ax.get_legend()
+    entries = {t.get_text(): h for t, h in zip(legend.get_texts(), legend.legend_handles)}
+    beyond_entries = [h for label, h in entries.items() if "beyond" in label]
+    assert len(beyond_entries) == 1  # one entry explains the extrapolated part of every curve
     # The target line sits at the target loss; each law curve, dashed over the model's fitted
     # budgets and dotted beyond, reaches the target-compute tokens.
     assert lines["target"].get_ydata()[0] == pytest.approx(res.target.loss)
@@ -52,7 +61,19 @@ def test_curves_plot_draws_one_measured_and_one_law_curve_per_size():
         assert (fitted.min(), fitted.max()) == pytest.approx((min(BUDGETS), max(BUDGETS)), rel=1e-12)
         assert beyond.min() == pytest.approx(max(BUDGETS), rel=1e-12)
         assert beyond.max() >= m.tokens_at_target_compute * (1 - 1e-9)
-        assert lines[f"extrapolation:N={m.name}"].get_linestyle() == ":"
+        # What a reader tells apart: one model's measured data, its law where fitted and its law
+        # extrapolated share the model's colour but are drawn differently, and the legend shows
+        # each way of drawing with its meaning.
+        measured, law, extrapolated = (lines[f"{kind}:N={m.name}"] for kind in ("measured", "fit", "extrapolation"))
+        assert len({to_hex(ln.get_color()) for ln in (measured, law, extrapolated)}) == 1
+        assert len({_look(measured), _look(law), _look(extrapolated)}) == 3
+        assert _look(entries[f"N={m.name} measured"]) == _look(measured)
+        assert _look(entries[f"N={m.name} law"]) == _look(law)
+        assert _look(beyond_entries[0]) == _look(extrapolated)
+        # The tick marking where extrapolation starts sits on the seam of the two segments.
+        tick = lines[f"extrapolation-start:N={m.name}"]
+        assert (tick.get_xdata()[0], tick.get_ydata()[0]) == (extrapolated.get_xdata()[0], extrapolated.get_ydata()[0])
+        assert law.get_xdata()[-1] == pytest.approx(extrapolated.get_xdata()[0], rel=1e-12)
     # A crossing marker lies where the law says the model reaches the target loss.
     m = reachable[0]
     star = lines[f"cross:N={m.name}"]

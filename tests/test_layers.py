@@ -1,0 +1,123 @@
+"""The import contracts of docs/architecture.md: they hold on this tree, and each one breaks
+when its rule is broken (checked on a copy of the packages with one import added)."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the dev extra installs tomli
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("analysis", "scaling", "sweeps")
+# Beside this interpreter in a virtual environment; no skip when missing: CI must run it.
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+if not LINT_IMPORTS.exists():
+    LINT_IMPORTS = Path(shutil.which("lint-imports") or LINT_IMPORTS)
+
+
+def _lint(cwd: Path) -> subprocess.CompletedProcess:
+    assert LINT_IMPORTS.exists(), "lint-imports not found (fix: pip install -e '.[dev]')"
+    # lint-imports puts its working directory first on sys.path, so it reads the packages
+    # in `cwd`, not the installed ones.
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--no-logo"], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _contracts() -> dict[str, dict]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    return {c["id"]: c for c in config["contracts"]}
+
+
+def _verdicts(output: str) -> dict[str, str]:
+    """Contract name -> KEPT or BROKEN, from lint-imports' summary lines."""
+    names = {c["name"]: cid for cid, c in _contracts().items()}
+    flat = " ".join(output.split())  # the report wraps long names
+    return {cid: ("KEPT" if f"{name} KEPT" in flat else "BROKEN" if f"{name} BROKEN" in flat else "?")
+            for name, cid in names.items()}
+
+
+def test_the_contracts_hold_on_this_tree():
+    r = _lint(ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert set(_verdicts(r.stdout).values()) == {"KEPT"}, r.stdout
+
+
+def test_no_contract_lists_exceptions():
+    for cid, c in _contracts().items():
+        assert "ignore_imports" not in c, f"contract {cid} lists exceptions"
+
+
+def test_the_core_contract_names_the_core_layer_and_the_root_layer():
+    # The exhaustive layers contract makes every new module under scaling/ pick a layer;
+    # this makes the forbidden contracts follow that choice.
+    c = _contracts()
+    root_layer, core_layer = ([m.strip() for m in layer.split(":")] for layer in c["scaling-modules"]["layers"])
+    assert sorted(c["core"]["source_modules"]) == sorted(f"scaling.{m}" for m in core_layer)
+    root = sorted(f"scaling.{m}" for m in root_layer)
+    assert sorted(set(c["core"]["forbidden_modules"]) - {"sweeps"}) == root
+    assert sorted(c["sweeps"]["forbidden_modules"]) == root
+    assert "sweeps" in c["core"]["forbidden_modules"]
+    assert set(c["analysis"]["forbidden_modules"]) == {"torch", "triton", "hydra", "omegaconf", "scaling", "sweeps"}
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A copy of the three packages and pyproject.toml, to break on purpose."""
+    for pkg in PACKAGES:
+        shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def _add_import(tree: Path, module: str, line: str) -> None:
+    path = tree / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = tree / module.replace(".", "/") / "__init__.py"
+    path.write_text(path.read_text() + f"\n{line}\n")
+
+
+@pytest.mark.parametrize("module, line, broken, shown", [
+    ("analysis.laws", "import torch", {"analysis"}, "analysis.laws -> torch"),
+    ("analysis.text", "from omegaconf import OmegaConf", {"analysis"}, "analysis.text -> omegaconf"),
+    ("analysis.records", "from scaling import flops", {"analysis"}, "analysis.records -> scaling.flops"),
+    ("analysis.fit", "import sweeps.index", {"analysis"}, "analysis.fit -> sweeps.index"),
+    ("scaling.flops", "import sweeps", {"core"}, "scaling.flops -> sweeps"),
+    ("scaling.trainer", "from sweeps.job import task", {"core"}, "scaling.trainer -> sweeps.job"),
+    # sweeps trains through the core, so it would reach the CLI through it as well.
+    ("scaling.kernels.rope", "from scaling.cli import main", {"core", "scaling-modules", "sweeps"},
+     "scaling.kernels.rope -> scaling.cli"),
+    ("scaling.config", "from scaling.demo import run_demo", {"core", "scaling-modules", "sweeps"},
+     "scaling.config -> scaling.demo"),
+    ("sweeps.naming", "from scaling.cli._common import print_json", {"sweeps"}, "sweeps.naming -> scaling.cli._common"),
+    ("sweeps.job", "import scaling.soak", {"sweeps"}, "sweeps.job -> scaling.soak"),
+])
+def test_a_forbidden_import_breaks_its_contract(tree, module, line, broken, shown):
+    _add_import(tree, module, line)
+    r = _lint(tree)
+    assert r.returncode == 1, r.stdout + r.stderr
+    verdicts = _verdicts(r.stdout)
+    assert {cid for cid, v in verdicts.items() if v == "BROKEN"} == broken, r.stdout
+    assert {cid for cid, v in verdicts.items() if v == "KEPT"} == set(verdicts) - broken, r.stdout
+    assert shown in r.stdout
+
+
+def test_an_indirect_import_breaks_the_contract_too(tree):
+    # analysis.text -> analysis.newhelper -> torch: the chain is reported, not only direct imports.
+    (tree / "analysis" / "newhelper.py").write_text("import torch\n")
+    _add_import(tree, "analysis.text", "from analysis import newhelper")
+    r = _lint(tree)
+    assert r.returncode == 1 and _verdicts(r.stdout)["analysis"] == "BROKEN", r.stdout
+    assert "analysis.newhelper -> torch" in r.stdout
+
+
+def test_a_new_scaling_module_must_be_placed_in_a_layer(tree):
+    (tree / "scaling" / "schedule.py").write_text('"""A module nobody has classified yet."""\n')
+    r = _lint(tree)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert {cid for cid, v in _verdicts(r.stdout).items() if v == "BROKEN"} == {"scaling-modules"}
+    assert "scaling.schedule" in r.stdout and "not listed as layers" in r.stdout
