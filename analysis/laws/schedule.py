@@ -26,7 +26,7 @@ TISSUE_LAMBDA = 0.999
 #: 2025's eq. (6) read with eta_0 the peak rate at the end of warmup, so only the decay
 #: counts. ``reference``: the authors' code, which sums every step's change from step 1
 #: with eta_0 = 0, so the warmup ramp enters LD as negative drops. Their published
-#: parameters are fitted under the second; read under the first they are 3-5% off.
+#: parameters are fitted under the second; read under the first they are 3-6% off.
 CONVENTIONS = {
     "printed": "Luo et al. 2025 eq. (6), loss drops from the end of warmup (eta_0 = the peak rate)",
     "reference": "Luo et al. 2025's reference code: loss drops from step 1 with eta_0 = 0, the warmup ramp included",

@@ -41,6 +41,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "loss, val_loss or train_loss")
     f.add_argument("--lambda", dest="lam", type=float, default=0.999,
                    help="annealing-area momentum of Tissue et al. 2024 (default 0.999)")
+    f.add_argument("--convention", choices=("printed", "reference"), default="printed",
+                   help="multipower's loss-drop term: printed (Luo et al. 2025 eq. 6, from the end of warmup; "
+                        "default) or reference (the authors' code: from step 1, the warmup ramp included)")
     f.add_argument("-o", "--output", metavar="FIT.json", help="save the fit as JSON (for `scaling curve predict`)")
     f.add_argument("--json", action="store_true", help="print a JSON object instead of the report")
 
@@ -76,7 +79,8 @@ def run_fit(args) -> int:
         name = c.attrs.get("name", path)
         curves[name if name not in curves else path] = c
     fit = fit_curve(curves if len(curves) > 1 or args.law != "saturating_power" else next(iter(curves.values())),
-                    law=args.law, warmup_steps=args.warmup_steps, min_step=args.min_step, lam=args.lam)
+                    law=args.law, warmup_steps=args.warmup_steps, min_step=args.min_step, lam=args.lam,
+                    convention=args.convention)
     if args.output:
         fit.save(args.output)
     if args.json:
@@ -110,8 +114,11 @@ def run_predict(args) -> int:
                                for row in pred.to_dict(orient="records")]}
         if errors is not None:
             out.update(errors)
+        out["warnings"] = list(pred.attrs.get("warnings", []))
         print_json(out)
         return 0
+    for w in pred.attrs.get("warnings", []):
+        print(f"WARNING: {w}")
     from analysis.text import format_table
 
     shown = pred if len(pred) <= 40 else pred.iloc[:: max(1, len(pred) // 40)]
