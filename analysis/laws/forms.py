@@ -23,6 +23,10 @@ import numpy as np
 __all__ = ["LSEForm", "KaplanNDForm", "GenericForm", "EPOCH_GRID", "epoch_grid", "gadre_grid",
            "single_power_form", "LOG_INPUTS"]
 
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 709.0 else math.inf
+
+
 #: Law input -> the key of its logarithm in a form's inputs.
 LOG_INPUTS = {"N": "x", "D": "y", "C": "c"}
 
@@ -101,7 +105,8 @@ class KaplanNDForm:
 
     @staticmethod
     def to_natural(t):
-        return {"N_c": math.exp(t[0]), "D_c": math.exp(t[1]), "alpha_N": t[2], "alpha_D": t[3]}
+        # a loss that does not fall drives the scales past float range: inf, which fit_law refuses by name
+        return {"N_c": _exp(t[0]), "D_c": _exp(t[1]), "alpha_N": t[2], "alpha_D": t[3]}
 
     @staticmethod
     def from_natural(p):
