@@ -202,12 +202,10 @@ def test_bad_inputs_raise_named_errors():
         CE.fused_linear_cross_entropy(h, w, torch.zeros(4, device=dev))
 
 
-@gpu_only
-@pytest.mark.parametrize("M,C,V", [(4096, 768, 32000), (1000, 1024, 50257)])
-def test_bf16_no_worse_than_eager(M, C, V):
-    h, w, t = _inputs(M, C, V, "cuda", ignore_every=7, seed=1)
+def _check_bf16(M, C, V, device):
+    h, w, t = _inputs(M, C, V, device, ignore_every=7, seed=1)
     h, w = h.bfloat16(), w.bfloat16()
-    ours = _ours(h, w, t, z_loss=1e-4, chunk_size=M // 3)
+    ours = _ours(h, w, t, z_loss=1e-4, chunk_size=max(1, M // 3))
     he, we = h.detach().requires_grad_(), w.detach().requires_grad_()
     le = R.linear_cross_entropy(he, we, t, z_loss=1e-4)
     le.backward()
@@ -216,13 +214,33 @@ def test_bf16_no_worse_than_eager(M, C, V):
 
 
 @gpu_only
-def test_autocast_with_fp32_weights():
-    h, w, t = _inputs(512, 256, 5000, "cuda", ignore_every=5, seed=9)
+@pytest.mark.parametrize("M,C,V", [(4096, 768, 32000), (1000, 1024, 50257)])
+def test_bf16_no_worse_than_eager(M, C, V):
+    _check_bf16(M, C, V, "cuda")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_no_worse_than_eager_small(device):
+    _check_bf16(96, 48, 333, device)
+
+
+def _check_autocast_fp32_weights(M, C, V, device):
+    h, w, t = _inputs(M, C, V, device, ignore_every=5, seed=9)
     hh, ww = h.detach().requires_grad_(), w.detach().requires_grad_()
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+    with torch.autocast(device, dtype=torch.bfloat16):
         loss = CE.fused_linear_cross_entropy(hh, ww, t)
     loss.backward()
     assert hh.grad.dtype == torch.float32 and ww.grad.dtype == torch.float32
     rloss, rgh, rgw = _reference(h, w, t)
     assert abs(loss.item() - rloss.item()) / rloss.item() < 1e-2
     assert U.rel_err(hh.grad, rgh) < 2e-2 and U.rel_err(ww.grad, rgw) < 2e-2
+
+
+@gpu_only
+def test_autocast_with_fp32_weights():
+    _check_autocast_fp32_weights(512, 256, 5000, "cuda")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_autocast_with_fp32_weights_small(device):
+    _check_autocast_fp32_weights(64, 32, 257, device)
