@@ -133,3 +133,33 @@ def test_module_imports_without_torch():
             "assert not bad, bad")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kernels,mb", [("triton", 8), ("eager", 4)])
+def test_estimate_against_max_memory_allocated(kernels, mb):
+    # On a GPU the whole peak is measured: a second step (AdamW's moments exist, the
+    # gradients were freed by zero_grad and come back in backward).
+    from scaling.model import Transformer
+
+    a = _args(d_model=512, n_layers=4, n_heads=8, n_kv_heads=4, ffn_hidden=1408, vocab_size=8192, seq_len=512)
+    torch.manual_seed(0)
+    model = Transformer(a, kernels=kernels).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    idx = torch.randint(0, a.vocab_size, (mb, a.seq_len), device="cuda")
+    for step in range(2):
+        if step == 1:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(idx, idx)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    est = MEM.estimate_model_memory(a, mb, kernels=kernels, precision="bf16")
+    # The estimate counts the gradients and every kept activation at once, so it may
+    # overstate the peak a little; it must not understate it by much.
+    assert 0.85 * peak <= est.peak <= 1.3 * peak, (est.peak, peak)
