@@ -35,23 +35,44 @@ The Triton versions and their tests are described in ``docs/kernels.md``.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from analysis.errors import ConfigError, InputError
 
 KERNEL_CHOICES = ("eager", "compile", "triton", "auto")
 
 
+def _swiglu_of_halves(swiglu: Callable, gate_up):
+    gate, up = gate_up.chunk(2, dim=-1)
+    return swiglu(gate, up)
+
+
+def _rope_of_split(apply_rope: Callable, qkv, cos, sin, n_heads: int, n_kv_heads: int):
+    q, k, v = qkv.split([n_heads, n_kv_heads, n_kv_heads], dim=2)
+    q, k = apply_rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+    return q, k, v.transpose(1, 2)
+
+
 @dataclass(frozen=True)
 class Ops:
+    """The op bundle. The fused-projection forms default to the separate ops applied to
+    the projection's parts, so a bundle built from the four ops alone still works."""
+
     name: str
     rms_norm: Callable
     swiglu: Callable
     apply_rope: Callable
     linear_cross_entropy: Callable
-    swiglu_packed: Callable
-    rope_qkv: Callable
+    swiglu_packed: Optional[Callable] = None
+    rope_qkv: Optional[Callable] = None
+
+    def __post_init__(self):
+        if self.swiglu_packed is None:
+            object.__setattr__(self, "swiglu_packed", functools.partial(_swiglu_of_halves, self.swiglu))
+        if self.rope_qkv is None:
+            object.__setattr__(self, "rope_qkv", functools.partial(_rope_of_split, self.apply_rope))
 
 
 def resolve_kernels(name: str, device_type: str) -> str:
