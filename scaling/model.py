@@ -61,15 +61,12 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         nh, nkv, hs = self.n_heads, self.n_kv_heads, self.head_dim
-        q, k, v = self.qkv(x).split([nh * hs, nkv * hs, nkv * hs], dim=-1)
-        q = q.view(B, T, nh, hs).transpose(1, 2)   # (B, nh, T, hs)
-        k = k.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
-        q, k = self.ops.apply_rope(q, k, cos, sin)
-        if nkv != nh:  # share each key/value head among nh / nkv query heads
-            k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, T, hs)
-            v = v.repeat_interleave(nh // nkv, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+        qkv = self.qkv(x).view(B, T, nh + 2 * nkv, hs)  # (B, T, nh + 2 nkv, hs)
+        # q (B, nh, T, hs), k and v (B, nkv, T, hs); one op, so a fused kernel can write
+        # the gradient of the whole projection in one buffer
+        q, k, v = self.ops.rope_qkv(qkv, cos, sin, nh, nkv)
+        # grouped-query: each key/value head serves nh / nkv query heads, without copies
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=nkv != nh)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, nh * hs)                 # (B, T, C)
         return self.proj(y)
 
@@ -84,8 +81,9 @@ class MLP(nn.Module):
         self.ops = ops
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)  # (B, T, H) each
-        return self.down(self.ops.swiglu(gate, up))  # (B, T, C)
+        # gate and up are the halves of (B, T, 2H); one op, so a fused kernel can write
+        # their gradient in one buffer
+        return self.down(self.ops.swiglu_packed(self.gate_up(x)))  # (B, T, C)
 
 
 class Block(nn.Module):

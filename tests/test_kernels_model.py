@@ -145,3 +145,65 @@ def test_benchmark_flow_runs_end_to_end_on_cpu(tmp_path, capsys):
     if not CUDA:  # without a GPU the plain command says so and checks correctness instead
         assert main([]) == 0
         assert "need a GPU" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_autocast_training_tracks_eager_small(device):
+    # The interpreter's version of the GPU test above: every kernel reads and writes bf16
+    # activations under autocast, and a few steps still follow eager bf16.
+    from scaling.model import Transformer
+
+    torch.manual_seed(0)
+    args = _tiny_args(d_model=64, n_heads=4, n_kv_heads=2, ffn_hidden=160, vocab_size=211, seq_len=16)
+    eager = Transformer(args, kernels="eager").to(device)
+    ours = Transformer(args, kernels="triton").to(device)
+    ours.load_state_dict(copy.deepcopy(eager.state_dict()))
+    batches = [_batch(args, 4, device, seed=1)] * 4
+    with torch.autocast(device, dtype=torch.bfloat16):
+        e_losses, e_grads = _train(eager, batches)
+        t_losses, t_grads = _train(ours, batches)
+    assert e_losses[-1] < e_losses[0] - 0.1
+    for e, t in zip(e_losses, t_losses):
+        assert abs(e - t) < 2e-2 * abs(e)
+    for name, g in e_grads.items():
+        assert U.rel_err(t_grads[name], g) < 5e-2, name
+
+
+@pytest.mark.parametrize("kernels", ["eager", pytest.param("triton", marks=pytest.mark.skipif(
+    not (U.INTERPRET or CUDA), reason="triton needs CUDA or the interpreter"))])
+def test_grouped_query_attention_matches_repeated_heads(kernels, monkeypatch):
+    # The model shares key/value heads through enable_gqa; the old path copied them with
+    # repeat_interleave. Same loss and gradients to float32 rounding.
+    import types
+
+    import torch.nn.functional as F
+
+    import scaling.model as M
+
+    device = "cuda" if CUDA and kernels == "triton" else "cpu"
+    args = _tiny_args(n_heads=6, n_kv_heads=2, d_model=48)
+    torch.manual_seed(0)
+    model = M.Transformer(args, kernels=kernels).to(device)
+    idx, tgt = _batch(args, 2, device, seed=3)
+
+    def loss_and_grads():
+        model.zero_grad(set_to_none=True)
+        loss = model(idx, tgt)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    calls = []
+
+    def repeated(q, k, v, *, is_causal, enable_gqa=False):
+        calls.append(enable_gqa)
+        rep = q.shape[1] // k.shape[1]
+        return F.scaled_dot_product_attention(q, k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1),
+                                              is_causal=is_causal)
+
+    loss, grads = loss_and_grads()
+    monkeypatch.setattr(M, "F", types.SimpleNamespace(scaled_dot_product_attention=repeated))
+    old_loss, old_grads = loss_and_grads()
+    assert calls == [True] * args.n_layers
+    torch.testing.assert_close(loss, old_loss, rtol=1e-6, atol=1e-6)
+    for name, g in grads.items():
+        assert U.rel_err(g, old_grads[name]) < 1e-6, name

@@ -80,19 +80,17 @@ def test_backward_is_inverse_rotation_and_shared_inputs_keep_their_grad(device):
     torch.testing.assert_close(gk.double(), rgk, rtol=1e-5, atol=1e-5)
 
 
-@gpu_only
-@pytest.mark.parametrize("dims", [(8, 12, 12, 1024, 64), (4, 16, 4, 512, 128), (3, 5, 1, 77, 48)],
-                         ids=lambda d: "B{}nh{}nkv{}T{}hs{}".format(*d))
-def test_bf16_no_worse_than_eager(dims):
+def _check_bf16(dims, device):
     from scaling.kernels.rope import apply_rope
 
     torch.manual_seed(0)
     B, nh, nkv, T, hs = dims
-    cos, sin = _tables(T, hs, "cuda")
-    q, k = _qk(B, nh, nkv, T, hs, "cuda", transposed=True)
+    cos, sin = _tables(T, hs, device)
+    q, k = _qk(B, nh, nkv, T, hs, device, transposed=True)
     q, k = q.bfloat16(), k.bfloat16()
     qr, kr = q.detach().requires_grad_(), k.detach().requires_grad_()
     qo, ko = apply_rope(qr, kr, cos, sin)
+    assert qo.dtype == ko.dtype == torch.bfloat16
     dq, dk = torch.randn_like(qo), torch.randn_like(ko)
     torch.autograd.backward([qo, ko], [dq, dk])
     qe, ke = q.detach().requires_grad_(), k.detach().requires_grad_()
@@ -101,6 +99,53 @@ def test_bf16_no_worse_than_eager(dims):
     (rq, rk), (rdq, rdk) = U.float64_reference(lambda a, b: R.apply_rope(a, b, cos.double(), sin.double()),
                                                [q, k], [dq, dk])
     assert_no_worse_than_eager([(qo, eq, rq), (ko, ek, rk), (qr.grad, qe.grad, rdq), (kr.grad, ke.grad, rdk)])
+
+
+@gpu_only
+@pytest.mark.parametrize("dims", [(8, 12, 12, 1024, 64), (4, 16, 4, 512, 128), (3, 5, 1, 77, 48)],
+                         ids=lambda d: "B{}nh{}nkv{}T{}hs{}".format(*d))
+def test_bf16_no_worse_than_eager(dims):
+    _check_bf16(dims, "cuda")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dims", [(2, 4, 2, 37, 24), (1, 3, 1, 17, 64)], ids=lambda d: "B{}nh{}nkv{}T{}hs{}".format(*d))
+def test_bf16_no_worse_than_eager_small(device, dims):
+    _check_bf16(dims, device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dims", [(2, 4, 2, 13, 24), (1, 3, 3, 9, 46), (2, 6, 1, 5, 8)],
+                         ids=lambda d: "B{}nh{}nkv{}T{}hs{}".format(*d))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_fused_projection_form(device, dims, dtype):
+    from scaling.kernels.rope import rope_qkv
+
+    torch.manual_seed(sum(dims))
+    B, nh, nkv, T, hs = dims
+    cos, sin = _tables(T, hs, device)
+    # The fused projection (B, T, nh + 2 nkv, hs) as the model views a linear layer's output.
+    qkv = torch.randn(B, T, (nh + 2 * nkv) * hs, device=device).to(dtype).view(B, T, nh + 2 * nkv, hs)
+    x = qkv.detach().requires_grad_()
+    q, k, v = rope_qkv(x, cos, sin, nh, nkv)
+    assert q.shape == (B, nh, T, hs) and k.shape == v.shape == (B, nkv, T, hs)
+    assert q.is_contiguous() and k.is_contiguous() and v.is_contiguous()
+    # The op hands autograd the whole projection's gradient: no concatenation node, and
+    # nothing saved but the tables.
+    assert [type(f).__name__ for f, _ in q.grad_fn.next_functions if f is not None] == ["AccumulateGrad"]
+    assert all(t.shape == (T, hs // 2) for t in q.grad_fn.saved_tensors)
+    grads = [torch.randn_like(t) for t in (q, k, v)]
+    torch.autograd.backward([q, k, v], grads)
+    outs, (rdx,) = U.float64_reference(lambda a: R.rope_qkv(a, cos.double(), sin.double(), nh, nkv), [qkv], grads)
+    if dtype == torch.float32:
+        for ours, ref in zip((q, k, v, x.grad), (*outs, rdx)):
+            torch.testing.assert_close(ours.double(), ref, rtol=1e-5, atol=1e-5)
+    else:
+        xe = qkv.detach().requires_grad_()
+        eager = R.rope_qkv(xe, cos, sin, nh, nkv)
+        torch.autograd.backward(list(eager), grads)
+        assert_no_worse_than_eager(list(zip((q, k, v, x.grad), (*eager, xe.grad), (*outs, rdx))))
+        assert torch.equal(v, eager[2])  # v is moved, not rounded
 
 
 def test_bad_tables_raise_named_error():

@@ -18,8 +18,10 @@ Backward only multiplies the stored gradients by the incoming scalar. The larges
 transient is the (chunk x V) buffer, sized to a byte budget (``LOGITS_CHUNK_BYTES``),
 against (tokens x V) logits plus their float32 copies and gradients in eager PyTorch.
 
-The divisor n stays on the device (no host synchronisation for it); a batch whose
-targets are all ignored gives loss 0 and zero gradients, like the eager reference.
+The divisor n stays on the device and target ids are not read back to be range-checked
+(the caller checks each batch once on the host, :func:`scaling.kernels.check_targets`),
+so a call makes no host synchronisation. A batch whose targets are all ignored gives
+loss 0 and zero gradients, like the eager reference.
 """
 from __future__ import annotations
 
@@ -104,7 +106,7 @@ def default_chunk(n_tokens: int, vocab: int, dtype: torch.dtype, budget: int | N
     (default :data:`LOGITS_CHUNK_BYTES`); a multiple of 64 rows when it is that large,
     for GEMM tiles, and never more than the number of tokens."""
     budget = LOGITS_CHUNK_BYTES if budget is None else budget
-    elem = torch.empty((), dtype=dtype).element_size()
+    elem = dtype.itemsize
     rows = max(1, budget // max(1, _round_up(vocab, 64) * elem))
     if rows >= 64:
         rows -= rows % 64
@@ -179,26 +181,50 @@ def _flce_forward(hidden, weight, targets, ignore_index, z_loss, chunk, grad_hid
     return loss, gh, (gw.to(weight.dtype) if gw is not None else None)
 
 
-class LinearCrossEntropyFunction(torch.autograd.Function):
-    """Forward computes the loss and both gradients chunk by chunk; backward scales them."""
-
-    @staticmethod
-    def forward(ctx, hidden, weight, targets, ignore_index, z_loss, chunk):
+# Registered with torch.library so that torch.compile keeps the op in its graph as one
+# opaque node (fake shapes and the autograd formula below) instead of breaking the graph
+# at the chunk loop. The gradients are computed in the forward pass; they are outputs
+# of the op that autograd saves, and backward only scales them. An input that needs no
+# gradient gets a (0,) placeholder, since an op's outputs cannot be None.
+@torch.library.custom_op("scaling::linear_cross_entropy", mutates_args=())
+def _flce_op(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int,
+             z_loss: float, chunk: int, grad_hidden: bool,
+             grad_weight: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # The chunk GEMMs run in the inputs' dtype, which the wrapper already chose.
+    with torch.autocast(hidden.device.type, enabled=False):
         loss, gh, gw = _flce_forward(hidden, weight, targets, ignore_index, z_loss, chunk,
-                                     ctx.needs_input_grad[0], ctx.needs_input_grad[1])
-        ctx.save_for_backward(gh, gw)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_loss):
-        gh, gw = ctx.saved_tensors
-        # Out of place: a retained graph may run backward twice over the same buffers.
-        dh = gh * grad_loss.to(gh.dtype) if gh is not None else None
-        dw = gw * grad_loss.to(gw.dtype) if gw is not None else None
-        return dh, dw, None, None, None, None
+                                     grad_hidden, grad_weight)
+    return (loss, gh if gh is not None else hidden.new_empty((0,)),
+            gw if gw is not None else weight.new_empty((0,)))
 
 
-def _check(hidden, weight, targets, ignore_index):
+@_flce_op.register_fake
+def _(hidden, weight, targets, ignore_index, z_loss, chunk, grad_hidden, grad_weight):
+    return (hidden.new_empty((), dtype=torch.float32),
+            hidden.new_empty(hidden.shape if grad_hidden else (0,)),
+            weight.new_empty(weight.shape if grad_weight else (0,)))
+
+
+def _flce_setup(ctx, inputs, output):
+    _, gh, gw = output
+    ctx.mark_non_differentiable(gh, gw)
+    ctx.grads = (inputs[6], inputs[7])
+    ctx.save_for_backward(gh, gw)
+
+
+def _flce_bwd(ctx, grad_loss, _gh, _gw):
+    gh, gw = ctx.saved_tensors
+    want_h, want_w = ctx.grads
+    # Out of place: a retained graph may run backward twice over the same buffers.
+    dh = gh * grad_loss.to(gh.dtype) if want_h else None
+    dw = gw * grad_loss.to(gw.dtype) if want_w else None
+    return dh, dw, None, None, None, None, None, None
+
+
+_flce_op.register_autograd(_flce_bwd, setup_context=_flce_setup)
+
+
+def _check(hidden, weight, targets):
     U.require(hidden.dim() >= 1 and weight.dim() == 2 and hidden.shape[-1] == weight.shape[1],
               f"hidden has shape {tuple(hidden.shape)} but weight has shape {tuple(weight.shape)}",
               field="linear_cross_entropy", fix="pass hidden (M, C) and weight (V, C) with the same C")
@@ -212,11 +238,6 @@ def _check(hidden, weight, targets, ignore_index):
               f"hidden and weight must be floating point, got {hidden.dtype} and {weight.dtype}",
               field="linear_cross_entropy", fix="cast them to float32 or bfloat16")
     U.check_launchable(hidden, weight, targets, op="linear_cross_entropy")
-    V = weight.shape[0]
-    bad = ((targets < 0) | (targets >= V)) & (targets != ignore_index)
-    # One host sync a step; an out-of-range id would otherwise be read as logit 0.
-    U.require(not bool(bad.any()), f"a target id is outside [0, {V}) and is not ignore_index={ignore_index}",
-              field="linear_cross_entropy", fix="check the tokenizer's vocabulary size against the model's")
 
 
 def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
@@ -230,8 +251,12 @@ def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targe
     autocast the GEMMs run in the autocast dtype; otherwise hidden and weight are
     promoted to a common dtype. ``chunk_size`` (rows per chunk) defaults to the largest
     that keeps one chunk of logits under :data:`LOGITS_CHUNK_BYTES`.
+
+    Target ids are not range-checked here (that would read a flag back from the device
+    on every call): an id outside [0, V) other than ``ignore_index`` silently counts as a
+    logit of 0. Check each batch once on the host with :func:`scaling.kernels.check_targets`.
     """
-    _check(hidden, weight, targets, ignore_index)
+    _check(hidden, weight, targets)
     hidden2 = hidden.reshape(-1, hidden.shape[-1])
     targets2 = targets.reshape(-1).contiguous()
     dev = hidden.device.type
@@ -239,18 +264,14 @@ def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targe
         cdtype = torch.get_autocast_dtype(dev)
     else:
         cdtype = torch.promote_types(hidden.dtype, weight.dtype)
-    # Casts happen outside the autograd.Function, so autograd hands back gradients in
-    # each input's own dtype.
+    # Casts happen outside the op, so autograd hands back gradients in each input's own dtype.
     h = hidden2.to(cdtype).contiguous()
     w = weight.to(cdtype).contiguous()
     if chunk_size is None:
         chunk_size = default_chunk(h.shape[0], w.shape[0], cdtype)
     U.require(int(chunk_size) >= 1, f"chunk_size={chunk_size} is not positive",
               field="chunk_size", fix="pass a positive number of rows, or None for the default")
-    if torch.is_grad_enabled() and (h.requires_grad or w.requires_grad):
-        with torch.autocast(dev, enabled=False):
-            return LinearCrossEntropyFunction.apply(h, w, targets2, int(ignore_index), float(z_loss),
-                                                    int(chunk_size))
-    with torch.no_grad(), torch.autocast(dev, enabled=False):
-        return _flce_forward(h, w, targets2, int(ignore_index), float(z_loss), int(chunk_size),
-                             False, False)[0]
+    grads = torch.is_grad_enabled()
+    loss, _, _ = _flce_op(h, w, targets2, int(ignore_index), float(z_loss), int(chunk_size),
+                          grads and h.requires_grad, grads and w.requires_grad)
+    return loss

@@ -28,6 +28,12 @@ def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
+def swiglu_packed(gate_up: torch.Tensor) -> torch.Tensor:
+    """:func:`swiglu` of the two halves of a fused (..., 2H) gate/up projection."""
+    gate, up = gate_up.chunk(2, dim=-1)  # (..., H) each
+    return swiglu(gate, up)
+
+
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotary position embedding (Su et al. 2021) in the half-split layout. x (..., T, hs)."""
     half = x.shape[-1] // 2
@@ -39,6 +45,14 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 def apply_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
     """Rotate q (B, nh, T, hs) and k (B, nkv, T, hs) by cos/sin (T, hs // 2)."""
     return rotate(q, cos, sin), rotate(k, cos, sin)
+
+
+def rope_qkv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int, n_kv_heads: int):
+    """Split a fused projection qkv (B, T, nh + 2 nkv, hs) into q (B, nh, T, hs) and
+    k, v (B, nkv, T, hs), and rotate q and k by cos/sin (T, hs // 2)."""
+    q, k, v = qkv.split([n_heads, n_kv_heads, n_kv_heads], dim=2)
+    q, k = apply_rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+    return q, k, v.transpose(1, 2)
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,

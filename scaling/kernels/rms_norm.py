@@ -2,7 +2,9 @@
 
 Forward, per row r of x (rows, C), in float32:
     rstd_r = 1 / sqrt(mean_j x_rj^2 + eps),   y_rj = x_rj * rstd_r * w_j.
-Only ``rstd`` (4 bytes a row) is saved for backward; x_hat = x * rstd is recomputed.
+Only ``rstd`` (4 bytes a row) is saved for backward besides x and w; x_hat = x * rstd
+is recomputed. Under autocast y is written in the autocast dtype (bf16): the kernel
+reads x in its own dtype, accumulates in float32 and stores y once in bf16.
 
 Backward, with g = dy * w:
     dx_rj = rstd_r * (g_rj - x_hat_rj * mean_j(g_rj * x_hat_rj))
@@ -79,51 +81,93 @@ def _check(x: torch.Tensor, weight: torch.Tensor) -> None:
     U.check_launchable(x, weight, op="rms_norm")
 
 
-class RMSNormFunction(torch.autograd.Function):
-    """Autograd wrapper: saves x, weight and the float32 per-row rstd."""
+def _rows(shape) -> int:
+    n = 1
+    for d in shape[:-1]:
+        n *= d
+    return n
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float):
-        shape = x.shape
-        x2 = U.as_rows(x)
-        n_rows, n_cols = x2.shape
-        w = weight.contiguous()
-        y = U.new_empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
-        rstd = U.new_empty((n_rows,), dtype=torch.float32, device=x.device)
-        block_r, block_c = U.row_tile(n_rows, n_cols)
-        if n_rows:
-            _rms_norm_fwd_kernel[(triton.cdiv(n_rows, block_r),)](
-                x2, w, y, rstd, n_rows, n_cols, x2.stride(0), y.stride(0), float(eps),
-                BLOCK_R=block_r, BLOCK_C=block_c, num_warps=U.num_warps_for(block_r * block_c))
-        ctx.save_for_backward(x2, w, rstd)
-        ctx.shape = shape
-        return y.view(shape)
 
-    @staticmethod
-    def backward(ctx, dy: torch.Tensor):
-        x2, w, rstd = ctx.saved_tensors
-        n_rows, n_cols = x2.shape
-        dy2 = U.as_rows(dy)
-        dx = U.new_empty((n_rows, n_cols), dtype=x2.dtype, device=x2.device)
-        block_r, block_c = U.row_tile(n_rows, n_cols)
-        n_prog = U.persistent_programs(triton.cdiv(n_rows, block_r), x2.device)
-        dw_part = U.new_empty((n_prog, n_cols), dtype=torch.float32, device=x2.device)
-        if n_rows:
-            _rms_norm_bwd_kernel[(n_prog,)](
-                dy2, x2, w, rstd, dx, dw_part, n_rows, n_cols,
-                dy2.stride(0), x2.stride(0), dx.stride(0),
-                BLOCK_R=block_r, BLOCK_C=block_c, num_warps=U.num_warps_for(block_r * block_c))
-            dw = dw_part.sum(0)
-        else:
-            dw = torch.zeros(n_cols, dtype=torch.float32, device=x2.device)
-        return dx.view(ctx.shape), dw.to(w.dtype), None
+# The op is registered with torch.library (forward, backward, fake shapes and the autograd
+# formula) so that torch.compile keeps it whole in the graph as one opaque node instead of
+# breaking the graph at the Triton launch.
+@torch.library.custom_op("scaling::rms_norm", mutates_args=())
+def _rms_norm_op(x: torch.Tensor, weight: torch.Tensor, eps: float,
+                 out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y in out_dtype with x's shape, float32 rstd per row)."""
+    x2 = U.as_rows(x)
+    n_rows, n_cols = x2.shape
+    w = weight.contiguous()
+    y = U.new_empty(x.shape, dtype=out_dtype, device=x.device)
+    rstd = U.new_empty((n_rows,), dtype=torch.float32, device=x.device)
+    block_r, block_c = U.row_tile(n_rows, n_cols)
+    if n_rows:
+        y2 = y.view(n_rows, n_cols)
+        _rms_norm_fwd_kernel[(triton.cdiv(n_rows, block_r),)](
+            x2, w, y2, rstd, n_rows, n_cols, x2.stride(0), y2.stride(0), float(eps),
+            BLOCK_R=block_r, BLOCK_C=block_c, num_warps=U.num_warps_for(block_r * block_c))
+    return y, rstd
+
+
+@_rms_norm_op.register_fake
+def _(x, weight, eps, out_dtype):
+    return x.new_empty(x.shape, dtype=out_dtype), x.new_empty((_rows(x.shape),), dtype=torch.float32)
+
+
+@torch.library.custom_op("scaling::rms_norm_backward", mutates_args=())
+def _rms_norm_backward_op(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                          rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dx in x's dtype and shape, dw in weight's dtype)."""
+    x2 = U.as_rows(x)
+    n_rows, n_cols = x2.shape
+    w = weight.contiguous()
+    dy2 = U.as_rows(dy)
+    dx = U.new_empty(x.shape, dtype=x.dtype, device=x.device)
+    block_r, block_c = U.row_tile(n_rows, n_cols)
+    n_prog = U.persistent_programs(triton.cdiv(n_rows, block_r), x.device)
+    dw_part = U.new_empty((n_prog, n_cols), dtype=torch.float32, device=x.device)
+    if n_rows:
+        dx2 = dx.view(n_rows, n_cols)
+        _rms_norm_bwd_kernel[(n_prog,)](
+            dy2, x2, w, rstd, dx2, dw_part, n_rows, n_cols,
+            dy2.stride(0), x2.stride(0), dx2.stride(0),
+            BLOCK_R=block_r, BLOCK_C=block_c, num_warps=U.num_warps_for(block_r * block_c))
+        dw = dw_part.sum(0)
+    else:
+        dw = torch.zeros(n_cols, dtype=torch.float32, device=x.device)
+    return dx, dw.to(weight.dtype)
+
+
+@_rms_norm_backward_op.register_fake
+def _(dy, x, weight, rstd):
+    return x.new_empty(x.shape), weight.new_empty(weight.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, _eps, _dtype = inputs
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(x, weight, output[1])
+
+
+def _backward(ctx, dy, _drstd):
+    x, weight, rstd = ctx.saved_tensors
+    dx, dw = _rms_norm_backward_op(dy, x, weight, rstd)
+    return dx, dw, None, None
+
+
+_rms_norm_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """RMSNorm of x (..., C) scaled by weight (C,), as one Triton kernel each way.
 
     Same function as :func:`scaling.kernels.reference.rms_norm`: statistics in float32,
-    output in x's dtype, weight's gradient in weight's dtype.
+    weight's gradient in weight's dtype. The output has x's dtype, except under autocast,
+    where it is written in the autocast dtype: the next op is a linear layer that autocast
+    would cast to that dtype anyway, so writing it directly halves the bytes stored and
+    drops the cast (the float32 residual stream itself stays float32).
     """
     _check(x, weight)
-    return RMSNormFunction.apply(x, weight, eps)
+    dev = x.device.type
+    out_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    return _rms_norm_op(x, weight, float(eps), out_dtype)[0]

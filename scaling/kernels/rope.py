@@ -7,11 +7,21 @@ The map is a rotation, so its Jacobian transpose is the inverse rotation (sin ->
 backward runs the same kernel with the sign of sin flipped. Nothing but cos/sin is
 saved for backward.
 
-In-place safety: outputs are fresh tensors (with q's and k's strides), never q or k
-themselves, so autograd and any other user of q/k see the unrotated values.
+In-place safety: outputs are fresh tensors, never q or k themselves, so autograd and
+any other user of q/k see the unrotated values.
 
-Grid: (B, T-blocks, nh + nkv). Axis 2 picks a head of q, or of k past nh, so q and k
-share one launch; each program rotates a (BLOCK_T x hs) tile of one head.
+Grid: (B, T-blocks, heads). Axis 2 picks a head of q, of k past nh, or of v past
+nh + nkv, so all of them share one launch; each program rotates (or, for v, copies) a
+(BLOCK_T x hs) tile of one head. Two entry points:
+
+``apply_rope(q, k, cos, sin)``
+    q and k as separate tensors; outputs with q's and k's strides.
+``rope_qkv(qkv, cos, sin, nh, nkv)``
+    the fused projection (B, T, nh + 2 nkv, hs) in, contiguous q (B, nh, T, hs) and
+    k, v (B, nkv, T, hs) out. Backward writes the gradient of the whole fused projection
+    in one pass (rotating dq and dk back, copying dv), so autograd has no three pieces
+    to concatenate; forward pays one copy of v for it, which is less than the copy of
+    dq and dk it saves.
 """
 from __future__ import annotations
 
@@ -21,6 +31,7 @@ import triton.language as tl
 
 from . import _utils as U
 from .reference import apply_rope as apply_rope_reference  # noqa: F401  (the op's plain-PyTorch twin)
+from .reference import rope_qkv as rope_qkv_reference  # noqa: F401
 
 
 @triton.jit
@@ -35,9 +46,17 @@ def _rotate_tile(X, Y, b, h, t, d, mask, c, s,
 
 
 @triton.jit
-def _rope_kernel(Q, K, QO, KO, COS, SIN, seq_len, n_q_heads,
-                 sqb, sqh, sqt, skb, skh, skt,
-                 sqob, sqoh, sqot, skob, skoh, skot, s_cos, s_sin,
+def _copy_tile(X, Y, b, h, t, d, mask, sxb, sxh, sxt, syb, syh, syt, HALF: tl.constexpr):
+    x_base = X + b.to(tl.int64) * sxb + h.to(tl.int64) * sxh + t * sxt + d
+    y_base = Y + b.to(tl.int64) * syb + h.to(tl.int64) * syh + t * syt + d
+    tl.store(y_base, tl.load(x_base, mask=mask, other=0.0).to(Y.dtype.element_ty), mask=mask)
+    tl.store(y_base + HALF, tl.load(x_base + HALF, mask=mask, other=0.0).to(Y.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _rope_kernel(Q, K, V, QO, KO, VO, COS, SIN, seq_len, n_q_heads, n_k_heads,
+                 sqb, sqh, sqt, skb, skh, skt, svb, svh, svt,
+                 sqob, sqoh, sqot, skob, skoh, skot, svob, svoh, svot, s_cos, s_sin,
                  SIGN: tl.constexpr, HALF: tl.constexpr,
                  BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
     b = tl.program_id(0)
@@ -46,13 +65,17 @@ def _rope_kernel(Q, K, QO, KO, COS, SIN, seq_len, n_q_heads,
     d = tl.arange(0, BLOCK_D)
     mask = (t < seq_len)[:, None] & (d < HALF)[None, :]
     t64 = t.to(tl.int64)[:, None]
-    c = tl.load(COS + t64 * s_cos + d[None, :], mask=mask, other=0.0).to(tl.float32)
-    s = tl.load(SIN + t64 * s_sin + d[None, :], mask=mask, other=0.0).to(tl.float32) * SIGN
-    if head < n_q_heads:
-        _rotate_tile(Q, QO, b, head, t64, d[None, :], mask, c, s, sqb, sqh, sqt, sqob, sqoh, sqot, HALF)
-    else:
-        _rotate_tile(K, KO, b, head - n_q_heads, t64, d[None, :], mask, c, s,
-                     skb, skh, skt, skob, skoh, skot, HALF)
+    if head < n_q_heads + n_k_heads:
+        c = tl.load(COS + t64 * s_cos + d[None, :], mask=mask, other=0.0).to(tl.float32)
+        s = tl.load(SIN + t64 * s_sin + d[None, :], mask=mask, other=0.0).to(tl.float32) * SIGN
+        if head < n_q_heads:
+            _rotate_tile(Q, QO, b, head, t64, d[None, :], mask, c, s, sqb, sqh, sqt, sqob, sqoh, sqot, HALF)
+        else:
+            _rotate_tile(K, KO, b, head - n_q_heads, t64, d[None, :], mask, c, s,
+                         skb, skh, skt, skob, skoh, skot, HALF)
+    else:  # a value head: moved, not rotated
+        _copy_tile(V, VO, b, head - n_q_heads - n_k_heads, t64, d[None, :], mask,
+                   svb, svh, svt, svob, svoh, svot, HALF)
 
 
 def rope_tile(T: int, half: int) -> tuple[int, int]:
@@ -63,39 +86,115 @@ def rope_tile(T: int, half: int) -> tuple[int, int]:
     return block_t, block_d
 
 
-def _launch(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: int):
+def _strides(x: torch.Tensor):
+    return x.stride(0), x.stride(1), x.stride(2)
+
+
+def _launch(q, k, v, qo, ko, vo, cos, sin, sign: int) -> None:
+    """Rotate q into qo and k into ko, copy v into vo (v may be None); all (B, heads, T, hs)."""
     B, nh, T, hs = q.shape
     nkv = k.shape[1]
+    nv = 0 if v is None else v.shape[1]
+    if v is None:  # no value heads in the grid: the pointers are never read
+        v, vo = q, qo
     half = hs // 2
-    q, k = U.last_dim_contiguous(q), U.last_dim_contiguous(k)
     cos, sin = U.last_dim_contiguous(cos), U.last_dim_contiguous(sin)
-    qo, ko = U.new_empty_like(q), U.new_empty_like(k)
     block_t, block_d = rope_tile(T, half)
-    grid = (B, triton.cdiv(T, block_t), nh + nkv)
-    if q.numel() or k.numel():
-        _rope_kernel[grid](q, k, qo, ko, cos, sin, T, nh,
-                           q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-                           qo.stride(0), qo.stride(1), qo.stride(2), ko.stride(0), ko.stride(1), ko.stride(2),
+    grid = (B, triton.cdiv(T, block_t), nh + nkv + nv)
+    if B and T and hs and grid[2]:
+        _rope_kernel[grid](q, k, v, qo, ko, vo, cos, sin, T, nh, nkv,
+                           *_strides(q), *_strides(k), *_strides(v),
+                           *_strides(qo), *_strides(ko), *_strides(vo),
                            cos.stride(0), sin.stride(0),
                            SIGN=sign, HALF=half, BLOCK_T=block_t, BLOCK_D=block_d,
                            num_warps=U.num_warps_for(block_t * block_d))
+
+
+# Registered with torch.library so that torch.compile keeps each op in its graph as one
+# opaque node (with these fake shapes and autograd formulas) instead of breaking the
+# graph at the Triton launch.
+@torch.library.custom_op("scaling::rope", mutates_args=())
+def _rope_op(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+             sign: int) -> tuple[torch.Tensor, torch.Tensor]:
+    q, k = U.last_dim_contiguous(q), U.last_dim_contiguous(k)
+    qo, ko = U.new_empty_like(q), U.new_empty_like(k)
+    _launch(q, k, None, qo, ko, None, cos, sin, sign)
     return qo, ko
 
 
-class RoPEFunction(torch.autograd.Function):
-    """Autograd wrapper: forward rotates by +theta, backward by -theta."""
+@_rope_op.register_fake
+def _(q, k, cos, sin, sign):
+    return torch.empty_like(U.last_dim_contiguous(q)), torch.empty_like(U.last_dim_contiguous(k))
 
-    @staticmethod
-    def forward(ctx, q, k, cos, sin):
-        ctx.save_for_backward(cos, sin)
-        return _launch(q, k, cos, sin, 1)
 
-    @staticmethod
-    def backward(ctx, dq, dk):
-        cos, sin = ctx.saved_tensors
-        # materialize_grads is on, so an unused output arrives as zeros, never None.
-        dq, dk = _launch(dq, dk, cos, sin, -1)
-        return dq, dk, None, None
+def _rope_setup(ctx, inputs, output):
+    _q, _k, cos, sin, sign = inputs
+    ctx.save_for_backward(cos, sin)
+    ctx.sign = sign
+
+
+def _rope_bwd(ctx, dq, dk):
+    cos, sin = ctx.saved_tensors
+    # materialize_grads is on, so an unused output arrives as zeros, never None.
+    dq, dk = _rope_op(dq, dk, cos, sin, -ctx.sign)
+    return dq, dk, None, None, None
+
+
+_rope_op.register_autograd(_rope_bwd, setup_context=_rope_setup)
+
+
+def _split_heads(qkv: torch.Tensor, nh: int, nkv: int):
+    """q, k, v views (B, heads, T, hs) of a (B, T, nh + 2 nkv, hs) tensor."""
+    q, k, v = qkv.split([nh, nkv, nkv], dim=2)
+    return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+
+@torch.library.custom_op("scaling::rope_qkv", mutates_args=())
+def _rope_qkv_op(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int,
+                 n_kv_heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    B, T, _, hs = qkv.shape
+    q, k, v = _split_heads(U.last_dim_contiguous(qkv), n_heads, n_kv_heads)
+    qo = U.new_empty((B, n_heads, T, hs), dtype=qkv.dtype, device=qkv.device)
+    ko = U.new_empty((B, n_kv_heads, T, hs), dtype=qkv.dtype, device=qkv.device)
+    vo = U.new_empty((B, n_kv_heads, T, hs), dtype=qkv.dtype, device=qkv.device)
+    _launch(q, k, v, qo, ko, vo, cos, sin, 1)
+    return qo, ko, vo
+
+
+@_rope_qkv_op.register_fake
+def _(qkv, cos, sin, n_heads, n_kv_heads):
+    B, T, _, hs = qkv.shape
+    return (qkv.new_empty((B, n_heads, T, hs)), qkv.new_empty((B, n_kv_heads, T, hs)),
+            qkv.new_empty((B, n_kv_heads, T, hs)))
+
+
+@torch.library.custom_op("scaling::rope_qkv_backward", mutates_args=())
+def _rope_qkv_backward_op(dq: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor, cos: torch.Tensor,
+                          sin: torch.Tensor) -> torch.Tensor:
+    B, nh, T, hs = dq.shape
+    nkv = dk.shape[1]
+    dq, dk, dv = (U.last_dim_contiguous(t) for t in (dq, dk, dv))
+    dqkv = U.new_empty((B, T, nh + 2 * nkv, hs), dtype=dq.dtype, device=dq.device)
+    _launch(dq, dk, dv, *_split_heads(dqkv, nh, nkv), cos, sin, -1)
+    return dqkv
+
+
+@_rope_qkv_backward_op.register_fake
+def _(dq, dk, dv, cos, sin):
+    B, nh, T, hs = dq.shape
+    return dq.new_empty((B, T, nh + 2 * dk.shape[1], hs))
+
+
+def _rope_qkv_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1], inputs[2])
+
+
+def _rope_qkv_bwd(ctx, dq, dk, dv):
+    cos, sin = ctx.saved_tensors
+    return _rope_qkv_backward_op(dq, dk, dv, cos, sin), None, None, None, None
+
+
+_rope_qkv_op.register_autograd(_rope_qkv_bwd, setup_context=_rope_qkv_setup)
 
 
 def _check(q, k, cos, sin):
@@ -124,4 +223,19 @@ def apply_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.T
     stored in q's dtype); returns new tensors with q's and k's strides.
     """
     _check(q, k, cos, sin)
-    return RoPEFunction.apply(q, k, cos, sin)
+    return _rope_op(q, k, cos, sin, 1)
+
+
+def rope_qkv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int, n_kv_heads: int):
+    """q (B, nh, T, hs), k and v (B, nkv, T, hs) from a fused projection qkv
+    (B, T, nh + 2 nkv, hs), q and k rotated by cos/sin (T, hs // 2); one launch each way.
+
+    Same function as :func:`scaling.kernels.reference.rope_qkv`; the outputs are
+    contiguous, in qkv's dtype, computed in float32.
+    """
+    U.require(qkv.dim() == 4 and qkv.shape[2] == n_heads + 2 * n_kv_heads,
+              f"qkv has shape {tuple(qkv.shape)}, expected (B, T, {n_heads} + 2 * {n_kv_heads}, hs)",
+              field="apply_rope", fix="view the fused projection as (B, T, nh + 2 nkv, hs)")
+    q, k, _ = _split_heads(qkv, n_heads, n_kv_heads)
+    _check(q, k, cos, sin)
+    return _rope_qkv_op(qkv, cos, sin, int(n_heads), int(n_kv_heads))

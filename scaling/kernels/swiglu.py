@@ -11,7 +11,9 @@ One pass each way: forward reads 2 tensors and writes 1, backward reads 3 and wr
 which is the minimum traffic for this function.
 
 Inputs may be row-strided views (e.g. the two halves of a fused up-projection from
-``chunk(2, -1)``): rows are addressed by stride, so no copy is made.
+``chunk(2, -1)``): rows are addressed by stride, so no copy is made. ``swiglu_packed``
+takes the fused (..., 2H) projection itself and writes its gradient into one (..., 2H)
+buffer, so autograd has no two halves to concatenate.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import triton.language as tl
 
 from . import _utils as U
 from .reference import swiglu as swiglu_reference  # noqa: F401  (the op's plain-PyTorch twin)
+from .reference import swiglu_packed as swiglu_packed_reference  # noqa: F401
 
 
 @triton.jit
@@ -68,36 +71,119 @@ def grid_and_tile(n_rows: int, n_cols: int):
     return grid, block_r, block_c, U.num_warps_for(block_r * block_c)
 
 
-class SwiGLUFunction(torch.autograd.Function):
-    """Autograd wrapper: saves gate and up only."""
+def _forward(g2: torch.Tensor, u2: torch.Tensor, shape) -> torch.Tensor:
+    n_rows, n_cols = g2.shape
+    y = U.new_empty(shape, dtype=g2.dtype, device=g2.device)
+    grid, br, bc, nw = grid_and_tile(n_rows, n_cols)
+    if n_rows and n_cols:
+        y2 = y.view(n_rows, n_cols)
+        _swiglu_fwd_kernel[grid](g2, u2, y2, n_rows, n_cols, g2.stride(0), u2.stride(0), y2.stride(0),
+                                 BLOCK_R=br, BLOCK_C=bc, num_warps=nw)
+    return y
 
-    @staticmethod
-    def forward(ctx, gate: torch.Tensor, up: torch.Tensor):
-        shape = gate.shape
-        g2, u2 = U.as_rows(gate), U.as_rows(up)
-        n_rows, n_cols = g2.shape
-        y = U.new_empty((n_rows, n_cols), dtype=gate.dtype, device=gate.device)
-        grid, br, bc, nw = grid_and_tile(n_rows, n_cols)
-        if n_rows and n_cols:
-            _swiglu_fwd_kernel[grid](g2, u2, y, n_rows, n_cols, g2.stride(0), u2.stride(0), y.stride(0),
-                                     BLOCK_R=br, BLOCK_C=bc, num_warps=nw)
-        ctx.save_for_backward(g2, u2)
-        ctx.shape = shape
-        return y.view(shape)
 
-    @staticmethod
-    def backward(ctx, dy: torch.Tensor):
-        g2, u2 = ctx.saved_tensors
-        n_rows, n_cols = g2.shape
-        dy2 = U.as_rows(dy)
-        dg = U.new_empty((n_rows, n_cols), dtype=g2.dtype, device=g2.device)
-        du = U.new_empty((n_rows, n_cols), dtype=u2.dtype, device=u2.device)
-        grid, br, bc, nw = grid_and_tile(n_rows, n_cols)
-        if n_rows and n_cols:
-            _swiglu_bwd_kernel[grid](dy2, g2, u2, dg, du, n_rows, n_cols,
-                                     dy2.stride(0), g2.stride(0), u2.stride(0), dg.stride(0), du.stride(0),
-                                     BLOCK_R=br, BLOCK_C=bc, num_warps=nw)
-        return dg.view(ctx.shape), du.view(ctx.shape)
+def _backward_into(dy: torch.Tensor, g2, u2, dg2, du2) -> None:
+    n_rows, n_cols = g2.shape
+    dy2 = U.as_rows(dy)
+    grid, br, bc, nw = grid_and_tile(n_rows, n_cols)
+    if n_rows and n_cols:
+        _swiglu_bwd_kernel[grid](dy2, g2, u2, dg2, du2, n_rows, n_cols,
+                                 dy2.stride(0), g2.stride(0), u2.stride(0), dg2.stride(0), du2.stride(0),
+                                 BLOCK_R=br, BLOCK_C=bc, num_warps=nw)
+
+
+# Registered with torch.library so that torch.compile keeps each op in its graph as one
+# opaque node (with these fake shapes and autograd formulas) rather than breaking the
+# graph at the Triton launch. Two forms: gate and up as separate tensors, and "packed",
+# the (..., 2H) output of the fused gate/up projection, whose gradient the backward
+# kernel writes straight into one (..., 2H) buffer (no concatenation by autograd).
+@torch.library.custom_op("scaling::swiglu", mutates_args=())
+def _swiglu_op(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    return _forward(U.as_rows(gate), U.as_rows(up), gate.shape)
+
+
+@_swiglu_op.register_fake
+def _(gate, up):
+    return gate.new_empty(gate.shape)
+
+
+@torch.library.custom_op("scaling::swiglu_backward", mutates_args=())
+def _swiglu_backward_op(dy: torch.Tensor, gate: torch.Tensor,
+                        up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    g2, u2 = U.as_rows(gate), U.as_rows(up)
+    dg = U.new_empty(gate.shape, dtype=gate.dtype, device=gate.device)
+    du = U.new_empty(up.shape, dtype=up.dtype, device=up.device)
+    if dg.numel():
+        _backward_into(dy, g2, u2, dg.view(g2.shape), du.view(u2.shape))
+    return dg, du
+
+
+@_swiglu_backward_op.register_fake
+def _(dy, gate, up):
+    return gate.new_empty(gate.shape), up.new_empty(up.shape)
+
+
+def _swiglu_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _swiglu_bwd(ctx, dy):
+    gate, up = ctx.saved_tensors
+    return _swiglu_backward_op(dy, gate, up)
+
+
+_swiglu_op.register_autograd(_swiglu_bwd, setup_context=_swiglu_setup)
+
+
+def _halves(gate_up: torch.Tensor):
+    gu2 = U.as_rows(gate_up)
+    h = gu2.shape[1] // 2
+    return gu2, gu2[:, :h], gu2[:, h:]
+
+
+@torch.library.custom_op("scaling::swiglu_packed", mutates_args=())
+def _swiglu_packed_op(gate_up: torch.Tensor) -> torch.Tensor:
+    _, g2, u2 = _halves(gate_up)
+    return _forward(g2, u2, (*gate_up.shape[:-1], gate_up.shape[-1] // 2))
+
+
+@_swiglu_packed_op.register_fake
+def _(gate_up):
+    return gate_up.new_empty((*gate_up.shape[:-1], gate_up.shape[-1] // 2))
+
+
+@torch.library.custom_op("scaling::swiglu_packed_backward", mutates_args=())
+def _swiglu_packed_backward_op(dy: torch.Tensor, gate_up: torch.Tensor) -> torch.Tensor:
+    gu2, g2, u2 = _halves(gate_up)
+    dgu = U.new_empty(gate_up.shape, dtype=gate_up.dtype, device=gate_up.device)
+    if dgu.numel():
+        dgu2 = dgu.view(gu2.shape)
+        h = g2.shape[1]
+        _backward_into(dy, g2, u2, dgu2[:, :h], dgu2[:, h:])
+    return dgu
+
+
+@_swiglu_packed_backward_op.register_fake
+def _(dy, gate_up):
+    return gate_up.new_empty(gate_up.shape)
+
+
+def _packed_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0])
+
+
+def _packed_bwd(ctx, dy):
+    (gate_up,) = ctx.saved_tensors
+    return _swiglu_packed_backward_op(dy, gate_up)
+
+
+_swiglu_packed_op.register_autograd(_packed_bwd, setup_context=_packed_setup)
+
+
+def _check_dtype(t: torch.Tensor, other: torch.Tensor) -> None:
+    U.require(t.dtype == other.dtype and t.is_floating_point(),
+              f"swiglu needs floating-point tensors of one dtype, got {t.dtype} and {other.dtype}",
+              field="swiglu", fix="cast gate and up to the same float dtype")
 
 
 def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
@@ -108,8 +194,20 @@ def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """
     U.require(gate.shape == up.shape, f"gate has shape {tuple(gate.shape)} but up has {tuple(up.shape)}",
               field="swiglu", fix="pass gate and up of the same shape (..., H)")
-    U.require(gate.dtype == up.dtype and gate.is_floating_point(),
-              f"swiglu needs two floating-point tensors of one dtype, got {gate.dtype} and {up.dtype}",
-              field="swiglu", fix="cast gate and up to the same float dtype")
+    _check_dtype(gate, up)
     U.check_launchable(gate, up, op="swiglu")
-    return SwiGLUFunction.apply(gate, up)
+    return _swiglu_op(gate, up)
+
+
+def swiglu_packed(gate_up: torch.Tensor) -> torch.Tensor:
+    """silu(gate) * up with gate, up = gate_up.chunk(2, -1), for gate_up (..., 2H).
+
+    Same function as :func:`scaling.kernels.reference.swiglu_packed`. Backward writes the
+    (..., 2H) gradient of gate_up in one pass.
+    """
+    U.require(gate_up.dim() >= 1 and gate_up.shape[-1] % 2 == 0,
+              f"gate_up has shape {tuple(gate_up.shape)}; its last dimension must be even",
+              field="swiglu", fix="pass the (..., 2H) output of the fused gate/up projection")
+    _check_dtype(gate_up, gate_up)
+    U.check_launchable(gate_up, op="swiglu")
+    return _swiglu_packed_op(gate_up)
