@@ -145,7 +145,7 @@ def test_run_directory_is_a_pure_function_of_the_config():
 def test_demo_run_names_are_stable_across_releases():
     """A resubmitted sweep finds its finished runs only if their names do not change. These
     names are the demo's as released; if this fails, a TrainConfig field was added or a
-    default changed. A new field: register it in scaling.config.HASH_ADDED_FIELDS with the
+    default changed. A new field: register it in HASH_ADDED_FIELDS (scaling/config/identity.py) with the
     value that keeps the old behaviour. A changed default really changes what runs compute:
     update the names here and say so in the changelog."""
     names = sorted(run_name(split_job_config(compose(None, ["experiment=demo", f"model={m}"]))[0])
@@ -158,7 +158,7 @@ def test_a_registered_new_field_at_its_old_value_leaves_the_hash_alone(monkeypat
     cfg = C.from_overrides(["model=micro", "tokens=2e7"])
     before = C.config_hash(cfg)
     # Pretend optim.grad_clip and seed were added later, with their current values as the old behaviour.
-    monkeypatch.setattr(C, "HASH_ADDED_FIELDS", {"optim.grad_clip": cfg.optim.grad_clip, "seed": cfg.seed})
+    monkeypatch.setattr(C.identity, "HASH_ADDED_FIELDS", {"optim.grad_clip": cfg.optim.grad_clip, "seed": cfg.seed})
     d = C.to_dict(cfg)
     older = {k: v for k, v in d.items() if k != "seed"} | {"optim": {k: v for k, v in d["optim"].items()
                                                                      if k != "grad_clip"}}
