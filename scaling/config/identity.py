@@ -71,8 +71,8 @@ def config_diff(saved: dict, cfg: TrainConfig) -> List[tuple]:
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-
 def default_run_name(cfg: TrainConfig, plan: Plan) -> str:
+    """The readable name of a run outside a sweep (``runs/<name>``): preset and tokens."""
     from analysis.text import si
 
     return f"model={plan.model.preset},tokens={si(plan.tokens)}"

@@ -53,7 +53,8 @@ PRESETS: dict[str, Preset] = {
 #: Vocabulary of the default byte-level tokenizer.
 BYTE_VOCAB = 256
 
-# --------------------------------------------------------------------------- resolution
+
+# --------------------------------------------------------------------------- architecture
 
 
 @dataclass(frozen=True)

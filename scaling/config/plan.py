@@ -42,7 +42,7 @@ class Plan:
 
 def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1) -> Plan:
     """Check the whole config and derive the plan; the one place configs are validated."""
-    from scaling import flops as F  # torch-free; imported here to keep this module standalone
+    from scaling import flops as F  # here, not at the top: scaling.flops imports scaling.config
 
     args = model_args(cfg, vocab_size)
     _check_positive(cfg)
