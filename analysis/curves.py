@@ -39,7 +39,8 @@ from .laws.schedule import (ANNEALING, CONVENTIONS, LUO2025, MULTIPOWER, SCHEDUL
                             annealing_areas, luo_multipower, tissue_annealing)
 from .optimize import HUBER_DELTA, huber
 from .result import LawFit, _read_json, bound_warnings, warnings_block
-from .text import format_table, num
+from .schedules import Schedule, schedule_from_rows
+from .text import format_table
 
 __all__ = ["CURVE_LAWS", "published_curve", "CONVENTIONS", "read_curve", "fit_curve", "CurveFit", "Schedule", "schedule_from_rows",
            "annealing_areas", "tissue_annealing", "luo_multipower", "relative_errors"]
@@ -133,87 +134,6 @@ def _as_curves(curves) -> list[tuple[str, pd.DataFrame]]:
 
 
 # ---------------------------------------------------------------------- schedules
-
-@dataclass
-class Schedule:
-    """The learning rate at every step 1..T, and where warmup ends.
-
-    ``lr[t-1]`` is eta_t. ``warmup_end`` is the step at which the peak is first reached
-    (or the given warmup length): the annealing terms start there.
-    """
-
-    lr: np.ndarray
-    warmup_end: int
-    assumed: str = ""
-
-    @property
-    def steps(self) -> int:
-        return len(self.lr)
-
-    def cumulative(self) -> np.ndarray:
-        """S(t) = sum_{tau<=t} eta_tau for t = 0..T (S(0) = 0)."""
-        return np.concatenate([[0.0], np.cumsum(self.lr)])
-
-    def decrements(self) -> np.ndarray:
-        """eta_{t-1} - eta_t for t = 1..T, zero up to the end of warmup (eta_0 = the peak)."""
-        d = np.zeros(self.steps)
-        w = self.warmup_end
-        if w < self.steps:
-            prev = np.concatenate([[self.lr[w - 1] if w >= 1 else self.lr[0]], self.lr[w:-1]])
-            d[w:] = prev - self.lr[w:]
-        return d
-
-
-def schedule_from_rows(steps, lrs, warmup_steps: int | None = None, total_steps: int | None = None) -> Schedule:
-    """Rebuild the per-step learning rate from logged (step, lr) rows.
-
-    Between rows the learning rate is interpolated linearly. Before the first row it rises
-    linearly from zero: up to the first row by default, or over ``warmup_steps`` and then
-    held at the first row's value. ``total_steps`` extends the schedule at the last rate.
-    """
-    steps = np.asarray(steps, dtype=float)
-    lrs = np.asarray(lrs, dtype=float)
-    ok = np.isfinite(steps) & np.isfinite(lrs)
-    steps, lrs = steps[ok], lrs[ok]
-    if len(steps) == 0:
-        raise TableError("no rows with both step and lr", field="lr", fix="log the learning rate on every row")
-    order = np.argsort(steps)
-    steps, lrs = steps[order], lrs[order]
-    if np.any(lrs < 0):
-        raise TableError("negative learning rates", field="lr", fix="check the lr column")
-    if steps[0] < 1:
-        # a row at step 0 is the state before training; the laws sum over steps 1..t
-        keep = steps >= 1
-        steps, lrs = steps[keep], lrs[keep]
-    T = int(max(steps[-1], total_steps or 0))
-    t = np.arange(1, T + 1, dtype=float)
-    knots_s, knots_v = list(steps), list(lrs)
-    if warmup_steps is not None:
-        if warmup_steps < 0:
-            raise InputError("warmup_steps must be >= 0", field="warmup_steps")
-        w = int(warmup_steps)
-        if w > 0 and w < steps[0]:
-            knots_s = [0.0, float(w)] + knots_s
-            knots_v = [0.0, float(lrs[0])] + knots_v
-            assumed = f"linear warmup from 0 over {w} steps, then {num(lrs[0])} up to the first logged row"
-        else:
-            knots_s = [0.0] + knots_s
-            knots_v = [0.0 if w > 0 else float(lrs[0])] + knots_v
-            assumed = f"warmup of {w} steps" if w else "no warmup"
-    elif steps[0] > 1:
-        knots_s = [0.0] + knots_s
-        knots_v = [0.0] + knots_v
-        assumed = f"linear warmup from 0 up to the first logged row (step {int(steps[0])})"
-    else:
-        assumed = "the logged learning rates from step 1"
-    eta = np.interp(t, knots_s, knots_v)
-    if warmup_steps is not None:
-        w_end = min(int(warmup_steps), T)
-    else:
-        # the peak is first reached at the end of warmup
-        w_end = int(np.argmax(eta >= eta.max() * (1 - 1e-9))) + 1
-    return Schedule(eta, w_end, assumed)
-
 
 def _curve_schedule(df: pd.DataFrame, warmup_steps, total_steps=None) -> Schedule:
     if "lr" not in df.columns or df["lr"].notna().sum() == 0:

@@ -53,13 +53,14 @@ def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None) -> dict:
         import torch
 
         from scaling import distributed as D
-        from scaling.trainer import Trainer, _device
+        from scaling.preflight import resolve_device
+        from scaling.trainer import Trainer
 
         device_type = "cuda" if cfg.device.startswith("cuda") or (
             cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
         world = D.setup(device_type)
         try:
-            _device(cfg.device, world)  # fail on a bad device before any work
+            resolve_device(cfg.device, world)  # fail on a bad device before any work
             return Trainer(cfg, run_dir, world).run()
         finally:
             D.teardown(world)

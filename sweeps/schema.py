@@ -6,6 +6,16 @@ node of sweep-only options, so every training key keeps its name on the command 
 "Key ... is not in struct" message before any job starts (Hydra's structured-config
 schema pattern: ``config.yaml`` lists ``sweep_schema`` first in its defaults list).
 
+The ``model`` group's presets are stored here too, one per row of
+:data:`scaling.config.PRESETS`, so the ladder is written down once: ``model=nano`` selects
+a node ``{model: nano, model_params: null}`` at the top level, as a YAML file
+``conf/model/nano.yaml`` with ``# @package _global_`` would. Only ``model=auto`` (a shape
+from a target size, not a row of the table) is a file, and YAML presets in a config
+directory the user adds (``--config-dir DIR``, or ``hydra.searchpath``) join the group
+as usual. Give them new names: a file named like a preset would shadow it, and Hydra
+warns that it is matched against the stored node (its deprecated automatic schema
+matching).
+
 The launcher presets in ``conf/hydra/launcher/`` shadow the plugins' own options of the
 same name and extend copies of the plugins' dataclasses stored here under other names,
 so a misspelt launcher field fails in the same way.
@@ -17,10 +27,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from scaling.config import TrainConfig
+from scaling.config import PRESETS, TrainConfig
 
 #: Name of the root schema in the ConfigStore (referenced by ``conf/config.yaml``).
 ROOT_SCHEMA = "sweep_schema"
+#: The config group of the model presets.
+MODEL_GROUP = "model"
 
 
 @dataclass
@@ -69,7 +81,15 @@ def register() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name=ROOT_SCHEMA, node=SweepJobConfig, provider="sweeps")
+    for name in PRESETS:
+        cs.store(group=MODEL_GROUP, name=name, node=model_preset(name), package="_global_", provider="sweeps")
     _register_launcher_schemas(cs)
+
+
+def model_preset(name: str) -> dict:
+    """The ``model`` group option of a preset: its name (the trainer looks the shape up in
+    PRESETS) and no target size, which only ``model=auto`` reads."""
+    return {"model": name, "model_params": None}
 
 
 def _register_launcher_schemas(cs) -> None:

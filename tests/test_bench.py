@@ -115,9 +115,10 @@ def test_a_wrong_provider_is_reported_and_not_timed(monkeypatch, tmp_path):
         pytest.skip("the dry run uses the Triton interpreter")
     import json
 
+    from scaling.bench import kernel_providers as P
     from scaling.bench import kernels as K
 
-    real = K._providers
+    real = P.providers
 
     def with_a_wrong_one(op, use_compile, use_liger):
         provs = real(op, use_compile, use_liger)
@@ -129,7 +130,7 @@ def test_a_wrong_provider_is_reported_and_not_timed(monkeypatch, tmp_path):
         provs["liger"] = wrong
         return provs
 
-    monkeypatch.setattr(K, "_providers", with_a_wrong_one)
+    monkeypatch.setattr(P, "providers", with_a_wrong_one)
     out = tmp_path / "k.json"
     assert K.main(["--dry-run", "--ops", "swiglu", "--json", str(out)]) == 0
     res = json.loads(out.read_text())

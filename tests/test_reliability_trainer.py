@@ -27,8 +27,8 @@ from scaling import checkpoint as ckpt
 from scaling.cli import main as cli_main
 from scaling.cli.train import EXIT_RESUMABLE
 from scaling.config import from_overrides
+from scaling.diagnostics import DIVERGED_FILE, NONFINITE_FILE
 from scaling.train import train
-from scaling.trainer import DIVERGED_FILE, NONFINITE_FILE
 from test_trainer import _poison, cache, losses, tiny_overrides  # noqa: F401 (cache: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]

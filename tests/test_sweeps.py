@@ -56,11 +56,63 @@ def test_experiments_are_the_four_presets():
     assert sweeps.experiments() == ["demo", "isoflop", "llama_ladder", "overtrain"]
 
 
-def test_model_group_mirrors_the_preset_table():
-    files = {p.stem for p in (sweeps.CONF_DIR / "model").glob("*.yaml")}
-    assert files == set(C.PRESETS) | {"auto"}
-    for name in C.PRESETS:
-        assert compose(None, [f"model={name}"]).model == name
+def _model_options(overrides=()) -> list:
+    """The options of the ``model`` group as Hydra lists them (``--help``, tab completion)."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_module(config_module="sweeps.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        return loader.get_group_options("model", overrides=list(overrides))
+
+
+def test_model_group_holds_exactly_the_preset_table():
+    assert sorted(_model_options()) == sorted([*C.PRESETS, "auto"])
+    # the table is the only copy: no preset is written again as a file
+    assert [p.name for p in (sweeps.CONF_DIR / "model").iterdir()] == ["auto.yaml"]
+
+
+@pytest.mark.parametrize("name", list(C.PRESETS))
+def test_every_preset_composes_to_its_row_of_the_table(name):
+    cfg = compose(None, [f"model={name}"])
+    assert cfg.model == name and cfg.model_params is None
+    tc, _ = split_job_config(cfg)
+    shape = C.resolve(tc, 256).model
+    assert (shape.d_model, shape.n_layers, shape.n_heads) == (C.PRESETS[name].d_model, C.PRESETS[name].n_layers,
+                                                              C.PRESETS[name].n_heads)
+
+
+def _user_conf(tmp_path) -> Path:
+    """A user's config directory with one preset of their own: nano, 96 wide."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "wide_nano.yaml").write_text("# @package _global_\nmodel: nano\nmodel_params: null\n"
+                                                       "arch:\n  d_model: 96\n  n_heads: 3\n")
+    return tmp_path
+
+
+def test_user_yaml_presets_join_the_group_through_the_search_path(tmp_path):
+    conf = _user_conf(tmp_path)
+    search = f"hydra.searchpath=[file://{conf}]"
+    assert sorted(_model_options([search])) == sorted([*C.PRESETS, "auto", "wide_nano"])
+    cfg = compose(None, [search, "model=wide_nano"])
+    assert (cfg.model, cfg.arch.d_model, cfg.arch.n_heads) == ("nano", 96, 3)
+    # the shipped presets are still there beside it, and a dry-run plan reads both
+    jobs = plan("demo", [search, "model=wide_nano,micro", "tokens=1e6", f"sweep.root={tmp_path / 'runs'}"])
+    assert [j.params_nonembedding for j in jobs] == [hand_nonembedding(96, 2), hand_nonembedding(96, 3)]
+
+
+def test_user_yaml_presets_work_with_config_dir_on_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    conf = _user_conf(tmp_path)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    for model, want in (("wide_nano", "d_model: 96"), ("micro", "d_model: null")):
+        res = subprocess.run([sys.executable, "-m", "sweeps", "--config-dir", str(conf), f"model={model}",
+                              "--cfg", "job"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert want in res.stdout and f"model: {model if model == 'micro' else 'nano'}" in res.stdout
 
 
 @pytest.mark.parametrize("override, message", [
@@ -145,7 +197,7 @@ def test_run_directory_is_a_pure_function_of_the_config():
 def test_demo_run_names_are_stable_across_releases():
     """A resubmitted sweep finds its finished runs only if their names do not change. These
     names are the demo's as released; if this fails, a TrainConfig field was added or a
-    default changed. A new field: register it in scaling.config.HASH_ADDED_FIELDS with the
+    default changed. A new field: register it in HASH_ADDED_FIELDS (scaling/config/identity.py) with the
     value that keeps the old behaviour. A changed default really changes what runs compute:
     update the names here and say so in the changelog."""
     names = sorted(run_name(split_job_config(compose(None, ["experiment=demo", f"model={m}"]))[0])
@@ -158,11 +210,11 @@ def test_a_registered_new_field_at_its_old_value_leaves_the_hash_alone(monkeypat
     cfg = C.from_overrides(["model=micro", "tokens=2e7"])
     before = C.config_hash(cfg)
     # Pretend optim.grad_clip and seed were added later, with their current values as the old behaviour.
-    monkeypatch.setattr(C, "HASH_ADDED_FIELDS", {"optim.grad_clip": cfg.optim.grad_clip, "seed": cfg.seed})
+    monkeypatch.setattr(C.identity, "HASH_ADDED_FIELDS", {"optim.grad_clip": cfg.optim.grad_clip, "seed": cfg.seed})
     d = C.to_dict(cfg)
     older = {k: v for k, v in d.items() if k != "seed"} | {"optim": {k: v for k, v in d["optim"].items()
                                                                      if k != "grad_clip"}}
-    assert C._hashed(d) == C._hashed(older)  # a config written before the fields existed
+    assert C.identity._hashed(d) == C.identity._hashed(older)  # a config written before the fields existed
     assert "grad_clip" in d["optim"] and "seed" in d  # the caller's dict is untouched
     # at any other value the field counts
     assert C.config_hash(C.from_overrides(["model=micro", "tokens=2e7", "seed=7"])) != before

@@ -13,11 +13,11 @@ import torch
 
 from analysis import records
 from analysis.errors import ConfigError, DataError, DivergenceError, ToolkitError
+from analysis.schedules import lr_factor
 from scaling import checkpoint as ckpt
 from scaling.cli import main as cli_main
 from scaling.config import (CooldownShape, ScheduleKind, TrainConfig, from_overrides, resolve,
                             to_train_config)
-from scaling.trainer import lr_factor
 from scaling.train import train
 
 #: A ~41k-parameter model (d=32, 2 layers) on 40 standard-library files; 1,024-token steps.

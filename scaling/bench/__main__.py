@@ -2,7 +2,7 @@
 
 ``train`` (the default) measures end-to-end training tokens/s and MFU
 (:mod:`scaling.bench.train`); ``kernels`` times the fused kernels op by op
-(:mod:`scaling.bench.kernels`, loaded only when asked for).
+(:mod:`scaling.bench.kernels` and its kernel_* modules, loaded only when asked for).
 """
 from __future__ import annotations
 

@@ -1,0 +1,108 @@
+"""What a failing run leaves behind: non-finite steps, bad token ids, a full disk.
+
+A non-finite loss or gradient stops the run (or skips the update) and leaves
+``diverged.json`` (or a row in ``nonfinite.jsonl``) describing the step: what and where,
+the last logged rows, the batch (which is a pure function of (seed, step), so it can be
+drawn again), the parameters at fault and the checkpoint to go back to. A write that
+fails for lack of space or permission becomes one line naming ``out``.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Optional
+
+import torch
+
+from analysis import records
+from analysis.errors import DataError, RecordError
+from scaling import checkpoint as ckpt
+
+if TYPE_CHECKING:
+    from scaling.trainer import Trainer
+
+log = logging.getLogger("scaling.train")
+
+#: Written when a run stops on a non-finite loss or gradient: what happened, where, and
+#: what to resume from.
+DIVERGED_FILE = "diverged.json"
+#: One row per update skipped with ``on_nonfinite=skip``.
+NONFINITE_FILE = "nonfinite.jsonl"
+#: Errors of a write that say the disk, not the run, is at fault.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+def num(x: float):
+    """A float for JSON: non-finite values as the strings 'nan', 'inf', '-inf' (JSON has none)."""
+    return x if math.isfinite(x) else str(x)
+
+
+def check_tokens(batch, vocab_size: int, where: str) -> None:
+    """Token ids outside the vocabulary would index past the embedding (a crash on
+    CPU, a device-side assert on CUDA); name the place instead. The data loader checks
+    the ends of each shard up front; this catches a bad id anywhere else."""
+    lo, hi = int(batch.min()), int(batch.max())
+    if lo < 0 or hi >= vocab_size:
+        bad = hi if hi >= vocab_size else lo
+        raise DataError(f"{where} holds token id {bad}, outside the vocabulary of {vocab_size}",
+                        field="data.vocab_size", fix="set data.vocab_size to the tokenizer's real size, "
+                        "or regenerate the shards")
+
+
+def nonfinite_names(tensors: Iterable[tuple[str, Optional[torch.Tensor]]]) -> dict:
+    """Names of the parameters whose tensor (value or gradient) holds a NaN or inf."""
+    bad = [n for n, t in tensors if t is not None and not bool(torch.isfinite(t).all())]
+    return {"names": bad[:20], "count": len(bad)}
+
+
+def batch_record(seed: int, step: int, batch, seq_len: int) -> dict:
+    """The batch of a step: it is a pure function of (seed, step), so these draw it again."""
+    return {"seed": seed, "step": step, "sequences": int(batch.shape[0]), "seq_len": seq_len,
+            "sha256": hashlib.sha256(batch.tobytes()).hexdigest(),
+            "draw": "corpus.train.sample(seed, step, sequences, seq_len)"}
+
+
+def nonfinite_record(t: "Trainer", step: int, what: str, loss: float, **details) -> dict:
+    """Everything needed to look into a non-finite step: what and where, the last
+    logged rows, the checkpoint to go back to, and the caller's ``details``."""
+    newest = ckpt.list_checkpoints(t.run_dir)
+    return {"step": step, "what": what, "loss": num(loss), **details, "in_branch": t.in_branch,
+            "on_nonfinite": t.cfg.on_nonfinite.value, "skipped_steps": t.skipped_steps,
+            "recent_rows": list(t.recent), "last_checkpoint": str(newest[-1]) if newest else None,
+            "time": time.time()}
+
+
+def log_skipped(t: "Trainer") -> None:
+    """One ``nonfinite.jsonl`` row for an update skipped on the main run (rank 0 writes
+    it; steps inside a cooldown branch get none)."""
+    if t.is_main and not t.in_branch:
+        with records.JsonlAppender(t.run_dir / NONFINITE_FILE) as f:
+            f.append(t.nonfinite)
+
+
+def write_diverged(t: "Trainer") -> None:
+    """``diverged.json``: the non-finite step's record (best effort: the run is
+    already failing, and the summary still says why)."""
+    if not t.is_main or t.nonfinite is None:
+        return
+    try:
+        records.atomic_write_json(t.run_dir / DIVERGED_FILE, {**t.nonfinite, "run_name": t.run_name,
+                                                              "config_hash": t.hash})
+    except OSError as e:
+        log.warning(f"could not write {DIVERGED_FILE}: {e}")
+
+
+def storage_error(e: BaseException, run_dir: Path, step: int) -> Optional[RecordError]:
+    """A write refused for lack of space or permission, as one line naming ``out``; None
+    for any other error."""
+    if not isinstance(e, OSError) or e.errno not in STORAGE_ERRNOS:
+        return None
+    where = f" ({e.filename})" if e.filename else ""
+    return RecordError(f"could not write the run record{where}: {e.strerror or e} at step {step}; the newest "
+                       f"checkpoint and the rows logged so far are intact", field="out",
+                       fix=f"free disk space (or restore write access to {run_dir}) and rerun the same command "
+                           "to resume")
