@@ -151,13 +151,16 @@ class Transformer(nn.Module):
             x = block(x, cos, sin)
         return self.norm(x)
 
-    def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None, z_loss: float = 0.0) -> torch.Tensor:
+        """Logits (B, T, V) without targets; with them, the mean cross-entropy plus
+        ``z_loss`` * mean(logsumexp^2) (Chowdhery et al. 2022, Sec. 5)."""
         x = self.hidden(idx)  # (B, T, C)
         if targets is None:
             return x @ self.head_weight.t()  # (B, T, V)
         B, T, C = x.shape
         # head and loss go through one op so a fused kernel never materialises (B*T, V) logits
-        return self.ops.linear_cross_entropy(x.reshape(B * T, C), self.head_weight, targets.reshape(B * T))
+        return self.ops.linear_cross_entropy(x.reshape(B * T, C), self.head_weight, targets.reshape(B * T),
+                                             z_loss=z_loss)
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: decay on matrices (linear and embedding weights), none on norm gains."""

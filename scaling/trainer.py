@@ -219,7 +219,8 @@ class Trainer:
             sync = (self.model.no_sync() if w.active and i < p.grad_accum - 1 and hasattr(self.model, "no_sync")
                     else contextlib.nullcontext())
             with sync, self.autocast:
-                loss = self.model(mb[:, :-1], mb[:, 1:])
+                # training minimises the cross-entropy plus the z-loss; validation reports the cross-entropy
+                loss = self.model(mb[:, :-1], mb[:, 1:], z_loss=self.cfg.optim.z_loss)
             (loss / p.grad_accum).backward()
             loss_sum += loss.detach().float()
         clip = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else float("inf")

@@ -149,6 +149,7 @@ def test_budgets_resolve_by_hand():
     (["tokens=1e6", "batch_tokens=1000"], "batch_tokens"),       # not a multiple of seq_len
     (["tokens=1e6", "seq_len=abc"], "seq_len"),                  # wrong type
     (["tokens=1e6", "device=tpu"], "device"),
+    (["tokens=1e6", "optim.z_loss=-1"], "optim.z_loss"),
 ])
 def test_bad_configs_fail_with_one_line_naming_the_field(cache, tmp_path, overrides, field):
     with pytest.raises(ToolkitError) as e:
@@ -295,3 +296,20 @@ def test_compile_matches_eager(cache, tmp_path):
     assert compiled["compile"] and not eager["compile"]
     assert losses(tmp_path / "compiled") == pytest.approx(losses(tmp_path / "eager"), rel=1e-5)
     assert compiled["final_val_loss"] == pytest.approx(eager["final_val_loss"], rel=1e-5)
+
+
+def test_z_loss_from_the_config_reaches_the_training_loss(cache, tmp_path):
+    """optim.z_loss adds PaLM's z_loss * mean(logsumexp^2) (Chowdhery et al. 2022, Sec. 5) to
+    the training loss: with the same seed, the first step's reported loss grows by that term,
+    which for a fresh model (logits near 0) is close to z_loss * (log V)^2. Validation stays
+    plain cross-entropy, and the default (0) keeps the run names of before."""
+    from scaling.config import config_hash
+
+    z = 0.05
+    plain = run(cache, tmp_path / "plain", "tokens=1024")
+    run(cache, tmp_path / "z", "tokens=1024", f"optim.z_loss={z}")
+    gap = losses(tmp_path / "z")[0] - losses(tmp_path / "plain")[0]
+    assert gap == pytest.approx(z * math.log(plain["model"]["vocab_size"]) ** 2, rel=0.1)
+    base = tiny_overrides(cache, tmp_path / "a", "tokens=1024")
+    assert config_hash(from_overrides(base)) == config_hash(from_overrides(base + ["optim.z_loss=0"]))
+    assert config_hash(from_overrides(base)) != config_hash(from_overrides(base + [f"optim.z_loss={z}"]))

@@ -150,6 +150,9 @@ def _check_positive(cfg: TrainConfig) -> None:
         raise ConfigError(f"must be >= 1, got {cfg.micro_batch}", field="micro_batch", fix="use a positive integer")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"must be positive, got {cfg.optim.lr}", field="optim.lr", fix="e.g. optim.lr=3e-3")
+    if not cfg.optim.z_loss >= 0:
+        raise ConfigError(f"must be >= 0, got {cfg.optim.z_loss}", field="optim.z_loss",
+                          fix="e.g. optim.z_loss=1e-4 (PaLM's value), or 0 to turn it off")
     if cfg.optim.grad_clip < 0:
         raise ConfigError(f"must be >= 0, got {cfg.optim.grad_clip}", field="optim.grad_clip",
                           fix="use 0 to disable clipping")

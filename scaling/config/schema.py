@@ -94,6 +94,9 @@ class OptimConfig:
     eps: float = 1e-8
     grad_clip: float = 1.0                 # 0 disables clipping
     fused: Optional[bool] = None           # default: fused AdamW where torch supports it
+    # PaLM's auxiliary loss on the softmax normaliser, z_loss * mean(log Z^2) (Chowdhery et al.
+    # 2022, Sec. 5): keeps log Z near 0 in long bf16 runs; 0 (off) by default, as in PaLM's 1e-4 only when asked
+    z_loss: float = 0.0
 
 
 @dataclass
