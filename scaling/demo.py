@@ -20,10 +20,8 @@ the built-in corpus, from nothing to a report.
 
 Everything is printed as it happens; the last lines name the report and the figures.
 This module sits on the composition-root side: it drives the sweeps (Hydra, torch in the
-launched processes) and the analysis, which never imports either. Its imports of sweeps and
-of the analysis stages sit inside the functions that use them because ``scaling --help``
-imports this module for the parser's defaults, and importing sweeps (Hydra, OmegaConf) would
-about triple that start-up; ``lint-imports`` checks them all the same (docs/architecture.md).
+launched processes) and the analysis, which never imports either (docs/architecture.md).
+Its defaults live in :mod:`scaling.defaults`, so ``scaling --help`` does not import it.
 """
 from __future__ import annotations
 
@@ -33,17 +31,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+import sweeps
 from analysis.errors import ConfigError, InputError
+from analysis.overview import checks_text
+from analysis.plots import plot_own_curves, plot_runs
+from analysis.records import atomic_write_text
+from analysis.report import build_report
+from analysis.study import run_study
 from analysis.text import sci, si
+from scaling.config import PRESETS
+from scaling.defaults import DEMO_BOOTSTRAP, DEMO_OUT, DEMO_REPORT_SUBDIR, DEMO_SWEEP_SUBDIR
+from sweeps.index import build_index
+from sweeps.launch import _is_sweep, compose, plan, run_experiment
 
 __all__ = ["run_demo", "DemoResult", "DEFAULT_OUT", "DEFAULT_BOOTSTRAP", "SWEEP_SUBDIR",
            "REPORT_SUBDIR", "parse_grid", "grid_overrides", "format_tokens"]
 
-DEFAULT_OUT = "demo_out"
-#: Bootstrap refits of the joint law: a few seconds on 2 cores for 16 points.
-DEFAULT_BOOTSTRAP = 300
-SWEEP_SUBDIR = "runs"
-REPORT_SUBDIR = "report"
+DEFAULT_OUT = DEMO_OUT
+DEFAULT_BOOTSTRAP = DEMO_BOOTSTRAP
+SWEEP_SUBDIR = DEMO_SWEEP_SUBDIR
+REPORT_SUBDIR = DEMO_REPORT_SUBDIR
 #: Statuses after which a run will not change without being resubmitted.
 _BROKEN = ("failed", "diverged")
 
@@ -109,14 +119,6 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     Runs that failed are reported and left out of the fit; the study goes on when the
     remaining points still allow a fit.
     """
-    from analysis.extrapolate import run_study
-    from analysis.overview import checks_text
-    from analysis.plots import plot_own_curves, plot_runs
-    from analysis.records import atomic_write_text
-    from analysis.report import build_report
-    from sweeps.index import build_index
-    from sweeps.launch import run_experiment
-
     if bootstrap < 0:
         raise InputError("must be 0 or more", field="bootstrap", fix="e.g. --bootstrap 300")
     if lanes is not None and lanes < 1:
@@ -244,7 +246,6 @@ def format_tokens(t: float) -> str:
 
 def parse_grid(text: str) -> tuple[tuple[str, float], ...]:
     """``"nano=8e6,mini=1e6"`` -> ``(("nano", 8e6), ("mini", 1e6))``, checked against the presets."""
-    from scaling.config import PRESETS
 
     out = []
     for item in [x.strip() for x in str(text).split(",") if x.strip()]:
@@ -282,7 +283,6 @@ def _launcher_of(experiment: str, overrides: list[str], launcher: Optional[str])
     """The launcher a multirun of ``experiment`` uses: ``launcher``, else the experiment's."""
     if launcher:
         return launcher
-    from sweeps.launch import _is_sweep, compose
 
     cfg = compose(experiment, [o for o in overrides if not _is_sweep(o)], return_hydra_config=True)
     cls = str(cfg.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
@@ -292,10 +292,6 @@ def _launcher_of(experiment: str, overrides: list[str], launcher: Optional[str])
 
 def _plan(experiment: str, overrides: list[str]):
     """The sweep's jobs (sweeps.launch.plan), Hydra's errors turned into one line."""
-    import sweeps
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-    from sweeps.launch import plan
 
     if experiment not in sweeps.experiments():
         raise InputError(f"unknown experiment {experiment!r}", field="experiment",

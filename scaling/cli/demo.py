@@ -17,7 +17,7 @@ EXAMPLE = ("scaling demo --out demo_out                        # the demo experi
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from scaling.demo import DEFAULT_BOOTSTRAP, DEFAULT_OUT
+    from scaling.defaults import DEMO_BOOTSTRAP as DEFAULT_BOOTSTRAP, DEMO_OUT as DEFAULT_OUT
 
     p = add_command(
         sub, "demo",
