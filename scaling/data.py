@@ -1,4 +1,6 @@
-"""Training data: the built-in corpus, tokenizers, the token cache, shards and batches.
+"""Training data: the built-in corpus, tokenizers and the token cache; the entry point
+:func:`load_corpus`. Token streams and batches are in :mod:`scaling.tokens`, pre-tokenized
+shards in :mod:`scaling.shards` (both re-exported here).
 
 Sources (``data.source``):
 
@@ -41,7 +43,6 @@ an uninterrupted single-process run would.
 from __future__ import annotations
 
 import errno
-import glob as _glob
 import hashlib
 import json
 import os
@@ -55,8 +56,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from analysis.errors import ConfigError, DataError, InputError
+from analysis.errors import ConfigError, DataError
 from analysis.records import atomic_write_json
+
+from .shards import LLMC_HEADER_INTS, LLMC_MAGIC, load_shards, open_shard, shard_paths, write_shard  # noqa: F401
+from .tokens import Corpus, TokenStream, token_dtype  # noqa: F401
 
 CACHE_VERSION = 1
 DOC_SEP_BYTE = 0              # joins documents for the byte tokenizer
@@ -64,8 +68,6 @@ EOT = "<|endoftext|>"         # joins documents for BPE (id 0)
 DEFAULT_BPE_VOCAB = 4096
 TEXT_CHUNK_BYTES = 64 * 1024  # a single text file is cut into documents of about this size
 
-LLMC_MAGIC = {20240520: np.uint16, 20240801: np.uint32}  # llm.c GPT-2 and LLaMA-3 layouts
-LLMC_HEADER_INTS = 256
 _TEST_DIRS = {"test", "tests", "idle_test"}
 _SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"}
 
@@ -182,77 +184,6 @@ def select_documents(docs: List[Document], max_files: Optional[int], max_bytes: 
         out.append(d)
         total += d.size
     return sorted(out, key=lambda d: d.id)
-
-
-# --------------------------------------------------------------------------- token streams
-
-class TokenStream:
-    """A split's tokens: one or more 1-D arrays (memory-mapped), windows never cross arrays."""
-
-    def __init__(self, arrays: List[np.ndarray], name: str):
-        self.arrays = [a for a in arrays if len(a)]
-        self.name = name
-        self.n_tokens = int(sum(len(a) for a in self.arrays))
-
-    def _starts(self, width: int) -> np.ndarray:
-        return np.array([max(0, len(a) - width + 1) for a in self.arrays], dtype=np.int64)
-
-    def sample(self, seed: int, step: int, n: int, seq_len: int) -> np.ndarray:
-        """``n`` windows of ``seq_len + 1`` tokens (int64), a pure function of (seed, step)."""
-        width = seq_len + 1
-        self.require_window(seq_len)
-        counts = self._starts(width)
-        total = int(counts.sum())
-        rng = np.random.default_rng((seed, step))
-        pos = rng.integers(0, total, size=n)
-        cum = np.cumsum(counts)
-        which = np.searchsorted(cum, pos, side="right")
-        offs = pos - (cum[which] - counts[which])
-        return np.stack([np.asarray(self.arrays[w][o:o + width], dtype=np.int64) for w, o in zip(which, offs)])
-
-    def require_window(self, seq_len: int) -> None:
-        """DataError naming ``seq_len`` unless some array holds a window of ``seq_len + 1`` tokens."""
-        if int(self._starts(seq_len + 1).sum()) <= 0:
-            longest = max((len(a) for a in self.arrays), default=0)
-            raise DataError(f"seq_len={seq_len} needs windows of {seq_len + 1} tokens, but the {self.name} split's "
-                            f"longest stretch has {longest}", field="seq_len",
-                            fix="lower seq_len, or give the split more data (data.val_frac, data.max_files, "
-                                "data.max_bytes)")
-
-    def windows(self, seq_len: int, max_tokens: int) -> np.ndarray:
-        """Consecutive non-overlapping windows from the start, up to ``max_tokens`` predicted
-        tokens: the fixed evaluation set."""
-        self.require_window(seq_len)
-        width, out, budget = seq_len + 1, [], max(1, max_tokens // seq_len)
-        for a in self.arrays:
-            for o in range(0, len(a) - width + 1, seq_len):
-                if len(out) >= budget:
-                    break
-                out.append(np.asarray(a[o:o + width], dtype=np.int64))
-        if not out:
-            raise DataError(f"the {self.name} split has {self.n_tokens} tokens, fewer than one window "
-                            f"of {width}", field="data.val_frac",
-                            fix="raise data.val_frac or data.max_files/max_bytes, or lower seq_len")
-        return np.stack(out)
-
-    def max_token(self, sample: int = 1 << 20) -> int:
-        """Largest id in the first and last ``sample`` tokens of each array (a cheap check)."""
-        m = 0
-        for a in self.arrays:
-            m = max(m, int(np.max(a[:sample])), int(np.max(a[-sample:])))
-        return m
-
-
-@dataclass
-class Corpus:
-    train: TokenStream
-    val: TokenStream
-    vocab_size: int
-    meta: dict
-
-
-def token_dtype(vocab_size: int):
-    return np.uint16 if vocab_size <= 1 << 16 else np.uint32
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -434,135 +365,6 @@ def load_text_corpus(cfg, cache_dir: Optional[str] = None, build: bool = True) -
         raise DataError("the training split is empty", field="data.val_frac",
                         fix="lower data.val_frac or add documents")
     return Corpus(train, val, int(meta["vocab_size"]), meta)
-
-
-# --------------------------------------------------------------------------- shards
-
-def shard_paths(source: str) -> Optional[List[Path]]:
-    """The ``.bin`` files a source names (a file, a directory holding some, or a glob), else None."""
-    src = os.path.expanduser(source)
-    if any(c in src for c in "*?["):
-        paths = [Path(p) for p in sorted(_glob.glob(src))]
-        return [p for p in paths if p.suffix == ".bin"] or None
-    p = Path(src)
-    if p.is_file() and p.suffix == ".bin":
-        return [p]
-    if p.is_dir():
-        return sorted(p.glob("*.bin")) or None
-    return None
-
-
-def open_shard(path: Path):
-    """(tokens as a read-only memmap, dtype, layout name) of one pre-tokenized file."""
-    side = path.with_suffix(".json")
-    if side.exists():  # this toolkit's layout: bare tokens, header beside them
-        try:
-            meta = json.loads(side.read_text())
-            dtype = np.dtype(meta["dtype"])
-        except (ValueError, KeyError, TypeError):
-            raise DataError("unreadable header", field=str(side), fix="delete it or regenerate the shard") from None
-        size = path.stat().st_size
-        if size % dtype.itemsize or ("tokens" in meta and size != int(meta["tokens"]) * dtype.itemsize):
-            raise DataError(f"holds {size} bytes, but its header says {meta.get('tokens')} tokens of {dtype.name}",
-                            field=str(path), fix="the shard or its .json header is damaged; regenerate both")
-        return np.memmap(path, dtype=dtype, mode="r"), dtype, "toolkit"
-    size = path.stat().st_size
-    if size >= LLMC_HEADER_INTS * 4:
-        header = np.fromfile(path, dtype=np.int32, count=LLMC_HEADER_INTS)
-        magic = int(header[0])
-        if magic in LLMC_MAGIC:
-            dtype = np.dtype(LLMC_MAGIC[magic])
-            n = int(header[2])
-            body = size - LLMC_HEADER_INTS * 4
-            if n * dtype.itemsize > body:
-                raise DataError(f"header promises {n} tokens but the file is shorter", field=str(path),
-                                fix="the shard is truncated; regenerate it")
-            if n * dtype.itemsize < body:
-                raise DataError(f"header promises {n} tokens but the file holds {body // dtype.itemsize}",
-                                field=str(path), fix="the shard is damaged (or two were concatenated); regenerate it")
-            return (np.memmap(path, dtype=dtype, mode="r", offset=LLMC_HEADER_INTS * 4, shape=(n,)),
-                    dtype, "llm.c")
-        if _looks_like_llmc_header(header, size):
-            raise DataError(f"llm.c-style header with unknown magic number {magic}", field=str(path),
-                            fix="llm.c shards start with 20240520 (uint16 tokens) or 20240801 (uint32); "
-                                "regenerate the shard, or strip the header to read it as bare uint16 tokens")
-    if size % 2:
-        raise DataError("not a known token file (odd size, no llm.c header)", field=str(path),
-                        fix="write shards as described under 'Bring your own data' in docs/trainer.md")
-    return np.memmap(path, dtype=np.uint16, mode="r"), np.dtype(np.uint16), "nanoGPT"
-
-
-def _looks_like_llmc_header(header: np.ndarray, size: int) -> bool:
-    """A 1 KiB header laid out as llm.c's (a token count that matches the file size, zeros
-    after it) whatever its magic number: read as bare tokens it would be silently wrong."""
-    n = int(header[2])
-    if n <= 0 or np.any(header[3:]):
-        return False
-    return any(LLMC_HEADER_INTS * 4 + n * k == size for k in (2, 4))
-
-
-def load_shards(cfg, paths: List[Path]) -> Corpus:
-    """Pre-tokenized shards: names containing ``val`` are validation, the rest train."""
-    val_p = [p for p in paths if "val" in p.name.lower()]
-    train_p = [p for p in paths if p not in val_p]
-    if not train_p:
-        raise DataError("no training shards (every file name contains 'val')", field="data.source",
-                        fix="add training shards, e.g. data_train_000001.bin")
-    if not val_p:
-        raise DataError("no validation shard: none of the files has 'val' in its name", field="data.source",
-                        fix="include a shard named like val.bin or fineweb_val_000000.bin")
-    opened = {p: open_shard(p) for p in paths}
-    widest = max(np.dtype(dt).itemsize for _, dt, _ in opened.values())
-    limit = 1 << (8 * widest)
-    vocab = cfg.vocab_size
-    if vocab is None:
-        side = [json.loads(p.with_suffix(".json").read_text()).get("vocab_size")
-                for p in paths if p.with_suffix(".json").exists()]
-        vocab = max((v for v in side if v), default=None)
-    if vocab is None:
-        raise ConfigError("pre-tokenized shards do not record their vocabulary", field="data.vocab_size",
-                          fix="set data.vocab_size to the tokenizer's size, e.g. 50257 for GPT-2 tokens")
-    if vocab > limit:
-        raise ConfigError(f"vocab_size={vocab} exceeds what the shards' {8 * widest}-bit tokens can hold "
-                          f"({limit})", field="data.vocab_size",
-                          fix=f"use the tokenizer's real vocabulary (<= {limit}) or regenerate the shards as uint32")
-    train = TokenStream([opened[p][0] for p in train_p], "train")
-    val = TokenStream([opened[p][0] for p in val_p], "validation")
-    top = max(train.max_token(), val.max_token()) if train.n_tokens and val.n_tokens else 0
-    if top >= vocab:
-        raise ConfigError(f"the shards hold token id {top}, outside vocab_size={vocab}", field="data.vocab_size",
-                          fix=f"set data.vocab_size to at least {top + 1}")
-    meta = {"tokenizer": "pre-tokenized", "vocab_size": vocab, "layouts": sorted({v[2] for v in opened.values()}),
-            "splits": {"train": {"files": len(train_p), "tokens": train.n_tokens},
-                       "val": {"files": len(val_p), "tokens": val.n_tokens}}, "source": cfg.source}
-    return Corpus(train, val, vocab, meta)
-
-
-def write_shard(path: str | os.PathLike, tokens, vocab_size: int, layout: str = "llm.c") -> Path:
-    """Write tokens as a shard the trainer reads: ``llm.c`` (header + tokens) or ``toolkit``
-    (bare tokens + ``.json`` header). Written atomically."""
-    from analysis.records import atomic_write_bytes
-
-    path = Path(path)
-    arr = np.asarray(tokens)
-    dtype = token_dtype(vocab_size)
-    if arr.size and int(arr.max()) >= vocab_size:
-        raise DataError(f"token id {int(arr.max())} >= vocab_size {vocab_size}", field="tokens")
-    body = arr.astype(dtype).tobytes()
-    if layout == "llm.c":
-        header = np.zeros(LLMC_HEADER_INTS, dtype=np.int32)
-        header[0] = 20240520 if dtype == np.uint16 else 20240801
-        header[1] = 1 if dtype == np.uint16 else 7
-        header[2] = arr.size
-        atomic_write_bytes(path, header.tobytes() + body)
-    elif layout == "toolkit":
-        atomic_write_bytes(path, body)
-        atomic_write_json(path.with_suffix(".json"), {"dtype": np.dtype(dtype).name, "vocab_size": vocab_size,
-                                                      "tokens": int(arr.size),
-                                                      "sha256": hashlib.sha256(body).hexdigest()})
-    else:
-        raise InputError(f"unknown layout {layout!r}", field="layout", fix="use llm.c or toolkit")
-    return path
 
 
 # --------------------------------------------------------------------------- entry point

@@ -1,0 +1,86 @@
+"""Token streams: a split's tokens as memory-mapped arrays, the windows a batch is drawn
+from, and the corpus that pairs a training and a validation split.
+
+Batches: the windows of step ``s`` are drawn from ``numpy.random.default_rng((seed, s))``
+alone, so a resumed run, or a run on any number of processes, sees exactly the batches
+an uninterrupted single-process run would.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
+
+from analysis.errors import DataError
+
+__all__ = ["TokenStream", "Corpus", "token_dtype"]
+
+
+class TokenStream:
+    """A split's tokens: one or more 1-D arrays (memory-mapped), windows never cross arrays."""
+
+    def __init__(self, arrays: List[np.ndarray], name: str):
+        self.arrays = [a for a in arrays if len(a)]
+        self.name = name
+        self.n_tokens = int(sum(len(a) for a in self.arrays))
+
+    def _starts(self, width: int) -> np.ndarray:
+        return np.array([max(0, len(a) - width + 1) for a in self.arrays], dtype=np.int64)
+
+    def sample(self, seed: int, step: int, n: int, seq_len: int) -> np.ndarray:
+        """``n`` windows of ``seq_len + 1`` tokens (int64), a pure function of (seed, step)."""
+        width = seq_len + 1
+        self.require_window(seq_len)
+        counts = self._starts(width)
+        total = int(counts.sum())
+        rng = np.random.default_rng((seed, step))
+        pos = rng.integers(0, total, size=n)
+        cum = np.cumsum(counts)
+        which = np.searchsorted(cum, pos, side="right")
+        offs = pos - (cum[which] - counts[which])
+        return np.stack([np.asarray(self.arrays[w][o:o + width], dtype=np.int64) for w, o in zip(which, offs)])
+
+    def require_window(self, seq_len: int) -> None:
+        """DataError naming ``seq_len`` unless some array holds a window of ``seq_len + 1`` tokens."""
+        if int(self._starts(seq_len + 1).sum()) <= 0:
+            longest = max((len(a) for a in self.arrays), default=0)
+            raise DataError(f"seq_len={seq_len} needs windows of {seq_len + 1} tokens, but the {self.name} split's "
+                            f"longest stretch has {longest}", field="seq_len",
+                            fix="lower seq_len, or give the split more data (data.val_frac, data.max_files, "
+                                "data.max_bytes)")
+
+    def windows(self, seq_len: int, max_tokens: int) -> np.ndarray:
+        """Consecutive non-overlapping windows from the start, up to ``max_tokens`` predicted
+        tokens: the fixed evaluation set."""
+        self.require_window(seq_len)
+        width, out, budget = seq_len + 1, [], max(1, max_tokens // seq_len)
+        for a in self.arrays:
+            for o in range(0, len(a) - width + 1, seq_len):
+                if len(out) >= budget:
+                    break
+                out.append(np.asarray(a[o:o + width], dtype=np.int64))
+        if not out:
+            raise DataError(f"the {self.name} split has {self.n_tokens} tokens, fewer than one window "
+                            f"of {width}", field="data.val_frac",
+                            fix="raise data.val_frac or data.max_files/max_bytes, or lower seq_len")
+        return np.stack(out)
+
+    def max_token(self, sample: int = 1 << 20) -> int:
+        """Largest id in the first and last ``sample`` tokens of each array (a cheap check)."""
+        m = 0
+        for a in self.arrays:
+            m = max(m, int(np.max(a[:sample])), int(np.max(a[-sample:])))
+        return m
+
+
+@dataclass
+class Corpus:
+    train: TokenStream
+    val: TokenStream
+    vocab_size: int
+    meta: dict
+
+
+def token_dtype(vocab_size: int):
+    return np.uint16 if vocab_size <= 1 << 16 else np.uint32
