@@ -44,10 +44,14 @@ class CheckedFit:
 
 
 def checks_block(checks: Sequence[Check], problems_only: bool = False) -> list[str]:
-    shown = [c for c in checks if c.status != "ok"] if problems_only else list(checks)
-    if not shown:
+    """The checks as report lines; with ``problems_only`` the failed and warned ones, then a
+    count of those that passed."""
+    if not checks:
         return []
-    return ["[[Checks]]"] + [f"    {c.line()}" for c in shown]
+    shown = [c for c in checks if c.status != "ok"] if problems_only else list(checks)
+    passed = sum(c.status == "ok" for c in checks)
+    tail = [f"    {passed} of {len(checks)} checks passed (--json lists them all)"] if problems_only else []
+    return ["[[Checks]]"] + [f"    {c.line()}" for c in shown] + tail
 
 
 def checks_json(checks: Sequence[Check]) -> list[dict]:
