@@ -51,6 +51,7 @@ METRIC_FIELDS: dict[str, tuple[bool, str]] = {
     "tokens_per_s": (False, "training throughput over the last logging interval"),
     "mfu": (False, "model FLOPs utilisation, when the device's peak FLOP/s is known"),
     "grad_norm": (False, "global gradient norm before clipping"),
+    "epochs": (False, "data-constrained runs (data.unique_tokens): passes over the unique tokens so far, tokens / unique_tokens"),
     "wall_time": (True, "seconds since the run first started, summed over resumptions"),
 }
 
@@ -96,6 +97,8 @@ SUMMARY_FIELDS: dict[str, tuple[bool, str]] = {
     "precision": (False, "training precision, e.g. fp32 or bf16 autocast"),
     "skipped_steps": (False, "updates skipped for a non-finite loss or gradient (on_nonfinite=skip)"),
     "tokens_per_s": (False, "mean training throughput over the timed steps"),
+    "unique_tokens": (False, "data-constrained runs: the unique training tokens U the run repeats (null: the whole training split)"),
+    "epochs": (False, "passes over the training data: tokens_trained / unique_tokens (or / the training split's tokens)"),
 }
 
 
@@ -289,6 +292,8 @@ def iter_points(run_dirs: Iterable[Path], include_unfinished: bool = False) -> I
         s = read_summary(run_dir)
         base = {"run": s["run_name"], "status": s["status"], "params": s["params"],
                 "params_nonembedding": s["params_nonembedding"], "run_dir": str(run_dir)}
+        if s.get("unique_tokens"):  # a data-constrained run: every point carries its U
+            base["unique_tokens"] = s["unique_tokens"]
         if s["status"] == "diverged":
             warnings.warn(f"{run_dir}: run diverged ({s.get('error') or 'non-finite loss'}); excluded from analysis")
             continue
@@ -308,4 +313,6 @@ def points_table(path: str | os.PathLike, include_unfinished: bool = False):
     import pandas as pd
 
     rows = list(iter_points(find_run_dirs(path), include_unfinished=include_unfinished))
-    return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+    # unique_tokens only where some run is data-constrained, so ordinary tables stay as they were
+    extra = ["unique_tokens"] if any("unique_tokens" in r for r in rows) else []
+    return pd.DataFrame(rows, columns=list(POINT_COLUMNS) + extra)

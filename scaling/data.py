@@ -389,3 +389,49 @@ def load_corpus(cfg, cache_dir: Optional[str] = None, build: bool = True) -> Cor
         raise ConfigError(f"must lie strictly between 0 and 1, got {cfg.val_frac}", field="data.val_frac",
                           fix="e.g. data.val_frac=0.05")
     return load_text_corpus(cfg, cache_dir=cache_dir, build=build)
+
+
+def unique_budget(cfg, n_train: int) -> Optional[int]:
+    """U, the unique training tokens a data-constrained run may see (``data.unique_tokens``,
+    or ``data.unique_fraction`` of the training split), or None for an ordinary run."""
+    u, frac = cfg.unique_tokens, cfg.unique_fraction
+    if u is not None and frac is not None:
+        raise ConfigError("give data.unique_tokens or data.unique_fraction, not both", field="data.unique_tokens",
+                          fix="drop one of them")
+    if frac is not None:
+        if not 0 < frac <= 1:
+            raise ConfigError(f"must lie in (0, 1], got {frac}", field="data.unique_fraction",
+                              fix="e.g. data.unique_fraction=0.1 (a tenth of the training split)")
+        return max(1, int(frac * n_train))
+    if u is None:
+        return None
+    if not u >= 1:
+        raise ConfigError(f"must be a positive token count, got {u}", field="data.unique_tokens",
+                          fix="e.g. data.unique_tokens=1e6")
+    if u > n_train:
+        raise ConfigError(f"{u:.4g} unique tokens exceed the training split's {n_train} tokens",
+                          field="data.unique_tokens",
+                          fix=f"give at most {n_train} (or data.unique_fraction), or a larger corpus")
+    return int(u)
+
+
+def restrict_unique(corpus: Corpus, cfg, seq_len: int, budget_tokens: int) -> Corpus:
+    """The corpus a data-constrained run trains on: the first U tokens of the training split in
+    its fixed document order (whole documents, the last one cut at U), repeated as the budget
+    needs; the batch sampler draws fresh random windows from them every step, so each epoch
+    sees them in a new, seeded order. Validation keeps the held-out documents, which the
+    training split never contains. Unchanged for an ordinary run."""
+    u = unique_budget(cfg, corpus.train.n_tokens)
+    if u is None:
+        return corpus
+    if u < seq_len + 1:
+        raise ConfigError(f"{u} unique tokens are fewer than one training window of {seq_len + 1}",
+                          field="data.unique_tokens", fix=f"give at least {seq_len + 1}, or lower seq_len")
+    if budget_tokens < u:
+        raise ConfigError(f"the budget of {budget_tokens} tokens is below the {u} unique tokens, so nothing "
+                          "repeats", field="data.unique_tokens",
+                          fix="raise tokens to a multiple of data.unique_tokens, or drop data.unique_tokens")
+    train = corpus.train.head(u)
+    meta = dict(corpus.meta, unique_tokens=u, train_tokens_full=corpus.train.n_tokens)
+    return Corpus(train, corpus.val, corpus.vocab_size, meta)
+

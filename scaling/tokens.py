@@ -66,6 +66,16 @@ class TokenStream:
                             fix="raise data.val_frac or data.max_files/max_bytes, or lower seq_len")
         return np.stack(out)
 
+    def head(self, n: int) -> "TokenStream":
+        """The first ``n`` tokens of the split, in its fixed order (whole arrays, the last one cut)."""
+        out, left = [], int(n)
+        for a in self.arrays:
+            if left <= 0:
+                break
+            out.append(a[:left])
+            left -= len(out[-1])
+        return TokenStream(out, self.name)
+
     def max_token(self, sample: int = 1 << 20) -> int:
         """Largest id in the first and last ``sample`` tokens of each array (a cheap check)."""
         m = 0

@@ -288,7 +288,7 @@ class Trainer:
         return got.step
 
     def _setup(self) -> None:
-        from scaling.data import expected_vocab, load_corpus
+        from scaling.data import expected_vocab, load_corpus, restrict_unique
         from scaling.model import Transformer
 
         cfg = self.cfg
@@ -301,6 +301,8 @@ class Trainer:
         if not self.is_main:
             self.corpus = load_corpus(cfg.data, build=False)
         self.plan = plan = resolve(cfg, self.corpus.vocab_size, self.world.size)
+        self.corpus = restrict_unique(self.corpus, cfg.data, cfg.seq_len, plan.tokens)
+        self.unique = self.corpus.meta.get("unique_tokens")
         self.run_name = cfg.run_name or default_run_name(cfg, plan)
         self.corpus.train.require_window(cfg.seq_len)  # before any model is built or record written
         val = self.corpus.val.windows(cfg.seq_len, cfg.data.val_tokens)
@@ -348,6 +350,8 @@ class Trainer:
                "tokens_per_s": tps, "wall_time": self.wall()}
         if val is not None:
             row["val_loss"] = val
+        if self.unique:  # a data-constrained run: passes over its unique tokens so far
+            row["epochs"] = tokens / self.unique
         if self.peak_flops:
             row["mfu"] = self.palm_per_token * tps / (self.peak_flops * self.world.size)
         return row
@@ -377,6 +381,8 @@ class Trainer:
                       "seq_len": a.seq_len, "tie_embeddings": a.tie_embeddings},
             "data": {k: self.corpus.meta.get(k) for k in ("source", "tokenizer", "vocab_size", "cache")}
             | {"train_tokens": self.corpus.train.n_tokens, "val_tokens": self.corpus.val.n_tokens},
+            "unique_tokens": self.unique,
+            "epochs": trained / (self.unique or self.corpus.train.n_tokens),
             "config_hash": self.hash,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "toolkit": __version__},
             "device": preflight.device_name(self.device),

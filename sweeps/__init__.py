@@ -44,6 +44,8 @@ def _register() -> None:
 
     OmegaConf.register_new_resolver("sweep_run", sweep_run, replace=True, use_cache=False)
     OmegaConf.register_new_resolver("sweep_label", sweep_label, replace=True, use_cache=False)
+    # ${mul:16,${data.unique_tokens}}: a budget as a multiple of another key (epochs over U)
+    OmegaConf.register_new_resolver("mul", lambda a, b: float(a) * float(b), replace=True)
 
 
 _register()

@@ -76,6 +76,8 @@ def index_rows(sweep_dir: str | Path) -> list[dict]:
             "wall_time": s.get("wall_time"), "error": s.get("error"),
             "run_dir": _relative(run_dir, sweep_dir),
         }
+        if s.get("unique_tokens"):  # data-constrained run (data.unique_tokens)
+            base["unique_tokens"] = s["unique_tokens"]
         try:
             branches = R.read_branches(run_dir)
         except RecordError as e:
@@ -94,8 +96,11 @@ def index_rows(sweep_dir: str | Path) -> list[dict]:
 def _point(base: dict, point: str, tokens, flops, flops_6n, loss) -> dict:
     params = base.get("params")
     tpp = tokens / params if tokens and params else None
-    return {**base, "point": point, "tokens": tokens, "tokens_per_param": tpp, "flops": flops,
-            "flops_6n": flops_6n, "loss": loss}
+    out = {**base, "point": point, "tokens": tokens, "tokens_per_param": tpp, "flops": flops,
+           "flops_6n": flops_6n, "loss": loss}
+    if base.get("unique_tokens") and tokens:
+        out["epochs"] = tokens / base["unique_tokens"]
+    return out
 
 
 def _budget_of(name: str) -> Optional[str]:
@@ -117,7 +122,10 @@ def build_index(sweep_dir: str | Path):
     """The index as a pandas DataFrame, built from the run records (nothing is written)."""
     import pandas as pd
 
-    df = pd.DataFrame(index_rows(sweep_dir), columns=list(INDEX_COLUMNS))
+    rows = index_rows(sweep_dir)
+    # the data-constrained columns only where some run has them, so ordinary indexes stay as they were
+    extra = [c for c in ("unique_tokens", "epochs") if any(c in r for r in rows)]
+    df = pd.DataFrame(rows, columns=list(INDEX_COLUMNS) + extra)
     # Smallest model first, then its runs and points by tokens: the order a ladder is read in.
     order = df.assign(_p=df["params"].astype(float).fillna(float("inf")),
                       _t=df["tokens"].astype(float).fillna(float("inf")))

@@ -49,11 +49,13 @@ def test_every_experiment_composes(name):
 
 def _data_for(name):
     # GPU ladders train on real shards, which the preset leaves for the user to name.
-    return ["data.source=/data/shards", "data.vocab_size=50257"] if name == "llama_ladder" else []
+    gpu = ("llama_ladder", "data_constrained_gpu")
+    return ["data.source=/data/shards", "data.vocab_size=50257"] if name in gpu else []
 
 
-def test_experiments_are_the_four_presets():
-    assert sweeps.experiments() == ["demo", "isoflop", "llama_ladder", "overtrain"]
+def test_experiments_are_the_shipped_presets():
+    assert sweeps.experiments() == ["data_constrained", "data_constrained_gpu", "demo", "isoflop", "llama_ladder",
+                                    "overtrain"]
 
 
 def _model_options(overrides=()) -> list:
@@ -636,3 +638,18 @@ def test_slurm_time_limit_checkpoints_before_submitit_requeues(tmp_path, monkeyp
     assert events == ["trainer checkpointed", "submitit requeues"]
     assert res["status"] == "resumable"
     assert J.read_attempts(Path(res["run_dir"]))[-1]["outcome"] == "resumable"
+
+
+def test_the_data_constrained_grid_repeats_each_u_for_1_to_16_epochs():
+    """9 runs (3 sizes x 3 values of U), each to 16 U tokens with branches at 1, 2, 4 and 8 U."""
+    jobs = plan("data_constrained", [])
+    assert len(jobs) == 9 and not [j for j in jobs if j.error]
+    seen = set()
+    for j in jobs:
+        u = float(next(o.split("=", 1)[1] for o in j.overrides if o.startswith("data.unique_tokens=")))
+        seen.add(u)
+        assert j.tokens == pytest.approx(16 * u, rel=0.01)  # rounded to whole steps
+        assert len(j.branches) == 4
+        ends = [end * 2048 / u for _, end in sorted(j.branches)]  # (fork step, end step); 2,048-token steps
+        assert ends == pytest.approx([1, 2, 4, 8], rel=0.05)
+    assert sorted(seen) == [5e4, 1e5, 2e5]

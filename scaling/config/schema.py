@@ -81,6 +81,10 @@ class DataConfig:
     max_bytes: Optional[int] = None        # ... or stop adding documents after this many bytes
     cache_dir: Optional[str] = None        # default: $SCALING_CACHE or ~/.cache/scaling-toolkit
     extensions: List[str] = field(default_factory=lambda: [".py", ".txt", ".md", ".rst"])
+    # Data-constrained runs (Muennighoff et al. 2023): train on only the first U tokens of the
+    # training split, repeated for as many epochs as the budget needs. One of the two, or neither.
+    unique_tokens: Optional[float] = None
+    unique_fraction: Optional[float] = None  # U as a share of the training split
 
 
 @dataclass
