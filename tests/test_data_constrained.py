@@ -198,3 +198,22 @@ def test_cli_published_llama_with_unique_tokens(capsys):
     assert main(["extrapolate", "--published", "llama", "--unique-tokens", "0"]) == 2
     err = capsys.readouterr().err
     assert "unique_tokens" in err and len(err.strip().splitlines()) == 1
+
+
+def test_plot_repetition(curated, tmp_path):
+    from analysis.plots import gids, plot_repetition, save_figure
+
+    fig = plot_repetition(published_law("muennighoff2023"), points=curated)
+    names = gids(fig)
+    assert "effective-data" in names and "ceiling" in names
+    assert sum(g.startswith("repeated:") for g in names) == 3 and sum(g.startswith("fresh:") for g in names) == 3
+    line = next(a for ax in fig.axes for a in ax.lines if a.get_gid() == "effective-data")
+    x, y = line.get_data()
+    # D'/U against D/U: one epoch is worth one, and the curve stays below fresh data and its ceiling
+    assert y[0] == pytest.approx(1.0) and np.all(y <= x + 1e-12) and y[-1] < 1 + PAPER_R_D
+    # a chinchilla law gets the published decay terms; a law without a U budget cannot be drawn
+    plot_repetition(published_law("hoffmann2022"), unique_tokens=1e9)
+    with pytest.raises(InputError, match="unique-token budget"):
+        plot_repetition(published_law("hoffmann2022"))
+    save_figure(fig, tmp_path / "rep.png")
+    assert (tmp_path / "rep.png").stat().st_size > 10_000
