@@ -217,3 +217,21 @@ def test_plot_repetition(curated, tmp_path):
         plot_repetition(published_law("hoffmann2022"))
     save_figure(fig, tmp_path / "rep.png")
     assert (tmp_path / "rep.png").stat().st_size > 10_000
+
+
+def test_cli_refuses_unique_tokens_above_tokens(tmp_path, capsys):
+    from scaling.cli import main
+
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,unique_tokens,loss\n1e8,1e9,2e9,3\n2e8,2e9,1e9,2.9\n4e8,4e9,1e9,2.8\n")
+    assert main(["fit", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unique_tokens exceeds tokens" in err and "fix:" in err
+
+
+def test_saved_decay_fit_round_trips(paper_fit, curated, tmp_path):
+    from analysis.result import load_result
+
+    paper_fit.save(tmp_path / "fit.json")
+    back = load_result(tmp_path / "fit.json")
+    np.testing.assert_array_equal(back.predict_table(curated), paper_fit.predict_table(curated))
