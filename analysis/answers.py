@@ -51,6 +51,9 @@ class ModelAnswer:
     target_loss: float | None = None
     #: the size at which the law was evaluated (the non-embedding count for Kaplan fits)
     law_params: float | None = None
+    #: with a unique-token limit U: epochs over U to match the target, and at the target's compute
+    epochs_to_match: float | None = None
+    epochs_at_target_compute: float | None = None
 
     @property
     def reachable(self) -> bool:
@@ -71,6 +74,9 @@ class ModelAnswer:
         d["intervals"] = {k: [lo, hi] for k, (lo, hi) in self.intervals.items()}
         d["unreachable_fraction"] = self.unreachable_fraction
         d["p_wins_at_equal_compute"] = self.p_wins_at_equal_compute
+        if self.epochs_at_target_compute is not None:
+            d["epochs_at_target_compute"] = self.epochs_at_target_compute
+            d["epochs_to_match"] = self.epochs_to_match
         if self.run is not None:
             d["run"] = self.run
         if self.curve is not None:
@@ -89,6 +95,8 @@ class ExtrapolationResult:
     flops: str = "6nd"
     level: float = 0.90
     warnings: list[str] = field(default_factory=list)
+    #: the unique tokens every run repeats (Muennighoff et al. 2023), or None for unlimited data
+    unique_tokens: float | None = None
 
     @property
     def n_draws(self) -> int:
@@ -97,7 +105,7 @@ class ExtrapolationResult:
     def to_dict(self) -> dict:
         """JSON-ready: ``target`` (params, tokens, flops, loss) and ``models`` (see the CLI docs)."""
         law = self.law
-        return {
+        out = {
             "law": {"name": law.name or law.law, "law": law.law, "source": law.source,
                     "citation": law.law_obj.citation, "params": dict(law.params),
                     "bootstrap_draws": self.n_draws},
@@ -107,6 +115,9 @@ class ExtrapolationResult:
             "models": [m.to_dict() for m in self.models],
             "warnings": list(self.warnings),
         }
+        if self.unique_tokens is not None:
+            out["unique_tokens"] = self.unique_tokens
+        return out
 
     def to_frame(self):
         """One row per model; interval ends as ``<quantity>_low`` / ``<quantity>_high``."""
@@ -132,6 +143,9 @@ class ExtrapolationResult:
         if self.n_draws:
             lines.append(f"Intervals: {100 * self.level:g}% percentile over {self.n_draws} bootstrap draws")
         lines.append(FLOP_CONVENTIONS[self.flops] + ".")
+        if self.unique_tokens is not None:
+            lines.append(f"Data limit: {si(self.unique_tokens)} unique tokens, repeated as often as a run needs "
+                         "(Muennighoff et al. 2023); 'never' means the repetition-limited floor lies above the target.")
         if law.n_column == "params_nonembedding":
             lines.append("N in the law: non-embedding parameters, as the law counts them (Kaplan et al. 2020); "
                          "params and FLOPs count all parameters.")
@@ -157,6 +171,9 @@ class ExtrapolationResult:
                 "wins @ target C": _wins(m),
                 "tokens to match": (_with_iv(m.tokens_to_match, iv.get("tokens_to_match"), _count) if m.reachable
                                     else never),
+                **({"epochs @ target C": _epochs(m.epochs_at_target_compute),
+                    "epochs to match": _epochs(m.epochs_to_match) if m.reachable else "-"}
+                   if self.unique_tokens is not None else {}),
                 "FLOPs to match": sci(m.flops_to_match) if m.reachable else "-",
                 "x target C": _with_iv(m.compute_multiple, iv.get("compute_multiple"), _times),
                 "break-even inference tokens": _with_iv(m.breakeven_inference_tokens,
@@ -236,6 +253,10 @@ def _fmt_loss(x, iv) -> str:
 def _count(x) -> str:
     """Token counts: SI suffixes up to trillions, scientific notation beyond."""
     return "-" if x is None else (si(x) if abs(x) < 1e15 else sci(x))
+
+
+def _epochs(x) -> str:
+    return "-" if x is None else f"{x:.3g}"
 
 
 def _times(x) -> str:

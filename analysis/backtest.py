@@ -19,6 +19,7 @@ import pandas as pd
 
 from .errors import InputError, ToolkitError
 from .laws import LAWS, get_law
+from .laws.base import INPUT_COLUMNS
 from .points import log_key, n_distinct
 from .text import format_table, markdown_table, sci, si
 
@@ -169,8 +170,12 @@ def _pct(v, signed: bool = False) -> str:
 
 
 def auto_candidates(points: pd.DataFrame | None = None) -> tuple[str, ...]:
-    """The laws ``--law auto`` considers: the registered joint laws marked ``candidate``."""
-    return tuple(n for n, law in LAWS.items() if law.candidate and law.is_joint and law.form is not None)
+    """The laws ``--law auto`` considers: the registered joint laws marked ``candidate``
+    whose inputs the table has (a law of the unique tokens U only with ``unique_tokens``;
+    without a table, only laws of N and D)."""
+    cols = set(points.columns) if points is not None else {INPUT_COLUMNS["N"], INPUT_COLUMNS["D"]}
+    return tuple(n for n, law in LAWS.items() if law.candidate and law.is_joint and law.form is not None
+                 and all(INPUT_COLUMNS[k] in cols for k in law.inputs if k != "N"))
 
 
 def _prepare(points) -> pd.DataFrame:
@@ -208,9 +213,7 @@ def backtest(points, laws: Sequence[str] | None = None, splits: Sequence[str] = 
             row = BacktestRow(law, sp.name, sp.description, len(train), n_distinct(train["params"]), len(test))
             try:
                 fit = fit_law(train, law, **fit_options)
-                ncol = fit.n_column if fit.n_column in test.columns else "params"
-                pred = np.asarray(fit.predict(N=test[ncol].to_numpy(float), D=test["tokens"].to_numpy(float),
-                                              C=test["flops"].to_numpy(float)), dtype=float)
+                pred = np.asarray(fit.predict_table(test), dtype=float)
                 rel = pred / test["loss"].to_numpy(float) - 1.0
                 if not np.all(np.isfinite(rel)):
                     raise ToolkitError("non-finite predictions of the held-out points")

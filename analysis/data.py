@@ -10,7 +10,9 @@ canonical columns
 plus, when known, ``flops`` (training compute C; 6ND when the source has no count of
 its own), ``run`` (which training run the point comes from: bootstrap resamples whole
 runs), ``step``, ``params_nonembedding`` (Kaplan et al. 2020 count N without the
-embeddings) and ``point`` ("final" or "branch@TOKENS" for the trainer's records).
+embeddings), ``point`` ("final" or "branch@TOKENS" for the trainer's records) and
+``unique_tokens`` (the unique tokens U a run repeats, at most ``tokens``: Muennighoff et
+al. 2023's data-constrained law uses it).
 
 :func:`load_points` builds that table from a sweep or run directory, a CSV / Parquet /
 JSON-lines file or a DataFrame. Common spellings of the columns are recognised (the
@@ -36,10 +38,10 @@ __all__ = ["CANONICAL", "REQUIRED", "ALIASES", "POLICIES", "load_points", "parse
 
 REQUIRED = ("params", "tokens", "loss")
 #: Canonical columns, in the order :func:`load_points` returns them.
-CANONICAL = ("params", "tokens", "loss", "flops", "run", "step", "params_nonembedding", "point")
+CANONICAL = ("params", "tokens", "loss", "flops", "run", "step", "params_nonembedding", "point", "unique_tokens")
 POLICIES = ("raise", "omit")
 #: Numeric canonical columns that must be finite and positive when present.
-_POSITIVE = ("params", "tokens", "loss", "flops", "params_nonembedding")
+_POSITIVE = ("params", "tokens", "loss", "flops", "params_nonembedding", "unique_tokens")
 
 
 def _key(name: str) -> str:
@@ -64,6 +66,7 @@ ALIASES: dict[str, str] = {
         "params_nonembedding": ["params_nonembedding", "non_embedding_params", "nonembedding_params",
                                 "N_nonembedding", "params_non_embedding", "n_nonembed"],
         "point": ["point"],
+        "unique_tokens": ["unique_tokens", "U", "unique tokens", "num_unique_tokens", "n_unique_tokens"],
     }.items()
     for alias in spellings
 }
@@ -235,6 +238,8 @@ def load_points(source, columns: Mapping[str, str] | str | None = None, policy: 
                              f"is not finite (rows {_rows(rows)})", field=col,
                              fix="check the params and tokens columns for absurd values")
 
+    if "unique_tokens" in df.columns:
+        _check_unique_tokens(df)
     order = [c for c in CANONICAL if c in df.columns] + [c for c in df.columns if c not in CANONICAL]
     df = df[order].reset_index(drop=True)
     if "run" in df.columns:
@@ -244,6 +249,17 @@ def load_points(source, columns: Mapping[str, str] | str | None = None, policy: 
     # A shipped dataset's own facts (its name, the loss noise its authors assume) stay with it.
     df.attrs.update({k: v for k, v in raw.attrs.items() if k in ("dataset", "loss_noise_sd")})
     return df
+
+
+def _check_unique_tokens(df: pd.DataFrame) -> None:
+    """A run cannot see more unique tokens than it trains on: U <= D (Muennighoff et al. 2023's
+    table obeys it in every row). A small relative slack absorbs counts rounded in text."""
+    over = np.flatnonzero(df["unique_tokens"].to_numpy(float) > df["tokens"].to_numpy(float) * (1 + 1e-6))
+    if len(over):
+        raise TableError(f"unique_tokens exceeds tokens in {len(over)} row(s) (rows {_rows(over.tolist())})",
+                         field="unique_tokens",
+                         fix="unique_tokens counts the distinct tokens a run repeats, at most its training tokens; "
+                             "check the two columns are not swapped")
 
 
 def _finished_rows(df: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, list[str]]:

@@ -40,13 +40,13 @@ from .errors import InputError
 from .laws import D_MAX, get_law
 from .result import LawFit, check_interval_args
 from .specs import ModelSpec, Target, models_from_points, parse_models, parse_target
-from .text import num
+from .text import num, si
 
 __all__ = [
     "ModelSpec", "Target", "ModelAnswer", "ExtrapolationResult", "extrapolate",
     "parse_target", "parse_models", "models_from_points", "floor_loss", "tokens_to_match",
     "breakeven_inference_tokens", "PublishedCase", "published_case", "FLOP_CONVENTIONS", "D_MAX",
-    "Study", "run_study", "measured_curves", "fit_run_curves",
+    "Study", "run_study", "measured_curves", "fit_run_curves", "with_data_limit",
 ]
 
 SARDANA2023 = ("Sardana and Frankle 2023, 'Beyond Chinchilla-Optimal: Accounting for Inference in "
@@ -79,22 +79,24 @@ def _draw_params(fit: LawFit) -> dict[str, np.ndarray] | None:
 
 
 
-def floor_loss(law: str, params: Mapping[str, Any], N) -> np.ndarray:
+def floor_loss(law: str, params: Mapping[str, Any], N, U=None) -> np.ndarray:
     """The loss model N approaches with unlimited data, lim_{D->inf} L(N, D)
     (:meth:`analysis.laws.Law.floor`: E + A / N^alpha for the Chinchilla form,
-    (N_c / N)^alpha_N for Kaplan's joint law, E for a run's own curve)."""
+    (N_c / N)^alpha_N for Kaplan's joint law, E for a run's own curve); with ``U`` unique
+    tokens, the floor of repeating them for ever (Muennighoff et al. 2023)."""
     obj = get_law(law)
     obj.check_extrapolates()
-    return obj.floor(params, N)
+    return obj.floor(params, N, U) if U is not None else obj.floor(params, N)
 
 
-def tokens_to_match(law: str, params: Mapping[str, Any], N, loss) -> np.ndarray:
+def tokens_to_match(law: str, params: Mapping[str, Any], N, loss, U=None) -> np.ndarray:
     """Tokens D* with L(N, D*) = loss; +inf where loss is at or below the model's floor
     (:meth:`analysis.laws.Law.tokens_to_match`: closed form for the Chinchilla family,
-    a bracketed root find in log D otherwise)."""
+    a bracketed root find in log D otherwise); with ``U``, D* counts repeated tokens."""
     obj = get_law(law)
     obj.check_extrapolates()
-    return obj.tokens_to_match(params, np.asarray(N, dtype=float), np.asarray(loss, dtype=float))
+    args = (params, np.asarray(N, dtype=float), np.asarray(loss, dtype=float))
+    return obj.tokens_to_match(*args, U) if U is not None else obj.tokens_to_match(*args)
 
 
 def breakeven_inference_tokens(train_small, train_target, infer_small, infer_target) -> np.ndarray:
@@ -136,14 +138,14 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
 
 
 def _compute(law: str, params: Mapping[str, Any], model: ModelSpec, target: Target, convention: str,
-             target_loss, N: float) -> dict[str, np.ndarray]:
+             target_loss, N: float, U: float | None = None) -> dict[str, np.ndarray]:
     """Every quantity for one model under one parameter set (floats or draw arrays), the
-    law evaluated at size ``N`` (the model's size as the law counts it); FLOPs follow the
-    convention, the same for every law."""
+    law evaluated at size ``N`` (the model's size as the law counts it) and, with ``U``,
+    with only U unique tokens to repeat; FLOPs follow the convention, the same for every law."""
     f_n = model.train_flops_per_token(convention)
     out: dict[str, np.ndarray] = {}
-    out["floor"] = floor_loss(law, params, N)
-    d_star = tokens_to_match(law, params, N, target_loss)
+    out["floor"] = floor_loss(law, params, N, U)
+    d_star = tokens_to_match(law, params, N, target_loss, U)
     out["tokens_to_match"] = d_star
     out["flops_to_match"] = f_n * d_star
     own = f_n * model.tokens if model.tokens is not None else None
@@ -151,7 +153,7 @@ def _compute(law: str, params: Mapping[str, Any], model: ModelSpec, target: Targ
     if target.flops is not None:
         d_c = target.flops / f_n
         out["tokens_at_target_compute"] = np.asarray(d_c)
-        out["loss_at_target_compute"] = get_law(law).loss(params, N, d_c)
+        out["loss_at_target_compute"] = get_law(law).loss(params, N, d_c, U)
         out["compute_multiple"] = f_n * d_star / target.flops
         # Inference costs the forward pass, one third of a training token (2N under 6ND).
         out["breakeven_inference_tokens"] = breakeven_inference_tokens(
@@ -164,9 +166,9 @@ def _compute(law: str, params: Mapping[str, Any], model: ModelSpec, target: Targ
 
 
 def _answer(law: str, point: Mapping[str, float], draws: Mapping[str, np.ndarray] | None, model: ModelSpec,
-            target: Target, target_draws, convention: str, level: float, N: float) -> dict:
+            target: Target, target_draws, convention: str, level: float, N: float, U: float | None = None) -> dict:
     """Point answers plus intervals over the draws, as plain floats (None = not defined)."""
-    best = _compute(law, point, model, target, convention, target.loss, N)
+    best = _compute(law, point, model, target, convention, target.loss, N, U)
     res: dict[str, Any] = {}
     reachable = bool(np.isfinite(best["tokens_to_match"]))
     res["floor"] = float(best["floor"])
@@ -182,7 +184,7 @@ def _answer(law: str, point: Mapping[str, float], draws: Mapping[str, np.ndarray
     res["unreachable_fraction"] = None
     res["p_wins_at_equal_compute"] = None
     if draws is not None:
-        many = _compute(law, draws, model, target, convention, target_draws, N)
+        many = _compute(law, draws, model, target, convention, target_draws, N, U)
         res["unreachable_fraction"] = float(np.mean(~np.isfinite(many["tokens_to_match"])))
         for q in QUANTITIES:
             vals = np.broadcast_to(many[q], np.shape(many["tokens_to_match"]))
@@ -191,13 +193,21 @@ def _answer(law: str, point: Mapping[str, float], draws: Mapping[str, np.ndarray
             res["intervals"][q] = _interval(vals, level)
         if target.flops is not None:
             res["p_wins_at_equal_compute"] = float(np.mean(many["loss_at_target_compute"] < target_draws))
+    if U is not None:
+        # epochs over the U unique tokens: what a data-limited run would have to repeat
+        res["epochs_to_match"] = None if res["tokens_to_match"] is None else res["tokens_to_match"] / U
+        res["epochs_at_target_compute"] = (None if res["tokens_at_target_compute"] is None
+                                           else res["tokens_at_target_compute"] / U)
+        if "tokens_to_match" in res["intervals"]:
+            lo, hi = res["intervals"]["tokens_to_match"]
+            res["intervals"]["epochs_to_match"] = (lo / U, hi / U)
     return res
 
 
 # ============================================================================ entry point
 
 def _resolve_target(fit: LawFit, models: list[ModelSpec], target, convention: str,
-                    draws) -> tuple[Target, list[ModelSpec], Any, ModelSpec | None]:
+                    draws, U: float | None = None) -> tuple[Target, list[ModelSpec], Any, ModelSpec | None]:
     target = parse_target(target) if not isinstance(target, ModelSpec) else target
     law = fit.law
     if isinstance(target, float):
@@ -220,8 +230,8 @@ def _resolve_target(fit: LawFit, models: list[ModelSpec], target, convention: st
                              field="flops", fix="use --flops 6nd or --target largest")
     f_t = spec.train_flops_per_token(convention)
     n_t = spec.law_params(fit.n_column)
-    lt = float(get_law(law).loss(fit.params, n_t, spec.tokens))
-    lt_draws = get_law(law).loss(draws, n_t, spec.tokens) if draws is not None else None
+    lt = float(get_law(law).loss(fit.params, n_t, spec.tokens, U))
+    lt_draws = get_law(law).loss(draws, n_t, spec.tokens, U) if draws is not None else None
     t = Target(loss=lt, params=spec.params, tokens=spec.tokens, flops=f_t * spec.tokens, flops_per_token=f_t,
                loss_measured=spec.loss, name=spec.name, how=how, law_params=n_t)
     if lt_draws is not None:
@@ -232,7 +242,8 @@ def _resolve_target(fit: LawFit, models: list[ModelSpec], target, convention: st
 
 def extrapolate(fit: LawFit, models: Sequence[ModelSpec] | Iterable[float] | str, target="largest",
                 flops: str = "6nd", level: float | None = None,
-                curve_fits: Mapping[float, LawFit] | None = None) -> ExtrapolationResult:
+                curve_fits: Mapping[float, LawFit] | None = None,
+                unique_tokens: float | None = None) -> ExtrapolationResult:
     """Answer the compute-matched questions for every model smaller than ``target``.
 
     ``fit``: any :class:`LawFit` whose law is L(N, D) (chinchilla, gadre2024, kaplan_nd),
@@ -242,11 +253,20 @@ def extrapolate(fit: LawFit, models: Sequence[ModelSpec] | Iterable[float] | str
     ``flops``: ``"6nd"`` or ``"detailed"`` (models need ``flops_per_token``).
     ``curve_fits``: params -> that model's own ``saturating_power`` curve fit; its answers are
     attached to the model as ``curve``, beside the joint law's.
+    ``unique_tokens``: only U unique tokens exist, so every run repeats them (Muennighoff et
+    al. 2023): the answers are the law's with U, including the target's own loss, plus the
+    epochs each answer needs; "never" means the repetition-limited floor lies above the
+    target. A law without a U term gets Muennighoff et al.'s published decay terms on its
+    own parameters (:func:`with_data_limit`).
     """
     if not isinstance(fit, LawFit):
         raise InputError(f"expected a LawFit, got {type(fit).__name__}", field="law",
                          fix="pass the result of analysis.fit.fit_law or analysis.published.published_law")
     fit.law_obj.check_joint()
+    U = None
+    if unique_tokens is not None:
+        U = _unique_tokens(unique_tokens)
+        fit = with_data_limit(fit)
     if flops not in FLOP_CONVENTIONS:
         raise InputError(f"unknown FLOPs convention {flops!r}", field="flops", fix="use 6nd or detailed")
     if isinstance(models, str):
@@ -255,7 +275,7 @@ def extrapolate(fit: LawFit, models: Sequence[ModelSpec] | Iterable[float] | str
     level = fit.ci_level if level is None else float(level)
     check_interval_args(level)
     draws = _draw_params(fit)
-    tgt, smaller, target_draws, target_spec = _resolve_target(fit, models, target, flops, draws)
+    tgt, smaller, target_draws, target_spec = _resolve_target(fit, models, target, flops, draws, U)
     if target_draws is None and draws is not None:
         target_draws = tgt.loss
     warnings = []
@@ -274,11 +294,11 @@ def extrapolate(fit: LawFit, models: Sequence[ModelSpec] | Iterable[float] | str
     answers = []
     for m in smaller:
         n_law = m.law_params(ncol)
-        a = _answer(fit.law, fit.params, draws, m, tgt, target_draws, flops, level, n_law)
+        a = _answer(fit.law, fit.params, draws, m, tgt, target_draws, flops, level, n_law, U)
         loss, src = (m.loss, "measured") if m.loss is not None else (None, None)
         own_flops = m.train_flops_per_token(flops) * m.tokens if m.tokens is not None else None
         if loss is None and m.tokens is not None:
-            loss, src = float(get_law(fit.law).loss(fit.params, n_law, m.tokens)), "law"
+            loss, src = float(get_law(fit.law).loss(fit.params, n_law, m.tokens, U)), "law"
         ans = ModelAnswer(name=m.name, params=m.params, tokens=m.tokens, flops=own_flops, loss=loss,
                           loss_source=src, run=m.run, target_loss=tgt.loss, law_params=n_law, **a)
         if curve_fits and m.params in curve_fits:
@@ -291,7 +311,64 @@ def extrapolate(fit: LawFit, models: Sequence[ModelSpec] | Iterable[float] | str
     if tgt.loss_measured is not None and abs(tgt.loss_measured - tgt.loss) > 0.02 * tgt.loss:
         warnings.append(f"the law predicts the target's loss as {num(tgt.loss)} but {num(tgt.loss_measured)} "
                         "was measured; answers use the law's value, so read them as the law's")
-    return ExtrapolationResult(fit, tgt, answers, flops=flops, level=level, warnings=list(dict.fromkeys(warnings)))
+    if U is not None:
+        warnings += _data_limit_warnings(fit, tgt, U)
+    return ExtrapolationResult(fit, tgt, answers, flops=flops, level=level, warnings=list(dict.fromkeys(warnings)),
+                               unique_tokens=U)
+
+
+def _unique_tokens(value) -> float:
+    try:
+        u = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{value!r} is not a number", field="unique_tokens",
+                         fix="give the number of unique tokens, e.g. 1.4e12") from None
+    if not math.isfinite(u) or u <= 0:
+        raise InputError(f"{value!r} is not a positive number of tokens", field="unique_tokens",
+                         fix="give the number of unique tokens, e.g. 1.4e12")
+    return u
+
+
+def with_data_limit(fit: LawFit) -> LawFit:
+    """``fit`` as a law of the unique tokens U: itself when it has a U term, else its base
+    parameters with Muennighoff et al. 2023's published R_D*, R_N* as the
+    ``data_constrained`` law (bootstrap draws kept, the decay constants fixed in each)."""
+    law = fit.law_obj
+    if law.takes_unique_tokens:
+        return fit
+    from .laws import get_law as _get
+    from .laws.muennighoff import BASE_PARAMS, MUENNIGHOFF2023_DECAY
+
+    if not hasattr(law, "terms"):
+        raise InputError(f"law {law.name!r} has no data-constrained form", field="unique_tokens",
+                         fix="use a Chinchilla-form law (chinchilla, gadre2024, hoffmann2022) or data_constrained")
+    target = _get("data_constrained")
+
+    def lift(p):
+        return {**dict(zip(BASE_PARAMS, (float(v) for v in law.terms(p)))), **MUENNIGHOFF2023_DECAY}
+
+    samples = None
+    draws = fit.sample_params()
+    if draws:
+        samples = np.array([[lift(p)[k] for k in target.params] for p in draws])
+    name = f"{fit.name or fit.law}+decay"
+    return LawFit(law=target.name, params=lift(fit.params), ci_level=fit.ci_level, samples=samples,
+                  n_points=fit.n_points, n_sizes=fit.n_sizes, n_budgets=fit.n_budgets, data_range=dict(fit.data_range),
+                  method=fit.method, source=fit.source if fit.is_published else "fit", name=name,
+                  meta={**fit.meta, "data_limit": f"{fit.name or fit.law} with Muennighoff et al. 2023's R_D* = "
+                                                  f"{MUENNIGHOFF2023_DECAY['R_D_star']:g}, R_N* = "
+                                                  f"{MUENNIGHOFF2023_DECAY['R_N_star']:g}"})
+
+
+def _data_limit_warnings(fit: LawFit, tgt: Target, U: float) -> list[str]:
+    out = []
+    if fit.meta.get("data_limit"):
+        out.append(f"the decay terms are Muennighoff et al. 2023's, fitted on C4 runs with their own base law; "
+                   f"here on {fit.meta['data_limit'].split(' with ')[0]}")
+    if tgt.tokens is not None and tgt.tokens > U:
+        out.append(f"the target itself repeats data: {si(tgt.tokens)} tokens over {si(U)} unique "
+                   f"({tgt.tokens / U:.3g} epochs)")
+    return out
 
 
 def _curve_answer(curve: LawFit, model: ModelSpec, target: Target, convention: str, level: float) -> dict:

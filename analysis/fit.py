@@ -28,6 +28,7 @@ from .bootstrap import (bootstrap_indices, choose_resample, n_jobs_for, parallel
                         short_of_sizes)
 from .errors import FitError, InputError, TableError
 from .laws import LAWS, fittable, get_law
+from .laws.base import INPUT_COLUMNS
 from .laws.forms import EPOCH_GRID, LOG_INPUTS
 from .optimize import HUBER_DELTA, distinct_optima, huber, solve_form, top_k
 from .points import frontier_points, lower_envelope, n_distinct
@@ -74,8 +75,10 @@ def _design(points: pd.DataFrame, law, nonembedding: bool | None):
                          "Kaplan et al. 2020 use non-embedding parameters")
     X = {LOG_INPUTS["N"]: np.log(points[n_col].to_numpy(float)),
          LOG_INPUTS["D"]: np.log(points["tokens"].to_numpy(float))}
-    if "flops" in points.columns:
-        X[LOG_INPUTS["C"]] = np.log(points["flops"].to_numpy(float))
+    # every other law input the table has, by its column (C = flops, U = unique_tokens)
+    for key, col in INPUT_COLUMNS.items():
+        if key not in ("N", "D") and col in points.columns:
+            X[LOG_INPUTS[key]] = np.log(points[col].to_numpy(float))
     return X, n_col, notes
 
 
@@ -86,9 +89,15 @@ def _check_design(points: pd.DataFrame, lawobj, n_params: int) -> list[str]:
     n = len(points)
     sizes, budgets = n_distinct(points["params"]), n_distinct(points["tokens"])
     needs = lawobj.needs
-    counts = {"params": sizes, "tokens": budgets, "flops": n_distinct(points["flops"]) if "flops" in points else 0}
+    absent = [c for c in needs if c not in points.columns]
+    if absent:
+        raise TableError(f"{law} needs a {absent[0]} column, which the table lacks", field=absent[0],
+                         fix=f"add {absent[0]} to the table, or fit a law without that input")
+    counts = {col: n_distinct(points[col]) for col in needs}
+    counts.update(params=sizes, tokens=budgets)
     words = {"params": ("model size", "model sizes"), "tokens": ("token budget", "token budgets"),
-             "flops": ("compute budget", "compute budgets")}
+             "flops": ("compute budget", "compute budgets"),
+             "unique_tokens": ("unique-token budget", "unique-token budgets")}
     for col in needs:
         if counts[col] < 2:
             one, many = words[col]
@@ -267,12 +276,12 @@ def _check_fitted(law: str, params: dict, df: pd.DataFrame, n_col: str) -> None:
     lawobj = get_law(law)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         finite_params = all(math.isfinite(v) for v in params.values())
-        pred = lawobj.evaluate(params, N=df[n_col].to_numpy(float), D=df["tokens"].to_numpy(float),
-                               C=df["flops"].to_numpy(float) if "flops" in df.columns else None) \
+        given = {k: df[col].to_numpy(float) for k, col in INPUT_COLUMNS.items() if k != "N" and col in df.columns}
+        pred = lawobj.evaluate(params, N=df[n_col].to_numpy(float), **given) \
             if finite_params else np.array([np.nan])
     if finite_params and np.all(np.isfinite(pred)) and np.all(pred > 0):
         return
-    inputs = {"N": "model size", "D": "tokens", "C": "compute"}
+    inputs = {"N": "model size", "D": "tokens", "C": "compute", "U": "unique tokens"}
     falls = " and ".join(inputs[i] for i in lawobj.inputs)
     shown = ", ".join(f"{k}={v:.3g}" for k, v in params.items())
     raise FitError(f"{law} has no finite fit to these points ({shown}): the loss does not fall "

@@ -23,10 +23,12 @@ from .result import LawFit
 from .text import sci, si
 
 __all__ = ["plot_curves", "plot_isoflop", "plot_residuals", "plot_study", "plot_runs", "plot_own_curves", "save_figure",
-           "figure_bytes", "FIGURE_FORMATS", "PLOT_KINDS", "gids"]
+           "figure_bytes", "FIGURE_FORMATS", "PLOT_KINDS", "EXTRA_KINDS", "gids", "plot_repetition"]
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 PLOT_KINDS = ("curves", "isoflop", "residuals")
+#: Kinds drawn only when asked for by name (not part of ``--kind all``).
+EXTRA_KINDS = ("repetition",)
 #: Points whose FLOPs lie within this factor of each other share an IsoFLOP budget.
 ISOFLOP_TOLERANCE = 1.15
 
@@ -460,16 +462,23 @@ def save_figure(fig, path, dpi: int = 150) -> Path:
     return path
 
 
-def plot_study(study, kinds=PLOT_KINDS) -> dict:
-    """The figures of a :class:`~analysis.extrapolate.Study`, kind -> Figure."""
+def plot_study(study, kinds=PLOT_KINDS, unique_tokens: float | None = None) -> dict:
+    """The figures of a :class:`~analysis.extrapolate.Study`, kind -> Figure; ``unique_tokens``
+    is the budget the ``repetition`` kind draws (default: the table's median)."""
     out = {}
     for kind in kinds:
-        if kind not in PLOT_KINDS:
-            raise InputError(f"unknown plot kind {kind!r}", field="kind", fix="use one of " + ", ".join(PLOT_KINDS))
-        if kind == "curves":
+        if kind not in PLOT_KINDS + EXTRA_KINDS:
+            raise InputError(f"unknown plot kind {kind!r}", field="kind",
+                             fix="use one of " + ", ".join(PLOT_KINDS + EXTRA_KINDS))
+        if kind == "repetition":
+            out[kind] = plot_repetition(study.fit, unique_tokens=unique_tokens, points=study.points)
+        elif kind == "curves":
             out[kind] = plot_curves(study.points, study.fit, study.result, curves=study.curves)
         elif kind == "isoflop":
             out[kind] = plot_isoflop(study.points, study.fit)
         else:
             out[kind] = plot_residuals(study.points, study.fit)
     return out
+
+
+from .plots_repetition import plot_repetition  # noqa: E402  (it builds on the helpers above)

@@ -157,9 +157,20 @@ class LawFit(_Persisted):
             return "params_nonembedding"
         return "params"
 
-    def predict(self, N=None, D=None, C=None) -> np.ndarray:
-        """Loss predicted at the given inputs (arrays broadcast against each other)."""
-        return np.asarray(self.law_obj.evaluate(self.params, N=N, D=D, C=C), dtype=float)
+    def predict(self, N=None, D=None, C=None, U=None) -> np.ndarray:
+        """Loss predicted at the given inputs (arrays broadcast against each other); ``U``,
+        the unique tokens, reaches only laws that have it (default: every token unique)."""
+        return np.asarray(self.law_obj.evaluate(self.params, N=N, D=D, C=C, U=U), dtype=float)
+
+    def predict_table(self, points) -> np.ndarray:
+        """Loss predicted at every row of a points table, each law input read from its column
+        (:data:`analysis.laws.base.INPUT_COLUMNS`; N from :attr:`n_column` when the table has it)."""
+        from .laws.base import INPUT_COLUMNS
+
+        given = {k: points[col].to_numpy(float) for k, col in INPUT_COLUMNS.items() if col in points.columns}
+        ncol = self.n_column if self.n_column in points.columns else "params"
+        given["N"] = points[ncol].to_numpy(float)
+        return self.predict(**given)
 
     def sample_params(self) -> list[dict[str, float]]:
         """The bootstrap draws as parameter dicts (empty when not bootstrapped)."""

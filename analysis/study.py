@@ -90,16 +90,25 @@ class PublishedCase:
 
 
 def _mismatch_note(law: LawFit) -> str:
-    return (f"losses are {law.name}'s predictions on its own training data and tokenizer "
+    note = (f"losses are {law.name}'s predictions on its own training data and tokenizer "
             "(MassiveText for the Chinchilla laws), not LLaMA's losses; read them for relative answers")
+    if law.law_obj.takes_unique_tokens:
+        note += ("; the decay terms for repeated data come from Muennighoff et al. 2023's C4 runs "
+                 "(muennighoff2023's base law too)")
+    return note
 
 
-def published_case(family: str = "llama", laws: Sequence[str] = ("hoffmann2022", "besiroglu2024")) -> PublishedCase:
+def published_case(family: str = "llama", laws: Sequence[str] = ("hoffmann2022", "besiroglu2024"),
+                   unique_tokens: float | None = None) -> PublishedCase:
     """The compute-matched questions for a published family, answered with published laws.
 
     For LLaMA (Touvron et al. 2023, Table 15) the target is LLaMA-65B; each smaller model
     gets its GPU-hour and 6ND multiples to the 65B's compute, then every law in ``laws``
     answers the extrapolation questions. No fitting happens, so this is instant.
+    With ``unique_tokens`` (LLaMA's corpus is about 1.4e12 tokens, Touvron et al. 2023,
+    Sec. 2), the same questions follow under that data limit: with Muennighoff et al.
+    2023's published data-constrained law, and with each law of ``laws`` given their decay
+    terms, after the unconstrained answers.
     """
     from .published import PUBLISHED_MODELS, published_law
 
@@ -112,6 +121,10 @@ def published_case(family: str = "llama", laws: Sequence[str] = ("hoffmann2022",
     specs = [ModelSpec(m.params, m.tokens, name=m.name) for m in family_models]
     tspec = next(s for s in specs if s.params == target.params)
     results = [extrapolate(published_law(name), specs, target=tspec) for name in laws]
+    if unique_tokens is not None:
+        limited = ["muennighoff2023"] + [name for name in laws if name != "muennighoff2023"]
+        results += [extrapolate(published_law(name), specs, target=tspec, unique_tokens=unique_tokens)
+                    for name in limited]
     return PublishedCase(family={"llama": "LLaMA"}.get(family, family), models=family_models,
                          target=target, results=results)
 
@@ -224,7 +237,7 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec]) -> tu
 def run_study(source=None, law="auto", target="largest", models=None, bootstrap: int = 0, seed: int = 0,
               n_jobs: int | None = None, level: float = 0.90, flops: str = "6nd", curves: bool = True,
               columns=None, policy: str = "raise", resample: str = "auto", allow_repeats: bool = False,
-              backtest: bool = False) -> Study:
+              backtest: bool = False, unique_tokens: float | None = None) -> Study:
     """Load points, fit (or take) a law, and answer the compute-matched questions.
 
     ``source``: a sweep/run directory, a CSV/Parquet table or a DataFrame (see
@@ -235,6 +248,7 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     ``models``: sizes to ask about (default: every size in the data). With ``curves``, each
     model's own measured loss curve is fitted too and answered beside the joint law.
     ``resample``: what the bootstrap draws, as :func:`analysis.fit.fit_law` takes it.
+    ``unique_tokens``: answer under a limit of U unique tokens (:func:`analysis.extrapolate.extrapolate`).
     """
     ready, to_fit = _law_from(law)
     points, notes = None, []
@@ -278,7 +292,8 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
         if run_curves:
             curve_fits, more = fit_run_curves(run_curves, specs)
             notes += more
-    result = extrapolate(fit, specs, target=target, flops=flops, level=level, curve_fits=curve_fits)
+    result = extrapolate(fit, specs, target=target, flops=flops, level=level, curve_fits=curve_fits,
+                         unique_tokens=unique_tokens)
     if ready is not None and points is not None and fit.is_published:
         result.warnings.append(f"{fit.name} is a published law fitted on other data; its losses are not "
                                "on this data's scale, so compare its answers with care")

@@ -9,7 +9,8 @@ laws, extrapolation, figures and reports look laws up here by name and ask the o
 
 Families live one per module: :mod:`~analysis.laws.chinchilla` (Hoffmann et al. 2022,
 Gadre et al. 2024, the per-run saturating curve) and :mod:`~analysis.laws.kaplan`
-(Kaplan et al. 2020). A new law is one module plus one :func:`register_law` call.
+(Kaplan et al. 2020) and :mod:`~analysis.laws.muennighoff` (Muennighoff et al. 2023's
+data-constrained law, with the unique tokens U as a third input). A new law is one module plus one :func:`register_law` call.
 """
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from .base import D_MAX, Law, Published
 from .chinchilla import (CHINCHILLA, GADRE2024, SATURATING_POWER, chinchilla, chinchilla_optimal, gadre2024,
                          power_law, saturating_power)
 from .kaplan import KAPLAN_C, KAPLAN_D, KAPLAN_N, KAPLAN_ND, kaplan_c, kaplan_d, kaplan_n, kaplan_nd
+from .muennighoff import DATA_CONSTRAINED, data_constrained, decay_law
 
 __all__ = [
     "chinchilla", "gadre2024", "kaplan_n", "kaplan_d", "kaplan_nd", "kaplan_c",
     "saturating_power", "power_law", "chinchilla_optimal", "Law", "Published", "LAWS", "get_law",
-    "register_law", "fittable", "published_sets", "D_MAX",
+    "register_law", "fittable", "published_sets", "D_MAX", "data_constrained", "decay_law",
 ]
 
 #: Laws addressable by name in fits, published parameter sets and the CLI, in display order.
@@ -46,7 +48,7 @@ def register_law(law: Law, replace: bool = False) -> Law:
     return law
 
 
-for _obj in (CHINCHILLA, GADRE2024, KAPLAN_ND, KAPLAN_N, KAPLAN_D, KAPLAN_C, SATURATING_POWER):
+for _obj in (CHINCHILLA, GADRE2024, KAPLAN_ND, KAPLAN_N, KAPLAN_D, KAPLAN_C, SATURATING_POWER, DATA_CONSTRAINED):
     register_law(_obj)
 del _obj
 
@@ -70,3 +72,9 @@ def fittable() -> tuple[str, ...]:
 def published_sets() -> dict[str, tuple[Law, Published]]:
     """Every published parameter set of every registered law: name -> (law, set)."""
     return {s: (law, pub) for law in LAWS.values() for s, pub in law.published.items()}
+
+
+# Muennighoff et al. 2023's procedure: the decay constants on a fixed base law, ready for
+# the two published bases (more with analysis.laws.decay_law).
+decay_law("muennighoff2023")
+decay_law("hoffmann2022")

@@ -4,7 +4,8 @@ Like lmfit's ``Model``, a law knows its function, its parameters and their bound
 also knows what the rest of the toolkit asks of it, so that fitting, extrapolation,
 figures and reports never branch on a law's name:
 
-* ``fn``, ``params``, ``inputs`` (a subset of N, D, C in the order ``fn`` takes them),
+* ``fn``, ``params``, ``inputs`` (a subset of N, D, C and U, the unique tokens a run
+  repeats, in the order ``fn`` takes them),
   ``bounds`` (the box a fit searches and reports hits on), ``formula`` and ``citation``;
 * ``form``: the parametrisation the fitter works in, with a vectorised log-prediction,
   its Jacobian and a start grid (:mod:`analysis.laws.forms`). A law that brings none gets
@@ -31,12 +32,15 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Law", "Published", "D_MAX", "INPUT_COLUMNS"]
+__all__ = ["Law", "Published", "D_MAX", "INPUT_COLUMNS", "DATA_INPUTS"]
 
 #: Largest token count the numerical inversions search; beyond it a target counts as unreachable.
 D_MAX = 1e40
 #: The points-table column behind each law input.
-INPUT_COLUMNS = {"N": "params", "D": "tokens", "C": "flops"}
+INPUT_COLUMNS = {"N": "params", "D": "tokens", "C": "flops", "U": "unique_tokens"}
+#: Inputs a loss in tokens may have besides N and D: U, the unique tokens a run repeats
+#: (absent, every token is unique, U = D).
+DATA_INPUTS = {"N", "D", "U"}
 
 
 @dataclass(frozen=True)
@@ -92,9 +96,10 @@ class Law:
     def __call__(self, *args, **params):
         return self.fn(*args, **params)
 
-    def evaluate(self, params: Mapping[str, Any], N=None, D=None, C=None):
-        """Evaluate with named inputs; inputs the law does not use are ignored."""
-        given = {"N": N, "D": D, "C": C}
+    def evaluate(self, params: Mapping[str, Any], N=None, D=None, C=None, U=None):
+        """Evaluate with named inputs; inputs the law does not use are ignored. A law of
+        the unique tokens U given none sees every token as unique (U = D)."""
+        given = {"N": N, "D": D, "C": C, "U": D if U is None else U}
         missing = [k for k in self.inputs if given[k] is None]
         if missing:
             raise InputError(f"law {self.name!r} needs {', '.join(missing)}", field="inputs",
@@ -102,9 +107,10 @@ class Law:
         args = [given[k] for k in self.inputs]
         return self.fn(*args, **{p: params[p] for p in self.params})
 
-    def loss(self, params: Mapping[str, Any], N, D) -> np.ndarray:
-        """L(N, D) broadcast over parameter arrays (bootstrap draws) and inputs."""
-        args = [{"N": N, "D": D}[k] for k in self.inputs]
+    def loss(self, params: Mapping[str, Any], N, D, U=None) -> np.ndarray:
+        """L(N, D) broadcast over parameter arrays (bootstrap draws) and inputs; ``U`` (unique
+        tokens) reaches only laws that have it, and defaults to D (no repetition)."""
+        args = [{"N": N, "D": D, "U": D if U is None else U}[k] for k in self.inputs]
         return np.asarray(self.fn(*args, **{p: params[p] for p in self.params}), dtype=float)
 
     # ------------------------------------------------------------------ what the law can answer
@@ -116,12 +122,17 @@ class Law:
     @property
     def is_loss_in_tokens(self) -> bool:
         """A loss in tokens, L(N, D) or L(D): what the extrapolation questions need."""
-        return "D" in self.inputs and set(self.inputs) <= {"N", "D"}
+        return "D" in self.inputs and set(self.inputs) <= DATA_INPUTS
 
     @property
     def is_joint(self) -> bool:
-        """A law of both N and D, which can compare model sizes."""
-        return set(self.inputs) == {"N", "D"}
+        """A law of both N and D (and perhaps the unique tokens U), which can compare model sizes."""
+        return {"N", "D"} <= set(self.inputs) <= DATA_INPUTS
+
+    @property
+    def takes_unique_tokens(self) -> bool:
+        """The law has a term in U, the unique tokens a run repeats (Muennighoff et al. 2023)."""
+        return "U" in self.inputs
 
     @property
     def exponents(self) -> tuple[str, ...]:
@@ -141,13 +152,15 @@ class Law:
                              fix="use a joint law L(N, D): chinchilla, gadre2024 or kaplan_nd")
 
     # ------------------------------------------------------------------ inversions (numerical defaults)
-    def floor(self, params: Mapping[str, Any], N) -> np.ndarray:
+    def floor(self, params: Mapping[str, Any], N, U=None) -> np.ndarray:
         """The loss model N approaches with unlimited data, lim_{D->inf} L(N, D); here
-        L(N, D_MAX), a numerical stand-in for the limit."""
-        return self.loss(params, np.asarray(N, dtype=float), D_MAX)
+        L(N, D_MAX), a numerical stand-in for the limit. With ``U``, a law of the unique
+        tokens gives the floor of repeating U tokens forever."""
+        return self.loss(params, np.asarray(N, dtype=float), D_MAX, U)
 
-    def tokens_to_match(self, params: Mapping[str, Any], N, loss) -> np.ndarray:
-        """Tokens D* with L(N, D*) = loss; +inf where loss is at or below the model's floor.
+    def tokens_to_match(self, params: Mapping[str, Any], N, loss, U=None) -> np.ndarray:
+        """Tokens D* with L(N, D*) = loss (with ``U`` unique tokens, for laws that have them);
+        +inf where loss is at or below the model's floor.
 
         brentq in log D on [1, D_MAX], one solve per element: every admissible law falls
         monotonically in D but has no general inverse."""
@@ -165,7 +178,7 @@ class Law:
             p = {name: flat[2 + j][i] for j, name in enumerate(self.params)}
 
             def gap(x, n=n, p=p, target=target):
-                return float(self.loss(p, n, math.exp(x))) - target
+                return float(self.loss(p, n, math.exp(x), U)) - target
 
             g_lo, g_hi = gap(lo), gap(hi)
             if not (np.isfinite(g_lo) and np.isfinite(g_hi)) or g_hi >= 0:

@@ -88,13 +88,13 @@ class PowerSumLaw(Law):
     def terms(self, params: Mapping[str, Any]):
         raise NotImplementedError
 
-    def floor(self, params, N) -> np.ndarray:
+    def floor(self, params, N, U=None) -> np.ndarray:
         """E + A / N^alpha (Hoffmann et al. 2022, eq. 2 as D -> infinity)."""
         E, A, _, alpha, _ = self.terms(params)
         N = np.asarray(N, dtype=float)
         return np.asarray(E + A * N ** (-np.asarray(alpha)), dtype=float)
 
-    def tokens_to_match(self, params, N, loss) -> np.ndarray:
+    def tokens_to_match(self, params, N, loss, U=None) -> np.ndarray:
         """D* = (B / (loss - E - A N^-alpha))^(1/beta), eq. 2 solved for D; +inf at or
         below the floor."""
         E, A, B, alpha, beta = self.terms(params)
@@ -138,7 +138,7 @@ class _Saturating(PowerSumLaw):
     def terms(self, p):
         return p["E"], 0.0, p["B"], 0.0, p["beta"]
 
-    def floor(self, params, N) -> np.ndarray:
+    def floor(self, params, N, U=None) -> np.ndarray:
         """E: one run's curve has no size term."""
         return np.asarray(params["E"], dtype=float) + 0.0 * np.asarray(N, dtype=float)
 

@@ -3,7 +3,8 @@
 A form is a law written in a well-conditioned internal parametrisation theta, with its
 log-prediction vectorised over many theta at once (for grid evaluation), its Jacobian for
 one theta (for L-BFGS and the covariance), the map back to the law's own parameters and a
-start grid. Inputs are the data's logs: x = log N, y = log D, c = log C.
+start grid. Inputs are the data's logs: x = log N, y = log D, c = log C, u = log U
+(unique tokens).
 
 * :class:`LSEForm`: sums of power terms and a constant (Hoffmann et al. 2022 eq. 2 and its
   relatives) as a log-sum-exp of affine functions of theta;
@@ -28,7 +29,7 @@ def _exp(x: float) -> float:
 
 
 #: Law input -> the key of its logarithm in a form's inputs.
-LOG_INPUTS = {"N": "x", "D": "y", "C": "c"}
+LOG_INPUTS = {"N": "x", "D": "y", "C": "c", "U": "u"}
 
 
 @dataclass(frozen=True)

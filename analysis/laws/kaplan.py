@@ -48,7 +48,7 @@ def kaplan_c(C, C_c, alpha_C):
 
 
 class _KaplanND(Law):
-    def floor(self, params, N) -> np.ndarray:
+    def floor(self, params, N, U=None) -> np.ndarray:
         """(N_c / N)^alpha_N: eq. (1.5) as D -> infinity."""
         return np.asarray((params["N_c"] / np.asarray(N, dtype=float)) ** np.asarray(params["alpha_N"]), dtype=float)
 

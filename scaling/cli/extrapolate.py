@@ -6,6 +6,7 @@ import argparse
 from scaling.cli._common import add_command, print_json
 
 EXAMPLE = ("scaling extrapolate --published llama\n"
+           "  scaling extrapolate --published llama --unique-tokens 1.4e12\n"
            "  scaling extrapolate --law hoffmann2022 --models 7e9,13e9 --target 65e9:1.4e12 --json\n"
            "  scaling extrapolate runs/sweep --law chinchilla --bootstrap 200 --target largest")
 
@@ -16,6 +17,9 @@ own floor E + A/N^alpha lies above that loss), and the served tokens after which
 the cheaper model once inference is counted at 2N FLOPs per token (Sardana and Frankle
 2023). FLOPs are 6ND unless --flops detailed. With --bootstrap, every answer gets a
 percentile interval; with measured loss curves, each model's own curve answers too.
+With --unique-tokens U only U unique tokens exist, so runs repeat them (Muennighoff et al.
+2023): each answer counts epochs over U, and "never" means the repetition-limited floor
+lies above the target's loss.
 """
 
 
@@ -41,6 +45,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="FLOP convention: 6ND (default) or the data's detailed count per token")
     p.add_argument("--no-curves", dest="curves", action="store_false",
                    help="skip the per-run loss-curve answers")
+    p.add_argument("--unique-tokens", type=float, default=None, metavar="U", dest="unique_tokens",
+                   help="answer under a limit of U unique tokens, repeated for as many epochs as needed "
+                        "(Muennighoff et al. 2023's data-constrained law)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
     p.add_argument("--allow-repeats", action="store_true",
                    help="rows with the same params and tokens are separate seeds (else they are refused)")
@@ -96,7 +103,8 @@ def run(args) -> int:
         raise InputError("must be 0 or more", field="--bootstrap", fix="e.g. --bootstrap 200")
     study = run_study(source, law=law, target=args.target, models=args.models, bootstrap=args.bootstrap,
                       seed=args.seed, n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
-                      columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats)
+                      columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
+                      unique_tokens=args.unique_tokens)
     result = study.result
     checked = study.checked
     if args.json:
@@ -131,7 +139,7 @@ def _run_published(args) -> int:
         raise InputError("the published case's target is its largest model", field="--target",
                          fix="drop --target, or use --law NAME --models ... --target N:D")
     laws = tuple(x.strip() for x in args.law.split(",")) if args.law else ("hoffmann2022", "besiroglu2024")
-    case = published_case(args.published, laws=laws)
+    case = published_case(args.published, laws=laws, unique_tokens=args.unique_tokens)
     if args.json:
         print_json(case.to_dict())
     elif args.csv:

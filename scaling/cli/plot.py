@@ -50,8 +50,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FIG",
                    help="figure file; the format follows the extension (.png, .svg, .pdf). "
                         "With --kind all, one file per kind: FIG's stem + '-curves', '-isoflop', '-residuals'")
-    p.add_argument("--kind", choices=("curves", "isoflop", "residuals", "all"), default="curves",
-                   help="what to draw (default curves)")
+    p.add_argument("--kind", choices=("curves", "isoflop", "residuals", "repetition", "all"), default="curves",
+                   help="what to draw (default curves); repetition: loss against epochs at fixed compute and the "
+                        "effective data D'(D) of a data-constrained law (not part of all)")
+    p.add_argument("--unique-tokens", type=float, default=None, metavar="U", dest="unique_tokens",
+                   help="unique-token budget the repetition figure draws (default: the table's median unique_tokens)")
     p.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
     return p
 
@@ -68,7 +71,7 @@ def run(args) -> int:
                          fix="end the file name in .png, .svg or .pdf")
     study = study_from_args(args)
     kinds = ("curves", "isoflop", "residuals") if args.kind == "all" else (args.kind,)
-    figures = plot_study(study, kinds)
+    figures = plot_study(study, kinds, unique_tokens=args.unique_tokens)
     for kind, fig in figures.items():
         path = out if len(kinds) == 1 else out.with_name(f"{out.stem}-{kind}{out.suffix}")
         save_figure(fig, path, dpi=args.dpi)
