@@ -127,4 +127,7 @@ def test_03_undertraining_runs_on_the_sweep(demo):
     # The notebook's table is the library's answer for this sweep, with the same bootstrap.
     assert demo["result"].study.result.table() in text
     assert "LLaMA-7B" in text and "Law: besiroglu2024" in text
-    assert _images(nb) == 4  # joint-law curves, own curves, and one figure per published law
+    # joint-law curves, own curves, one figure per published law, and what repetition costs
+    assert _images(nb) == 5
+    # the LLaMA case under the 1.4T-token data limit, answered by the data-constrained law
+    assert "Law: muennighoff2023 (data_constrained)" in text and "epochs to match" in text
