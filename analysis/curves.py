@@ -283,7 +283,10 @@ class CurveFit:
     convention: str = "printed"
     meta: dict[str, Any] = field(default_factory=dict)
 
-    ci: dict = field(default_factory=dict)  # kept for a uniform result interface; curve fits have none yet
+    ci: dict = field(default_factory=dict)
+    #: bootstrap draws of the parameters, one list per refit in ``param_names`` order (empty: none)
+    samples: list = field(default_factory=list)
+    ci_level: float = 0.90
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -325,6 +328,16 @@ class CurveFit:
         pred = np.full(len(steps), np.nan)
         pred[valid] = self.predict_schedule(sched, steps[valid].astype(int))
         out["loss_pred"] = pred
+        if self.samples:
+            # the prediction under every bootstrap draw: the percentile band of the level
+            draws = np.array([self.law_obj.predict_steps(dict(zip(self.param_names, row)), sched,
+                                                         steps[valid].astype(int), self.lam, self.max_blocks,
+                                                         self.convention) for row in self.samples])
+            q = 100 * (1 - self.ci_level) / 2
+            for col, qq in (("loss_low", q), ("loss_high", 100 - q)):
+                band = np.full(len(steps), np.nan)
+                band[valid] = np.nanpercentile(draws, qq, axis=0)
+                out[col] = band
         if "loss" in df.columns:
             out["loss"] = df["loss"].to_numpy(float)
         out.attrs["warmup_end"] = sched.warmup_end
@@ -349,7 +362,10 @@ class CurveFit:
             lines.append(f"    convention: {CONVENTIONS[self.convention]}")
         if self.law_obj.uses_lambda:
             lines.append(f"    lambda = {self.lam:g} (annealing-area momentum, fixed)")
-        rows = [{"param": k, "value": self.params[k]} for k in self.param_names]
+        pct = f"{100 * self.ci_level:g}%"
+        rows = [{"param": k, "value": self.params[k], f"{pct} low": self.ci.get(k, (None, None))[0],
+                 f"{pct} high": self.ci.get(k, (None, None))[1]} if self.ci else {"param": k, "value": self.params[k]}
+                for k in self.param_names]
         lines += ["    " + ln for ln in format_table(rows, formats={"param": str}).splitlines()]
         fit_rows = [{"curve": c["name"], "points": c["n_used"], "steps": f"{c['first_step']}..{c['last_step']}",
                      "mean rel err": _pct(c.get("mean_rel_error")), "max rel err": _pct(c.get("max_rel_error"))}
@@ -390,7 +406,7 @@ def _pct(v):
 
 def fit_curve(curves, law: str = "saturating_power", warmup_steps: int | None = None, min_step: int | None = None,
               lam: float = TISSUE_LAMBDA, delta: float = HUBER_DELTA, max_blocks: int = 256, convention: str = "printed",
-              stable_tolerance: float = 0.1):
+              stable_tolerance: float = 0.1, bootstrap: int = 0, seed: int = 0, level: float = 0.90):
     """Fit a loss-curve law to one or more curves.
 
     ``curves``: a DataFrame (step, lr, loss; tokens for ``saturating_power``), a file
@@ -444,8 +460,53 @@ def fit_curve(curves, law: str = "saturating_power", warmup_steps: int | None = 
         warn.append("no curve anneals its learning rate: the annealing terms are not determined "
                     "(fit a constant-LR curve together with a decaying one)")
     warn += bound_warnings(params, schedule_law.bounds)
+    samples, ci = [], {}
+    if bootstrap:
+        samples = _block_bootstrap(model, obs, p, delta, bootstrap, seed)
+        if samples:
+            arr = np.array(samples)
+            q = 100 * (1 - level) / 2
+            ci = {nm: (float(np.percentile(arr[:, j], q)), float(np.percentile(arr[:, j], 100 - q)))
+                  for j, nm in enumerate(names)}
+            notes.append(f"intervals: {len(samples)} refits on a moving-block bootstrap of the log residuals "
+                         "within each curve (blocks keep the residuals' correlation along a run)")
+        if len(samples) < bootstrap:
+            warn.append(f"{bootstrap - len(samples)} of {bootstrap} bootstrap refits failed and were left out")
     return CurveFit(law=law, params=params, lam=lam, delta=delta, curves=infos, objective=f, warnings=warn,
-                    notes=notes, max_blocks=max_blocks, convention=convention)
+                    notes=notes, max_blocks=max_blocks, convention=convention, samples=samples, ci=ci,
+                    ci_level=level)
+
+
+def _block_bootstrap(model: _CurveModel, obs: list, p, delta: float, n: int, seed: int) -> list:
+    """Refits on curves rebuilt as prediction x exp(resampled log residuals). Residuals of one
+    run are correlated step to step, so they are drawn in moving blocks of about n^(1/3)
+    points (Kunsch 1989) within each curve, and every refit starts at the full fit."""
+    rng = np.random.default_rng(seed)
+    pred = model.predict(p)
+    resid = np.log(model.y) - np.log(pred)
+    spans, offset = [], 0
+    for o in obs:
+        spans.append((offset, offset + len(o.steps)))
+        offset += len(o.steps)
+    y0 = model.y
+    out = []
+    try:
+        for _ in range(n):
+            r = np.empty_like(resid)
+            for a, b in spans:
+                m = b - a
+                block = max(1, int(round(m ** (1 / 3))))
+                starts = rng.integers(a, b - block + 1, size=-(-m // block))
+                r[a:b] = np.concatenate([resid[s:s + block] for s in starts])[:m]
+            model.y = pred * np.exp(r)
+            try:
+                _, q = _robust_fit(model, [p], delta)
+            except FitError:
+                continue
+            out.append([float(v) for v in q])
+    finally:
+        model.y = y0
+    return out
 
 
 def _fit_saturating(name, df, warmup_steps, min_step, delta, tolerance) -> LawFit:

@@ -77,3 +77,27 @@ def test_prediction_far_past_the_fitted_steps_warns():
     far = pd.DataFrame({"step": np.arange(1, 6001), "lr": np.r_[const, np.full(4000, PEAK)]})
     (w,) = fit.predict(far, warmup_steps=10).attrs["warnings"]
     assert "3.0x past the last fitted step 2000" in w
+
+
+def test_curve_fit_bootstrap_gives_parameter_and_prediction_intervals():
+    truth = published_curve("luo2025_100m")
+    const = np.r_[np.linspace(PEAK / 10, PEAK, 10), np.full(1990, PEAK)]
+    decay = np.r_[const[:1500], np.linspace(PEAK, END, 500)]
+    steps = np.arange(20, 2001, 20)
+    rng = np.random.default_rng(0)
+    curves = {}
+    for name, lr in (("const", const), ("decay", decay)):
+        c = _curve(lr, steps, truth)
+        curves[name] = c.assign(loss=c["loss"] * np.exp(rng.normal(0, 0.003, len(c))))
+    fit = fit_curve(curves, law="multipower", warmup_steps=10, bootstrap=12, seed=1)
+    assert len(fit.samples) == 12 and set(fit.ci) == set(fit.params)
+    assert all(lo <= fit.params[k] <= hi for k, (lo, hi) in fit.ci.items())
+    sched = pd.DataFrame({"step": np.arange(1, 4001), "lr": np.r_[decay, np.full(2000, END)]})
+    pred = fit.predict(sched, warmup_steps=10)
+    inside = pred["step"] > 10
+    assert np.all(pred.loc[inside, "loss_low"] <= pred.loc[inside, "loss_pred"] + 1e-12)
+    assert np.all(pred.loc[inside, "loss_pred"] <= pred.loc[inside, "loss_high"] + 1e-12)
+    width = (pred["loss_high"] - pred["loss_low"]).to_numpy()
+    assert width[3999] > width[1000]  # the band widens past the fitted steps
+    back = CurveFit.from_dict(fit.to_dict())
+    assert back.samples == fit.samples and "90% low" in back.report()

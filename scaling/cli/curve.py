@@ -44,6 +44,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     f.add_argument("--convention", choices=("printed", "reference"), default="printed",
                    help="multipower's loss-drop term: printed (Luo et al. 2025 eq. 6, from the end of warmup; "
                         "default) or reference (the authors' code: from step 1, the warmup ramp included)")
+    f.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="refits on a block bootstrap of the residuals, for intervals on the parameters and on every "
+                        "prediction (default 0: none)")
+    f.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     f.add_argument("-o", "--output", metavar="FIT.json", help="save the fit as JSON (for `scaling curve predict`)")
     f.add_argument("--json", action="store_true", help="print a JSON object instead of the report")
 
@@ -80,7 +84,8 @@ def run_fit(args) -> int:
         curves[name if name not in curves else path] = c
     fit = fit_curve(curves if len(curves) > 1 or args.law != "saturating_power" else next(iter(curves.values())),
                     law=args.law, warmup_steps=args.warmup_steps, min_step=args.min_step, lam=args.lam,
-                    convention=args.convention)
+                    convention=args.convention,
+                    **({"bootstrap": args.bootstrap, "seed": args.seed} if args.bootstrap else {}))
     if args.output:
         fit.save(args.output)
     if args.json:
