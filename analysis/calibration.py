@@ -149,7 +149,7 @@ def figure(results: list[SplitCalibration], path: Path, levels=LEVELS) -> None:
     ax1.set_ylabel("held-out points inside")
     ax1.set_xlim(0.4, 1.0)
     ax1.set_ylim(0.0, 1.02)
-    ax1.legend(loc="upper left", fontsize=8)
+    ax1.legend(loc="center right", fontsize=8)
     ax1.set_title("Porian et al. 2024: every backtest split", fontsize=10)
     err, hw_b, hw_w = [], [], []
     for r in results:
