@@ -254,7 +254,7 @@ class LawFit(_Persisted):
 #: Printed under every fitted parameter table. Measured by ``python -m analysis.calibration``
 #: (docs/analysis.md, "Honest intervals"): Huber's asymptotic errors understate the spread.
 STDERR_NOTE = ("    stderr: asymptotic, a lower bound for most parameters: on real tables the bootstrap's "
-               "spread was up to 4.5x larger for B and beta (docs/analysis.md); use --bootstrap")
+               "spread was up to 4.5x larger (docs/analysis.md, Honest intervals); use --bootstrap")
 
 
 # ---------------------------------------------------------------------- diagnostics
