@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -135,12 +134,10 @@ def stderr_ratios(points: pd.DataFrame, law: str = "chinchilla", bootstrap: int 
 
 
 def figure(results: list[SplitCalibration], path: Path, levels=LEVELS) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot, as in analysis.plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig = Figure(figsize=(10, 4.2))
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
     for v, m in zip(VARIANTS, ("o", "s", "^")):
         cov = [coverage(results, v, lv) for lv in levels]
@@ -170,7 +167,6 @@ def figure(results: list[SplitCalibration], path: Path, levels=LEVELS) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv=None) -> int:
