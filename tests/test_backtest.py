@@ -81,6 +81,12 @@ def test_intervals_widen_to_cover_the_tied_laws_and_say_so():
     np.testing.assert_allclose(lo, np.min(preds, axis=0), rtol=1e-10)
     np.testing.assert_allclose(hi, np.max(preds, axis=0), rtol=1e-10)
     assert np.all(hi > lo)
+    # With the backtest's own error the interval widens by exactly that error at 90%.
+    w = checked.backtest_error
+    assert w == max(r.max_rel_error for r in checked.backtest.rows if r.law == "gadre2024")
+    lo3, hi3 = checked.predict_interval(N=N, D=D, level=0.9, backtest_error=True)
+    np.testing.assert_allclose(lo3, lo * (1 - w), rtol=1e-10)
+    np.testing.assert_allclose(hi3, hi * (1 + w), rtol=1e-10)
     line = [ln for ln in checked.header_lines() if ln.startswith("intervals: prediction intervals widened")]
     assert len(line) == 1 and "chinchilla" in line[0]
     assert checked.to_dict()["tied_laws"]["laws"] == tied
