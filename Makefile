@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) -m scaling.bench train
 	$(PY) -m scaling.bench kernels
 	$(PY) -m analysis.bench
+	$(PY) -m analysis.bench --backtest
 
 # On a CUDA machine only. The GPU tests gate the timings: a wrong kernel's speed is no result.
 # Liger-Kernel is only the comparison column, so failing to install it is not an error.

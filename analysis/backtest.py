@@ -24,7 +24,7 @@ from .points import log_key, n_distinct
 from .text import format_table, markdown_table, sci, si
 
 __all__ = ["SPLITS", "Split", "BacktestRow", "BacktestResult", "backtest", "splits_for", "select_law",
-           "LawChoice", "auto_candidates"]
+           "LawChoice", "auto_candidates", "law_scores", "tied_laws"]
 
 #: Split names, in the order they are tried.
 SPLITS = ("largest_size", "two_largest_sizes", "largest_compute")
@@ -248,6 +248,27 @@ _SHORT = {"largest_size": "largest size", "two_largest_sizes": "two largest size
 FALLBACK = "gadre2024"
 
 
+def law_scores(result: BacktestResult) -> dict[str, float]:
+    """The selection score of each law that every split could refit: the mean over splits of
+    its largest held-out relative error (the largest targets are what an extrapolation is for)."""
+    scores = {}
+    for law in result.laws:
+        rows = [r for r in result.rows if r.law == law]
+        if rows and all(r.error == "" for r in rows):
+            scores[law] = float(np.mean([r.max_rel_error for r in rows]))
+    return scores
+
+
+def tied_laws(result: BacktestResult, chosen: str) -> list[str]:
+    """The laws other than ``chosen`` whose score is within :data:`TIE` of the best: laws the
+    backtest cannot tell apart from the choice, whose spread belongs in a prediction interval."""
+    scores = law_scores(result)
+    if not scores:
+        return []
+    best = min(scores.values())
+    return [n for n, v in scores.items() if n != chosen and v <= best * (1 + TIE) + 1e-12]
+
+
 def select_law(points, laws: Sequence[str] | None = None, splits: Sequence[str] = SPLITS,
                result: BacktestResult | None = None, **fit_options) -> LawChoice:
     """Pick the law with the lowest held-out error.
@@ -261,11 +282,7 @@ def select_law(points, laws: Sequence[str] | None = None, splits: Sequence[str] 
     """
     df = _prepare(points)
     res = result if result is not None else backtest(df, laws=laws, splits=splits, **fit_options)
-    scores = {}
-    for law in res.laws:
-        rows = [r for r in res.rows if r.law == law]
-        if rows and all(r.error == "" for r in rows):
-            scores[law] = float(np.mean([r.max_rel_error for r in rows]))
+    scores = law_scores(res)
     if not scores:
         why = "; ".join(res.notes) if res.notes else "every law failed on every split"
         law = FALLBACK if FALLBACK in (laws or auto_candidates(df)) else (laws or auto_candidates(df))[0]

@@ -11,6 +11,11 @@ On a synthetic 250-point table (IsoFLOP-style design, drawn from the Besiroglu e
 
 and prints how far apart the two optima are (objective, parameters, and the predicted
 loss at 70B parameters and 1.4T tokens).
+
+``python -m analysis.bench --backtest`` instead times what ``scaling fit --backtest``
+does (:func:`analysis.checked.fit_checked` with ``auto``: the backtest of every candidate
+law, the choice, the fit, the tied laws and the self-checks) on a 240-point synthetic table
+and on each of the 15 Porian et al. 2024 configurations; the target is 10 s each.
 """
 from __future__ import annotations
 
@@ -76,6 +81,31 @@ def _natural(theta):
     return {"E": np.exp(e), "A": np.exp(a), "B": np.exp(b), "alpha": alpha, "beta": beta}
 
 
+BACKTEST_TARGET_S = 10.0
+
+
+def backtest_timings(points: int = 240, seed: int = 0) -> int:
+    """Seconds of ``scaling fit --backtest`` (in process, after one warm-up) per table."""
+    from .checked import fit_checked
+    from .datasets import list_datasets, load
+
+    tables = [(f"synthetic {points}-point table", synthetic_table(points, seed))]
+    tables += [(n, load(n)) for n in list_datasets() if n.startswith("porian2024:")]
+    fit_checked(tables[0][1], run_backtest=True, progress=False)  # imports and first-call costs
+    rows = []
+    for name, df in tables:
+        t = time.perf_counter()
+        c = fit_checked(df, run_backtest=True, progress=False)
+        rows.append({"table": name, "points": len(df), "auto chose": c.fit.law,
+                     "seconds": time.perf_counter() - t})
+        print(f"{name}: {rows[-1]['seconds']:.2f} s", file=sys.stderr, flush=True)
+    print(format_table(rows, formats={"table": str, "auto chose": str, "seconds": lambda v: f"{v:.2f}"}))
+    worst = max(r["seconds"] for r in rows)
+    print(f"target (each under {BACKTEST_TARGET_S:g} s): " + ("met" if worst < BACKTEST_TARGET_S else "NOT met")
+          + f"; slowest {worst:.2f} s")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.bench", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -87,7 +117,12 @@ def main(argv=None) -> int:
                     help="run the plain baseline from K evenly spaced grid points and scale its time to the "
                          "full grid (default: all 4,500; takes minutes)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--backtest", action="store_true",
+                    help="time `scaling fit --backtest` on a 240-point table and the 15 Porian et al. 2024 "
+                         "configurations instead")
     args = ap.parse_args(argv)
+    if args.backtest:
+        return backtest_timings(240, args.seed)
     jobs = args.jobs or os.cpu_count() or 1
 
     pts = synthetic_table(args.points, args.seed)

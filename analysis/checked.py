@@ -10,7 +10,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from .backtest import BacktestResult, LawChoice, backtest, select_law
+import numpy as np
+
+from .backtest import TIE, BacktestResult, LawChoice, backtest, select_law, tied_laws
 from .checks import self_checks
 from .overview import Check
 
@@ -27,6 +29,9 @@ class CheckedFit:
     choice: LawChoice | None = None
     backtest: BacktestResult | None = None
     checks: list[Check] = field(default_factory=list)
+    #: Laws the backtest could not tell apart from the choice (within TIE), fitted to the
+    #: same points: their predictions widen :meth:`predict_interval`.
+    tied: dict = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -35,12 +40,56 @@ class CheckedFit:
     def header_lines(self) -> list[str]:
         """What goes above any number: the auto choice, then failed and warned checks."""
         lines = [self.choice.reason] if self.choice is not None else []
+        if self.tied:
+            lines.append(self.widening_line())
         return lines + checks_block(self.checks, problems_only=True)
 
+    def widening_line(self) -> str:
+        names = ", ".join(self.tied)
+        return (f"intervals: prediction intervals widened to cover {names} (backtest error within "
+                f"{100 * TIE:g}% of {self.fit.law}'s: these points cannot tell the laws apart)")
+
+    @property
+    def backtest_error(self) -> float | None:
+        """The fitted law's largest held-out relative error in this table's backtest (None
+        without a backtest row for it): its error one step of extrapolation out."""
+        if self.backtest is None:
+            return None
+        rows = [r for r in self.backtest.rows if r.law == self.fit.law and r.error == ""]
+        return max((r.max_rel_error for r in rows), default=None)
+
+    def predict_interval(self, N=None, D=None, C=None, level: float | None = None, backtest_error: bool = False):
+        """(low, high) of a prediction: the chosen fit's bootstrap interval (its point prediction
+        without a bootstrap), widened to cover the predictions of every tied law; None when
+        there is neither a bootstrap nor a tied law.
+
+        ``backtest_error``: also widen each side by :attr:`backtest_error`, scaled by
+        z_level / z_0.90 (so at 90% it is that error itself): the interval whose coverage
+        ``python -m analysis.calibration`` measures as "+ backtest" (96% of held-out Porian
+        et al. 2024 points inside the 90% interval, against 23% without it)."""
+        base = self.fit.predict_interval(N=N, D=D, C=C, level=level)
+        w = self.backtest_error if backtest_error else None
+        if base is None and not self.tied and not w:
+            return None
+        pred = np.asarray(self.fit.predict(N=N, D=D, C=C), dtype=float)
+        lo, hi = (pred, pred) if base is None else (np.asarray(base[0], float), np.asarray(base[1], float))
+        others = [np.asarray(f.predict(N=N, D=D, C=C), dtype=float) for f in self.tied.values()]
+        lo, hi = np.minimum.reduce([lo, pred, *others]), np.maximum.reduce([hi, pred, *others])
+        if w:
+            from scipy.stats import norm
+
+            lv = self.fit.ci_level if level is None else level
+            w = w * float(norm.ppf(0.5 + lv / 2) / norm.ppf(0.95))
+            lo, hi = lo * (1 - w), hi * (1 + w)
+        return lo, hi
+
     def to_dict(self) -> dict:
-        return {"choice": self.choice.to_dict() if self.choice else None,
-                "backtest": self.backtest.to_dict() if self.backtest else None,
-                "checks": checks_json(self.checks)}
+        out = {"choice": self.choice.to_dict() if self.choice else None,
+               "backtest": self.backtest.to_dict() if self.backtest else None,
+               "checks": checks_json(self.checks)}
+        if self.tied:
+            out["tied_laws"] = {"laws": list(self.tied), "note": self.widening_line()}
+        return out
 
 
 def checks_block(checks: Sequence[Check], problems_only: bool = False) -> list[str]:
@@ -63,7 +112,9 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
     """Fit ``law`` (or, with ``auto``, the law :func:`analysis.backtest.select_law` picks) to
     ``points`` and run :func:`analysis.checks.self_checks` on the result.
 
-    ``run_backtest`` keeps the backtest table (``auto`` always computes one). ``fit_options``
+    With ``auto``, the other laws whose backtest error is within :data:`analysis.backtest.TIE`
+    of the choice are fitted too (``.tied``), and :meth:`CheckedFit.predict_interval` covers
+    their predictions. ``run_backtest`` keeps the backtest table (``auto`` always computes one). ``fit_options``
     go to :func:`analysis.fit.fit_law` (bootstrap, seed, n_jobs, level, resample, progress).
     """
     from .backtest import auto_candidates
@@ -82,4 +133,11 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
         if law not in bt.laws:
             bt = backtest(points, laws=tuple(bt.laws) + (law,), allow_repeats=allow_repeats, **quiet)
     fit = fit_law(points, law, allow_repeats=allow_repeats, **fit_options)
-    return CheckedFit(fit, choice, bt if (run_backtest or choice is not None) else None, self_checks(fit, points))
+    tied = {}
+    if choice is not None and not choice.fallback:
+        # Laws the backtest cannot separate from the choice: their spread is part of the
+        # prediction's uncertainty, which one law's bootstrap does not see.
+        for other in tied_laws(bt, law):
+            tied[other] = fit_law(points, other, allow_repeats=allow_repeats, **quiet, progress=False)
+    return CheckedFit(fit, choice, bt if (run_backtest or choice is not None) else None, self_checks(fit, points),
+                      tied)

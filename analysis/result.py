@@ -246,18 +246,26 @@ class LawFit(_Persisted):
         table = format_table(rows, formats={"param": str})
         lines += ["    " + ln for ln in table.splitlines()]
         ci_method = self.meta.get("ci_method")
+        if not self.is_published and any(v is not None for v in self.stderr.values()):
+            lines.append(STDERR_NOTE)
         if self.samples is not None:
             boot = self.meta.get("bootstrap", {})
             unit = f" resampling {boot['unit']}" if boot.get("unit") else ""
             lines.append(f"    intervals: bootstrap percentiles over {len(self.samples)} refits{unit}")
         elif ci_method == "asymptotic" and self.ci:
-            lines.append("    intervals: asymptotic (stderr x normal quantile); with a Huber loss these are "
-                         "indicative only, bootstrap for honest intervals")
+            lines.append("    intervals: asymptotic (stderr x normal quantile), lower bounds like the stderr; "
+                         "bootstrap for honest intervals")
         for note in self.meta.get("notes", []):
             lines.append(f"    note: {note}")
         return "\n".join(lines + warnings_block(self.warnings))
 
     KIND = "LawFit"
+
+
+#: Printed under every fitted parameter table. Measured by ``python -m analysis.calibration``
+#: (docs/analysis.md, "Honest intervals"): Huber's asymptotic errors understate the spread.
+STDERR_NOTE = ("    stderr: asymptotic, a lower bound for most parameters: on real tables the bootstrap's "
+               "spread was up to 4.5x larger (docs/analysis.md, Honest intervals); use --bootstrap")
 
 
 # ---------------------------------------------------------------------- diagnostics
