@@ -124,12 +124,19 @@ class BacktestResult:
     laws: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
 
+    def rows_of(self, name: str, ok: bool = False) -> list[BacktestRow]:
+        """The rows of law ``name`` (with ``ok``: only the splits it could be refitted on)."""
+        grouped: dict[str, list[BacktestRow]] = {}
+        for r in self.rows:
+            grouped.setdefault(r.law, []).append(r)
+        return [r for r in grouped.get(name, []) if not (ok and r.error)]
+
     def summary(self) -> dict[str, dict]:
         """Per law: mean and max held-out relative error over every split it could be refitted on."""
         out = {}
         for law in self.laws:
-            rows = [r for r in self.rows if r.law == law and r.error == ""]
-            failed = [r.split for r in self.rows if r.law == law and r.error]
+            rows = self.rows_of(law, ok=True)
+            failed = [r.split for r in self.rows_of(law) if r.error]
             out[law] = {
                 "splits": len(rows),
                 "failed": failed,
@@ -253,7 +260,7 @@ def law_scores(result: BacktestResult) -> dict[str, float]:
     its largest held-out relative error (the largest targets are what an extrapolation is for)."""
     scores = {}
     for law in result.laws:
-        rows = [r for r in result.rows if r.law == law]
+        rows = result.rows_of(law)
         if rows and all(r.error == "" for r in rows):
             scores[law] = float(np.mean([r.max_rel_error for r in rows]))
     return scores
@@ -291,7 +298,7 @@ def select_law(points, laws: Sequence[str] | None = None, splits: Sequence[str] 
     best = min(scores.values())
     tied = [law for law, v in scores.items() if v <= best * (1 + TIE) + 1e-12]
     pick = min(tied, key=lambda n: (len(get_law(n).params), scores[n]))
-    split_names = [_SHORT[s] for s in SPLITS if any(r.split == s for r in res.rows if r.law == pick)]
+    split_names = [_SHORT[s] for s in SPLITS if any(r.split == s for r in res.rows_of(pick))]
     others = ", ".join(f"{n} {100 * v:.2g}%" for n, v in sorted(scores.items(), key=lambda kv: kv[1]) if n != pick)
     failed = [n for n in res.laws if n not in scores]
     reason = (f"auto: {pick}, held-out max error {100 * scores[pick]:.2g}%"

@@ -84,7 +84,7 @@ def nested_auto(points: pd.DataFrame, outer: BacktestResult, laws: Sequence[str]
     for sp in chosen:
         train = df[~sp.test].reset_index(drop=True)
         choice = select_law(train, laws=laws, splits=splits, **fit_options)
-        row = next((r for r in outer.rows if r.split == sp.name and r.law == choice.law), None)
+        row = next((r for r in outer.rows_of(choice.law) if r.split == sp.name), None)
         if row is None or row.error:
             out.append(NestedRow(sp.name, choice.law, None, None, choice.reason))
         else:
@@ -146,7 +146,7 @@ def markdown(summaries: list[LadderSummary], laws: Sequence[str]) -> str:
 def averages(summaries: list[LadderSummary], laws: Sequence[str]) -> str:
     """Per group of tables: the average of mean errors, the average and the largest of max errors."""
     groups = {"Porian, all points (15)": [s for s in summaries if s.name.startswith("porian") and not s.overtrained],
-              f"Porian, over-trained part (15)": [s for s in summaries if s.overtrained],
+              "Porian, over-trained part (15)": [s for s in summaries if s.overtrained],
               "demo sweep": [s for s in summaries if s.name == "demo sweep"]}
     cols = list(laws) + [AUTO_ROW]
     lines = ["| group | " + " | ".join(f"{c}: avg mean / avg max / max" for c in cols) + " |",

@@ -70,11 +70,11 @@ def calibrate_table(name: str, points: pd.DataFrame, bootstrap: int = 50, seed: 
         inner = backtest(train)
         choice = select_law(train, result=inner)
         law = choice.law
-        rows = [r for r in inner.rows if r.law == law and r.error == ""]
+        rows = inner.rows_of(law, ok=True)
         inner_max = max((r.max_rel_error for r in rows), default=None)
         tied = tied_laws(inner, law) if not choice.fallback else []
         fit = fit_law(train, law, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, progress=False)
-        N, D = test["params"].to_numpy(float), test["tokens"].to_numpy(float)
+        D = test["tokens"].to_numpy(float)
         C = test["flops"].to_numpy(float)
         ncol = fit.n_column if fit.n_column in test.columns else "params"
         Nf = test[ncol].to_numpy(float)

@@ -44,6 +44,16 @@ class CheckedFit:
             lines.append(self.widening_line())
         return lines + checks_block(self.checks, problems_only=True)
 
+    def interval_note(self) -> str:
+        """How a prediction interval from :meth:`predict_interval` with ``backtest_error`` is built."""
+        parts = ["bootstrap" if self.fit.samples is not None else "point prediction"]
+        if self.tied:
+            parts.append("the laws the backtest cannot tell apart (" + ", ".join(self.tied) + ")")
+        if self.backtest_error:
+            parts.append(f"the held-out error of the backtest ({100 * self.backtest_error:.2g}%)")
+        return ("covers " + ", ".join(parts) + "; on Porian et al. 2024's tables such 90% intervals hold 96% of "
+                "held-out points, against 23% without the held-out error (docs/analysis.md)")
+
     def widening_line(self) -> str:
         names = ", ".join(self.tied)
         return (f"intervals: prediction intervals widened to cover {names} (backtest error within "
@@ -55,7 +65,7 @@ class CheckedFit:
         without a backtest row for it): its error one step of extrapolation out."""
         if self.backtest is None:
             return None
-        rows = [r for r in self.backtest.rows if r.law == self.fit.law and r.error == ""]
+        rows = self.backtest.rows_of(self.fit.law, ok=True)
         return max((r.max_rel_error for r in rows), default=None)
 
     def predict_interval(self, N=None, D=None, C=None, level: float | None = None, backtest_error: bool = False):
@@ -123,7 +133,7 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
     check_points(points, law if law != AUTO else (candidates or auto_candidates(points))[0], allow_repeats)
     quiet = {k: v for k, v in fit_options.items() if k in ("n_starts", "delta")}
     choice, bt = None, None
-    if law == AUTO:
+    if str(law).lower() == AUTO:  # the sentinel, not a law
         bt = backtest(points, laws=candidates, allow_repeats=allow_repeats, **quiet)
         choice = select_law(points, laws=candidates, result=bt)
         law = choice.law

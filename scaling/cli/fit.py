@@ -172,13 +172,15 @@ def run(args) -> int:
     return _emit(args, fit, predict, compute, extra, checked)
 
 
-def _predictions(fit, pairs) -> list[dict]:
+def _predictions(fit, pairs, checked=None) -> list[dict]:
     import numpy as np
 
     out = []
     for n, d in pairs:
         row = {"params": n, "tokens": d, "loss": float(fit.predict(N=n, D=d, C=6.0 * n * d))}
-        iv = fit.predict_interval(N=n, D=d, C=6.0 * n * d)
+        # the calibrated interval where a backtest exists: bootstrap, tied laws and held-out error
+        iv = (checked.predict_interval(N=n, D=d, C=6.0 * n * d, backtest_error=True) if checked is not None
+              else fit.predict_interval(N=n, D=d, C=6.0 * n * d))
         if iv is not None:
             row["interval"] = [float(np.asarray(iv[0])), float(np.asarray(iv[1]))]
         warn = fit.extrapolation_warnings(N=n, D=d)
@@ -226,7 +228,7 @@ def _summary(fit) -> dict:
 def _emit(args, fit, predict, compute, extra, checked=None) -> int:
     from analysis.text import format_table, si
 
-    preds = _predictions(fit, predict) if predict else []
+    preds = _predictions(fit, predict, checked) if predict else []
     allocs, alloc_warn = _allocations(fit, compute) if compute else ([], [])
     if args.save:
         fit.save(args.save)
@@ -257,6 +259,8 @@ def _emit(args, fit, predict, compute, extra, checked=None) -> int:
                  "low": p.get("interval", [None, None])[0], "high": p.get("interval", [None, None])[1]}
                 for p in preds]
         print("\n".join("    " + ln for ln in format_table(rows, formats={"params": si, "tokens": si}).splitlines()))
+        if checked is not None and checked.backtest_error:
+            print(f"    interval: {checked.interval_note()}")
         for p in preds:
             for w in p.get("warnings", []):
                 print(f"    - {w}")
