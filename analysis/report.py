@@ -29,6 +29,8 @@ REPORT_FILES = {
                   "and extrapolated beyond them (dotted), target loss and crossings",
     "isoflop.png": "IsoFLOP profiles: loss vs parameters at fixed compute",
     "residuals.png": "relative residuals of the fitted law",
+    "repetition.png": "repeated data: loss against epochs at fixed compute (with repetition and on fresh tokens), "
+                      "and the effective data D' against the tokens trained (Muennighoff et al. 2023)",
 }
 
 
@@ -135,6 +137,8 @@ def build_report(source, out_dir, law="auto", target="largest", models=None, boo
         kinds.append("isoflop")
         if not study.fit.is_published:  # a published law was not fitted to these points
             kinds.append("residuals")
+        if "unique_tokens" in study.points.columns and study.points["unique_tokens"].notna().any():
+            kinds.append("repetition")  # repeated data (data.unique_tokens): what an epoch is worth
     extra_figs = dict(figures or {})
     figures = {f"{k}.png": figure_bytes(fig, "png") for k, fig in plot_study(study, kinds).items()}
     captions = {name: REPORT_FILES[name] for name in figures}

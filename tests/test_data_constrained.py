@@ -235,3 +235,16 @@ def test_saved_decay_fit_round_trips(paper_fit, curated, tmp_path):
     paper_fit.save(tmp_path / "fit.json")
     back = load_result(tmp_path / "fit.json")
     np.testing.assert_array_equal(back.predict_table(curated), paper_fit.predict_table(curated))
+
+
+def test_the_report_of_a_table_with_unique_tokens_draws_repetition(tmp_path):
+    """A study on repeated data gets the repetition figure in its report."""
+    from analysis import datasets
+    from analysis.report import build_report
+    from analysis.study import run_study
+
+    pts = datasets.load("muennighoff2023:curated")
+    study = run_study(pts, law="muennighoff2023", curves=False)
+    written = build_report(None, tmp_path / "rep", study=study)
+    assert "repetition.png" in written and (tmp_path / "rep" / "repetition.png").read_bytes()[:4] == b"\x89PNG"
+    assert "repetition.png" in (tmp_path / "rep" / "report.md").read_text()
