@@ -151,12 +151,15 @@ def self_checks(fit, points=None) -> list[Check]:
     checks = []
     if points is not None and len(points):
         checks += data_checks(points)
-    if fit is not None and getattr(fit, "warnings", None) is not None and not getattr(fit, "is_published", True):
-        # the fit's own warnings (thin design, bounds, failed refits) belong above its numbers too
-        checks.append(Check("the fit reports no problems", "warn" if fit.warnings else "ok",
-                            "; ".join(fit.warnings) if fit.warnings else "no warnings"))
     if fit is not None and getattr(fit, "law", None) in LAWS and get_law(fit.law).is_joint:
         checks += law_checks(fit, points)
         if not fit.is_published:
             checks += misspecification_checks(fit, points)
+    if fit is not None and getattr(fit, "warnings", None) is not None and not getattr(fit, "is_published", True):
+        # the fit's own warnings (thin design, failed refits) belong above its numbers too; those
+        # another check already states are not repeated
+        said = " ".join(c.detail for c in checks)
+        rest = [w for w in fit.warnings if w not in said]
+        checks.append(Check("the fit reports no other problems", "warn" if rest else "ok",
+                            "; ".join(rest) if rest else "no warnings beyond the checks above"))
     return ordered(checks)
