@@ -10,7 +10,6 @@ why in one line.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -47,17 +46,11 @@ class Split:
 
 
 def _budgets(points: pd.DataFrame) -> np.ndarray:
-    """A compute-budget label per point (points within BUDGET_TOLERANCE share one)."""
-    lc = np.log(points["flops"].to_numpy(float))
-    order = np.argsort(lc)
-    labels = np.empty(len(lc), dtype=int)
-    g, start = -1, -np.inf
-    for i in order:
-        if lc[i] - start > math.log1p(BUDGET_TOLERANCE):
-            g += 1
-            start = lc[i]
-        labels[i] = g
-    return labels
+    """A compute-budget label per point, as Approach 2 groups IsoFLOP profiles (points within
+    BUDGET_TOLERANCE share one; a ``budget`` column is used as it is)."""
+    from .approaches import isoflop_budgets
+
+    return np.asarray(isoflop_budgets(points, tolerance=BUDGET_TOLERANCE))
 
 
 def splits_for(points: pd.DataFrame, splits: Sequence[str] = SPLITS) -> tuple[list[Split], list[str]]:
