@@ -298,14 +298,22 @@ def iter_points(run_dirs: Iterable[Path], include_unfinished: bool = False) -> I
             warnings.warn(f"{run_dir}: run diverged ({s.get('error') or 'non-finite loss'}); excluded from analysis")
             continue
         for b in read_branches(run_dir):
-            yield {**base, "point": f"branch@{b['tokens']}", "tokens": b["tokens"], "flops": b["flops"],
-                   "flops_6n": b["flops_6n"], "loss": b["val_loss"]}
+            yield _capped({**base, "point": f"branch@{b['tokens']}", "tokens": b["tokens"], "flops": b["flops"],
+                           "flops_6n": b["flops_6n"], "loss": b["val_loss"]})
         if s["status"] == "completed" or include_unfinished:
             loss = s.get("final_val_loss")
             if loss is None:
                 continue
-            yield {**base, "point": "final", "tokens": s["tokens_trained"], "flops": s["flops"],
-                   "flops_6n": s["flops_6n"], "loss": loss}
+            yield _capped({**base, "point": "final", "tokens": s["tokens_trained"], "flops": s["flops"],
+                           "flops_6n": s["flops_6n"], "loss": loss})
+
+
+def _capped(point: dict) -> dict:
+    """A point of a data-constrained run counts the unique tokens it can have seen: U, or
+    its tokens when it stopped within the first epoch (a branch rounded to whole steps)."""
+    if "unique_tokens" in point and point["tokens"] is not None:
+        point["unique_tokens"] = min(point["unique_tokens"], point["tokens"])
+    return point
 
 
 def points_table(path: str | os.PathLike, include_unfinished: bool = False):
