@@ -17,16 +17,20 @@ EXTRA = ("tokens=20480", "schedule.kind=wsd", "schedule.branches=[10240]", "ckpt
 
 
 @pytest.mark.distributed
-def test_two_process_ddp_matches_one_process(tmp_path):
+@pytest.mark.parametrize("limited", [(), ("data.unique_tokens=8192",)], ids=["all-data", "repeated-data"])
+def test_two_process_ddp_matches_one_process(tmp_path, limited):
+    """Also with repeated data (data.unique_tokens: 2.5 epochs over 8,192 tokens): every rank
+    cuts the same prefix, so the ranks' shares still make up the single process's batch."""
     cache = tmp_path / "cache"
     one = tmp_path / "one"
+    extra = EXTRA + limited
     # 16 sequences per step: one process does 2 x 8, two processes 1 x 8 each
-    train(from_overrides(tiny_overrides(cache, one, *EXTRA, "micro_batch=8")))
+    train(from_overrides(tiny_overrides(cache, one, *extra, "micro_batch=8")))
 
     two = tmp_path / "two"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "scaling", "train", *tiny_overrides(cache, two, *EXTRA)]
+           "-m", "scaling", "train", *tiny_overrides(cache, two, *extra)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("run record:") == 1  # rank 0 alone reports and writes
@@ -41,3 +45,4 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     assert b2[0]["val_loss"] == pytest.approx(b1[0]["val_loss"], rel=1e-5)
     # the training itself differed: the losses are not all equal to each other
     assert len(set(losses(two))) > 10
+    assert s2.get("unique_tokens") == s1.get("unique_tokens")
