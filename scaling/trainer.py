@@ -48,6 +48,7 @@ from scaling import checkpoint as ckpt
 from scaling import diagnostics as diag
 from scaling import distributed as D
 from scaling import flops as F
+from scaling.loader import Loader
 from scaling import preflight
 from scaling import resume
 from scaling.config import OnNonFinite, TrainConfig, config_hash, default_run_name, resolve, to_yaml
@@ -61,8 +62,13 @@ log = logging.getLogger("scaling.train")
 class Trainer:
     """One run: ``Trainer(cfg, run_dir, world).run()`` returns the summary dict."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, world: D.World):
+    def __init__(self, cfg: TrainConfig, run_dir: Path, world: D.World, *, prefetch: bool = True,
+                 read_every_step: bool = False):
+        """``prefetch=False`` and ``read_every_step=True`` restore the loop as it was before
+        the loader and the deferred reads (the baseline ``scaling.bench train`` compares
+        with); a run's record does not depend on them."""
         self.cfg, self.run_dir, self.world = cfg, Path(run_dir), world
+        self.prefetch, self.read_every_step = prefetch, read_every_step
         self.is_main = world.is_main
         self.hash = config_hash(cfg)
         self.device = preflight.resolve_device(cfg.device, world)
@@ -143,6 +149,7 @@ class Trainer:
                 self.write_summary("failed", self.step, error=str(err))
             raise err from None
         finally:
+            self.loader.close()
             reporter.close()
             if self.metrics is not None:
                 with contextlib.suppress(OSError):  # flushing into a full disk again must not mask the error
@@ -169,7 +176,7 @@ class Trainer:
             t0 = time.perf_counter()
             loss, gnorm = self.train_step(step, lr)
             # the read waits for the steps queued since the last one, so it is timed with them
-            if logs:
+            if logs or self.read_every_step:
                 loss_v, gnorm_v = self.read(loss, gnorm)
             elif ckpts or step in branches_at:
                 self.check_finite()
@@ -197,7 +204,7 @@ class Trainer:
             if ckpts:
                 resume.save(self, step)
                 self.write_summary("running", step)
-            if not last and self.stop_asked(logs or ckpts):
+            if not last and self.stop_asked(logs or ckpts or self.read_every_step):
                 raise Stop(step)
         return step
 
@@ -230,15 +237,12 @@ class Trainer:
         before the update whether to skip it, so that mode reads both back every step;
         with ``stop`` the :class:`~scaling.diagnostics.NonFiniteWatch` keeps them."""
         p, w = self.plan, self.world
-        batch = self.corpus.train.sample(self.cfg.seed, step, p.batch_seqs, self.cfg.seq_len)
-        diag.check_tokens(batch, self.corpus.vocab_size, f"the batch of step {step}")
-        per_rank = p.batch_seqs // w.size
-        mine = torch.from_numpy(batch[w.rank * per_rank:(w.rank + 1) * per_rank])
+        mine = self.loader.get(step)  # this rank's rows, ids checked, on the host
         for g in self.opt.param_groups:
             g["lr"] = lr
         loss_sum = torch.zeros((), device=self.device)
         for i in range(p.grad_accum):
-            mb = mine[i * p.micro_batch:(i + 1) * p.micro_batch].to(self.device, non_blocking=True)
+            mb = mine[i * p.micro_batch:(i + 1) * p.micro_batch].to(self.device, non_blocking=True).long()
             # gradients are all-reduced once, on the last micro-batch
             sync = (self.model.no_sync() if w.active and i < p.grad_accum - 1 and hasattr(self.model, "no_sync")
                     else contextlib.nullcontext())
@@ -256,6 +260,7 @@ class Trainer:
             if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
                 what = "loss" if not math.isfinite(loss_v) else "gradient norm"
                 grads = diag.nonfinite_names((n, p.grad) for n, p in self.raw.named_parameters())
+                batch = self.corpus.train.sample(self.cfg.seed, step, p.batch_seqs, self.cfg.seq_len)
                 self.nonfinite = diag.nonfinite_record(
                     self, step, what, loss_v, grad_norm=diag.num(gnorm_v), lr=lr,
                     batch=diag.batch_record(self.cfg.seed, step, batch, self.cfg.seq_len), nonfinite_grads=grads)
@@ -373,6 +378,11 @@ class Trainer:
         self.plan = plan = resolve(cfg, self.corpus.vocab_size, self.world.size)
         self.run_name = cfg.run_name or default_run_name(cfg, plan)
         self.corpus.train.require_window(cfg.seq_len)  # before any model is built or record written
+        per_rank = plan.batch_seqs // self.world.size
+        self.loader = Loader(self.corpus.train, cfg.seed, plan.batch_seqs, cfg.seq_len,
+                             slice(self.world.rank * per_rank, (self.world.rank + 1) * per_rank),
+                             self.corpus.vocab_size, pin=self.device.type == "cuda", last_step=plan.total_steps,
+                             prefetch=self.prefetch)
         val = self.corpus.val.windows(cfg.seq_len, cfg.data.val_tokens)
         diag.check_tokens(val, self.corpus.vocab_size, "the validation set")
         self.val_windows = torch.from_numpy(val)
