@@ -375,7 +375,9 @@ class Trainer:
         D.barrier(self.world)
         if not self.is_main:
             self.corpus = load_corpus(cfg.data, build=False)
-        self.plan = plan = resolve(cfg, self.corpus.vocab_size, self.world.size)
+        # micro_batch=auto is sized to this GPU's memory (scaling.memory)
+        mem = torch.cuda.get_device_properties(self.device).total_memory if self.device.type == "cuda" else None
+        self.plan = plan = resolve(cfg, self.corpus.vocab_size, self.world.size, device_bytes=mem)
         self.run_name = cfg.run_name or default_run_name(cfg, plan)
         self.corpus.train.require_window(cfg.seq_len)  # before any model is built or record written
         per_rank = plan.batch_seqs // self.world.size
