@@ -114,3 +114,24 @@ def test_a_late_read_still_names_the_first_bad_step(cache, tmp_path, monkeypatch
 
     batch = load_corpus(from_overrides(over).data).train.sample(0, 6, d["batch"]["sequences"], 64)
     assert hashlib.sha256(batch.tobytes()).hexdigest() == d["batch"]["sha256"]
+
+
+def test_the_benchmarks_baseline_loop_trains_the_same_bits(cache, tmp_path):
+    """Trainer(prefetch=False, read_every_step=True), the loop as it was, which
+    ``scaling.bench train`` compares with, logs exactly the rows of the default loop."""
+    from scaling import distributed as D
+    from scaling.train import isolated
+    from scaling.trainer import Trainer
+
+    got = {}
+    for name, kw in (("old", {"prefetch": False, "read_every_step": True}), ("new", {})):
+        out = tmp_path / name
+        cfg = from_overrides(tiny_overrides(cache, out, "tokens=12288", "log_every=3", "micro_batch=4",
+                                            "schedule.kind=wsd", "schedule.branches=[8192]"))
+        with isolated(cfg):
+            got[name] = Trainer(cfg, out, D.World(), **kw).run()
+    assert got["old"]["status"] == got["new"]["status"] == "completed"
+    keep = ("step", "train_loss", "grad_norm", "val_loss", "lr")
+    old, new = ([{k: r.get(k) for k in keep} for r in records.read_metrics(tmp_path / n)] for n in ("old", "new"))
+    assert old == new and len(old) > 4  # every 3rd step and the evaluations
+    assert records.read_branches(tmp_path / "old") == records.read_branches(tmp_path / "new")
