@@ -217,7 +217,7 @@ def _trainer_table(sizes, device, precision, seq, batch, steps, args, si) -> str
             rows.append({"size": size, "params": r["params"], "loop": label, "tokens_per_s": r["tokens_per_s"],
                          "wait_ms": 1e3 * r["wait_s"], "compute_ms": 1e3 * r["compute_s"],
                          "x_before": r["tokens_per_s"] / got["before"]["tokens_per_s"]})
-    cols = ["size", "params", "loop", "tokens_per_s", "wait_ms", "compute_ms", "x_before"]
+    cols = ["loop", "size", "params", "tokens_per_s", "wait_ms", "compute_ms", "x_before"]
     fmts = {"params": si, "tokens_per_s": si, "wait_ms": lambda x: f"{x:.2f}", "compute_ms": lambda x: f"{x:.1f}",
             "x_before": lambda x: f"{x:.2f}x"}
     headers = {"tokens_per_s": "tok/s", "wait_ms": "data wait ms/step", "compute_ms": "rest ms/step",
