@@ -39,7 +39,9 @@ def run_branch(t: "Trainer", fork: int, end: int) -> dict:
         loss = None
         for s in range(fork + 1, end + 1):
             loss, _ = t.train_step(s, t.lr(s, branch=(fork, end)))
+        t.check_finite()
         val = t.evaluate(end)
+        loss = t.global_mean(loss)
     finally:
         t.in_branch = None
         t.raw.load_state_dict(saved[0])
@@ -49,7 +51,7 @@ def run_branch(t: "Trainer", fork: int, end: int) -> dict:
     tokens = end * t.plan.batch_tokens
     return {"tokens": tokens, "step": end, "fork_step": fork,
             "flops_6n": tokens * t.plan.flops_6n_per_token, "flops": tokens * t.plan.flops_per_token,
-            "val_loss": val, "train_loss": t.global_mean(loss)}
+            "val_loss": val, "train_loss": loss}
 
 
 def record_branch(t: "Trainer", b: dict, reporter: "Reporter") -> None:

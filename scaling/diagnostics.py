@@ -53,6 +53,44 @@ def check_tokens(batch, vocab_size: int, where: str) -> None:
                         "or regenerate the shards")
 
 
+class NonFiniteWatch:
+    """The first non-finite step of a run, kept on the device.
+
+    Reading a loss back to the host makes the CPU wait for the GPU, so the loop would
+    stop queueing work; instead each step folds its loss and gradient norms into these
+    tensors, and the trainer reads them only where it reads anyway (log, evaluation,
+    checkpoint and branch steps). What the first bad step looked like (its number, loss,
+    gradient norm and which parameters' gradients were non-finite) is kept, so the
+    diagnostic still names that step however late it is read.
+    """
+
+    def __init__(self, device: torch.device, n_params: int):
+        self.step = torch.zeros((), dtype=torch.int64, device=device)  # 0: none yet
+        self.values = torch.zeros(2, device=device)  # loss, gradient norm at that step
+        self.grads = torch.zeros(n_params, dtype=torch.bool, device=device)
+        self.names: list[str] = []  # the parameters self.grads describes
+
+    def update(self, step: int, loss: torch.Tensor, gnorm: torch.Tensor, norms: torch.Tensor,
+               names: list[str]) -> None:
+        """Fold one step in: ``norms`` are the gradient norms of the parameters ``names``."""
+        first = ~(torch.isfinite(loss) & torch.isfinite(gnorm)) & (self.step == 0)
+        self.step = torch.where(first, step, self.step)
+        self.values = torch.where(first, torch.stack([loss.float(), gnorm.float()]), self.values)
+        if len(names) == len(self.grads):
+            self.grads = torch.where(first, ~torch.isfinite(norms), self.grads)
+            self.names = names
+
+    def first(self) -> int:
+        """The first non-finite step, 0 if none (one read from the device)."""
+        return int(self.step)
+
+    def details(self) -> tuple[float, float, dict]:
+        """Loss, gradient norm and the non-finite gradients of the first bad step."""
+        loss, gnorm = (float(x) for x in self.values.tolist())
+        bad = [n for n, b in zip(self.names, self.grads.tolist()) if b]
+        return loss, gnorm, {"names": bad[:20], "count": len(bad)}
+
+
 def nonfinite_names(tensors: Iterable[tuple[str, Optional[torch.Tensor]]]) -> dict:
     """Names of the parameters whose tensor (value or gradient) holds a NaN or inf."""
     bad = [n for n, t in tensors if t is not None and not bool(torch.isfinite(t).all())]

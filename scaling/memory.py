@@ -232,7 +232,7 @@ def estimate_memory(cfg: C.TrainConfig, *, vocab_size: Optional[int] = None, wor
     """
     a = C.model_args(cfg, _vocab(cfg, vocab_size))
     per_rank = _per_rank(cfg, world_size)
-    mb = micro_batch or cfg.micro_batch or per_rank
+    mb = micro_batch or (cfg.micro_batch if isinstance(cfg.micro_batch, int) else None) or per_rank
     return estimate_model_memory(a, mb, kernels=cfg.kernels, precision=cfg.precision, checkpointing=checkpointing,
                                  world_size=world_size, device_type=device_type)
 

@@ -1,8 +1,9 @@
 """Pre-emption: SIGTERM (what SLURM sends before a kill) becomes a request to stop.
 
 The handler only records the signal; the trainer checks :attr:`StopRequest.asked` after
-each step (on every rank at once), checkpoints, marks the run ``resumable`` and raises
-:class:`Stop`. A signal that arrives while a checkpoint is being written therefore lets
+each step (under torchrun, where the ranks must agree through a collective, only at log
+and checkpoint steps: :meth:`scaling.trainer.Trainer.stop_asked`), checkpoints, marks the
+run ``resumable`` and raises :class:`Stop`. A signal that arrives while a checkpoint is being written therefore lets
 the write finish.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ an uninterrupted single-process run would.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -28,18 +28,42 @@ class TokenStream:
     def _starts(self, width: int) -> np.ndarray:
         return np.array([max(0, len(a) - width + 1) for a in self.arrays], dtype=np.int64)
 
-    def sample(self, seed: int, step: int, n: int, seq_len: int) -> np.ndarray:
-        """``n`` windows of ``seq_len + 1`` tokens (int64), a pure function of (seed, step)."""
-        width = seq_len + 1
-        self.require_window(seq_len)
+    def _positions(self, seed: int, step: int, n: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(array, offset) of each of the ``n`` windows of (seed, step)."""
         counts = self._starts(width)
         total = int(counts.sum())
         rng = np.random.default_rng((seed, step))
         pos = rng.integers(0, total, size=n)
         cum = np.cumsum(counts)
         which = np.searchsorted(cum, pos, side="right")
-        offs = pos - (cum[which] - counts[which])
+        return which, pos - (cum[which] - counts[which])
+
+    def sample(self, seed: int, step: int, n: int, seq_len: int) -> np.ndarray:
+        """``n`` windows of ``seq_len + 1`` tokens (int64), a pure function of (seed, step)."""
+        width = seq_len + 1
+        self.require_window(seq_len)
+        which, offs = self._positions(seed, step, n, width)
         return np.stack([np.asarray(self.arrays[w][o:o + width], dtype=np.int64) for w, o in zip(which, offs)])
+
+    def sample_rows(self, seed: int, step: int, n: int, seq_len: int, rows: slice,
+                    out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Rows ``rows`` of :meth:`sample`'s batch, in the stored dtype (uint16 or uint32 for
+        the toolkit's caches and shards): one process's share, without drawing the others'.
+        All ``n`` positions are drawn, so the share is the same whoever draws it."""
+        width = seq_len + 1
+        self.require_window(seq_len)
+        which, offs = self._positions(seed, step, n, width)
+        which, offs = which[rows], offs[rows]
+        if out is None:
+            out = np.empty((len(which), width), dtype=self.dtype)
+        for i, (w, o) in enumerate(zip(which, offs)):
+            out[i] = self.arrays[w][o:o + width]
+        return out
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The tokens' stored dtype, common to the arrays (int64 for none)."""
+        return np.result_type(*[a.dtype for a in self.arrays]) if self.arrays else np.dtype(np.int64)
 
     def require_window(self, seq_len: int) -> None:
         """DataError naming ``seq_len`` unless some array holds a window of ``seq_len + 1`` tokens."""

@@ -48,6 +48,7 @@ from scaling import checkpoint as ckpt
 from scaling import diagnostics as diag
 from scaling import distributed as D
 from scaling import flops as F
+from scaling.loader import Loader
 from scaling import preflight
 from scaling import resume
 from scaling.config import OnNonFinite, TrainConfig, config_hash, default_run_name, resolve, to_yaml
@@ -61,8 +62,13 @@ log = logging.getLogger("scaling.train")
 class Trainer:
     """One run: ``Trainer(cfg, run_dir, world).run()`` returns the summary dict."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, world: D.World):
+    def __init__(self, cfg: TrainConfig, run_dir: Path, world: D.World, *, prefetch: bool = True,
+                 read_every_step: bool = False):
+        """``prefetch=False`` and ``read_every_step=True`` restore the loop as it was before
+        the loader and the deferred reads (the baseline ``scaling.bench train`` compares
+        with); a run's record does not depend on them."""
         self.cfg, self.run_dir, self.world = cfg, Path(run_dir), world
+        self.prefetch, self.read_every_step = prefetch, read_every_step
         self.is_main = world.is_main
         self.hash = config_hash(cfg)
         self.device = preflight.resolve_device(cfg.device, world)
@@ -122,6 +128,7 @@ class Trainer:
                     resume.save(self, step)
                 return self.write_summary("completed", step)
             except Stop as stop:
+                self.check_finite()  # a broken state is no checkpoint to resume from
                 if self.saved_step != stop.step:  # a pre-emption grace period has no time for a second copy
                     resume.save(self, stop.step)
                 reporter.message(f"SIGTERM: checkpointed at step {stop.step}; rerun the same command to resume")
@@ -142,6 +149,7 @@ class Trainer:
                 self.write_summary("failed", self.step, error=str(err))
             raise err from None
         finally:
+            self.loader.close()
             reporter.close()
             if self.metrics is not None:
                 with contextlib.suppress(OSError):  # flushing into a full disk again must not mask the error
@@ -149,7 +157,11 @@ class Trainer:
 
     def loop(self, start: int, reporter: Reporter) -> int:
         """Steps start+1 .. total, each followed by evaluation, its metrics row, branches
-        forking there, a periodic checkpoint and the SIGTERM check. Returns the last step."""
+        forking there, a periodic checkpoint and the SIGTERM check. Returns the last step.
+
+        Between log steps nothing is read back from the device, so the host keeps queueing
+        work: losses are read at log steps, the non-finite watch where a row, a branch or a
+        checkpoint would otherwise carry a broken state forward."""
         plan, cfg = self.plan, self.cfg
         branches_at = B.by_fork(plan.branches)
         done = {(b["fork_step"], b["step"]) for b in self.branch_rows}
@@ -158,17 +170,24 @@ class Trainer:
         while step < plan.total_steps:
             self.step = step = step + 1
             lr = self.lr(step)
+            last = step == plan.total_steps
+            logs = step % cfg.log_every == 0 or step in plan.eval_steps or last
+            ckpts = bool(plan.ckpt_every) and step % plan.ckpt_every == 0 and not last
             t0 = time.perf_counter()
             loss, gnorm = self.train_step(step, lr)
+            # the read waits for the steps queued since the last one, so it is timed with them
+            if logs or self.read_every_step:
+                loss_v, gnorm_v = self.read(loss, gnorm)
+            elif ckpts or step in branches_at:
+                self.check_finite()
             dt = time.perf_counter() - t0
             self.train_time += dt
             self.tokens_timed += plan.batch_tokens
             interval_t, interval_tok = interval_t + dt, interval_tok + plan.batch_tokens
-            last = step == plan.total_steps
             val = self.evaluate(step) if step in plan.eval_steps else None
             row = None
-            if step % cfg.log_every == 0 or val is not None or last:
-                row = self._row(step, lr, self.global_mean(loss), gnorm, val, interval_tok / interval_t)
+            if logs:
+                row = self._row(step, lr, self.global_mean(loss_v), gnorm_v, val, interval_tok / interval_t)
                 interval_t, interval_tok = 0.0, 0
                 self.last_train_loss = row["train_loss"]
                 self.recent.append(row)
@@ -182,12 +201,21 @@ class Trainer:
                 if (step, end) not in done:
                     B.record_branch(self, B.run_branch(self, step, end), reporter)
                     done.add((step, end))
-            if plan.ckpt_every and step % plan.ckpt_every == 0 and not last:
+            if ckpts:
                 resume.save(self, step)
                 self.write_summary("running", step)
-            if not last and D.any_rank(self.world, self.stop.asked, self.device):
+            if not last and self.stop_asked(logs or ckpts or self.read_every_step):
                 raise Stop(step)
         return step
+
+    def stop_asked(self, synced: bool) -> bool:
+        """Whether SIGTERM asked this run to stop, on every rank at once. Alone, that is a
+        flag the handler set, read after every step; under torchrun the ranks must agree,
+        which takes a collective, so they ask only at log and checkpoint steps: a
+        pre-empted run checkpoints within ``log_every`` steps of the signal."""
+        if not self.world.active:
+            return self.stop.asked
+        return synced and D.any_rank(self.world, self.stop.asked, self.device)
 
     # ----------------------------------------------------------------- steps
 
@@ -203,18 +231,18 @@ class Trainer:
                           s.cooldown_shape)
         return self.cfg.optim.lr * f
 
-    def train_step(self, step: int, lr: float) -> tuple[float, float]:
-        """One optimizer step on step's global batch; (mean loss on this rank, grad norm)."""
+    def train_step(self, step: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on step's global batch; (mean loss on this rank, grad norm),
+        left on the device (:meth:`read`). With ``on_nonfinite=skip`` the step must know
+        before the update whether to skip it, so that mode reads both back every step;
+        with ``stop`` the :class:`~scaling.diagnostics.NonFiniteWatch` keeps them."""
         p, w = self.plan, self.world
-        batch = self.corpus.train.sample(self.cfg.seed, step, p.batch_seqs, self.cfg.seq_len)
-        diag.check_tokens(batch, self.corpus.vocab_size, f"the batch of step {step}")
-        per_rank = p.batch_seqs // w.size
-        mine = torch.from_numpy(batch[w.rank * per_rank:(w.rank + 1) * per_rank])
+        mine = self.loader.get(step)  # this rank's rows, ids checked, on the host
         for g in self.opt.param_groups:
             g["lr"] = lr
         loss_sum = torch.zeros((), device=self.device)
         for i in range(p.grad_accum):
-            mb = mine[i * p.micro_batch:(i + 1) * p.micro_batch].to(self.device, non_blocking=True)
+            mb = mine[i * p.micro_batch:(i + 1) * p.micro_batch].to(self.device, non_blocking=True).long()
             # gradients are all-reduced once, on the last micro-batch
             sync = (self.model.no_sync() if w.active and i < p.grad_accum - 1 and hasattr(self.model, "no_sync")
                     else contextlib.nullcontext())
@@ -223,29 +251,75 @@ class Trainer:
                 loss = self.model(mb[:, :-1], mb[:, 1:], z_loss=self.cfg.optim.z_loss)
             (loss / p.grad_accum).backward()
             loss_sum += loss.detach().float()
-        clip = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else float("inf")
-        gnorm = torch.nn.utils.clip_grad_norm_(self.params, clip)
+        gnorm, norms, names = self.clip_gradients()
         loss_mean = loss_sum / p.grad_accum
-        # one host sync per step: the divergence check needs the values anyway
-        loss_v, gnorm_v = (float(x) for x in torch.stack([loss_mean, gnorm.float()]).tolist())
-        if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
-            what = "loss" if not math.isfinite(loss_v) else "gradient norm"
-            grads = diag.nonfinite_names((n, p.grad) for n, p in self.raw.named_parameters())
-            self.nonfinite = diag.nonfinite_record(
-                self, step, what, loss_v, grad_norm=diag.num(gnorm_v), lr=lr,
-                batch=diag.batch_record(self.cfg.seed, step, batch, self.cfg.seq_len), nonfinite_grads=grads)
-            self.opt.zero_grad(set_to_none=True)
-            if self.cfg.on_nonfinite == OnNonFinite.stop:
-                raise DivergenceError(f"non-finite {what} at step {step} (lr {lr:.3g}, loss {loss_v:.4g}, "
-                                      f"grad norm {gnorm_v:.4g}); details in {DIVERGED_FILE}", field="step",
-                                      fix="lower optim.lr, raise warmup, or set on_nonfinite=skip")
-            self.skipped_steps += 1
-            diag.log_skipped(self)
-            log.warning(f"step {step}: non-finite {what}, update skipped")
-            return loss_v, gnorm_v
+        if self.cfg.on_nonfinite == OnNonFinite.stop:
+            self.watch.update(step, loss_mean, gnorm, norms, names)
+        else:
+            loss_v, gnorm_v = self.read(loss_mean, gnorm)  # the one host read a step of this mode
+            if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
+                what = "loss" if not math.isfinite(loss_v) else "gradient norm"
+                grads = diag.nonfinite_names((n, p.grad) for n, p in self.raw.named_parameters())
+                batch = self.corpus.train.sample(self.cfg.seed, step, p.batch_seqs, self.cfg.seq_len)
+                self.nonfinite = diag.nonfinite_record(
+                    self, step, what, loss_v, grad_norm=diag.num(gnorm_v), lr=lr,
+                    batch=diag.batch_record(self.cfg.seed, step, batch, self.cfg.seq_len), nonfinite_grads=grads)
+                self.opt.zero_grad(set_to_none=True)
+                self.skipped_steps += 1
+                diag.log_skipped(self)
+                log.warning(f"step {step}: non-finite {what}, update skipped")
+                return loss_mean, gnorm
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
+        return loss_mean, gnorm
+
+    def clip_gradients(self) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """Clip the gradients to ``optim.grad_clip`` by their global norm; (that norm, each
+        parameter's gradient norm, the parameters' names). The same arithmetic as
+        ``torch.nn.utils.clip_grad_norm_`` (so the same bits), keeping the per-parameter
+        norms it computes on the way for the non-finite watch."""
+        named = [(n, q.grad) for n, q in self.named_params if q.grad is not None]
+        grads = [g for _, g in named]
+        clip = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else float("inf")
+        if len({(g.device, g.dtype) for g in grads}) != 1:  # torch groups these, in its own order
+            norms = torch.stack([torch.linalg.vector_norm(g.detach()).float() for g in grads])
+            return torch.nn.utils.clip_grad_norm_(self.params, clip), norms, [n for n, _ in named]
+        with torch.no_grad():
+            norms = torch.stack(torch._foreach_norm(grads, 2.0))
+            gnorm = torch.linalg.vector_norm(norms, 2.0)
+            torch._foreach_mul_(grads, torch.clamp(clip / (gnorm + 1e-6), max=1.0))
+        return gnorm, norms, [n for n, _ in named]
+
+    def read(self, loss: torch.Tensor, gnorm: torch.Tensor) -> tuple[float, float]:
+        """Loss and gradient norm on the host, in one read that also checks the
+        non-finite watch (and raises, naming the first bad step)."""
+        loss_v, gnorm_v, bad = torch.stack([loss.double(), gnorm.double(), self.watch.step.double()]).tolist()
+        if bad:
+            self.raise_nonfinite(int(bad))
         return loss_v, gnorm_v
+
+    def check_finite(self) -> None:
+        """Raise DivergenceError if any step since the start was non-finite (one read)."""
+        bad = self.watch.first()
+        if bad:
+            self.raise_nonfinite(bad)
+
+    def raise_nonfinite(self, step: int) -> None:
+        """The divergence of ``on_nonfinite=stop``: record the first bad step and raise.
+        Its batch is drawn again from (seed, step); the steps after it changed nothing
+        that is kept (no row, checkpoint or branch is written past it)."""
+        loss_v, gnorm_v, grads = self.watch.details()
+        what = "loss" if not math.isfinite(loss_v) else "gradient norm"
+        lr = self.lr(step, branch=self.in_branch)
+        batch = self.corpus.train.sample(self.cfg.seed, step, self.plan.batch_seqs, self.cfg.seq_len)
+        self.nonfinite = diag.nonfinite_record(
+            self, step, what, loss_v, grad_norm=diag.num(gnorm_v), lr=lr,
+            batch=diag.batch_record(self.cfg.seed, step, batch, self.cfg.seq_len), nonfinite_grads=grads)
+        if not self.in_branch:
+            self.step = step
+        raise DivergenceError(f"non-finite {what} at step {step} (lr {lr:.3g}, loss {loss_v:.4g}, "
+                              f"grad norm {gnorm_v:.4g}); details in {DIVERGED_FILE}", field="step",
+                              fix="lower optim.lr, raise warmup, or set on_nonfinite=skip")
 
     @torch.no_grad()
     def evaluate(self, step: int) -> float:
@@ -268,8 +342,9 @@ class Trainer:
                                   field="step", fix="lower optim.lr or raise the warmup")
         return val
 
-    def global_mean(self, x: float) -> float:
-        """The mean of ``x`` over the ranks."""
+    def global_mean(self, x) -> float:
+        """The mean of ``x`` (a float or a one-element tensor) over the ranks."""
+        x = float(x)
         if not self.world.active:
             return x
         t = D.all_reduce_sum(self.world, torch.tensor([x], dtype=torch.float64, device=self.device))
@@ -300,11 +375,18 @@ class Trainer:
         D.barrier(self.world)
         if not self.is_main:
             self.corpus = load_corpus(cfg.data, build=False)
-        self.plan = plan = resolve(cfg, self.corpus.vocab_size, self.world.size)
+        # micro_batch=auto is sized to this GPU's memory (scaling.memory)
+        mem = torch.cuda.get_device_properties(self.device).total_memory if self.device.type == "cuda" else None
+        self.plan = plan = resolve(cfg, self.corpus.vocab_size, self.world.size, device_bytes=mem)
         self.corpus = restrict_unique(self.corpus, cfg.data, cfg.seq_len, plan.tokens)
         self.unique = self.corpus.meta.get("unique_tokens")
         self.run_name = cfg.run_name or default_run_name(cfg, plan)
         self.corpus.train.require_window(cfg.seq_len)  # before any model is built or record written
+        per_rank = plan.batch_seqs // self.world.size
+        self.loader = Loader(self.corpus.train, cfg.seed, plan.batch_seqs, cfg.seq_len,
+                             slice(self.world.rank * per_rank, (self.world.rank + 1) * per_rank),
+                             self.corpus.vocab_size, pin=self.device.type == "cuda", last_step=plan.total_steps,
+                             prefetch=self.prefetch)
         val = self.corpus.val.windows(cfg.seq_len, cfg.data.val_tokens)
         diag.check_tokens(val, self.corpus.vocab_size, "the validation set")
         self.val_windows = torch.from_numpy(val)
@@ -313,7 +395,9 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         self.raw = Transformer(a, kernels=kernels).to(self.device)
-        self.params = [p for p in self.raw.parameters() if p.requires_grad]
+        self.named_params = [(n, p) for n, p in self.raw.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in self.named_params]
+        self.watch = diag.NonFiniteWatch(self.device, len(self.params))
         model = self.raw
         if self.world.active:
             from torch.nn.parallel import DistributedDataParallel as DDP

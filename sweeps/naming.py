@@ -140,7 +140,7 @@ def apply_size_rules(tc: C.TrainConfig) -> C.TrainConfig:
     seqs = _OLMO_REF_BATCH_SEQS * r ** (2.0 / 3.0)
     seqs = 2 ** max(0, round(math.log2(max(1.0, seqs))))
     tc.batch_tokens = int(seqs * tc.seq_len)
-    if tc.micro_batch and seqs % tc.micro_batch:
+    if isinstance(tc.micro_batch, int) and seqs % tc.micro_batch:
         tc.micro_batch = None
     return tc
 

@@ -139,3 +139,17 @@ def test_a_wrong_provider_is_reported_and_not_timed(monkeypatch, tmp_path):
         assert r["liger ms"] is None and r["x liger"] is None
         # the dry run measures in float32, whose bound is 1e-4
         assert r["ours ms"] > 0 and 0 < r["ours err"] < res["err_bound"] == 1e-4
+
+
+def test_train_benchmark_times_the_real_trainer_before_and_after(capsys):
+    from scaling.bench.train import main
+
+    assert main(["--trainer-sizes", "nano", "--no-synthetic", "--steps", "2", "--warmup", "1", "--seq-len", "32",
+                 "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "# the trainer (scaling.trainer.Trainer, built-in corpus" in out
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(("before ", "after "))]
+    assert [r[:2] for r in rows] == [["before", "nano"], ["after", "nano"]] and rows[0][-1] == "1.00x"
+    assert all(float(r[4]) >= 0 and float(r[5]) > 0 for r in rows)  # data wait, rest of the step (ms)
+    tps = [float(r[3].rstrip("k")) * (1e3 if r[3].endswith("k") else 1) for r in rows]
+    assert abs(float(rows[1][-1].rstrip("x")) - tps[1] / tps[0]) < 0.02 * tps[1] / tps[0] + 0.01

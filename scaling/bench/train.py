@@ -1,16 +1,23 @@
 """End-to-end training throughput: ``python -m scaling.bench train``.
 
-For each model size and each kernel choice (eager, torch.compile, triton), times full
-optimizer steps (forward, backward, clipping, AdamW) of ``scaling.model`` on synthetic
-tokens, and the same for a nanoGPT-style plain-PyTorch model of the same shape
-(:mod:`scaling.bench.nanogpt_ref`) measured in the same process, and prints tokens/s,
-MFU (PaLM's model FLOPs, Chowdhery et al. 2022 App. B, against the device's dense bf16
-peak when it is known) and the ratio to the reference.
+Two tables. **The trainer**: :class:`scaling.trainer.Trainer` itself, on the built-in
+corpus, for each size twice in one process: *before* (the batch drawn on the main thread
+as the loop once did, the loss read back every step) and *after* (the prefetching
+loader, reads only at log steps), with tokens/s, the time each step waited for its
+batch and the rest of the step, and the after/before ratio. This is what a sweep gets.
+
+**The synthetic loop**, an upper bound: for each model size and each kernel choice
+(eager, torch.compile, triton), full optimizer steps (forward, backward, clipping,
+AdamW) of ``scaling.model`` on random tokens already on the device, and the same for a
+nanoGPT-style plain-PyTorch model of the same shape (:mod:`scaling.bench.nanogpt_ref`)
+measured in the same process, with tokens/s, MFU (PaLM's model FLOPs, Chowdhery et al.
+2022 App. B, against the device's dense bf16 peak when it is known) and the ratio to
+the reference. No data is loaded and nothing is logged, so no trainer runs faster.
 
 Defaults follow the device: on CUDA the ~124M (``85m`` with a 50,304 vocabulary) and
-~350M (``300m``) models at sequence 1024 in bf16; on a CPU two small presets at sequence
-256 in fp32, which finish in a couple of minutes (torch.compile alone takes ~20 s per
-model there).
+~350M (``300m``) models at sequence 1024 in bf16; on a CPU small presets at sequence
+256 in fp32, which finish in a few minutes (torch.compile alone takes ~20 s per model
+there).
 """
 from __future__ import annotations
 
@@ -44,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="auto: bf16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--peak-flops", type=float, help="device peak FLOP/s for MFU (default: looked up by GPU name)")
     p.add_argument("--no-reference", action="store_true", help="skip the nanoGPT-style reference model")
+    p.add_argument("--trainer-sizes", help="presets for the trainer table (default: 85m,300m on CUDA, "
+                                           "nano,mini,small on CPU); 'none' skips it")
+    p.add_argument("--no-synthetic", action="store_true", help="skip the synthetic-loop table")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--json", metavar="PATH", help="also write the measurements to PATH (atomically)")
     p.add_argument("--write-docs", metavar="PATH",
@@ -110,6 +120,19 @@ def _main(argv) -> int:
     if busy and not gpu:
         print(busy, flush=True)
 
+    trainer_sizes = [] if args.trainer_sizes == "none" else _split(
+        args.trainer_sizes or ("85m,300m" if gpu else "nano,mini,small"))
+    for s in trainer_sizes:
+        if s not in PRESETS:
+            raise InputError(f"unknown preset {s!r}", field="--trainer-sizes",
+                             fix="use names from `scaling train --help`, or none")
+    if trainer_sizes:
+        print(_trainer_table(trainer_sizes, device, precision, seq, batch, steps, args, si), flush=True)
+    if args.no_synthetic:
+        return 0
+    print("# synthetic loop (random tokens already on the device, nothing logged): an upper bound "
+          "for the trainer", flush=True)
+
     rows = []
     for size in sizes:
         a = _args(size, vocab, seq)
@@ -170,6 +193,101 @@ def _main(argv) -> int:
         errors = "".join(f"\n\n{r['size']} {r['impl']}: {r['error']}" for r in rows if "error" in r)
         write_blocks(args.write_docs, {"train": head + "\n\n" + markdown_table(rows, cols, fmts, headers) + errors})
     return 0
+
+
+class _Loop:
+    """The two loops the trainer table compares, as Trainer's arguments."""
+
+    BEFORE = {"prefetch": False, "read_every_step": True}
+    AFTER = {"prefetch": True, "read_every_step": False}
+
+
+def _trainer_table(sizes, device, precision, seq, batch, steps, args, si) -> str:
+    """The real trainer's tokens/s before and after, per size, with its heading."""
+    from analysis.text import format_table, markdown_table
+
+    rows = []
+    for size in sizes:
+        got = {}
+        for label, loop in (("before", _Loop.BEFORE), ("after", _Loop.AFTER)):
+            print(f"  trainer {size} {label} ...", file=sys.stderr, flush=True)
+            got[label] = _measure_trainer(size, device, precision, seq, batch, steps, args.warmup, **loop)
+        for label in ("before", "after"):
+            r = got[label]
+            rows.append({"size": size, "params": r["params"], "loop": label, "tokens_per_s": r["tokens_per_s"],
+                         "wait_ms": 1e3 * r["wait_s"], "compute_ms": 1e3 * r["compute_s"],
+                         "x_before": r["tokens_per_s"] / got["before"]["tokens_per_s"]})
+    cols = ["loop", "size", "params", "tokens_per_s", "wait_ms", "compute_ms", "x_before"]
+    fmts = {"params": si, "tokens_per_s": si, "wait_ms": lambda x: f"{x:.2f}", "compute_ms": lambda x: f"{x:.1f}",
+            "x_before": lambda x: f"{x:.2f}x"}
+    headers = {"tokens_per_s": "tok/s", "wait_ms": "data wait ms/step", "compute_ms": "rest ms/step",
+               "x_before": "x before"}
+    table = (markdown_table if args.markdown else format_table)(rows, cols, fmts, headers)
+    note = (f"# the trainer (scaling.trainer.Trainer, built-in corpus, seq {seq}, {batch} sequences/step, "
+            f"{steps} timed steps after {args.warmup}, kernels=auto, log_every=10): before = batch drawn on the "
+            "main thread and the loss read back every step; after = prefetching loader, reads at log steps. "
+            "data wait: time the loop waited for its batch; rest: everything else in a step")
+    return note + "\n" + table
+
+
+def _measure_trainer(size, device, precision, seq, batch, steps, warmup, *, prefetch, read_every_step) -> dict:
+    """Tokens/s of ``Trainer`` steps warmup+1 .. warmup+steps, and the seconds a step spent
+    waiting for its batch; the first ``warmup`` steps are untimed."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from scaling import distributed as D
+    from scaling.config import from_overrides
+    from scaling.train import isolated
+    from scaling.trainer import Trainer
+
+    total = warmup + steps
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    class Timed(Trainer):
+        first, t_first, t_last, wait = warmup + 1, None, None, 0.0
+
+        def _setup(self):
+            super()._setup()
+            get = self.loader.get
+
+            def timed(step):
+                t0 = time.perf_counter()
+                b = get(step)
+                if self.first <= step <= total and not self.in_branch:
+                    self.wait += time.perf_counter() - t0
+                return b
+
+            self.loader.get = timed
+
+        def train_step(self, step, lr):
+            if step == self.first:
+                sync()  # the untimed steps' work must not spill into the timed ones
+                self.t_first = time.perf_counter()
+            return super().train_step(step, lr)
+
+        def read(self, loss, gnorm):
+            out = super().read(loss, gnorm)  # waits for the device
+            if self.step == total:
+                self.t_last = time.perf_counter()
+            return out
+
+    with tempfile.TemporaryDirectory() as d:
+        cfg = from_overrides([f"model={size}", f"seq_len={seq}", f"batch_tokens={batch * seq}",
+                              f"tokens={total * batch * seq}", "eval_count=1", "save_final=false",
+                              f"data.val_tokens={batch * seq}",  # the one evaluation is untimed: keep it short
+                              "progress=none", f"device={device}", f"precision={precision}", f"out={d}"])
+        with isolated(cfg):
+            t = Timed(cfg, Path(d), D.World(), prefetch=prefetch, read_every_step=read_every_step)
+            s = t.run()
+    if s["status"] != "completed":
+        raise RuntimeError(f"the trainer ended {s['status']}: {s.get('error')}")
+    per_step = (t.t_last - t.t_first) / steps
+    wait = t.wait / steps
+    return {"params": s["params"], "tokens_per_s": batch * seq / per_step, "wait_s": wait,
+            "compute_s": per_step - wait}
 
 
 def _busy_warning() -> Optional[str]:

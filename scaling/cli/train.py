@@ -85,10 +85,18 @@ def _show(cfg) -> int:
     from scaling.config import resolve, to_yaml
     from scaling.data import expected_vocab
 
-    print(to_yaml(cfg), end="")
+    import torch
+
+    from scaling.memory import estimate_memory, format_estimate
+
     vocab = expected_vocab(cfg.data) or cfg.arch.vocab_size or 256
-    plan = resolve(cfg, vocab)
+    # micro_batch=auto is sized to the GPU here, if there is one (the trainer sizes it to its own)
+    gpu = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
+    plan = resolve(cfg, vocab, device_bytes=gpu)
+    print(to_yaml(cfg), end="")
     d = dataclasses.asdict(plan)
     print("# plan (vocabulary assumed %d until the data is read):" % vocab)
     print_json(d)
+    est = estimate_memory(cfg, vocab_size=vocab, micro_batch=plan.micro_batch)
+    print(f"# memory per GPU (scaling.memory's estimate, docs/kernels.md): {format_estimate(est)}")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 from analysis import schedules
 from analysis.errors import ConfigError
@@ -40,8 +40,12 @@ class Plan:
     flops_6n_per_token: float       # 6 * N_nonembedding
 
 
-def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1) -> Plan:
-    """Check the whole config and derive the plan; the one place configs are validated."""
+def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1, device_bytes: Optional[int] = None) -> Plan:
+    """Check the whole config and derive the plan; the one place configs are validated.
+
+    ``device_bytes`` is the memory of the CUDA device the run trains on, where one is
+    known: ``micro_batch=auto`` then takes :func:`scaling.memory.pick_micro_batch`'s
+    choice, and each process's whole share elsewhere."""
     from scaling import flops as F  # here, not at the top: scaling.flops imports scaling.config
 
     args = model_args(cfg, vocab_size)
@@ -57,6 +61,8 @@ def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1) -> Plan:
                           field="batch_tokens", fix=f"use a multiple of {world_size * cfg.seq_len} tokens")
     per_rank = batch_seqs // world_size
     micro = cfg.micro_batch or per_rank
+    if micro == "auto":
+        micro = per_rank if device_bytes is None else _fitting_micro_batch(cfg, vocab_size, world_size, device_bytes)
     if micro > per_rank or per_rank % micro:
         raise ConfigError(f"micro_batch={micro} does not divide the {per_rank} sequences each process gets",
                           field="micro_batch", fix=f"use a divisor of {per_rank}")
@@ -142,12 +148,26 @@ def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1) -> Plan:
     )
 
 
+def _fitting_micro_batch(cfg: TrainConfig, vocab_size: int, world_size: int, device_bytes: int) -> int:
+    from scaling import memory  # here: scaling.memory imports scaling.config
+
+    choice = memory.pick_micro_batch(cfg, device_bytes, vocab_size=vocab_size, world_size=world_size)
+    if choice.checkpointing:  # not even one sequence fits without recomputing activations
+        raise ConfigError(f"micro_batch=auto: even one sequence needs about {choice.estimate.peak / 2**30:.1f} GiB "
+                          f"with activation checkpointing, which the trainer does not do; the device has "
+                          f"{device_bytes / 2**30:.1f} GiB", field="micro_batch",
+                          fix="use more processes, a shorter seq_len or a device with more memory")
+    return choice.micro_batch
+
+
 def _check_positive(cfg: TrainConfig) -> None:
     for name in ("seq_len", "batch_tokens", "eval_count", "log_every", "keep_checkpoints"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"must be >= 1, got {getattr(cfg, name)}", field=name, fix="use a positive integer")
-    if cfg.micro_batch is not None and cfg.micro_batch < 1:
-        raise ConfigError(f"must be >= 1, got {cfg.micro_batch}", field="micro_batch", fix="use a positive integer")
+    mb = cfg.micro_batch
+    if isinstance(mb, str) and mb != "auto" or isinstance(mb, int) and mb < 1:
+        raise ConfigError(f"must be a positive integer or auto, got {mb!r}", field="micro_batch",
+                          fix="use a positive integer, auto, or leave it unset for each process's whole share")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"must be positive, got {cfg.optim.lr}", field="optim.lr", fix="e.g. optim.lr=3e-3")
     if not cfg.optim.z_loss >= 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Union
 
 from analysis.errors import ConfigError
 from analysis.schedules import CooldownShape, ScheduleKind
@@ -135,7 +135,9 @@ class TrainConfig:
 
     seq_len: int = 256
     batch_tokens: int = 8192               # global batch, all ranks and micro-batches together
-    micro_batch: Optional[int] = None      # sequences per forward per rank; default: the whole share
+    # sequences per forward per rank; default: the whole share. "auto": the largest that fits
+    # the GPU's memory by scaling.memory's estimate (the whole share where no GPU is known)
+    micro_batch: Optional[Union[int, str]] = None
 
     eval_count: int = 8                    # log-spaced validation points (plus the end)
     log_every: int = 10                    # steps between metric rows (eval steps and the last step always)
