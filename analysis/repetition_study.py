@@ -67,7 +67,7 @@ def _figure(points, path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("training tokens D (each point: 1, 2, 4, 8 or 16 epochs over U)")
     ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title("Repeated data: line style by U (solid: the fewest unique tokens); at equal D, fewer U lose", fontsize=10)
+    ax.set_title("Repeated data: solid, dashed, dotted = fewest to most unique tokens U", fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     fig.legend(loc="outside right upper", fontsize=7)
     from .plots import save_figure
