@@ -73,6 +73,14 @@ def run(args) -> int:
     if args.lanes is not None and args.lanes < 1:
         raise InputError("must be 1 or more", field="--lanes", fix="e.g. --lanes 2")
     grid = parse_grid(args.grid) if args.grid else None
+    from pathlib import Path
+
+    from analysis.records import check_output
+    from scaling.defaults import DEMO_SWEEP_SUBDIR
+
+    # Before anything trains: otherwise the sweep's jobs fail one by one on the same path.
+    check_output(args.out, "--out", directory=True)
+    check_output(Path(args.out) / DEMO_SWEEP_SUBDIR, "--out", directory=True)
     result = run_demo(args.out, grid=grid, overrides=args.overrides, experiment=args.experiment,
                       launcher=args.launcher, lanes=args.lanes, bootstrap=args.bootstrap, seed=args.seed,
                       resample=args.resample, n_jobs=args.jobs)

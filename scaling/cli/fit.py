@@ -117,11 +117,14 @@ def run(args) -> int:
 
     from analysis.data import load_points
     from analysis.errors import InputError
+    from analysis.records import check_output
 
     if args.bootstrap < 0:
         raise InputError("must be >= 0", field="--bootstrap", fix="give a number of refits such as 1000")
     if not 0 < args.level < 1:
         raise InputError("must lie between 0 and 1", field="--level", fix="e.g. --level 0.9")
+    if args.save:  # before the fit, which may take minutes, is thrown away
+        check_output(args.save, "--save")
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     progress = False if args.quiet else None
@@ -229,7 +232,10 @@ def _emit(args, fit, predict, compute, extra, checked=None) -> int:
     preds = _predictions(fit, predict) if predict else []
     allocs, alloc_warn = _allocations(fit, compute) if compute else ([], [])
     if args.save:
-        fit.save(args.save)
+        from analysis.records import writing_output
+
+        with writing_output("--save", args.save):
+            fit.save(args.save)
     if args.json:
         out = _summary(fit)
         if predict:

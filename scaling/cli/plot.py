@@ -61,16 +61,19 @@ def run(args) -> int:
 
     from analysis.errors import InputError
     from analysis.plots import FIGURE_FORMATS, plot_study, save_figure
+    from analysis.records import check_output, writing_output
 
     out = Path(args.output)
     if out.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
         raise InputError(f"cannot tell the figure format from {out.name!r}", field="--output",
                          fix="end the file name in .png, .svg or .pdf")
+    check_output(out, "--output")
     study = study_from_args(args)
     kinds = ("curves", "isoflop", "residuals") if args.kind == "all" else (args.kind,)
     figures = plot_study(study, kinds)
     for kind, fig in figures.items():
         path = out if len(kinds) == 1 else out.with_name(f"{out.stem}-{kind}{out.suffix}")
-        save_figure(fig, path, dpi=args.dpi)
+        with writing_output("--output", path):
+            save_figure(fig, path, dpi=args.dpi)
         print(f"wrote {path}")
     return 0

@@ -22,10 +22,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from analysis.records import check_output, writing_output
     from analysis.report import build_report
 
+    check_output(args.output, "--output", directory=True)
     study = study_from_args(args)
-    written = build_report(None, args.output, study=study, title=args.title)
+    with writing_output("--output", args.output):
+        written = build_report(None, args.output, study=study, title=args.title)
     for line in (study.checked.header_lines() if study.checked is not None else []):
         print(line)
     for name, path in written.items():

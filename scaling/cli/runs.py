@@ -42,7 +42,11 @@ def run(args) -> int:
         if not path.is_dir():
             raise InputError("--reindex needs a sweep directory", field="SWEEP_DIR",
                              fix="point at the directory holding the runs, e.g. runs/demo")
-        written = write_index(path)
+        from analysis.records import check_output, writing_output
+
+        check_output(path, "--reindex", directory=True)
+        with writing_output("--reindex", path / "runs.csv"):
+            written = write_index(path)
     df = read_index(path)
     counts = status_counts(df)
     if wanted:

@@ -1,0 +1,179 @@
+"""Write paths and edge cases of the analysis commands: each refusal is one line on stderr
+naming the option and the fix, exit status 2, and leaves no file or directory behind.
+
+The output cases cover a location under a file, a directory where a file should go, a
+disk that fills up in the middle of a write (``os.fsync`` made to fail, as it does on a
+full disk) and, where the tests do not run as root, a read-only directory.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from analysis import records as R
+from scaling.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+POINTS = "params,tokens,loss\n" + "".join(
+    f"{n:g},{d:g},{1.7 + 400 / n ** 0.34 + 410 / d ** 0.28:.6f}\n"
+    for n in (1e6, 3e6, 1e7, 3e7) for d in (1e8, 3e8, 1e9))
+
+
+def write_summary(run_dir: Path, **fields) -> None:
+    """A completed run's summary.json with the required fields (no metrics: enough for
+    `scaling runs` and for the fits, which read final points)."""
+    s = {k: None for k, (req, _) in R.SUMMARY_FIELDS.items() if req}
+    s.update(schema_version=R.SCHEMA_VERSION, run_name=run_dir.name, status="completed", config_hash="x")
+    s.update(fields)
+    R.atomic_write_json(run_dir / R.SUMMARY_FILE, s)
+
+
+def write_sweep(d: Path) -> None:
+    """Twelve completed runs, on the same synthetic law as POINTS."""
+    for n in (1e6, 3e6, 1e7, 3e7):
+        for t in (1e8, 3e8, 1e9):
+            write_summary(d / f"model={n:g},tokens={t:g}", params=n, params_nonembedding=0.8 * n, tokens=t,
+                          tokens_trained=t, flops=6 * n * t, flops_6n=6 * n * t,
+                          final_val_loss=round(1.7 + 400 / n ** 0.34 + 410 / t ** 0.28, 6))
+
+
+def _curve(path: Path, lr) -> None:
+    rows, s1 = ["step,lr,loss"], 0.0
+    for s in range(10, 1001, 10):
+        s1 += lr(s) * 10
+        rows.append(f"{s},{lr(s):.6g},{2 + 0.5 * (s1 * 1000) ** -0.3 - 10 * (1e-3 - lr(s)):.6f}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    import numpy as np
+
+    d = tmp_path_factory.mktemp("cli_errors")
+    (d / "good.csv").write_text(POINTS)
+    (d / "blocker").write_text("a file where a directory is expected\n")
+    write_sweep(d / "sweep")
+    write_sweep(d / "blocked_sweep")
+    (d / "blocked_sweep" / "runs.csv").mkdir()  # the index cannot replace a directory
+    (d / "empty").mkdir()
+    _curve(d / "const.csv", lambda s: 1e-3)
+    _curve(d / "cos.csv", lambda s: 1e-3 * (0.1 + 0.45 * (1 + np.cos(np.pi * s / 1000))))
+    assert cli_main(["curve", "fit", str(d / "const.csv"), str(d / "cos.csv"), "--law", "annealing",
+                     "-o", str(d / "curve.json"), "--json"]) == 0
+    return d
+
+
+def snapshot(d: Path) -> dict:
+    """Every path below ``d`` with its file's mtime (a directory's changes when a temporary
+    file comes and goes, which leaves nothing behind)."""
+    return {str(p.relative_to(d)): None if p.is_dir() else p.stat().st_mtime_ns for p in d.rglob("*")}
+
+
+def run_cli(argv, work, capsys):
+    """(exit status, stderr lines, warnings shown) of one in-process command."""
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rc = cli_main([a.format(d=work) for a in argv])
+    err = capsys.readouterr().err
+    shown = [str(w.message) for w in caught if issubclass(w.category, (UserWarning, RuntimeWarning))]
+    return rc, err.strip().splitlines(), shown
+
+
+def assert_one_line(rc, lines, shown, cmd, field, words):
+    assert rc == 2, lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"scaling {cmd}: error: {field}: "), lines[0]
+    assert "(fix: " in lines[0] and "Traceback" not in lines[0]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert not shown, shown
+
+
+CHINCHILLA = ["--law", "chinchilla"]
+
+#: (id, argv, command, field, words the message must hold)
+UNDER_A_FILE = [
+    ("fit --save", ["fit", "{d}/good.csv", *CHINCHILLA, "--quiet", "-o", "{d}/blocker/fit.json"], "fit", "--save",
+     ["{d}/blocker/fit.json", "{d}/blocker is a file"]),
+    ("plot -o", ["plot", "{d}/good.csv", *CHINCHILLA, "-o", "{d}/blocker/fig.png"], "plot", "--output",
+     ["{d}/blocker is a file"]),
+    ("plot --kind all", ["plot", "{d}/good.csv", *CHINCHILLA, "--kind", "all", "-o", "{d}/blocker/sub/fig.png"],
+     "plot", "--output", ["{d}/blocker is a file"]),
+    ("report -o under a file", ["report", "{d}/good.csv", *CHINCHILLA, "-o", "{d}/blocker/report"], "report",
+     "--output", ["{d}/blocker is a file"]),
+    ("report -o a file", ["report", "{d}/good.csv", *CHINCHILLA, "-o", "{d}/blocker"], "report", "--output",
+     ["{d}/blocker: it is a file"]),
+    ("curve fit -o", ["curve", "fit", "{d}/const.csv", "{d}/cos.csv", "--law", "annealing", "-o",
+                      "{d}/blocker/c.json"], "curve", "--output", ["{d}/blocker is a file"]),
+    ("curve predict -o", ["curve", "predict", "{d}/curve.json", "{d}/cos.csv", "-o", "{d}/blocker/pred.csv"],
+     "curve", "--output", ["{d}/blocker is a file"]),
+    ("runs --reindex onto a directory", ["runs", "{d}/blocked_sweep", "--reindex"], "runs", "--reindex",
+     ["{d}/blocked_sweep/runs.csv"]),
+    ("demo --out", ["demo", "--out", "{d}/blocker/demo"], "demo", "--out", ["{d}/blocker is a file"]),
+    ("fit --save a directory", ["fit", "{d}/good.csv", *CHINCHILLA, "--quiet", "-o", "{d}/empty"], "fit", "--save",
+     ["it is a directory"]),
+]
+
+
+@pytest.mark.parametrize("argv, cmd, field, words", [c[1:] for c in UNDER_A_FILE], ids=[c[0] for c in UNDER_A_FILE])
+def test_an_unwritable_output_is_one_line_and_leaves_nothing(work, capsys, argv, cmd, field, words):
+    before = snapshot(work)
+    rc, lines, shown = run_cli(argv, work, capsys)
+    assert_one_line(rc, lines, shown, cmd, field, [w.format(d=work) for w in words])
+    assert snapshot(work) == before
+
+
+FULL_DISK = [
+    ("fit --save", ["fit", "{d}/good.csv", *CHINCHILLA, "--quiet", "-o", "{d}/new/sub/fit.json"], "fit", "--save"),
+    ("plot -o", ["plot", "{d}/good.csv", *CHINCHILLA, "-o", "{d}/new/fig.png"], "plot", "--output"),
+    ("report -o", ["report", "{d}/good.csv", *CHINCHILLA, "-o", "{d}/new/report"], "report", "--output"),
+    ("curve predict -o", ["curve", "predict", "{d}/curve.json", "{d}/cos.csv", "-o", "{d}/new/pred.csv"],
+     "curve", "--output"),
+    ("runs --reindex", ["runs", "{d}/sweep", "--reindex"], "runs", "--reindex"),
+]
+
+
+@pytest.mark.parametrize("argv, cmd, field", [c[1:] for c in FULL_DISK], ids=[c[0] for c in FULL_DISK])
+def test_a_disk_that_fills_up_while_writing_is_one_line_and_leaves_nothing(work, capsys, monkeypatch, argv, cmd,
+                                                                              field):
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    before = snapshot(work)
+    monkeypatch.setattr(R.os, "fsync", full)
+    rc, lines, shown = run_cli(argv, work, capsys)
+    monkeypatch.undo()
+    assert_one_line(rc, lines, shown, cmd, field, ["no space left on the device"])
+    assert snapshot(work) == before  # no temporary file, no half report, no directory made on the way
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
+def test_a_read_only_directory_is_refused_before_the_fit(work, capsys, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        rc, lines, shown = run_cli(["fit", "{d}/good.csv", *CHINCHILLA, "--quiet", "-o", f"{ro}/fit.json"],
+                                   work, capsys)
+        assert_one_line(rc, lines, shown, "fit", "--save", [f"{ro} is not writable"])
+        assert not any(ro.iterdir())
+    finally:
+        ro.chmod(0o700)
+
+
+def test_the_same_in_a_real_process(work, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    argv = ["plot", f"{work}/good.csv", *CHINCHILLA, "-o", f"{work}/blocker/fig.png"]
+    proc = subprocess.run([sys.executable, "-m", "scaling", *argv], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("scaling plot: error: --output: cannot write ")
+    assert proc.stdout == "" and not any(tmp_path.iterdir())
