@@ -177,3 +177,35 @@ def test_the_same_in_a_real_process(work, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("scaling plot: error: --output: cannot write ")
     assert proc.stdout == "" and not any(tmp_path.iterdir())
+
+
+BOOTSTRAP = [
+    ("fit", ["fit", "{d}/good.csv", "--bootstrap", "100000000", "--quiet", "-o", "{d}/fit.json"]),
+    ("fit approach2", ["fit", "{d}/good.csv", "--law", "approach2", "--bootstrap", "100000001"]),
+    ("plot", ["plot", "{d}/good.csv", "--bootstrap", "100000000", "-o", "{d}/fig.png"]),
+    ("report", ["report", "{d}/good.csv", "--bootstrap", "100000000", "-o", "{d}/report"]),
+    ("demo", ["demo", "--out", "{d}/demo", "--bootstrap", "100000000"]),
+]
+
+
+@pytest.mark.parametrize("argv", [c[1] for c in BOOTSTRAP], ids=[c[0] for c in BOOTSTRAP])
+def test_an_absurd_bootstrap_is_refused_at_once(work, capsys, argv):
+    import time
+
+    from scaling.cli._common import MAX_BOOTSTRAP
+
+    before = snapshot(work)
+    t0 = time.perf_counter()
+    rc, lines, shown = run_cli(argv, work, capsys)
+    assert time.perf_counter() - t0 < 30  # refused, not started (one refit alone takes about a second)
+    assert_one_line(rc, lines, shown, argv[0], "--bootstrap", [f"more than the {MAX_BOOTSTRAP}", "use 1000"])
+    assert snapshot(work) == before
+
+
+def test_the_bootstrap_bound_itself_is_accepted():
+    from scaling.cli._common import MAX_BOOTSTRAP, check_bootstrap
+    from analysis.errors import InputError
+
+    assert check_bootstrap(MAX_BOOTSTRAP) == MAX_BOOTSTRAP and check_bootstrap(0) == 0
+    with pytest.raises(InputError, match="more than the"):
+        check_bootstrap(MAX_BOOTSTRAP + 1)

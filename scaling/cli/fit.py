@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.cli._common import add_command, print_json
+from scaling.cli._common import add_command, check_bootstrap, print_json
 
 LAW_CHOICES = ("auto", "chinchilla", "gadre2024", "kaplan", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c",
                "approach1", "approach2")
@@ -119,8 +119,7 @@ def run(args) -> int:
     from analysis.errors import InputError
     from analysis.records import check_output
 
-    if args.bootstrap < 0:
-        raise InputError("must be >= 0", field="--bootstrap", fix="give a number of refits such as 1000")
+    check_bootstrap(args.bootstrap)
     if not 0 < args.level < 1:
         raise InputError("must lie between 0 and 1", field="--level", fix="e.g. --level 0.9")
     if args.save:  # before the fit, which may take minutes, is thrown away

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command
+from scaling.cli._common import add_command, check_bootstrap
 
 EXAMPLE = ("scaling plot runs/sweep -o curves.png\n"
            "  scaling plot points.csv --kind all -o figs/study.svg --law chinchilla --bootstrap 100")
@@ -32,11 +32,9 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
 
 def study_from_args(args):
     """Run the study the shared options describe."""
-    from analysis.errors import InputError
     from analysis.extrapolate import run_study
 
-    if args.bootstrap < 0:
-        raise InputError("must be 0 or more", field="--bootstrap", fix="e.g. --bootstrap 100")
+    check_bootstrap(args.bootstrap)
     return run_study(args.path, law=args.law, target=args.target, bootstrap=args.bootstrap, seed=args.seed,
                      n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
                      columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
