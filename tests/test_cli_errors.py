@@ -209,3 +209,23 @@ def test_the_bootstrap_bound_itself_is_accepted():
     assert check_bootstrap(MAX_BOOTSTRAP) == MAX_BOOTSTRAP and check_bootstrap(0) == 0
     with pytest.raises(InputError, match="more than the"):
         check_bootstrap(MAX_BOOTSTRAP + 1)
+
+
+def test_reindexing_a_directory_without_runs_writes_no_empty_index(work, capsys):
+    before = snapshot(work)
+    rc, lines, shown = run_cli(["runs", "{d}/empty", "--reindex"], work, capsys)
+    assert_one_line(rc, lines, shown, "runs", "--reindex", [f"no run records under {work}/empty"])
+    assert snapshot(work) == before and not any((work / "empty").iterdir())
+    # ...so that listing it afterwards still says there is nothing there.
+    rc, lines, shown = run_cli(["runs", "{d}/empty"], work, capsys)
+    assert rc == 2 and len(lines) == 1 and "no runs here" in lines[0]
+
+
+def test_reindexing_a_sweep_writes_its_index(tmp_path, capsys):
+    write_sweep(tmp_path)
+    rc, lines, shown = run_cli(["runs", str(tmp_path), "--reindex", "--json"], tmp_path, capsys)
+    assert rc == 0 and not lines
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "runs.csv")
+    assert len(df) == 12 and set(df["status"]) == {"completed"}
