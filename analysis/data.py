@@ -98,8 +98,9 @@ def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:
     return mapping
 
 
-def _read_source(source) -> tuple[pd.DataFrame, str]:
-    """The raw table and a short description of where it came from."""
+def _read_source(source, policy: str = "raise") -> tuple[pd.DataFrame, str]:
+    """The raw table and a short description of where it came from. Under ``policy="omit"``
+    a run directory whose record cannot be read is left out (and said so in the notes)."""
     if isinstance(source, pd.DataFrame):
         return source.copy(), "DataFrame"
     path = Path(source)
@@ -112,14 +113,25 @@ def _read_source(source) -> tuple[pd.DataFrame, str]:
         raise InputError("no such file or directory", field=str(path),
                          fix="pass a sweep or run directory, or a CSV/Parquet table")
     if path.is_dir():
+        from .errors import RecordError
         from .records import points_table
 
-        df = points_table(path)
+        try:
+            df = points_table(path, skip_unreadable=policy == "omit")
+        except RecordError as e:
+            raise RecordError(e.message, field=e.field,
+                              fix="repair or delete that run, or leave it out with policy='omit' "
+                                  "(--on-bad-rows omit)") from None
         if df.empty:
             raise TableError("no finished run with a final validation loss below this directory",
                              field=str(path), fix="wait for runs to complete, or point at a sweep directory")
         # The records carry the trainer's detailed FLOP count; keep 6*N_nonembedding*D beside it.
-        return df.drop(columns=["status", "run_dir"], errors="ignore"), f"run records in {path}"
+        skipped = df.attrs.pop("skipped_runs", [])
+        df = df.drop(columns=["status", "run_dir"], errors="ignore")
+        if skipped:
+            df.attrs["_read_notes"] = [f"left out {len(skipped)} run(s) whose record cannot be read: "
+                                       + "; ".join(skipped)]
+        return df, f"run records in {path}"
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -187,12 +199,13 @@ def load_points(source, columns: Mapping[str, str] | str | None = None, policy: 
     """
     if policy not in POLICIES:
         raise InputError(f"unknown policy {policy!r}", field="policy", fix="use 'raise' or 'omit'")
-    raw, origin = _read_source(source)
+    raw, origin = _read_source(source, policy)
     if raw.empty:
         raise TableError("the table has no rows", field=origin, fix="give at least a few observed points")
+    read_notes = list(raw.attrs.pop("_read_notes", []))
     raw, status_notes = _finished_rows(raw, origin)
     df, notes = _map_columns(raw, parse_columns(columns))
-    notes = status_notes + notes
+    notes = read_notes + status_notes + notes
 
     derive_tokens = "tokens" not in df.columns and {"flops", "params"} <= set(df.columns)
     missing = [c for c in REQUIRED if c not in df.columns and not (c == "tokens" and derive_tokens)]

@@ -353,21 +353,39 @@ POINT_COLUMNS = ("run", "point", "status", "params", "params_nonembedding", "tok
                  "flops", "flops_6n", "loss", "run_dir")
 
 
-def iter_points(run_dirs: Iterable[Path], include_unfinished: bool = False) -> Iterator[dict]:
+def iter_points(run_dirs: Iterable[Path], include_unfinished: bool = False,
+                skipped: list | None = None) -> Iterator[dict]:
     """Observed points: each run's final validation loss, plus one row per WSD branch.
 
     Runs whose status is not ``completed`` contribute no final point unless
     ``include_unfinished``; their finished branches still count, because a branch's loss
-    is final once written. Diverged runs contribute nothing, with a warning.
+    is final once written. Diverged runs contribute nothing, with a warning. A run whose
+    record cannot be read (a truncated ``summary.json``) is an error, unless ``skipped``
+    is a list: then the run is left out with a warning and its error appended there.
     """
+    def unreadable(e: RecordError) -> None:
+        if skipped is None:
+            raise e
+        warnings.warn(f"skipped a run whose record cannot be read: {e}")
+        skipped.append(str(e))
+
     for run_dir in run_dirs:
-        s = read_summary(run_dir)
+        try:
+            s = read_summary(run_dir)
+        except RecordError as e:
+            unreadable(e)
+            continue
         base = {"run": s["run_name"], "status": s["status"], "params": s["params"],
                 "params_nonembedding": s["params_nonembedding"], "run_dir": str(run_dir)}
         if s["status"] == "diverged":
             warnings.warn(f"{run_dir}: run diverged ({s.get('error') or 'non-finite loss'}); excluded from analysis")
             continue
-        for b in read_branches(run_dir):
+        try:
+            branches = read_branches(run_dir)
+        except RecordError as e:
+            unreadable(e)
+            continue
+        for b in branches:
             yield {**base, "point": f"branch@{b['tokens']}", "tokens": b["tokens"], "flops": b["flops"],
                    "flops_6n": b["flops_6n"], "loss": b["val_loss"]}
         if s["status"] == "completed" or include_unfinished:
@@ -378,9 +396,16 @@ def iter_points(run_dirs: Iterable[Path], include_unfinished: bool = False) -> I
                    "flops_6n": s["flops_6n"], "loss": loss}
 
 
-def points_table(path: str | os.PathLike, include_unfinished: bool = False):
-    """A pandas DataFrame of every observed point at or below ``path`` (see :data:`POINT_COLUMNS`)."""
+def points_table(path: str | os.PathLike, include_unfinished: bool = False, skip_unreadable: bool = False):
+    """A pandas DataFrame of every observed point at or below ``path`` (see :data:`POINT_COLUMNS`).
+
+    With ``skip_unreadable``, runs whose record cannot be read are left out with a warning
+    and listed in ``df.attrs["skipped_runs"]``; otherwise the first one is an error.
+    """
     import pandas as pd
 
-    rows = list(iter_points(find_run_dirs(path), include_unfinished=include_unfinished))
-    return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+    skipped: list | None = [] if skip_unreadable else None
+    rows = list(iter_points(find_run_dirs(path), include_unfinished=include_unfinished, skipped=skipped))
+    df = pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+    df.attrs["skipped_runs"] = skipped or []
+    return df

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from analysis.errors import ToolkitError
 
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # A warning is one line naming the command, like an error, not Python's two lines
+    # with the source file and line that raised it.
+    format_warning = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, *rest, **kw: _warning_line(args.command, message, category)
     try:
         return int(args.func(args) or 0)
     except ToolkitError as e:
@@ -83,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         # devnull so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        warnings.formatwarning = format_warning
+
+
+def _warning_line(command: str, message, category) -> str:
+    text = " ".join(str(message).split())
+    # Our own warnings are UserWarnings; anything else (a library's) keeps its category.
+    kind = "" if issubclass(category, UserWarning) else f" ({category.__name__})"
+    return f"scaling {command}: warning: {text}{kind}\n"
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="compute-optimal N, D and tokens per parameter at these FLOP budgets, e.g. 1e21,5.76e23")
     p.add_argument("--columns", help="map table columns, e.g. 'params=Model Size,tokens=Training Tokens'")
     p.add_argument("--on-bad-rows", choices=("raise", "omit"), default="raise", dest="policy",
-                   help="refuse (default) or drop rows with missing, non-positive or duplicate values")
+                   help="refuse (default) or drop rows with missing, non-positive or duplicate values,"
+                        " and runs whose record cannot be read")
     p.add_argument("-o", "--save", metavar="FIT.json",
                    help="also save the fit as JSON (reload with analysis.result.load_result)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of the report")

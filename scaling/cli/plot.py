@@ -27,7 +27,8 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-curves", dest="curves", action="store_false", help="skip the per-run loss curves")
     p.add_argument("--columns", help="map table columns, e.g. 'params=Model Size,tokens=Training Tokens'")
     p.add_argument("--on-bad-rows", choices=("raise", "omit"), default="raise", dest="policy",
-                   help="refuse (default) or drop rows with missing or non-positive values")
+                   help="refuse (default) or drop rows with missing or non-positive values,"
+                        " and runs whose record cannot be read")
 
 
 def study_from_args(args):
