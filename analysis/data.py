@@ -139,6 +139,7 @@ def _read_source(source, policy: str = "raise") -> tuple[pd.DataFrame, str]:
         elif suffix in (".jsonl", ".ndjson"):
             df = pd.read_json(path, lines=True)
         elif suffix == ".json":
+            _refuse_saved_fit(path)
             df = pd.read_json(path)
         elif suffix == ".tsv":
             df = pd.read_csv(path, sep="\t")
@@ -151,6 +152,27 @@ def _read_source(source, policy: str = "raise") -> tuple[pd.DataFrame, str]:
         raise TableError(f"not a readable table ({str(e).splitlines()[0]})", field=str(path),
                          fix="give a CSV with a header row, a Parquet file, or a run directory") from None
     return df, str(path)
+
+
+def _refuse_saved_fit(path: Path) -> None:
+    """A fit saved with ``.save()`` is a JSON object with a ``kind``; read as a table it
+    fails with pandas' "All arrays must be of the same length". Say what it is instead."""
+    import json
+
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # not JSON at all: pandas says so
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    if not isinstance(kind, str):
+        return
+    if kind == "CurveFit":
+        use = f"predict a schedule with it: `scaling curve predict {path} SCHEDULE`"
+    else:
+        use = (f"answer from it with `scaling extrapolate {path} --models 7e9,13e9 --target 65e9:1.4e12`, or "
+               f"give `--law {path}` to plot or report with a table")
+    raise InputError(f"is a saved fit ({kind}), not a table of points", field=str(path),
+                     fix=use + "; to fit, give a sweep directory or a table of points")
 
 
 def _map_columns(df: pd.DataFrame, columns: Mapping[str, str]) -> tuple[pd.DataFrame, list[str]]:

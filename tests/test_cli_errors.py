@@ -302,3 +302,56 @@ def test_report_with_curves_skips_the_truncated_run_under_omit(truncated, tmp_pa
     rc, lines, shown = run_cli(["report", str(sweep), *CHINCHILLA, "--on-bad-rows", "omit", "-o",
                                 str(tmp_path / "report")], tmp_path, capsys)
     assert rc == 0, lines
+
+
+def test_options_may_follow_the_experiment_and_its_overrides(work, capsys):
+    before = snapshot(work)
+    out = f"{work}/new_sweep"
+    rc = cli_main(["sweep", "--dry-run", "--out", out, "demo", "model=nano,micro", "tokens=1e5"])
+    reference = capsys.readouterr()
+    assert rc == 0 and reference.err == ""
+    for argv in (["sweep", "demo", "--dry-run", "model=nano,micro", "--out", out, "tokens=1e5"],
+                 ["sweep", "demo", "model=nano,micro", "--dry-run", "tokens=1e5", "--out", out]):
+        assert cli_main(argv) == 0
+        got = capsys.readouterr()
+        assert got.err == "" and got.out == reference.out
+    assert "2 runs, 2 to train" in reference.out
+    assert snapshot(work) == before
+
+
+def test_a_stray_word_after_the_options_is_still_a_usage_error(work, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["sweep", "demo", "--dry-run", "model=nano", "oops"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "unrecognized arguments" in err[0] and "oops" in err[0]
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]], ids=["table", "json"])
+def test_a_dry_run_where_every_run_is_invalid_exits_2(work, capsys, extra):
+    before = snapshot(work)
+    rc, lines, shown = run_cli(["sweep", "--dry-run", *extra, "--out", "{d}/new_sweep", "demo", "tokens=-1"],
+                               work, capsys)
+    assert_one_line(rc, lines, shown, "sweep", "overrides",
+                    ["all 4 runs are invalid", "budget must be positive", "fix: give a positive number"])
+    assert snapshot(work) == before
+
+
+def test_a_dry_run_with_some_invalid_runs_counts_only_the_valid_ones_to_train(work, capsys):
+    rc = cli_main(["sweep", "--dry-run", "--out", f"{work}/new_sweep", "demo", "model=nano,micro",
+                   "tokens=1e5,-1"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "4 runs, 2 to train" in out and "2 invalid (see the error column)" in out
+
+
+def test_fit_given_a_saved_fit_says_what_it_is_and_the_command_it_names_works(work, capsys, tmp_path):
+    saved = tmp_path / "fit.json"
+    assert cli_main(["fit", str(work / "good.csv"), *CHINCHILLA, "--quiet", "-o", str(saved)]) == 0
+    capsys.readouterr()
+    rc, lines, shown = run_cli(["fit", str(saved), "--quiet"], work, capsys)
+    assert_one_line(rc, lines, shown, "fit", str(saved), ["is a saved fit (LawFit), not a table of points",
+                                                          f"scaling extrapolate {saved}"])
+    hint = lines[0].split("`")[1].split()  # the command the fix names, run as written
+    assert hint[:2] == ["scaling", "extrapolate"]
+    assert cli_main(hint[1:]) == 0
+    assert "Target: 65B" in capsys.readouterr().out

@@ -64,10 +64,28 @@ def _command_in(argv: list[str]) -> str | None:
     return first if first in COMMANDS else None
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parse_args``, but KEY=VALUE overrides may follow options too.
+
+    argparse fills a ``nargs="*"`` positional from one unbroken run of words, so in
+    ``scaling sweep demo --dry-run model=nano,micro`` the override after the option is
+    left over. Words left over that way are overrides when the command takes them; any
+    other leftover is the usual one-line usage error.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if isinstance(getattr(args, "overrides", None), list) and all(
+                "=" in e and not e.startswith("-") for e in extra):
+            args.overrides.extend(extra)  # parse_known_args keeps their order
+        else:
+            parser.parse_args(argv)  # reports the unrecognized words and exits 2
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(only=_command_in(argv))
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
