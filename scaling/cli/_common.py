@@ -37,3 +37,18 @@ def check_bootstrap(n: int, field: str = "--bootstrap") -> int:
         raise InputError(f"{n} refits is more than the {MAX_BOOTSTRAP} allowed (each is a full fit)", field=field,
                          fix="use 1000 to 10000: percentile intervals change little beyond that")
     return n
+
+
+def study_summary(study, written) -> dict:
+    """``plot --json`` and ``report --json``: the files written and what a script needs to
+    know about the study behind them (the extrapolation itself: ``scaling extrapolate --json``)."""
+    r = study.result.to_dict()
+    out = {"written": [str(p) for p in written], "source": study.source or None, "law": r["law"],
+           "n_points": None if study.points is None else int(len(study.points)), "target": r["target"],
+           "models": [m["name"] for m in r["models"]],
+           "warnings": list(dict.fromkeys([*study.fit.warnings, *r["warnings"]])), "notes": list(study.notes)}
+    if study.checked is not None:
+        d = study.checked.to_dict()
+        out["choice"], out["checks"] = d["choice"], d["checks"]
+        out["failed_checks"] = sum(c["status"] == "fail" for c in d["checks"])
+    return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, check_bootstrap
+from scaling.cli._common import add_command, check_bootstrap, print_json, study_summary
 
 EXAMPLE = ("scaling plot runs/sweep -o curves.png\n"
            "  scaling plot points.csv --kind all -o figs/study.svg --law chinchilla --bootstrap 100")
@@ -47,12 +47,27 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     EXAMPLE, run)
     add_study_options(p)
     p.add_argument("-o", "--output", required=True, metavar="FIG",
-                   help="figure file; the format follows the extension (.png, .svg, .pdf). "
-                        "With --kind all, one file per kind: FIG's stem + '-curves', '-isoflop', '-residuals'")
+                   help="figure file; the format follows the extension (.png, .svg, .pdf). With --kind all, "
+                        "one file per kind beside FIG, named STEM-KIND (study.png: study-curves.png, "
+                        "study-isoflop.png, ...), or just KIND when FIG's stem is a kind's name (curves.png: "
+                        "curves.png, isoflop.png, ..., as in a report)")
     p.add_argument("--kind", choices=("curves", "isoflop", "residuals", "all"), default="curves",
                    help="what to draw (default curves)")
     p.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON object (the files written, the law, the target, the checks) instead of lines")
     return p
+
+
+def figure_path(out, kind: str, kinds) -> "Path":
+    """Where ``--kind all`` puts the figure of ``kind``: STEM-KIND beside ``out``, or KIND when
+    ``out``'s stem already names a kind (never ``curves-curves.png``)."""
+    from analysis.plots import PLOT_KINDS
+
+    if len(kinds) == 1:
+        return out
+    stem = kind if out.stem in {*PLOT_KINDS, *kinds} else f"{out.stem}-{kind}"
+    return out.with_name(stem + out.suffix)
 
 
 def run(args) -> int:
@@ -70,9 +85,14 @@ def run(args) -> int:
     study = study_from_args(args)
     kinds = ("curves", "isoflop", "residuals") if args.kind == "all" else (args.kind,)
     figures = plot_study(study, kinds)
+    written = []
     for kind, fig in figures.items():
-        path = out if len(kinds) == 1 else out.with_name(f"{out.stem}-{kind}{out.suffix}")
+        path = figure_path(out, kind, kinds)
         with writing_output("--output", path):
             save_figure(fig, path, dpi=args.dpi)
-        print(f"wrote {path}")
+        written.append(path)
+        if not args.json:
+            print(f"wrote {path}")
+    if args.json:
+        print_json(study_summary(study, written))
     return 0
