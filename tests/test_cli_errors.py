@@ -355,3 +355,10 @@ def test_fit_given_a_saved_fit_says_what_it_is_and_the_command_it_names_works(wo
     assert hint[:2] == ["scaling", "extrapolate"]
     assert cli_main(hint[1:]) == 0
     assert "Target: 65B" in capsys.readouterr().out
+
+
+def test_train_overrides_may_follow_show_config(capsys):
+    assert cli_main(["train", "--show-config", "model=nano", "tokens=1e5"]) == 0
+    reference = capsys.readouterr().out
+    assert cli_main(["train", "model=nano", "--show-config", "tokens=1e5"]) == 0
+    assert capsys.readouterr().out == reference and "tokens: 100000" in reference
