@@ -139,7 +139,8 @@ class ExtrapolationResult:
     def header(self) -> str:
         law, t = self.law, self.target
         name = law.name or law.law
-        lines = [f"Law: {name} ({law.law}) - {law.source if law.is_published else law.law_obj.citation}"]
+        shown = name if name == law.law else f"{name} ({law.law})"  # a fitted law's name is its law
+        lines = [f"Law: {shown} - {law.source if law.is_published else law.law_obj.citation}"]
         if self.n_draws:
             lines.append(f"Intervals: {100 * self.level:g}% percentile over {self.n_draws} bootstrap draws")
         lines.append(FLOP_CONVENTIONS[self.flops] + ".")

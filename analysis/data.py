@@ -101,8 +101,9 @@ def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:
     return mapping
 
 
-def _read_source(source) -> tuple[pd.DataFrame, str]:
-    """The raw table and a short description of where it came from."""
+def _read_source(source, policy: str = "raise") -> tuple[pd.DataFrame, str]:
+    """The raw table and a short description of where it came from. Under ``policy="omit"``
+    a run directory whose record cannot be read is left out (and said so in the notes)."""
     if isinstance(source, pd.DataFrame):
         return source.copy(), "DataFrame"
     path = Path(source)
@@ -115,14 +116,25 @@ def _read_source(source) -> tuple[pd.DataFrame, str]:
         raise InputError("no such file or directory", field=str(path),
                          fix="pass a sweep or run directory, or a CSV/Parquet table")
     if path.is_dir():
+        from .errors import RecordError
         from .records import points_table
 
-        df = points_table(path)
+        try:
+            df = points_table(path, skip_unreadable=policy == "omit")
+        except RecordError as e:
+            raise RecordError(e.message, field=e.field,
+                              fix="repair or delete that run, or leave it out with policy='omit' "
+                                  "(--on-bad-rows omit)") from None
         if df.empty:
             raise TableError("no finished run with a final validation loss below this directory",
                              field=str(path), fix="wait for runs to complete, or point at a sweep directory")
         # The records carry the trainer's detailed FLOP count; keep 6*N_nonembedding*D beside it.
-        return df.drop(columns=["status", "run_dir"], errors="ignore"), f"run records in {path}"
+        skipped = df.attrs.pop("skipped_runs", [])
+        df = df.drop(columns=["status", "run_dir"], errors="ignore")
+        if skipped:
+            df.attrs["_read_notes"] = [f"left out {len(skipped)} run(s) whose record cannot be read: "
+                                       + "; ".join(skipped)]
+        return df, f"run records in {path}"
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -130,6 +142,7 @@ def _read_source(source) -> tuple[pd.DataFrame, str]:
         elif suffix in (".jsonl", ".ndjson"):
             df = pd.read_json(path, lines=True)
         elif suffix == ".json":
+            _refuse_saved_fit(path)
             df = pd.read_json(path)
         elif suffix == ".tsv":
             df = pd.read_csv(path, sep="\t")
@@ -142,6 +155,27 @@ def _read_source(source) -> tuple[pd.DataFrame, str]:
         raise TableError(f"not a readable table ({str(e).splitlines()[0]})", field=str(path),
                          fix="give a CSV with a header row, a Parquet file, or a run directory") from None
     return df, str(path)
+
+
+def _refuse_saved_fit(path: Path) -> None:
+    """A fit saved with ``.save()`` is a JSON object with a ``kind``; read as a table it
+    fails with pandas' "All arrays must be of the same length". Say what it is instead."""
+    import json
+
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # not JSON at all: pandas says so
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    if not isinstance(kind, str):
+        return
+    if kind == "CurveFit":
+        use = f"predict a schedule with it: `scaling curve predict {path} SCHEDULE`"
+    else:
+        use = (f"answer from it with `scaling extrapolate {path} --models 7e9,13e9 --target 65e9:1.4e12`, or "
+               f"give `--law {path}` to plot or report with a table")
+    raise InputError(f"is a saved fit ({kind}), not a table of points", field=str(path),
+                     fix=use + "; to fit, give a sweep directory or a table of points")
 
 
 def _map_columns(df: pd.DataFrame, columns: Mapping[str, str]) -> tuple[pd.DataFrame, list[str]]:
@@ -190,12 +224,13 @@ def load_points(source, columns: Mapping[str, str] | str | None = None, policy: 
     """
     if policy not in POLICIES:
         raise InputError(f"unknown policy {policy!r}", field="policy", fix="use 'raise' or 'omit'")
-    raw, origin = _read_source(source)
+    raw, origin = _read_source(source, policy)
     if raw.empty:
         raise TableError("the table has no rows", field=origin, fix="give at least a few observed points")
+    read_notes = list(raw.attrs.pop("_read_notes", []))
     raw, status_notes = _finished_rows(raw, origin)
     df, notes = _map_columns(raw, parse_columns(columns))
-    notes = status_notes + notes
+    notes = read_notes + status_notes + notes
 
     derive_tokens = "tokens" not in df.columns and {"flops", "params"} <= set(df.columns)
     missing = [c for c in REQUIRED if c not in df.columns and not (c == "tokens" and derive_tokens)]

@@ -19,6 +19,8 @@ reads through it, and a laptop without torch can still load a sweep.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -27,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .errors import RecordError
+from .errors import InputError, RecordError
 
 SCHEMA_VERSION = 1
 
@@ -156,6 +158,79 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+# --------------------------------------------------------------------------- output paths
+
+def check_output(path: str | os.PathLike, field: str, directory: bool = False) -> Path:
+    """Refuse now, before any work, an output location that cannot be written.
+
+    ``path`` is a file to be written (``directory=False``) or a directory to be created or
+    filled. Nothing is created: the nearest existing ancestor must be a directory this
+    process may write into, so a refusal leaves no empty directories behind. ``field``
+    names the option in the error (``-o``, ``--out``). Returns ``path`` as a Path.
+    """
+    path = Path(path).expanduser()
+    if directory:
+        if path.exists() and not path.is_dir():
+            raise InputError(f"cannot write into {path}: it is a file, not a directory", field=field,
+                             fix=f"choose a directory path, or move the file {path} away")
+    elif path.is_dir():
+        raise InputError(f"cannot write {path}: it is a directory", field=field,
+                         fix="give a file name, e.g. " + str(path / "out"))
+    p = path if directory else path.parent
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise InputError(f"cannot write {path}: {p} is a file, not a directory", field=field,
+                         fix=f"choose a location whose parents are directories, or move the file {p} away")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {path}: {p} is not writable", field=field,
+                         fix="choose a location you can write to")
+    return path
+
+
+def output_error(e: OSError, field: str, path: str | os.PathLike | None = None) -> InputError:
+    """An OSError met while writing an output, as the one-line error of the option that named it."""
+    where = e.filename2 or e.filename or path
+    if where is not None:
+        # The atomic writes fail on their temporary file: name the file the user asked for.
+        name = Path(where).name
+        if name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3:
+            where = Path(where).with_name(name[1:].rsplit(".", 2)[0])
+    space = (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
+    reason = {errno.ENOSPC: "no space left on the device", getattr(errno, "EDQUOT", -1): "disk quota exceeded",
+              errno.EROFS: "the file system is read-only"}.get(e.errno, e.strerror or str(e))
+    if e.errno in space:
+        fix = "free disk space, or choose a location on another file system"
+    elif e.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
+        fix = "choose a path whose directories are directories and whose file is not one"
+    else:
+        fix = "choose a location you can write to"
+    return InputError(f"cannot write {where}: {reason}", field=field, fix=fix)
+
+
+@contextlib.contextmanager
+def writing_output(field: str, path: str | os.PathLike | None = None):
+    """Turn an OSError raised inside the block into :func:`output_error`.
+
+    The atomic writes above remove their temporary file when they fail; the directories
+    the block created on the way to ``path`` (still empty then) are removed too, so a
+    refused write leaves nothing behind.
+    """
+    created = []
+    if path is not None:
+        p = Path(path)
+        while not p.exists() and p != p.parent:
+            created.append(p)
+            p = p.parent
+    try:
+        yield
+    except OSError as e:
+        for q in created:  # deepest first; rmdir refuses anything not an empty directory
+            with contextlib.suppress(OSError):
+                q.rmdir()
+        raise output_error(e, field, path) from None
+
+
 class JsonlAppender:
     """Append JSON rows to a file, flushing (and fsyncing) each so that a kill loses none."""
 
@@ -281,15 +356,28 @@ POINT_COLUMNS = ("run", "point", "status", "params", "params_nonembedding", "tok
                  "flops", "flops_6n", "loss", "run_dir")
 
 
-def iter_points(run_dirs: Iterable[Path], include_unfinished: bool = False) -> Iterator[dict]:
+def iter_points(run_dirs: Iterable[Path], include_unfinished: bool = False,
+                skipped: list | None = None) -> Iterator[dict]:
     """Observed points: each run's final validation loss, plus one row per WSD branch.
 
     Runs whose status is not ``completed`` contribute no final point unless
     ``include_unfinished``; their finished branches still count, because a branch's loss
-    is final once written. Diverged runs contribute nothing, with a warning.
+    is final once written. Diverged runs contribute nothing, with a warning. A run whose
+    record cannot be read (a truncated ``summary.json``) is an error, unless ``skipped``
+    is a list: then the run is left out with a warning and its error appended there.
     """
+    def unreadable(e: RecordError) -> None:
+        if skipped is None:
+            raise e
+        warnings.warn(f"skipped a run whose record cannot be read: {e}")
+        skipped.append(str(e))
+
     for run_dir in run_dirs:
-        s = read_summary(run_dir)
+        try:
+            s = read_summary(run_dir)
+        except RecordError as e:
+            unreadable(e)
+            continue
         base = {"run": s["run_name"], "status": s["status"], "params": s["params"],
                 "params_nonembedding": s["params_nonembedding"], "run_dir": str(run_dir)}
         if s.get("unique_tokens"):  # a data-constrained run: every point carries its U
@@ -297,7 +385,12 @@ def iter_points(run_dirs: Iterable[Path], include_unfinished: bool = False) -> I
         if s["status"] == "diverged":
             warnings.warn(f"{run_dir}: run diverged ({s.get('error') or 'non-finite loss'}); excluded from analysis")
             continue
-        for b in read_branches(run_dir):
+        try:
+            branches = read_branches(run_dir)
+        except RecordError as e:
+            unreadable(e)
+            continue
+        for b in branches:
             yield _capped({**base, "point": f"branch@{b['tokens']}", "tokens": b["tokens"], "flops": b["flops"],
                            "flops_6n": b["flops_6n"], "loss": b["val_loss"]})
         if s["status"] == "completed" or include_unfinished:
@@ -316,11 +409,18 @@ def _capped(point: dict) -> dict:
     return point
 
 
-def points_table(path: str | os.PathLike, include_unfinished: bool = False):
-    """A pandas DataFrame of every observed point at or below ``path`` (see :data:`POINT_COLUMNS`)."""
+def points_table(path: str | os.PathLike, include_unfinished: bool = False, skip_unreadable: bool = False):
+    """A pandas DataFrame of every observed point at or below ``path`` (see :data:`POINT_COLUMNS`).
+
+    With ``skip_unreadable``, runs whose record cannot be read are left out with a warning
+    and listed in ``df.attrs["skipped_runs"]``; otherwise the first one is an error.
+    """
     import pandas as pd
 
-    rows = list(iter_points(find_run_dirs(path), include_unfinished=include_unfinished))
+    skipped: list | None = [] if skip_unreadable else None
+    rows = list(iter_points(find_run_dirs(path), include_unfinished=include_unfinished, skipped=skipped))
     # unique_tokens only where some run is data-constrained, so ordinary tables stay as they were
     extra = ["unique_tokens"] if any("unique_tokens" in r for r in rows) else []
-    return pd.DataFrame(rows, columns=list(POINT_COLUMNS) + extra)
+    df = pd.DataFrame(rows, columns=list(POINT_COLUMNS) + extra)
+    df.attrs["skipped_runs"] = skipped or []
+    return df

@@ -153,12 +153,20 @@ def build_report(source, out_dir, law="auto", target="largest", models=None, boo
     md = render_report(study, captions, title=title, extra_fits=extra, sections=sections)
     page = markdown_to_html(md, title=title)
     written = {}
-    for name, data in figures.items():
-        atomic_write_bytes(out_dir / name, data)
-        written[name] = out_dir / name
-    # The reports go last: a report that exists always has its figures beside it.
-    atomic_write_text(out_dir / "report.md", md)
-    atomic_write_text(out_dir / "report.html", page)
+    new = [out_dir / name for name in [*figures, "report.md", "report.html"] if not (out_dir / name).exists()]
+    try:
+        for name, data in figures.items():
+            atomic_write_bytes(out_dir / name, data)
+            written[name] = out_dir / name
+        # The reports go last: a report that exists always has its figures beside it.
+        atomic_write_text(out_dir / "report.md", md)
+        atomic_write_text(out_dir / "report.html", page)
+    except OSError:
+        # A full or read-only disk half way: take back the files this call created, so
+        # there are no figures without their report (files it replaced stay replaced).
+        for path in new:
+            path.unlink(missing_ok=True)
+        raise
     written["report.md"], written["report.html"] = out_dir / "report.md", out_dir / "report.html"
     return written
 

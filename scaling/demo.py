@@ -38,7 +38,7 @@ import sweeps
 from analysis.errors import ConfigError, InputError
 from analysis.overview import checks_text
 from analysis.plots import plot_own_curves, plot_runs
-from analysis.records import atomic_write_text
+from analysis.records import atomic_write_text, check_output, writing_output
 from analysis.report import build_report
 from analysis.study import run_study
 from analysis.text import sci, si
@@ -126,6 +126,7 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     t_start = time.perf_counter()
     out = Path(out_dir).expanduser()
     sweep_dir, report_dir = out / SWEEP_SUBDIR, out / REPORT_SUBDIR
+    check_output(sweep_dir, "out_dir", directory=True)
     seconds: dict[str, float] = {}
     overrides = list(overrides) + (grid_overrides(grid) if grid is not None else [])
     root = [f"sweep.root={sweep_dir.resolve()}"]
@@ -216,10 +217,11 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     if study.curve_fits and study.result.models:
         extra["own_curves.png"] = (plot_own_curves(study), "each smaller model's own run extrapolated alone "
                                                            "to the largest model's compute")
-    written = build_report(None, report_dir, study=study, title=f"Scaling study: the {experiment} sweep",
-                           figures=extra)
-    study.fit.save(report_dir / "fit.json")
-    atomic_write_text(report_dir / "extrapolation.csv", study.result.to_frame().to_csv(index=False))
+    with writing_output("out_dir", report_dir):
+        written = build_report(None, report_dir, study=study, title=f"Scaling study: the {experiment} sweep",
+                               figures=extra)
+        study.fit.save(report_dir / "fit.json")
+        atomic_write_text(report_dir / "extrapolation.csv", study.result.to_frame().to_csv(index=False))
     written["fit.json"], written["extrapolation.csv"] = report_dir / "fit.json", report_dir / "extrapolation.csv"
     seconds["report"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start

@@ -62,7 +62,7 @@ def index_rows(sweep_dir: str | Path) -> list[dict]:
         try:
             s = R.read_summary(run_dir)
         except RecordError as e:
-            warnings.warn(f"skipping {run_dir}: {e}")
+            warnings.warn(f"skipped a run whose record cannot be read: {e}")
             continue
         status = s["status"]
         if status == "running" and not is_locked(run_dir):

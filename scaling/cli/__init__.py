@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from analysis.errors import ToolkitError
 
@@ -63,13 +64,35 @@ def _command_in(argv: list[str]) -> str | None:
     return first if first in COMMANDS else None
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parse_args``, but KEY=VALUE overrides may follow options too.
+
+    argparse fills a ``nargs="*"`` positional from one unbroken run of words, so in
+    ``scaling sweep demo --dry-run model=nano,micro`` the override after the option is
+    left over. Words left over that way are overrides when the command takes them; any
+    other leftover is the usual one-line usage error.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if isinstance(getattr(args, "overrides", None), list) and all(
+                "=" in e and not e.startswith("-") for e in extra):
+            args.overrides.extend(extra)  # parse_known_args keeps their order
+        else:
+            parser.parse_args(argv)  # reports the unrecognized words and exits 2
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(only=_command_in(argv))
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # A warning is one line naming the command, like an error, not Python's two lines
+    # with the source file and line that raised it.
+    format_warning = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, *rest, **kw: _warning_line(args.command, message, category)
     try:
         return int(args.func(args) or 0)
     except ToolkitError as e:
@@ -83,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         # devnull so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        warnings.formatwarning = format_warning
+
+
+def _warning_line(command: str, message, category) -> str:
+    text = " ".join(str(message).split())
+    # Our own warnings are UserWarnings; anything else (a library's) keeps its category.
+    kind = "" if issubclass(category, UserWarning) else f" ({category.__name__})"
+    return f"scaling {command}: warning: {text}{kind}\n"
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ from typing import Any
 
 from analysis.records import _jsonable
 
+#: Most bootstrap refits a command accepts. Every refit is a full fit and the resamples'
+#: indices are drawn up front, so a typo such as 100000000 would otherwise run for days
+#: and grow in memory until killed; percentile intervals settle long before this.
+MAX_BOOTSTRAP = 100_000
+
 
 def add_command(sub, name: str, help: str, example: str, func) -> argparse.ArgumentParser:
     """Register a subcommand whose --help ends with a runnable example."""
@@ -20,3 +25,30 @@ def add_command(sub, name: str, help: str, example: str, func) -> argparse.Argum
 
 def print_json(obj: Any, file=None) -> None:
     print(json.dumps(_jsonable(obj), indent=2), file=file or sys.stdout)
+
+
+def check_bootstrap(n: int, field: str = "--bootstrap") -> int:
+    """``n`` when it is a usable number of bootstrap refits, else a one-line InputError."""
+    from analysis.errors import InputError
+
+    if n < 0:
+        raise InputError("must be 0 or more", field=field, fix="give a number of refits such as 1000")
+    if n > MAX_BOOTSTRAP:
+        raise InputError(f"{n} refits is more than the {MAX_BOOTSTRAP} allowed (each is a full fit)", field=field,
+                         fix="use 1000 to 10000: percentile intervals change little beyond that")
+    return n
+
+
+def study_summary(study, written) -> dict:
+    """``plot --json`` and ``report --json``: the files written and what a script needs to
+    know about the study behind them (the extrapolation itself: ``scaling extrapolate --json``)."""
+    r = study.result.to_dict()
+    out = {"written": [str(p) for p in written], "source": study.source or None, "law": r["law"],
+           "n_points": None if study.points is None else int(len(study.points)), "target": r["target"],
+           "models": [m["name"] for m in r["models"]],
+           "warnings": list(dict.fromkeys([*study.fit.warnings, *r["warnings"]])), "notes": list(study.notes)}
+    if study.checked is not None:
+        d = study.checked.to_dict()
+        out["choice"], out["checks"] = d["choice"], d["checks"]
+        out["failed_checks"] = sum(c["status"] == "fail" for c in d["checks"])
+    return out

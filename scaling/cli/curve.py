@@ -76,7 +76,10 @@ def _no_action(args) -> int:
 
 def run_fit(args) -> int:
     from analysis.curves import fit_curve, read_curve
+    from analysis.records import check_output, writing_output
 
+    if args.output:
+        check_output(args.output, "--output")
     curves = {}
     for path in args.curves:
         c = read_curve(path, loss=args.loss)
@@ -87,7 +90,8 @@ def run_fit(args) -> int:
                     convention=args.convention,
                     **({"bootstrap": args.bootstrap, "seed": args.seed} if args.bootstrap else {}))
     if args.output:
-        fit.save(args.output)
+        with writing_output("--output", args.output):
+            fit.save(args.output)
     if args.json:
         out = fit.to_dict()
         out.pop("samples", None)
@@ -101,8 +105,10 @@ def run_fit(args) -> int:
 
 def run_predict(args) -> int:
     from analysis.curves import CurveFit, read_curve, relative_errors
-    from analysis.records import atomic_write_text
+    from analysis.records import atomic_write_text, check_output, writing_output
 
+    if args.output:
+        check_output(args.output, "--output")
     fit = CurveFit.load(args.fit)
     sched = read_curve(args.schedule, loss=args.loss) if _has_loss(args.schedule) else _read_schedule(args.schedule)
     pred = fit.predict(sched, warmup_steps=args.warmup_steps)
@@ -111,7 +117,8 @@ def run_predict(args) -> int:
         after = pred[pred["step"] > max(pred.attrs["warmup_end"], args.min_step or 0)]
         errors = relative_errors(after["loss_pred"], after["loss"])
     if args.output:
-        atomic_write_text(args.output, pred.to_csv(index=False))
+        with writing_output("--output", args.output):
+            atomic_write_text(args.output, pred.to_csv(index=False))
     if args.json:
         out = {"law": fit.law, "schedule": str(args.schedule), "warmup_end": int(pred.attrs["warmup_end"]),
                "assumed": pred.attrs["assumed"],

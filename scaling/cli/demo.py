@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command
+from scaling.cli._common import add_command, check_bootstrap
 
 EXAMPLE = ("scaling demo --out demo_out                        # the demo experiment's 4 runs, on all cores\n"
            "  scaling demo --out demo_small --grid nano=2e6,micro=1e6,tiny=5e5     # smaller and quicker\n"
@@ -70,9 +70,18 @@ def run(args) -> int:
     if own_grid and args.grid:
         raise InputError("--grid and model= or tokens= overrides both choose the runs", field="--grid",
                          fix="give either --grid MODEL=TOKENS,... or model=/tokens= overrides")
+    check_bootstrap(args.bootstrap)
     if args.lanes is not None and args.lanes < 1:
         raise InputError("must be 1 or more", field="--lanes", fix="e.g. --lanes 2")
     grid = parse_grid(args.grid) if args.grid else None
+    from pathlib import Path
+
+    from analysis.records import check_output
+    from scaling.defaults import DEMO_SWEEP_SUBDIR
+
+    # Before anything trains: otherwise the sweep's jobs fail one by one on the same path.
+    check_output(args.out, "--out", directory=True)
+    check_output(Path(args.out) / DEMO_SWEEP_SUBDIR, "--out", directory=True)
     result = run_demo(args.out, grid=grid, overrides=args.overrides, experiment=args.experiment,
                       launcher=args.launcher, lanes=args.lanes, bootstrap=args.bootstrap, seed=args.seed,
                       resample=args.resample, n_jobs=args.jobs)

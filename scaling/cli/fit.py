@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.cli._common import add_command, print_json
+from scaling.cli._common import add_command, check_bootstrap, print_json
 
 LAW_CHOICES = ("auto", "chinchilla", "gadre2024", "kaplan", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c",
                "approach1", "approach2")
@@ -68,7 +68,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="compute-optimal N, D and tokens per parameter at these FLOP budgets, e.g. 1e21,5.76e23")
     p.add_argument("--columns", help="map table columns, e.g. 'params=Model Size,tokens=Training Tokens'")
     p.add_argument("--on-bad-rows", choices=("raise", "omit"), default="raise", dest="policy",
-                   help="refuse (default) or drop rows with missing, non-positive or duplicate values")
+                   help="refuse (default) or drop rows with missing, non-positive or duplicate values,"
+                        " and runs whose record cannot be read")
     p.add_argument("-o", "--save", metavar="FIT.json",
                    help="also save the fit as JSON (reload with analysis.result.load_result)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of the report")
@@ -117,11 +118,13 @@ def run(args) -> int:
 
     from analysis.data import load_points
     from analysis.errors import InputError
+    from analysis.records import check_output
 
-    if args.bootstrap < 0:
-        raise InputError("must be >= 0", field="--bootstrap", fix="give a number of refits such as 1000")
+    check_bootstrap(args.bootstrap)
     if not 0 < args.level < 1:
         raise InputError("must lie between 0 and 1", field="--level", fix="e.g. --level 0.9")
+    if args.save:  # before the fit, which may take minutes, is thrown away
+        check_output(args.save, "--save")
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     progress = False if args.quiet else None
@@ -231,7 +234,10 @@ def _emit(args, fit, predict, compute, extra, checked=None) -> int:
     preds = _predictions(fit, predict, checked) if predict else []
     allocs, alloc_warn = _allocations(fit, compute) if compute else ([], [])
     if args.save:
-        fit.save(args.save)
+        from analysis.records import writing_output
+
+        with writing_output("--save", args.save):
+            fit.save(args.save)
     if args.json:
         out = _summary(fit)
         if predict:

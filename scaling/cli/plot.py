@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command
+from scaling.cli._common import add_command, check_bootstrap, print_json, study_summary
 
 EXAMPLE = ("scaling plot runs/sweep -o curves.png\n"
            "  scaling plot points.csv --kind all -o figs/study.svg --law chinchilla --bootstrap 100")
@@ -27,16 +27,15 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-curves", dest="curves", action="store_false", help="skip the per-run loss curves")
     p.add_argument("--columns", help="map table columns, e.g. 'params=Model Size,tokens=Training Tokens'")
     p.add_argument("--on-bad-rows", choices=("raise", "omit"), default="raise", dest="policy",
-                   help="refuse (default) or drop rows with missing or non-positive values")
+                   help="refuse (default) or drop rows with missing or non-positive values,"
+                        " and runs whose record cannot be read")
 
 
 def study_from_args(args):
     """Run the study the shared options describe."""
-    from analysis.errors import InputError
     from analysis.extrapolate import run_study
 
-    if args.bootstrap < 0:
-        raise InputError("must be 0 or more", field="--bootstrap", fix="e.g. --bootstrap 100")
+    check_bootstrap(args.bootstrap)
     return run_study(args.path, law=args.law, target=args.target, bootstrap=args.bootstrap, seed=args.seed,
                      n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
                      columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
@@ -48,15 +47,30 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     EXAMPLE, run)
     add_study_options(p)
     p.add_argument("-o", "--output", required=True, metavar="FIG",
-                   help="figure file; the format follows the extension (.png, .svg, .pdf). "
-                        "With --kind all, one file per kind: FIG's stem + '-curves', '-isoflop', '-residuals'")
+                   help="figure file; the format follows the extension (.png, .svg, .pdf). With --kind all, "
+                        "one file per kind beside FIG, named STEM-KIND (study.png: study-curves.png, "
+                        "study-isoflop.png, ...), or just KIND when FIG's stem is a kind's name (curves.png: "
+                        "curves.png, isoflop.png, ..., as in a report)")
     p.add_argument("--kind", choices=("curves", "isoflop", "residuals", "repetition", "all"), default="curves",
                    help="what to draw (default curves); repetition: loss against epochs at fixed compute and the "
                         "effective data D'(D) of a data-constrained law (not part of all)")
     p.add_argument("--unique-tokens", type=float, default=None, metavar="U", dest="unique_tokens",
                    help="unique-token budget the repetition figure draws (default: the table's median unique_tokens)")
     p.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON object (the files written, the law, the target, the checks) instead of lines")
     return p
+
+
+def figure_path(out, kind: str, kinds) -> "Path":
+    """Where ``--kind all`` puts the figure of ``kind``: STEM-KIND beside ``out``, or KIND when
+    ``out``'s stem already names a kind (never ``curves-curves.png``)."""
+    from analysis.plots import PLOT_KINDS
+
+    if len(kinds) == 1:
+        return out
+    stem = kind if out.stem in {*PLOT_KINDS, *kinds} else f"{out.stem}-{kind}"
+    return out.with_name(stem + out.suffix)
 
 
 def run(args) -> int:
@@ -64,16 +78,24 @@ def run(args) -> int:
 
     from analysis.errors import InputError
     from analysis.plots import FIGURE_FORMATS, plot_study, save_figure
+    from analysis.records import check_output, writing_output
 
     out = Path(args.output)
     if out.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
         raise InputError(f"cannot tell the figure format from {out.name!r}", field="--output",
                          fix="end the file name in .png, .svg or .pdf")
+    check_output(out, "--output")
     study = study_from_args(args)
     kinds = ("curves", "isoflop", "residuals") if args.kind == "all" else (args.kind,)
     figures = plot_study(study, kinds, unique_tokens=args.unique_tokens)
+    written = []
     for kind, fig in figures.items():
-        path = out if len(kinds) == 1 else out.with_name(f"{out.stem}-{kind}{out.suffix}")
-        save_figure(fig, path, dpi=args.dpi)
-        print(f"wrote {path}")
+        path = figure_path(out, kind, kinds)
+        with writing_output("--output", path):
+            save_figure(fig, path, dpi=args.dpi)
+        written.append(path)
+        if not args.json:
+            print(f"wrote {path}")
+    if args.json:
+        print_json(study_summary(study, written))
     return 0

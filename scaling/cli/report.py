@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command
+from scaling.cli._common import add_command, print_json, study_summary
 from scaling.cli.plot import add_study_options, study_from_args
 
 EXAMPLE = "scaling report runs/sweep -o report/ --bootstrap 100"
@@ -17,17 +17,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="directory for report.md, report.html and the figures (created if missing)")
     p.add_argument("--title", default="Scaling study report", help="the report's title")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON object (the files written, the law, the target, the checks) instead of lines")
     p.set_defaults(backtest=True)
     return p
 
 
 def run(args) -> int:
+    from analysis.records import check_output, writing_output
     from analysis.report import build_report
 
+    check_output(args.output, "--output", directory=True)
     study = study_from_args(args)
-    written = build_report(None, args.output, study=study, title=args.title)
-    for line in (study.checked.header_lines() if study.checked is not None else []):
-        print(line)
-    for name, path in written.items():
-        print(f"wrote {path}")
+    with writing_output("--output", args.output):
+        written = build_report(None, args.output, study=study, title=args.title)
+    if args.json:
+        print_json(study_summary(study, written.values()))
+    else:
+        for line in (study.checked.header_lines() if study.checked is not None else []):
+            print(line)
+        for name, path in written.items():
+            print(f"wrote {path}")
     return 1 if args.strict and study.checked is not None and study.checked.failed else 0

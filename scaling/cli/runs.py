@@ -42,7 +42,15 @@ def run(args) -> int:
         if not path.is_dir():
             raise InputError("--reindex needs a sweep directory", field="SWEEP_DIR",
                              fix="point at the directory holding the runs, e.g. runs/demo")
-        written = write_index(path)
+        from analysis.errors import RecordError
+        from analysis.records import check_output, find_run_dirs, writing_output
+
+        if not find_run_dirs(path):  # an empty index would make the directory look like a sweep
+            raise RecordError(f"no run records under {path} (no summary.json below it); nothing written",
+                              field="--reindex", fix="point at the sweep's directory (sweep.root), e.g. runs/demo")
+        check_output(path, "--reindex", directory=True)
+        with writing_output("--reindex", path / "runs.csv"):
+            written = write_index(path)
     df = read_index(path)
     counts = status_counts(df)
     if wanted:

@@ -19,8 +19,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="a preset in sweeps/conf/experiment")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="Hydra overrides right after EXPERIMENT (options go before EXPERIMENT or after the "
-                        "overrides); comma lists sweep, e.g. model=nano,micro tokens=1e6,2e6")
+                   help="Hydra overrides (before or after the options); comma lists sweep, "
+                        "e.g. model=nano,micro tokens=1e6,2e6")
     p.add_argument("--out", metavar="DIR", help="sweep directory (default runs/EXPERIMENT)")
     p.add_argument("--launcher", default=None,
                    choices=("basic", "joblib", "submitit_local", "submitit_slurm"),
@@ -66,17 +66,32 @@ def _dry_run(args, overrides) -> int:
         raise ConfigError(str(e).strip().splitlines()[0], field="overrides",
                           fix="check the key against `python -m sweeps --cfg job`") from None
     rows = [j.to_dict() for j in jobs]
+    invalid = [j for j in jobs if j.error]
     if args.json:
         print_json({"experiment": args.experiment, "runs": rows})
+        _refuse_if_all_invalid(jobs, invalid)
         return 0
     print(format_table(rows, ["run", "status", "action", "params", "tokens", "flops", "branches", "error"],
                        formats={"params": si, "tokens": si, "flops": sci, "error": lambda x: x or ""},
                        headers={"flops": "FLOPs"}))
-    todo = [j for j in jobs if j.action != "skip"]
+    _refuse_if_all_invalid(jobs, invalid)
+    todo = [j for j in jobs if j.action != "skip" and not j.error]
     total = sum(j.flops or 0.0 for j in todo)
-    print(f"\n{len(jobs)} runs, {len(todo)} to train ({sci(total)} FLOPs); "
-          f"sweep directory {jobs[0].run_dir.parent if jobs else '-'}")
+    print(f"\n{len(jobs)} runs, {len(todo)} to train ({sci(total)} FLOPs)"
+          + (f", {len(invalid)} invalid (see the error column)" if invalid else "")
+          + f"; sweep directory {jobs[0].run_dir.parent if jobs else '-'}")
     return 0
+
+
+def _refuse_if_all_invalid(jobs, invalid) -> None:
+    """A plan in which no run can train is an error (exit 2), not "N to train"."""
+    from analysis.errors import ConfigError
+
+    if not jobs or len(invalid) < len(jobs):
+        return
+    message, _, fix = str(invalid[0].error).partition(" (fix: ")
+    raise ConfigError(f"all {len(jobs)} runs are invalid ({invalid[0].run_dir.name}: {message})",
+                      field="overrides", fix=fix[:-1] if fix.endswith(")") else "correct the overrides")
 
 
 class _RunsArgs:

@@ -1,0 +1,66 @@
+"""One CLI: the law named once, ``--json`` on plot and report, and ``plot --kind all``
+file names that never repeat the kind."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scaling.cli import main as cli_main
+from test_cli_errors import CHINCHILLA, POINTS
+
+
+@pytest.fixture(scope="module")
+def points(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("consistency") / "points.csv"
+    path.write_text(POINTS)
+    return path
+
+
+def _out(capsys, argv) -> str:
+    capsys.readouterr()
+    assert cli_main([str(a) for a in argv]) == 0
+    got = capsys.readouterr()
+    assert got.err == "", got.err
+    return got.out
+
+
+def test_the_law_is_named_once_when_its_name_is_the_law(points, capsys):
+    lines = _out(capsys, ["extrapolate", points, *CHINCHILLA, "--no-curves"]).splitlines()
+    fitted = next(ln for ln in lines if ln.startswith("Law: "))  # after the checks block
+    assert fitted.startswith("Law: chinchilla - Hoffmann et al. 2022"), fitted
+    lines = _out(capsys, ["extrapolate", "--law", "hoffmann2022", "--models", "7e9", "--target", "65e9:1.4e12"])
+    published = next(ln for ln in lines.splitlines() if ln.startswith("Law: "))
+    assert published.startswith("Law: hoffmann2022 (chinchilla) - "), published
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("curves.png", ["curves.png", "isoflop.png", "residuals.png"]),
+    ("isoflop.svg", ["curves.svg", "isoflop.svg", "residuals.svg"]),
+    ("study.png", ["study-curves.png", "study-isoflop.png", "study-residuals.png"]),
+])
+def test_kind_all_names_files_without_repeating_the_kind(points, capsys, tmp_path, name, expected):
+    out = _out(capsys, ["plot", points, *CHINCHILLA, "--kind", "all", "-o", tmp_path / "figs" / name])
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == expected
+    assert out.splitlines() == [f"wrote {tmp_path / 'figs' / e}" for e in expected]
+
+
+def test_plot_json_lists_the_files_and_the_fit(points, capsys, tmp_path):
+    got = json.loads(_out(capsys, ["plot", points, *CHINCHILLA, "--kind", "all", "--json",
+                                   "-o", tmp_path / "study.png"]))
+    assert got["written"] == [str(tmp_path / f"study-{k}.png") for k in ("curves", "isoflop", "residuals")]
+    assert all(Path(p).stat().st_size > 0 for p in got["written"])
+    ref = json.loads(_out(capsys, ["fit", points, *CHINCHILLA, "--quiet", "--json"]))
+    assert got["law"]["law"] == "chinchilla" and got["n_points"] == ref["n_points"] == 12
+    for k, v in ref["params"].items():  # the figures come from the same fit as `scaling fit`
+        assert got["law"]["params"][k] == pytest.approx(v, rel=1e-10), k
+    assert got["target"]["params"] == 3e7 and got["target"]["tokens"] == 1e9  # the largest model and budget
+
+
+def test_report_json_lists_every_file_written(points, capsys, tmp_path):
+    got = json.loads(_out(capsys, ["report", points, *CHINCHILLA, "--json", "-o", tmp_path / "report"]))
+    assert sorted(Path(p).name for p in got["written"]) == sorted(p.name for p in (tmp_path / "report").iterdir())
+    assert {"report.md", "report.html", "curves.png"} <= {Path(p).name for p in got["written"]}
+    assert got["failed_checks"] == sum(c["status"] == "fail" for c in got["checks"])
+    assert got["checks"] and got["n_points"] == 12
