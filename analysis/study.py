@@ -194,8 +194,13 @@ def measured_curves(source, points) -> dict:
     sizes = {}
     if points is not None and "run" in points.columns:
         sizes = dict(zip(points["run"].astype(str), points["params"].astype(float)))
+    from .errors import RecordError
+
     for run_dir in find_run_dirs(source):
-        summary = read_summary(run_dir)
+        try:
+            summary = read_summary(run_dir)
+        except RecordError:  # an unreadable record was refused or skipped when the points were read
+            continue
         if summary["status"] == "diverged":
             continue
         try:

@@ -295,8 +295,6 @@ def test_report_skips_the_truncated_run_under_omit(truncated, tmp_path, capsys):
     assert "11 points from 4 model sizes" in md and "left out 1 run(s) whose record cannot be read" in md
 
 
-@pytest.mark.xfail(strict=True, reason="analysis.study.measured_curves still reads every run's summary.json; "
-                                       "it should skip a run whose record cannot be read")
 def test_report_with_curves_skips_the_truncated_run_under_omit(truncated, tmp_path, capsys):
     sweep, _, _ = truncated
     rc, lines, shown = run_cli(["report", str(sweep), *CHINCHILLA, "--on-bad-rows", "omit", "-o",

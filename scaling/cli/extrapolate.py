@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, print_json
+from scaling.cli._common import add_command, check_bootstrap, print_json
 
 EXAMPLE = ("scaling extrapolate --published llama\n"
            "  scaling extrapolate --published llama --unique-tokens 1.4e12\n"
@@ -99,8 +99,7 @@ def run(args) -> int:
     if args.bootstrap and (source is None or law in PUBLISHED_LAWS):
         raise InputError("--bootstrap needs a law fitted on data", field="--bootstrap",
                          fix="give PATH and a law to fit (chinchilla, gadre2024, kaplan_nd), or drop --bootstrap")
-    if args.bootstrap < 0:
-        raise InputError("must be 0 or more", field="--bootstrap", fix="e.g. --bootstrap 200")
+    check_bootstrap(args.bootstrap)
     study = run_study(source, law=law, target=args.target, models=args.models, bootstrap=args.bootstrap,
                       seed=args.seed, n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
                       columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from scaling.cli._common import add_command, check_bootstrap, print_json, study_summary
 
