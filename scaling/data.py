@@ -391,13 +391,20 @@ def load_corpus(cfg, cache_dir: Optional[str] = None, build: bool = True) -> Cor
     return load_text_corpus(cfg, cache_dir=cache_dir, build=build)
 
 
-def unique_budget(cfg, n_train: int) -> Optional[int]:
+def unique_budget(cfg, n_train: int, n_params: Optional[int] = None) -> Optional[int]:
     """U, the unique training tokens a data-constrained run may see (``data.unique_tokens``,
-    or ``data.unique_fraction`` of the training split), or None for an ordinary run."""
-    u, frac = cfg.unique_tokens, cfg.unique_fraction
-    if u is not None and frac is not None:
-        raise ConfigError("give data.unique_tokens or data.unique_fraction, not both", field="data.unique_tokens",
-                          fix="drop one of them")
+    ``data.unique_fraction`` of the training split, or ``data.unique_tokens_per_param`` times
+    the model's parameters), or None for an ordinary run."""
+    u, frac, upp = cfg.unique_tokens, cfg.unique_fraction, getattr(cfg, "unique_tokens_per_param", None)
+    given = [k for k, v in (("data.unique_tokens", u), ("data.unique_fraction", frac),
+                            ("data.unique_tokens_per_param", upp)) if v is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give one of {' and '.join(given)}, not both", field=given[0], fix="drop all but one")
+    if upp is not None:
+        if not upp > 0:
+            raise ConfigError(f"must be positive, got {upp}", field="data.unique_tokens_per_param",
+                              fix="e.g. data.unique_tokens_per_param=5 (a quarter of Chinchilla's 20 per parameter)")
+        u = float(upp) * float(n_params)
     if frac is not None:
         if not 0 < frac <= 1:
             raise ConfigError(f"must lie in (0, 1], got {frac}", field="data.unique_fraction",
@@ -415,13 +422,13 @@ def unique_budget(cfg, n_train: int) -> Optional[int]:
     return int(u)
 
 
-def restrict_unique(corpus: Corpus, cfg, seq_len: int, budget_tokens: int) -> Corpus:
+def restrict_unique(corpus: Corpus, cfg, seq_len: int, budget_tokens: int, n_params: Optional[int] = None) -> Corpus:
     """The corpus a data-constrained run trains on: the first U tokens of the training split in
     its fixed document order (whole documents, the last one cut at U), repeated as the budget
     needs; the batch sampler draws fresh random windows from them every step, so each epoch
     sees them in a new, seeded order. Validation keeps the held-out documents, which the
     training split never contains. Unchanged for an ordinary run."""
-    u = unique_budget(cfg, corpus.train.n_tokens)
+    u = unique_budget(cfg, corpus.train.n_tokens, n_params)
     if u is None:
         return corpus
     if u < seq_len + 1:

@@ -378,7 +378,7 @@ class Trainer:
         # micro_batch=auto is sized to this GPU's memory (scaling.memory)
         mem = torch.cuda.get_device_properties(self.device).total_memory if self.device.type == "cuda" else None
         self.plan = plan = resolve(cfg, self.corpus.vocab_size, self.world.size, device_bytes=mem)
-        self.corpus = restrict_unique(self.corpus, cfg.data, cfg.seq_len, plan.tokens)
+        self.corpus = restrict_unique(self.corpus, cfg.data, cfg.seq_len, plan.tokens, F.count_params(plan.model))
         self.unique = self.corpus.meta.get("unique_tokens")
         self.run_name = cfg.run_name or default_run_name(cfg, plan)
         self.corpus.train.require_window(cfg.seq_len)  # before any model is built or record written

@@ -97,3 +97,15 @@ def test_ordinary_runs_keep_their_names_and_records(cache, tmp_path):
     assert config_hash(from_overrides(base)) == config_hash(from_overrides(base + ["data.unique_tokens=null"]))
     s = train(from_overrides(base))
     assert s["unique_tokens"] is None and "epochs" not in records.read_metrics(tmp_path / "a")[0]
+
+
+def test_unique_tokens_per_param_sizes_u_to_the_model(cache, tmp_path):
+    """data.unique_tokens_per_param: U is that many tokens per parameter (20 x f for a fraction
+    f of a size's Chinchilla-optimal data, Hoffmann et al. 2022)."""
+    from scaling import flops as F
+    from scaling.config import resolve
+
+    cfg = from_overrides(tiny_overrides(cache, tmp_path / "r", "tokens=65536", "data.unique_tokens_per_param=0.25"))
+    s = train(cfg)
+    n = F.count_params(resolve(cfg, 256).model)
+    assert s["unique_tokens"] == int(0.25 * n) and s["epochs"] == pytest.approx(65536 / int(0.25 * n))

@@ -31,7 +31,8 @@ _HASH_EXCLUDED = ("out", "run_name", "progress", "device", "threads", "resume", 
 #: computes what runs did before the field existed. A field at that value is left out of
 #: the hash, so adding a field does not rename (and so retrain) every finished run of a
 #: resubmitted sweep. Register every new field here: {"optim.new_knob": old_behaviour}.
-HASH_ADDED_FIELDS: dict[str, Any] = {"optim.z_loss": 0.0, "data.unique_tokens": None, "data.unique_fraction": None}
+HASH_ADDED_FIELDS: dict[str, Any] = {"optim.z_loss": 0.0, "data.unique_tokens": None, "data.unique_fraction": None,
+                                     "data.unique_tokens_per_param": None}
 
 
 def _hashed(d: dict) -> dict:

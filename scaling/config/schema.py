@@ -85,6 +85,9 @@ class DataConfig:
     # training split, repeated for as many epochs as the budget needs. One of the two, or neither.
     unique_tokens: Optional[float] = None
     unique_fraction: Optional[float] = None  # U as a share of the training split
+    # U per model parameter: Chinchilla-optimal data is about 20 tokens per parameter (Hoffmann
+    # et al. 2022), so a fraction f of each size's optimal tokens is unique_tokens_per_param=20*f
+    unique_tokens_per_param: Optional[float] = None
 
 
 @dataclass
