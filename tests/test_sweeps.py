@@ -315,7 +315,7 @@ def test_demo_trains_each_size_to_its_own_budget():
 def test_scaling_demo_trains_the_presets_own_runs(tmp_path, monkeypatch):
     """`scaling demo` launches `python -m sweeps -m experiment=demo` with no grid of its own:
     the runs it would train are the preset's, in the same run directories."""
-    import sweeps.launch
+    import scaling.demo
     from scaling.demo import run_demo
 
     calls = []
@@ -327,7 +327,8 @@ def test_scaling_demo_trains_the_presets_own_runs(tmp_path, monkeypatch):
         calls.append((experiment, Path(out_dir), list(overrides), launcher))
         raise Launched
 
-    monkeypatch.setattr(sweeps.launch, "run_experiment", fake_run_experiment)
+    # the demo imports run_experiment at its top: replace the name it calls
+    monkeypatch.setattr(scaling.demo, "run_experiment", fake_run_experiment)
     with pytest.raises(Launched):
         run_demo(tmp_path / "demo_out", echo=lambda s: None)
     ((experiment, sweep_dir, overrides, launcher),) = calls
