@@ -53,23 +53,25 @@ class _KaplanND(Law):
         return np.asarray((params["N_c"] / np.asarray(N, dtype=float)) ** np.asarray(params["alpha_N"]), dtype=float)
 
 
+def _best_per(points, by: str, other: str, what: str, why: str):
+    """Each value of ``by``'s lowest-loss point when ``other`` varies (a single-variable law
+    describes the best run at each value), with the note saying so; all points otherwise."""
+    if n_distinct(points[other]) <= 1:
+        return points, []
+    sel = points.loc[points.groupby(log_key(points[by]))["loss"].idxmin()]
+    return sel, [f"{what} lowest loss ({len(sel)} of {len(points)} points): {why}"]
+
+
 class _KaplanN(Law):
     def select_points(self, points, frontier=True):
-        # L(N) describes models trained to convergence: keep each size's best point.
-        if n_distinct(points["tokens"]) <= 1:
-            return points, []
-        sel = points.loc[points.groupby(log_key(points["params"]))["loss"].idxmin()]
-        return sel, [f"L(N) fitted to each model size's lowest loss ({len(sel)} of {len(points)} points): "
-                     "Kaplan et al. 2020 fit it to converged models"]
+        return _best_per(points, "params", "tokens", "L(N) fitted to each model size's",
+                         "Kaplan et al. 2020 fit it to converged models")
 
 
 class _KaplanD(Law):
     def select_points(self, points, frontier=True):
-        if n_distinct(points["params"]) <= 1:
-            return points, []
-        sel = points.loc[points.groupby(log_key(points["tokens"]))["loss"].idxmin()]
-        return sel, [f"L(D) fitted to each token budget's lowest loss ({len(sel)} of {len(points)} points): "
-                     "Kaplan et al. 2020 fit it to large models early-stopped on D tokens"]
+        return _best_per(points, "tokens", "params", "L(D) fitted to each token budget's",
+                         "Kaplan et al. 2020 fit it to large models early-stopped on D tokens")
 
 
 class _KaplanC(Law):
