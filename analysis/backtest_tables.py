@@ -85,6 +85,13 @@ def nested_auto(points: pd.DataFrame, outer: BacktestResult, laws: Sequence[str]
         train = df[~sp.test].reset_index(drop=True)
         choice = select_law(train, laws=laws, splits=splits, **fit_options)
         row = next((r for r in outer.rows_of(choice.law) if r.split == sp.name), None)
+        if choice.weights:  # a stacked combination: its components' outer predictions, weighted
+            from .stacking import combined_rows
+
+            comb = {c["split"]: c for c in combined_rows(outer, choice.weights) or []}.get(sp.name)
+            out.append(NestedRow(sp.name, choice.law, comb and comb["mean_rel_error"], comb and comb["max_rel_error"],
+                                 choice.reason))
+            continue
         if row is None or row.error:
             out.append(NestedRow(sp.name, choice.law, None, None, choice.reason))
         else:

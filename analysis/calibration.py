@@ -70,9 +70,15 @@ def calibrate_table(name: str, points: pd.DataFrame, bootstrap: int = 50, seed: 
         inner = backtest(train)
         choice = select_law(train, result=inner)
         law = choice.law
-        rows = inner.rows_of(law, ok=True)
-        inner_max = max((r.max_rel_error for r in rows), default=None)
-        tied = tied_laws(inner, law) if not choice.fallback else []
+        if choice.weights:  # a stacked combination: its own held-out error; its laws are the spread
+            from .stacking import combined_rows
+
+            inner_max = max((r["max_rel_error"] for r in combined_rows(inner, choice.weights) or []), default=None)
+            tied = list(choice.weights)
+        else:
+            rows = inner.rows_of(law, ok=True)
+            inner_max = max((r.max_rel_error for r in rows), default=None)
+            tied = tied_laws(inner, law) if not choice.fallback else []
         fit = fit_law(train, law, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, progress=False)
         D = test["tokens"].to_numpy(float)
         C = test["flops"].to_numpy(float)
@@ -139,9 +145,11 @@ def figure(results: list[SplitCalibration], path: Path, levels=LEVELS) -> None:
     fig = Figure(figsize=(10, 4.2))
     ax1, ax2 = fig.subplots(1, 2)
     ax1.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    # One colour per variant in both panels, so the scatter reads against the left legend.
+    colours = dict(zip(VARIANTS, ("C0", "C1", "C2")))
     for v, m in zip(VARIANTS, ("o", "s", "^")):
         cov = [coverage(results, v, lv) for lv in levels]
-        ax1.plot(levels, [a / b for a, b in cov], marker=m, label=v)
+        ax1.plot(levels, [a / b for a, b in cov], marker=m, color=colours[v], label=v)
     ax1.set_xlabel("nominal coverage of the prediction interval")
     ax1.set_ylabel("held-out points inside")
     ax1.set_xlim(0.4, 1.0)
@@ -156,8 +164,8 @@ def figure(results: list[SplitCalibration], path: Path, levels=LEVELS) -> None:
         hw_b += list((hi - lo) / (2 * p))
         lo, hi = (np.asarray(a) for a in r.intervals["+ backtest"][0.9])
         hw_w += list((hi - lo) / (2 * p))
-    ax2.loglog(hw_b, err, ".", ms=4, alpha=0.6, label="bootstrap")
-    ax2.loglog(hw_w, err, ".", ms=4, alpha=0.6, label="+ laws + backtest")
+    ax2.loglog(hw_b, err, ".", ms=4, alpha=0.6, color=colours["bootstrap"], label="bootstrap")
+    ax2.loglog(hw_w, err, ".", ms=4, alpha=0.6, color=colours["+ backtest"], label="+ laws + backtest")
     lim = [1e-4, 1.0]
     ax2.plot(lim, lim, color="0.6", lw=1, ls="--")
     ax2.set_xlabel("90% interval half-width (relative)")

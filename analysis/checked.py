@@ -56,6 +56,9 @@ class CheckedFit:
 
     def widening_line(self) -> str:
         names = ", ".join(self.tied)
+        if self.choice is not None and self.choice.weights:
+            return (f"intervals: prediction intervals widened to cover each law of the combination on its own "
+                    f"({names}): the backtest weighs them, it does not rule either out")
         return (f"intervals: prediction intervals widened to cover {names} (backtest error within "
                 f"{100 * TIE:g}% of {self.fit.law}'s: these points cannot tell the laws apart)")
 
@@ -65,6 +68,11 @@ class CheckedFit:
         without a backtest row for it): its error one step of extrapolation out."""
         if self.backtest is None:
             return None
+        if self.choice is not None and self.choice.weights:
+            from .stacking import combined_rows
+
+            rows = combined_rows(self.backtest, self.choice.weights) or []
+            return max((r["max_rel_error"] for r in rows), default=None)
         rows = self.backtest.rows_of(self.fit.law, ok=True)
         return max((r.max_rel_error for r in rows), default=None)
 
@@ -147,7 +155,7 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
     if choice is not None and not choice.fallback:
         # Laws the backtest cannot separate from the choice: their spread is part of the
         # prediction's uncertainty, which one law's bootstrap does not see.
-        for other in tied_laws(bt, law):
+        for other in (list(choice.weights) if choice.weights else tied_laws(bt, law)):
             tied[other] = fit_law(points, other, allow_repeats=allow_repeats, **quiet, progress=False)
     return CheckedFit(fit, choice, bt if (run_backtest or choice is not None) else None, self_checks(fit, points),
                       tied)

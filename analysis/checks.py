@@ -16,6 +16,7 @@ import pandas as pd
 
 from .errors import TableError
 from .laws import LAWS, get_law
+from .laws.mix import is_mix
 from .overview import Check, law_checks
 from .text import num, si
 
@@ -151,7 +152,8 @@ def self_checks(fit, points=None) -> list[Check]:
     checks = []
     if points is not None and len(points):
         checks += data_checks(points)
-    if fit is not None and getattr(fit, "law", None) in LAWS and get_law(fit.law).is_joint:
+    law = getattr(fit, "law", None) if fit is not None else None
+    if law is not None and (law in LAWS or is_mix(law)) and get_law(law).is_joint:
         checks += law_checks(fit, points)
         if not fit.is_published:
             checks += misspecification_checks(fit, points)

@@ -140,7 +140,12 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     in the bootstrap; without it such rows are refused unless their run names differ).
     """
     from .data import describe_points, load_points, table_notes
+    from .laws.mix import is_mix
 
+    if is_mix(getattr(law, "name", law)):  # a stacked combination: each component fitted on its own
+        from .stacking import fit_mix
+
+        return fit_mix(points, get_law(law), bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, **options)
     delta = float(options.pop("delta", HUBER_DELTA))
     n_starts = int(options.pop("n_starts", 8))
     custom_grid = options.pop("grid", None)
@@ -262,6 +267,12 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
 def check_points(points, law: str = "chinchilla", allow_repeats: bool = False) -> None:
     """Every refusal :func:`fit_law` would make before fitting ``law`` to ``points``: bad
     values, a design that cannot determine the law, repeated points."""
+    from .laws.mix import is_mix, parse_mix
+
+    if is_mix(getattr(law, "name", law)):
+        for part in parse_mix(get_law(law).name):
+            check_points(points, part, allow_repeats)
+        return
     lawobj = get_law(law)
     _check_finite(points)
     df, _ = lawobj.select_points(points)

@@ -256,7 +256,7 @@ def law_checks(fit: LawFit, points=None) -> list[Check]:
     n_lo, n_hi = rng.get("N", (1e6, 1e7))
     d_lo, d_hi = rng.get("D", (1e6, 1e7))
     n_mid, d_mid = math.sqrt(n_lo * n_hi), math.sqrt(d_lo * d_hi)
-    exps = [p for p in fit.params if p.split("_")[0] in ("alpha", "beta", "eta")]
+    exps = list(fit.law_obj.exponents)
     for var, (lo, hi), other in (("N", (n_lo, n_hi), d_mid), ("D", (d_lo, d_hi), n_mid)):
         xs = np.geomspace(lo, hi, 9)
         pred = fit.predict(N=xs, D=other) if var == "N" else fit.predict(N=other, D=xs)

@@ -58,6 +58,10 @@ def get_law(name) -> Law:
     InputError listing the known ones."""
     if isinstance(name, Law):
         return name
+    from .mix import is_mix, mix_law
+
+    if is_mix(name):  # a stacked combination is named by its weights, and rebuilt from them
+        return mix_law(name)
     try:
         return LAWS[name]
     except (KeyError, TypeError):

@@ -137,7 +137,8 @@ class Law:
     @property
     def exponents(self) -> tuple[str, ...]:
         """Parameters that are exponents (a sanity check wants them positive)."""
-        return tuple(p for p in self.params if p.split("_")[0] in ("alpha", "beta", "eta", "gamma"))
+        # a combination's parameters carry their law's name: chinchilla.alpha
+        return tuple(p for p in self.params if p.split(".")[-1].split("_")[0] in ("alpha", "beta", "eta", "gamma"))
 
     def check_extrapolates(self) -> None:
         if not self.is_loss_in_tokens:
