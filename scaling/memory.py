@@ -195,13 +195,12 @@ def estimate_model_memory(a: C.ModelArgs, micro_batch: int, *, kernels: str = "t
         loss_transient = tokens * V * (4 + (2 if bf16 else 0) + 4)
     # backward of one block: its activation gradients are about its activations' size;
     # with checkpointing the block's activations (and bf16 weight copies) are recomputed first
-    layer_transient = layer
-    if checkpointing:
-        layer_transient += layer + (2 * _matrix_params(a) // max(1, a.n_layers) if bf16 else 0)
+    recomputed = (layer + (2 * _matrix_params(a) // max(1, a.n_layers) if bf16 else 0)) if checkpointing else 0
+    layer_transient = layer + recomputed
     transient = max(loss_transient, layer_transient)
     ddp = 4 * P if world_size > 1 else 0
     parts = {"per_layer_per_token": per_layer, "loss_transient": loss_transient,
-             "layer_transient": layer_transient}
+             "layer_transient": layer_transient, "recomputed": recomputed}
     return MemoryEstimate(micro_batch=micro_batch, seq_len=a.seq_len, kernels=kern, precision=prec,
                           checkpointing=checkpointing, params=4 * P, grads=4 * P, optimizer=8 * P,
                           ddp_buckets=ddp, saved_layers=saved_layers, saved_head=head,
@@ -222,14 +221,17 @@ def _vocab(cfg: C.TrainConfig, vocab_size: Optional[int]) -> int:
 
 
 def estimate_memory(cfg: C.TrainConfig, *, vocab_size: Optional[int] = None, world_size: int = 1,
-                    micro_batch: Optional[int] = None, checkpointing: bool = False,
+                    micro_batch: Optional[int] = None, checkpointing: Optional[bool] = None,
                     device_type: str = "cuda") -> MemoryEstimate:
     """Peak bytes per GPU of a training config on ``world_size`` processes.
 
     ``micro_batch`` defaults to the config's (itself defaulting to each process's whole
-    share of the batch); ``vocab_size`` to the config's vocabulary; kernels and
-    precision ``auto`` resolve as the trainer does on ``device_type``.
+    share of the batch); ``vocab_size`` to the config's vocabulary; ``checkpointing`` to
+    its ``activation_checkpointing``; kernels and precision ``auto`` resolve as the
+    trainer does on ``device_type``.
     """
+    if checkpointing is None:
+        checkpointing = cfg.activation_checkpointing
     a = C.model_args(cfg, _vocab(cfg, vocab_size))
     per_rank = _per_rank(cfg, world_size)
     mb = micro_batch or (cfg.micro_batch if isinstance(cfg.micro_batch, int) else None) or per_rank
@@ -257,27 +259,30 @@ class MicroBatchChoice:
 
 def pick_micro_batch(cfg: C.TrainConfig, device_bytes: int, margin: float = 0.1, *,
                      vocab_size: Optional[int] = None, world_size: int = 1,
-                     device_type: str = "cuda") -> MicroBatchChoice:
+                     device_type: str = "cuda", checkpointing: Optional[bool] = None) -> MicroBatchChoice:
     """The largest micro-batch (a divisor of each process's share of the batch) whose
     estimated peak fits ``device_bytes`` less :data:`DEVICE_RESERVE_BYTES` and a
-    ``margin`` fraction. Without activation checkpointing when some micro-batch fits
-    that way (recomputation costs about a third more compute), else with it; a
-    :class:`ConfigError` when not even one sequence fits."""
+    ``margin`` fraction. With ``checkpointing=None``: without activation checkpointing
+    when some micro-batch fits that way (recomputation costs about a third more
+    compute), else with it; ``True`` or ``False`` fixes it. A :class:`ConfigError` when
+    not even one sequence fits."""
     if not 0 <= margin < 1:
         raise ConfigError(f"margin must lie in [0, 1), got {margin}", field="margin", fix="e.g. margin=0.1")
     usable = int((device_bytes - DEVICE_RESERVE_BYTES) * (1 - margin))
     per_rank = _per_rank(cfg, world_size)
     divisors = [d for d in range(per_rank, 0, -1) if per_rank % d == 0]
-    for ckpt in (False, True):
+    for ckpt in ((False, True) if checkpointing is None else (checkpointing,)):
         for mb in divisors:
             est = estimate_memory(cfg, vocab_size=vocab_size, world_size=world_size, micro_batch=mb,
                                   checkpointing=ckpt, device_type=device_type)
             if est.peak <= usable:
                 return MicroBatchChoice(mb, per_rank // mb, ckpt, est, usable)
-    est = estimate_memory(cfg, vocab_size=vocab_size, world_size=world_size, micro_batch=1, checkpointing=True,
+    ckpt = checkpointing is not False
+    est = estimate_memory(cfg, vocab_size=vocab_size, world_size=world_size, micro_batch=1, checkpointing=ckpt,
                           device_type=device_type)
-    raise ConfigError(f"one sequence of {cfg.seq_len} tokens needs about {est.peak / 2**30:.1f} GiB per device with "
-                      f"activation checkpointing, more than the {usable / 2**30:.1f} GiB usable",
+    raise ConfigError(f"one sequence of {cfg.seq_len} tokens needs about {est.peak / 2**30:.1f} GiB per device "
+                      f"{'with' if ckpt else 'without'} activation checkpointing, more than the "
+                      f"{usable / 2**30:.1f} GiB usable",
                       field="micro_batch", fix="use a device with more memory, more processes for the "
                                                "optimizer state, or a shorter seq_len")
 

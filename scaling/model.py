@@ -3,7 +3,8 @@
 Pre-norm RMSNorm (Zhang & Sennrich 2019), causal multi-head attention with rotary
 position embeddings (Su et al. 2021) through ``F.scaled_dot_product_attention``, a SwiGLU
 MLP (Shazeer 2020), no biases, a final RMSNorm and an LM head that may share the token
-embedding's weight.
+embedding's weight. With ``checkpointing=True`` each block keeps only its input for the
+backward pass and runs its forward again there (Chen et al. 2016).
 
 The four hot ops (RMSNorm, SwiGLU, RoPE, LM head + cross-entropy) are called through an
 :class:`scaling.kernels.Ops` bundle, so ``kernels=eager|compile|triton`` swaps their
@@ -18,6 +19,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from analysis.errors import InputError
 from scaling.config import ModelArgs
@@ -102,11 +104,15 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """The decoder. ``forward(idx, targets)`` returns the mean loss; without targets, logits."""
+    """The decoder. ``forward(idx, targets)`` returns the mean loss; without targets, logits.
 
-    def __init__(self, a: ModelArgs, kernels: str = "eager"):
+    ``checkpointing``: activation checkpointing per block, which trades about one more
+    forward pass of the blocks for their activations' memory (Chen et al. 2016)."""
+
+    def __init__(self, a: ModelArgs, kernels: str = "eager", checkpointing: bool = False):
         super().__init__()
         self.args = a
+        self.checkpointing = checkpointing
         self.ops = get_ops(kernels)
         self.tok_emb = nn.Embedding(a.vocab_size, a.d_model)
         self.blocks = nn.ModuleList(Block(a, self.ops) for _ in range(a.n_layers))
@@ -148,7 +154,12 @@ class Transformer(nn.Module):
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]  # (T, hs/2)
         x = self.tok_emb(idx)                            # (B, T, C)
         for block in self.blocks:
-            x = block(x, cos, sin)
+            if self.checkpointing and torch.is_grad_enabled():
+                # non-reentrant: works with autograd.Function kernels, torch.compile and DDP;
+                # no RNG state to restore, as nothing in a block draws random numbers
+                x = checkpoint(block, x, cos, sin, use_reentrant=False, preserve_rng_state=False)
+            else:
+                x = block(x, cos, sin)
         return self.norm(x)
 
     def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None, z_loss: float = 0.0) -> torch.Tensor:

@@ -116,7 +116,8 @@ class Trainer:
         reporter.message(f"{self.run_name}: {a.preset} d={a.d_model} L={a.n_layers} H={a.n_heads} "
                          f"({self.n_params:,} params, {self.n_nonemb:,} non-embedding), {plan.total_steps} steps "
                          f"x {plan.batch_tokens} tokens on {preflight.device_name(self.device)}"
-                         f"{f' x{self.world.size}' if self.world.active else ''}, kernels={self.kernels} -> "
+                         f"{f' x{self.world.size}' if self.world.active else ''}, kernels={self.kernels}"
+                         f"{', activation checkpointing' if plan.activation_checkpointing else ''} -> "
                          f"{self.run_dir}")
         try:
             try:
@@ -394,7 +395,7 @@ class Trainer:
         self.kernels = kernels = preflight.choose_kernels(cfg.kernels, self.device)
 
         torch.manual_seed(cfg.seed)
-        self.raw = Transformer(a, kernels=kernels).to(self.device)
+        self.raw = Transformer(a, kernels=kernels, checkpointing=plan.activation_checkpointing).to(self.device)
         self.named_params = [(n, p) for n, p in self.raw.named_parameters() if p.requires_grad]
         self.params = [p for _, p in self.named_params]
         self.watch = diag.NonFiniteWatch(self.device, len(self.params))

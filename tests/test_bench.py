@@ -46,7 +46,7 @@ def test_replace_blocks_refuses_broken_markers(page):
 
 
 def test_the_repository_page_has_every_block_once():
-    _docs.replace_blocks(DOCS.read_text(encoding="utf-8"), {n: "" for n in ("kernels", "flce", "train")})
+    _docs.replace_blocks(DOCS.read_text(encoding="utf-8"), {n: "" for n in ("kernels", "flce", "train", "train-cpu")})
 
 
 @pytest.mark.parametrize("bench", ["kernels", "train"])
@@ -55,7 +55,8 @@ def test_cpu_timings_are_refused_before_anything_runs(bench, tmp_path, capsys):
 
     page = tmp_path / "benchmarks.md"
     page.write_text(DOCS.read_text(encoding="utf-8"))
-    extra = ["--dry-run"] if bench == "kernels" else ["--device", "cpu"]
+    # the trainer's own CPU table has a block; the synthetic loop's GPU table does not take CPU numbers
+    extra = ["--dry-run"] if bench == "kernels" else ["--device", "cpu", "--trainer-sizes", "none"]
     assert main([bench, *extra, "--write-docs", str(page)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--write-docs: the tables in the docs are GPU measurements" in err[0]
@@ -81,7 +82,7 @@ def test_train_benchmark_writes_its_table(monkeypatch, tmp_path):
     page = tmp_path / "benchmarks.md"
     page.write_text(DOCS.read_text(encoding="utf-8"))
     assert main(["--sizes", "nano", "--kernels", "eager", "--steps", "1", "--warmup", "0", "--seq-len", "32",
-                 "--batch", "2", "--write-docs", str(page)]) == 0
+                 "--batch", "2", "--trainer-sizes", "none", "--write-docs", str(page)]) == 0
     text = page.read_text()
     assert _outside(text, "train") == _outside(DOCS.read_text(encoding="utf-8"), "train")
     block = text[text.index("<!-- bench:train begin -->"):text.index("<!-- bench:train end -->")]
@@ -89,6 +90,28 @@ def test_train_benchmark_writes_its_table(monkeypatch, tmp_path):
     rows = [ln for ln in block.splitlines() if ln.startswith("| nano")]
     assert len(rows) == 2
     assert rows[0].split("|")[5].strip() == "1.00x"  # our eager against itself
+
+
+def test_train_benchmark_writes_the_trainers_cpu_table_on_a_quiet_machine(monkeypatch, tmp_path, capsys):
+    from scaling.bench import train as T
+
+    page = tmp_path / "benchmarks.md"
+    page.write_text(DOCS.read_text(encoding="utf-8"))
+    argv = ["--device", "cpu", "--trainer-sizes", "nano", "--steps", "1", "--warmup", "0", "--seq-len", "32",
+            "--batch", "2", "--write-docs", str(page)]
+    monkeypatch.setattr(T, "_busy_warning", lambda: "# warning: load average 9.0 on 2 CPUs before starting; ...")
+    assert T.main(argv) == 2  # refused before anything runs
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--write-docs: warning: load average 9.0" in err[0]
+    assert page.read_text() == DOCS.read_text(encoding="utf-8")
+    monkeypatch.setattr(T, "_busy_warning", lambda: None)
+    assert T.main(argv + ["--sizes", "nano", "--kernels", "eager", "--no-reference"]) == 0
+    text, orig = page.read_text(), DOCS.read_text(encoding="utf-8")
+    assert _outside(text, "train-cpu") == _outside(orig, "train-cpu")  # the GPU tables untouched
+    block = text[text.index("<!-- bench:train-cpu begin -->"):text.index("<!-- bench:train-cpu end -->")]
+    assert "Device: CPU" in block and "seq 32, 2 sequences/step" in block
+    rows = [ln for ln in block.splitlines() if ln.startswith(("| before | nano", "| after | nano"))]
+    assert len(rows) == 2 and rows[0].rstrip(" |").endswith("1.00x")
 
 
 def test_kernel_benchmark_writes_its_tables(monkeypatch, tmp_path):
@@ -153,3 +176,25 @@ def test_train_benchmark_times_the_real_trainer_before_and_after(capsys):
     assert all(float(r[4]) >= 0 and float(r[5]) > 0 for r in rows)  # data wait, rest of the step (ms)
     tps = [float(r[3].rstrip("k")) * (1e3 if r[3].endswith("k") else 1) for r in rows]
     assert abs(float(rows[1][-1].rstrip("x")) - tps[1] / tps[0]) < 0.02 * tps[1] / tps[0] + 0.01
+
+
+def test_the_memory_table_in_the_trainer_docs_is_the_commands_output(tmp_path, capsys):
+    # `python -m scaling.bench memory --write-docs docs/trainer.md` computes, it does not
+    # measure: the page must hold what the estimate now says
+    from scaling import config as C
+    from scaling import memory as MEM
+    from scaling.bench.__main__ import main
+
+    trainer_md = DOCS.parent / "trainer.md"
+    page = tmp_path / "trainer.md"
+    page.write_text(trainer_md.read_text(encoding="utf-8").replace("| 1b |", "| stale |"))
+    assert main(["memory", "--write-docs", str(page)]) == 0
+    assert page.read_text(encoding="utf-8") == trainer_md.read_text(encoding="utf-8")
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if ln.startswith("| 1b |")).split("|")
+    # 1b on 8 GPUs at its whole share of 64 sequences: the estimate, in GiB
+    cfg = C.from_overrides(["model=1b", "seq_len=2048", "batch_tokens=1048576", "data.tokenizer=bpe",
+                            "data.vocab_size=50257", "precision=bf16", "kernels=triton", "tokens=1e9"])
+    assert row[3].strip() == "512" and row[4].strip() == "8" and row[5].strip() == "64"
+    assert row[9].strip() == f"{MEM.estimate_memory(cfg, vocab_size=50257, world_size=8).peak / 2**30:.1f}"
+    assert row[11].strip() == "no"

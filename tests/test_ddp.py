@@ -17,10 +17,13 @@ EXTRA = ("tokens=20480", "schedule.kind=wsd", "schedule.branches=[10240]", "ckpt
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize("limited", [(), ("data.unique_tokens=8192",)], ids=["all-data", "repeated-data"])
-def test_two_process_ddp_matches_one_process(tmp_path, limited):
+@pytest.mark.parametrize("limited,two_only", [((), ()), (("data.unique_tokens=8192",), ()),
+                                              ((), ("activation_checkpointing=true",))],
+                         ids=["all-data", "repeated-data", "checkpointed"])
+def test_two_process_ddp_matches_one_process(tmp_path, limited, two_only):
     """Also with repeated data (data.unique_tokens: 2.5 epochs over 8,192 tokens): every rank
-    cuts the same prefix, so the ranks' shares still make up the single process's batch."""
+    cuts the same prefix, so the ranks' shares still make up the single process's batch.
+    And with activation checkpointing under DDP against a single process without it."""
     cache = tmp_path / "cache"
     one = tmp_path / "one"
     extra = EXTRA + limited
@@ -30,7 +33,7 @@ def test_two_process_ddp_matches_one_process(tmp_path, limited):
     two = tmp_path / "two"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "scaling", "train", *tiny_overrides(cache, two, *extra)]
+           "-m", "scaling", "train", *tiny_overrides(cache, two, *extra, *two_only)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("run record:") == 1  # rank 0 alone reports and writes

@@ -72,9 +72,10 @@ def _counted_run(monkeypatch, over):
     return seen["mode"].by_step, s, resolve(cfg, 256, 1)
 
 
-def test_no_host_reads_between_log_steps(cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra", [(), ("activation_checkpointing=true",)], ids=["plain", "checkpointed"])
+def test_no_host_reads_between_log_steps(cache, tmp_path, monkeypatch, extra):
     over = tiny_overrides(cache, tmp_path / "r", "tokens=24576", "log_every=5", "eval_count=2",
-                          "ckpt_every_tokens=8192", "schedule.kind=wsd", "schedule.branches=[14336]")
+                          "ckpt_every_tokens=8192", "schedule.kind=wsd", "schedule.branches=[14336]", *extra)
     reads, s, plan = _counted_run(monkeypatch, over)
     assert s["status"] == "completed" and plan.total_steps == 24
     forks = {f for f, _ in plan.branches}

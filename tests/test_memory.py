@@ -19,20 +19,11 @@ def _args(**kw):
     return C.ModelArgs(**base)
 
 
-def _checkpointed(model):
-    """Wrap every block in torch.utils.checkpoint, as activation checkpointing would."""
-    from torch.utils.checkpoint import checkpoint
-
-    for block in model.blocks:
-        fwd = block.forward
-        block.forward = lambda x, cos, sin, fwd=fwd: checkpoint(fwd, x, cos, sin, use_reentrant=False)
-    return model
-
-
-def measured_saved_bytes(model, idx, tgt, bf16: bool) -> int:
-    """Bytes of the distinct storages autograd keeps from one forward pass for backward,
-    leaving out the parameters and buffers themselves (they are not activations)."""
-    own = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+def _saved_bytes(module, inputs, bf16: bool, exclude=()) -> int:
+    """Bytes of the distinct storages autograd keeps from ``module(*inputs)`` for backward,
+    leaving out the parameters and buffers themselves (they are not activations) and the
+    storages of ``exclude``."""
+    own = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers(), *exclude)}
     kept = {}
 
     def pack(t):
@@ -43,9 +34,17 @@ def measured_saved_bytes(model, idx, tgt, bf16: bool) -> int:
 
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), ctx:
-        loss = model(idx, tgt)
-    loss.backward()  # the graph really runs with what was kept
+        out = module(*inputs)
+    out.float().sum().backward()  # the graph really runs with what was kept
     return sum(kept.values())
+
+
+def measured_saved_bytes(model, idx, tgt, bf16: bool) -> int:
+    """What one forward pass of the model keeps for backward. With activation
+    checkpointing that is each block's input (``torch.utils.checkpoint`` saves it through
+    the same hooks) and the head; the blocks' own activations come back one block at a
+    time in backward (:func:`test_recomputed_block_matches_what_one_block_keeps`)."""
+    return _saved_bytes(model, (idx, tgt), bf16)
 
 
 CASES = [
@@ -71,9 +70,7 @@ def test_estimate_matches_saved_tensors(kernels, bf16, ckpt, over, mb):
 
     a = _args(**over)
     torch.manual_seed(0)
-    model = Transformer(a, kernels=kernels)
-    if ckpt:
-        _checkpointed(model)
+    model = Transformer(a, kernels=kernels, checkpointing=ckpt)
     g = torch.Generator().manual_seed(1)
     idx = torch.randint(0, a.vocab_size, (mb, a.seq_len), generator=g)
     tgt = torch.randint(0, a.vocab_size, (mb, a.seq_len), generator=g)
@@ -81,6 +78,28 @@ def test_estimate_matches_saved_tensors(kernels, bf16, ckpt, over, mb):
     est = MEM.estimate_model_memory(a, mb, kernels=kernels, precision="bf16" if bf16 else "fp32",
                                     checkpointing=ckpt, device_type="cpu")
     assert abs(est.saved - got) <= 0.15 * got, (est.saved, got)
+
+
+@pytest.mark.parametrize("kernels,bf16,over,mb", [(k, b, o, m) for k, b, _, o, m in CASES],
+                         ids=[f"{k}-{'bf16' if b else 'fp32'}-{i}" for i, (k, b, _, _, _) in enumerate(CASES)])
+def test_recomputed_block_matches_what_one_block_keeps(kernels, bf16, over, mb):
+    # With checkpointing, backward reruns one block at a time, which then keeps what a
+    # block keeps without checkpointing: measured on one block alone (its input left
+    # out, as the checkpoint already holds it).
+    if kernels == "triton" and not U.INTERPRET:
+        pytest.skip("the triton kernels run on CPU through the interpreter only")
+    from scaling.model import Transformer
+
+    a = _args(**over)
+    torch.manual_seed(0)
+    model = Transformer(a, kernels=kernels)
+    x = torch.randn(mb, a.seq_len, a.d_model, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    got = _saved_bytes(model.blocks[0], (x, model.rope_cos, model.rope_sin), bf16, exclude=(x,))
+    est = MEM.estimate_model_memory(a, mb, kernels=kernels, precision="bf16" if bf16 else "fp32",
+                                    checkpointing=True, device_type="cpu")
+    assert abs(est.parts["recomputed"] - got) <= 0.15 * got, (est.parts["recomputed"], got)
+    assert est.transient >= est.parts["recomputed"]
+    assert MEM.estimate_model_memory(a, mb, kernels=kernels, device_type="cpu").parts["recomputed"] == 0
 
 
 def test_estimate_parts_and_scaling():
@@ -137,15 +156,15 @@ def test_module_imports_without_torch():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("kernels,mb", [("triton", 8), ("eager", 4)])
-def test_estimate_against_max_memory_allocated(kernels, mb):
+@pytest.mark.parametrize("kernels,mb,ckpt", [("triton", 8, False), ("eager", 4, False), ("triton", 8, True)])
+def test_estimate_against_max_memory_allocated(kernels, mb, ckpt):
     # On a GPU the whole peak is measured: a second step (AdamW's moments exist, the
     # gradients were freed by zero_grad and come back in backward).
     from scaling.model import Transformer
 
     a = _args(d_model=512, n_layers=4, n_heads=8, n_kv_heads=4, ffn_hidden=1408, vocab_size=8192, seq_len=512)
     torch.manual_seed(0)
-    model = Transformer(a, kernels=kernels).cuda()
+    model = Transformer(a, kernels=kernels, checkpointing=ckpt).cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     idx = torch.randint(0, a.vocab_size, (mb, a.seq_len), device="cuda")
     for step in range(2):
@@ -159,7 +178,7 @@ def test_estimate_against_max_memory_allocated(kernels, mb):
         opt.zero_grad(set_to_none=True)
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated()
-    est = MEM.estimate_model_memory(a, mb, kernels=kernels, precision="bf16")
+    est = MEM.estimate_model_memory(a, mb, kernels=kernels, precision="bf16", checkpointing=ckpt)
     # The estimate counts the gradients and every kept activation at once, so it may
     # overstate the peak a little; it must not understate it by much.
     assert 0.85 * peak <= est.peak <= 1.3 * peak, (est.peak, peak)

@@ -34,13 +34,12 @@ def test_auto_is_the_memory_plans_choice_on_a_gpu_and_the_whole_share_elsewhere(
     assert small.micro_batch < large.micro_batch and small.batch_seqs == large.batch_seqs == 64
 
 
-def test_auto_refuses_a_device_too_small_for_one_sequence():
-    # one sequence fits only with activation checkpointing, which the trainer does not do
+def test_auto_checkpoints_where_only_that_fits_and_refuses_a_device_too_small_for_one_sequence():
     plain, recomputed = (MEM.estimate_memory(_cfg(), vocab_size=50257, micro_batch=1, checkpointing=c).peak
                          for c in (False, True))
     between = MEM.DEVICE_RESERVE_BYTES + int((plain + recomputed) / 2 / 0.9)
-    with pytest.raises(ConfigError, match="^micro_batch: micro_batch=auto: even one sequence"):
-        C.resolve(_cfg("micro_batch=auto"), 50257, 1, device_bytes=between)
+    plan = C.resolve(_cfg("micro_batch=auto"), 50257, 1, device_bytes=between)
+    assert plan.activation_checkpointing and plan.micro_batch >= 1
     with pytest.raises(ConfigError, match="^micro_batch: one sequence of 2048 tokens needs"):
         C.resolve(_cfg("micro_batch=auto"), 50257, 1, device_bytes=MEM.DEVICE_RESERVE_BYTES + (1 << 20))
 
@@ -64,7 +63,26 @@ def test_show_config_prints_the_memory_estimate(capsys):
     out = capsys.readouterr().out
     est = MEM.estimate_memory(_cfg(), vocab_size=50257, micro_batch=16)
     assert f"# memory per GPU (scaling.memory's estimate, docs/kernels.md): {MEM.format_estimate(est)}\n" in out
-    assert "micro_batch 16 x 2048" in out
+    assert "micro_batch 16 x 2048" in out and "checkpointing" not in out.split("# memory per GPU")[1]
+
+
+def test_show_config_says_when_auto_turned_checkpointing_on(capsys, monkeypatch):
+    import torch
+
+    plain, recomputed = (MEM.estimate_memory(_cfg(), vocab_size=50257, micro_batch=1, checkpointing=c).peak
+                         for c in (False, True))
+    between = MEM.DEVICE_RESERVE_BYTES + int((plain + recomputed) / 2 / 0.9)
+
+    class Props:
+        total_memory = between
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props)
+    assert cli_main(["train", *BIG, "micro_batch=auto", "--show-config"]) == 0
+    out = capsys.readouterr().out
+    assert '"activation_checkpointing": true' in out
+    assert "# micro_batch=auto turned on activation checkpointing" in out
+    assert out.split("# memory per GPU")[1].splitlines()[0].endswith(", checkpointing)")
 
 
 def test_auto_on_cpu_trains_exactly_as_the_default(cache, tmp_path):

@@ -1,15 +1,16 @@
-"""``python -m scaling.bench [train|kernels] [options]``: the trainer's benchmarks.
+"""``python -m scaling.bench [train|kernels|memory] [options]``: the trainer's benchmarks.
 
 ``train`` (the default) measures end-to-end training tokens/s and MFU
 (:mod:`scaling.bench.train`); ``kernels`` times the fused kernels op by op
-(:mod:`scaling.bench.kernels` and its kernel_* modules, loaded only when asked for).
+(:mod:`scaling.bench.kernels` and its kernel_* modules, loaded only when asked for);
+``memory`` tabulates the memory plan of every preset (:mod:`scaling.bench.memory`).
 """
 from __future__ import annotations
 
 import importlib
 import sys
 
-SUBCOMMANDS = {"train": "scaling.bench.train", "kernels": "scaling.bench.kernels"}
+SUBCOMMANDS = {"train": "scaling.bench.train", "kernels": "scaling.bench.kernels", "memory": "scaling.bench.memory"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 Numbers in the docs are never typed by hand: each table lives between a pair of
 markers, ``<!-- bench:NAME begin -->`` and ``<!-- bench:NAME end -->``, and a benchmark
-run on a GPU replaces what stands between them. Everything outside the markers is kept
+run on a GPU replaces what stands between them (the trainer's CPU table, block
+``train-cpu``, comes from a CPU run on a quiet machine). Everything outside the markers is kept
 byte for byte, and the file is written atomically, so an interrupted run leaves the old
 page whole.
 """
@@ -52,6 +53,11 @@ def check_target(path: str | Path, names: list[str], device_type: str) -> None:
     if device_type != "cuda":
         raise InputError("the tables in the docs are GPU measurements; this run is on the CPU",
                          field="--write-docs", fix="run it on a CUDA machine, or leave --write-docs out")
+    check_blocks(path, names)
+
+
+def check_blocks(path: str | Path, names: list[str]) -> None:
+    """Fail before any work when the page at ``path`` lacks one of the named blocks."""
     path = Path(path)
     replace_blocks(_read(path), {n: "" for n in names}, source=str(path))
 

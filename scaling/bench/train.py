@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--json", metavar="PATH", help="also write the measurements to PATH (atomically)")
     p.add_argument("--write-docs", metavar="PATH",
-                   help="GPU only: replace the end-to-end table in PATH (docs/benchmarks.md) with this run's")
+                   help="replace the end-to-end table in PATH (docs/benchmarks.md) with this run's; on a CPU "
+                        "only the trainer table (block train-cpu), and only on a quiet machine")
     return p
 
 
@@ -102,10 +103,31 @@ def _main(argv) -> int:
     if min(seq, batch, vocab, steps) < 1 or args.warmup < 0:
         raise InputError("sizes and counts must be positive", field="--steps", fix="e.g. --steps 8 --batch 16")
 
-    if args.write_docs:
+    trainer_sizes = [] if args.trainer_sizes == "none" else _split(
+        args.trainer_sizes or ("85m,300m" if gpu else "nano,mini,small"))
+    for s in trainer_sizes:
+        if s not in PRESETS:
+            raise InputError(f"unknown preset {s!r}", field="--trainer-sizes",
+                             fix="use names from `scaling train --help`, or none")
+    # --write-docs: on a GPU the synthetic table goes into block "train"; on a CPU only the
+    # trainer's table, into "train-cpu", and only when no other work shares the cores
+    cpu_block = bool(args.write_docs) and not gpu and bool(trainer_sizes)
+    gpu_block = bool(args.write_docs) and not cpu_block and not args.no_synthetic
+    if cpu_block:
+        from scaling.bench._docs import check_blocks
+
+        busy = _busy_warning()
+        if busy:
+            raise InputError(busy.lstrip("# "), field="--write-docs",
+                             fix="rerun on a quiet machine, or leave --write-docs out")
+        check_blocks(args.write_docs, ["train-cpu"])
+    elif args.write_docs:
         from scaling.bench._docs import check_target
 
-        check_target(args.write_docs, ["train"], device.type)
+        check_target(args.write_docs, ["train"], device.type)  # refuses CPU timings
+        if not gpu_block:
+            raise InputError("--no-synthetic leaves nothing to write", field="--write-docs",
+                             fix="drop --no-synthetic, or leave --write-docs out")
 
     from scaling import flops as F
 
@@ -120,14 +142,16 @@ def _main(argv) -> int:
     if busy and not gpu:
         print(busy, flush=True)
 
-    trainer_sizes = [] if args.trainer_sizes == "none" else _split(
-        args.trainer_sizes or ("85m,300m" if gpu else "nano,mini,small"))
-    for s in trainer_sizes:
-        if s not in PRESETS:
-            raise InputError(f"unknown preset {s!r}", field="--trainer-sizes",
-                             fix="use names from `scaling train --help`, or none")
     if trainer_sizes:
-        print(_trainer_table(trainer_sizes, device, precision, seq, batch, steps, args, si), flush=True)
+        note, trows = _trainer_rows(trainer_sizes, device, precision, seq, batch, steps, args)
+        print("# " + note + "\n" + _trainer_table(trows, args.markdown), flush=True)
+        if cpu_block:
+            from scaling.bench._docs import write_blocks
+
+            head = (f"Device: {name} · Date: {when} · torch {torch.__version__} · {precision} · {setup} · "
+                    f"load average below half the cores at the start")
+            write_blocks(args.write_docs, {"train-cpu": head + "\n\n" + note + ".\n\n"
+                                           + _trainer_table(trows, True)})
     if args.no_synthetic:
         return 0
     print("# synthetic loop (random tokens already on the device, nothing logged): an upper bound "
@@ -185,7 +209,7 @@ def _main(argv) -> int:
         atomic_write_json(args.json, {"device": name, "precision": precision, "seq_len": seq, "batch": batch,
                                       "vocab": vocab, "steps": steps, "peak_flops": peak,
                                       "torch": torch.__version__, "rows": rows})
-    if args.write_docs:
+    if gpu_block:
         from scaling.bench._docs import write_blocks
 
         head = (f"Device: {name} · Date: {when} · torch {torch.__version__} · {precision} · {setup} · "
@@ -202,10 +226,8 @@ class _Loop:
     AFTER = {"prefetch": True, "read_every_step": False}
 
 
-def _trainer_table(sizes, device, precision, seq, batch, steps, args, si) -> str:
-    """The real trainer's tokens/s before and after, per size, with its heading."""
-    from analysis.text import format_table, markdown_table
-
+def _trainer_rows(sizes, device, precision, seq, batch, steps, args) -> tuple[str, list]:
+    """The real trainer's tokens/s before and after, per size: (what was measured, rows)."""
     rows = []
     for size in sizes:
         got = {}
@@ -217,17 +239,22 @@ def _trainer_table(sizes, device, precision, seq, batch, steps, args, si) -> str
             rows.append({"size": size, "params": r["params"], "loop": label, "tokens_per_s": r["tokens_per_s"],
                          "wait_ms": 1e3 * r["wait_s"], "compute_ms": 1e3 * r["compute_s"],
                          "x_before": r["tokens_per_s"] / got["before"]["tokens_per_s"]})
+    note = (f"the trainer (scaling.trainer.Trainer, built-in corpus, seq {seq}, {batch} sequences/step, "
+            f"{steps} timed steps after {args.warmup}, kernels=auto, log_every=10): before = batch drawn on the "
+            "main thread and the loss read back every step; after = prefetching loader, reads at log steps. "
+            "data wait: time the loop waited for its batch; rest: everything else in a step")
+    return note, rows
+
+
+def _trainer_table(rows: list, markdown: bool) -> str:
+    from analysis.text import format_table, markdown_table, si
+
     cols = ["loop", "size", "params", "tokens_per_s", "wait_ms", "compute_ms", "x_before"]
     fmts = {"params": si, "tokens_per_s": si, "wait_ms": lambda x: f"{x:.2f}", "compute_ms": lambda x: f"{x:.1f}",
             "x_before": lambda x: f"{x:.2f}x"}
     headers = {"tokens_per_s": "tok/s", "wait_ms": "data wait ms/step", "compute_ms": "rest ms/step",
                "x_before": "x before"}
-    table = (markdown_table if args.markdown else format_table)(rows, cols, fmts, headers)
-    note = (f"# the trainer (scaling.trainer.Trainer, built-in corpus, seq {seq}, {batch} sequences/step, "
-            f"{steps} timed steps after {args.warmup}, kernels=auto, log_every=10): before = batch drawn on the "
-            "main thread and the loss read back every step; after = prefetching loader, reads at log steps. "
-            "data wait: time the loop waited for its batch; rest: everything else in a step")
-    return note + "\n" + table
+    return (markdown_table if markdown else format_table)(rows, cols, fmts, headers)
 
 
 def _measure_trainer(size, device, precision, seq, batch, steps, warmup, *, prefetch, read_every_step) -> dict:

@@ -97,6 +97,10 @@ def _show(cfg) -> int:
     d = dataclasses.asdict(plan)
     print("# plan (vocabulary assumed %d until the data is read):" % vocab)
     print_json(d)
-    est = estimate_memory(cfg, vocab_size=vocab, micro_batch=plan.micro_batch)
+    est = estimate_memory(cfg, vocab_size=vocab, micro_batch=plan.micro_batch,
+                          checkpointing=plan.activation_checkpointing)
     print(f"# memory per GPU (scaling.memory's estimate, docs/kernels.md): {format_estimate(est)}")
+    if plan.activation_checkpointing and not cfg.activation_checkpointing:
+        print(f"# micro_batch=auto turned on activation checkpointing: without it not even one sequence "
+              f"fits this GPU's {gpu / 2**30:.1f} GiB")
     return 0

@@ -21,10 +21,11 @@ if TYPE_CHECKING:
 
 #: Fields that say where and how a run executes, not what it computes: they are left
 #: out of the config hash, so a run resumed on another device, or with another
-#: micro-batch or kernel choice, still matches.
+#: micro-batch, kernel choice or activation checkpointing (which recomputes the same
+#: values), still matches.
 _HASH_EXCLUDED = ("out", "run_name", "progress", "device", "threads", "resume", "log_every",
                   "ckpt_every_tokens", "keep_checkpoints", "save_final", "peak_flops", "micro_batch",
-                  "kernels", "compile")
+                  "kernels", "compile", "activation_checkpointing")
 
 
 #: Fields added to TrainConfig after sweeps already existed, each with the value that

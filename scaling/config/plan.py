@@ -38,6 +38,8 @@ class Plan:
     ckpt_every: int                 # steps between checkpoints; 0 = only at the end
     flops_per_token: float          # detailed (App. F) training FLOPs per token
     flops_6n_per_token: float       # 6 * N_nonembedding
+    # activation checkpointing: asked for, or micro_batch=auto's choice where nothing fits without it
+    activation_checkpointing: bool = False
 
 
 def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1, device_bytes: Optional[int] = None) -> Plan:
@@ -45,7 +47,8 @@ def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1, device_bytes
 
     ``device_bytes`` is the memory of the CUDA device the run trains on, where one is
     known: ``micro_batch=auto`` then takes :func:`scaling.memory.pick_micro_batch`'s
-    choice, and each process's whole share elsewhere."""
+    choice (with activation checkpointing where only that fits), and each process's
+    whole share elsewhere."""
     from scaling import flops as F  # here, not at the top: scaling.flops imports scaling.config
 
     args = model_args(cfg, vocab_size)
@@ -60,9 +63,11 @@ def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1, device_bytes
         raise ConfigError(f"{batch_seqs} sequences per batch do not split over {world_size} processes",
                           field="batch_tokens", fix=f"use a multiple of {world_size * cfg.seq_len} tokens")
     per_rank = batch_seqs // world_size
-    micro = cfg.micro_batch or per_rank
+    micro, recompute = cfg.micro_batch or per_rank, cfg.activation_checkpointing
     if micro == "auto":
-        micro = per_rank if device_bytes is None else _fitting_micro_batch(cfg, vocab_size, world_size, device_bytes)
+        micro = per_rank
+        if device_bytes is not None:
+            micro, recompute = _fitting_micro_batch(cfg, vocab_size, world_size, device_bytes)
     if micro > per_rank or per_rank % micro:
         raise ConfigError(f"micro_batch={micro} does not divide the {per_rank} sequences each process gets",
                           field="micro_batch", fix=f"use a divisor of {per_rank}")
@@ -144,20 +149,18 @@ def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1, device_bytes
         batch_seqs=batch_seqs, micro_batch=micro, grad_accum=per_rank // micro, world_size=world_size,
         warmup_steps=warmup, decay_start=decay_start, eval_steps=tuple(sorted(evals)),
         branches=tuple(branches), ckpt_every=ckpt_every, flops_per_token=per_tok,
-        flops_6n_per_token=per_tok_6n,
+        flops_6n_per_token=per_tok_6n, activation_checkpointing=recompute,
     )
 
 
-def _fitting_micro_batch(cfg: TrainConfig, vocab_size: int, world_size: int, device_bytes: int) -> int:
+def _fitting_micro_batch(cfg: TrainConfig, vocab_size: int, world_size: int,
+                         device_bytes: int) -> tuple[int, bool]:
+    """(micro-batch, activation checkpointing) of micro_batch=auto on a device."""
     from scaling import memory  # here: scaling.memory imports scaling.config
 
-    choice = memory.pick_micro_batch(cfg, device_bytes, vocab_size=vocab_size, world_size=world_size)
-    if choice.checkpointing:  # not even one sequence fits without recomputing activations
-        raise ConfigError(f"micro_batch=auto: even one sequence needs about {choice.estimate.peak / 2**30:.1f} GiB "
-                          f"with activation checkpointing, which the trainer does not do; the device has "
-                          f"{device_bytes / 2**30:.1f} GiB", field="micro_batch",
-                          fix="use more processes, a shorter seq_len or a device with more memory")
-    return choice.micro_batch
+    choice = memory.pick_micro_batch(cfg, device_bytes, vocab_size=vocab_size, world_size=world_size,
+                                     checkpointing=True if cfg.activation_checkpointing else None)
+    return choice.micro_batch, choice.checkpointing
 
 
 def _check_positive(cfg: TrainConfig) -> None:

@@ -153,6 +153,9 @@ class TrainConfig:
     precision: str = "auto"                # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
     kernels: str = "auto"                  # eager | compile | triton | auto
     compile: bool = False                  # wrap the model in torch.compile
+    # recompute each block's activations in the backward pass instead of keeping them
+    # (scaling.memory); micro_batch=auto turns it on where nothing fits without it
+    activation_checkpointing: bool = False
     threads: Optional[int] = None          # torch CPU threads for this run
     peak_flops: Optional[float] = None     # per-device peak FLOP/s for MFU; default: looked up for known GPUs
     seed: int = 0
