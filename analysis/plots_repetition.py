@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
+from .figure_style import colors as _colors
+from .figure_style import plain_y as _plain_y
 from .result import LawFit
 from .text import sci, si
 
@@ -36,7 +38,6 @@ def plot_repetition(fit: LawFit, unique_tokens: float | None = None, compute=Non
     many epochs, where repetition shows.
     """
     from .extrapolate import _unique_tokens, with_data_limit
-    from .plots import _colors, _plain_y
 
     if not isinstance(fit, LawFit):
         raise InputError(f"expected a LawFit, got {type(fit).__name__}", field="fit",
