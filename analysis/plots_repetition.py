@@ -83,7 +83,9 @@ def plot_repetition(fit: LawFit, unique_tokens: float | None = None, compute=Non
     ax.set_title(f"Loss at fixed compute, {lim.name or lim.law}")
     _plain_y(ax)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper right", ncol=1)
+    # below the panel: inside it the legend would cover the small budgets' curves
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False, columnspacing=1.0,
+              handlelength=1.8)
     ax.text(0.02, 0.02, "dots: the best number of epochs at each budget", transform=ax.transAxes, fontsize=8)
 
     rd = lim.params["R_D_star"]
