@@ -305,7 +305,8 @@ def plot_isoflop(points, fit: LawFit | None = None, budgets=None, n_budgets: int
                   f"fewer than the {ISOFLOP_MIN_SIZES} a measured profile needs:\nthe curves and their minima "
                   "are the law's, not the data's")
     elif outside:
-        title += f"\n{outside} of {len(budget_list)} minima lie outside the sizes measured at their budget: extrapolated"
+        title += (f"\n{outside} of {len(budget_list)} minima lie outside the sizes measured at their budget: "
+                  "extrapolated")
     ax.set_title(title, fontsize=9, color="firebrick" if "extrapolated" in title else "black")
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)

@@ -25,13 +25,15 @@ def _run_x(df, x: str) -> np.ndarray:
 
 def frontier_wins(frontier) -> list[tuple[float, float, float]]:
     """The compute range each size holds the frontier (``compute_frontier``'s rows): a list of
-    (params, C from, C to), one per stretch in compute order, the last ending at the
-    frontier's largest compute. A size can hold several stretches."""
+    (params, C from, C to), one per stretch in compute order, each ending where the next
+    size's first frontier point is, the last at the frontier's largest compute. A size can
+    hold several stretches."""
     rows = frontier.sort_values("flops")
     n, c = rows["params"].to_numpy(float), rows["flops"].to_numpy(float)
     if not len(n):
         return []
     starts = [0] + [i for i in range(1, len(n)) if n[i] != n[i - 1]]
+    # a size holds the (stepped) frontier until the next size's first point beats it
     ends = starts[1:] + [len(n) - 1]
     return [(float(n[s]), float(c[s]), float(c[e])) for s, e in zip(starts, ends)]
 
@@ -91,7 +93,7 @@ def plot_runs(points=None, curves: Mapping | None = None, x: str = "tokens", fro
                 label="compute-efficient frontier", gid="frontier")
         strip = blended_transform_factory(ax.transData, ax.transAxes)
         won: set = set()
-        for i, (n, c0, c1) in enumerate(frontier_wins(fr)):
+        for i, (n, c0, c1) in sorted(enumerate(frontier_wins(fr)), key=lambda t: (t[1][0], t[0])):  # legend by size
             if c1 <= c0:  # a size holding the frontier at its last point only: a sliver at its compute
                 c0, c1 = c0 / 1.02, c0 * 1.02
             ax.fill_between([c0, c1], [0.0, 0.0], [0.035, 0.035], transform=strip, color=colors.get(n, "0.4"),

@@ -376,3 +376,10 @@ def test_figure_modules_import_in_any_order():
         code = f"import {first}; import analysis.plots as p; assert p.plot_repetition.__module__ == " \
                "'analysis.plots_repetition'"
         subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_frontier_wins_are_the_stretches_between_changes_of_size():
+    from analysis.plots_overview import frontier_wins
+
+    fr = pd.DataFrame({"params": [1.0, 1.0, 2.0, 1.0], "flops": [10.0, 20.0, 30.0, 40.0]})
+    assert frontier_wins(fr) == [(1.0, 10.0, 30.0), (2.0, 30.0, 40.0), (1.0, 40.0, 40.0)]
