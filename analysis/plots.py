@@ -18,6 +18,12 @@ from typing import Mapping
 import numpy as np
 
 from .errors import InputError
+from .figure_style import colors as _colors
+from .figure_style import finish_loss_axes as _finish_loss_axes
+from .figure_style import gids, legend_outside, log_axis, new_figure as _figure, separate_markers
+from .figure_style import mark_answers as _mark_answers
+from .plots_overview import plot_own_curves, plot_runs
+from .plots_repetition import plot_repetition
 from .records import atomic_write_bytes
 from .result import LawFit
 from .text import sci, si
@@ -31,40 +37,10 @@ PLOT_KINDS = ("curves", "isoflop", "residuals")
 EXTRA_KINDS = ("repetition",)
 #: Points whose FLOPs lie within this factor of each other share an IsoFLOP budget.
 ISOFLOP_TOLERANCE = 1.15
-
-
-def _figure(figsize=(7.5, 5.0)):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, layout="constrained")
-    return fig, fig.add_subplot(1, 1, 1)
-
-
-def _colors(n: int):
-    from matplotlib import colormaps
-
-    cmap = colormaps["viridis"]
-    return [cmap(x) for x in (np.linspace(0.0, 0.85, n) if n > 1 else [0.3])]
-
-
-def _plain_y(ax) -> None:
-    """Losses span less than a decade: label log ticks as 3.5, not 3.5 x 10^0."""
-    from matplotlib.ticker import FuncFormatter
-
-    fmt = FuncFormatter(lambda y, _: f"{y:.3g}")
-    ax.yaxis.set_major_formatter(fmt)
-    ax.yaxis.set_minor_formatter(fmt)
-
-
-def gids(fig, prefix: str = "") -> list[str]:
-    """The gids of every artist in ``fig`` that starts with ``prefix``, in drawing order."""
-    out = []
-    for ax in fig.axes:
-        for artist in [*ax.lines, *ax.collections, *ax.patches]:
-            g = artist.get_gid()
-            if g and g.startswith(prefix):
-                out.append(g)
-    return out
+#: Sizes per budget below which an IsoFLOP profile is the law's, not a measured one: Hoffmann
+#: et al. 2022 (Sec. 3.2, Fig. 3) fit a parabola to each profile, which takes a few sizes
+#: either side of the minimum.
+ISOFLOP_MIN_SIZES = 4
 
 
 def _sizes(points, result) -> list[float]:
@@ -98,47 +74,26 @@ def _law_sizes(points, result, fit) -> dict[float, float]:
     return out
 
 
-def _mark_answers(fig, ax, n: float, color, at_c, loss_at_c, cross, target_loss: float, x_end: float) -> None:
-    """A square where size n lands with the target's compute, a star where it reaches the
-    target's loss (when that lies on the drawn curve)."""
-    if at_c and loss_at_c is not None:
-        first = not gids(fig, "at_target_compute:")
-        ax.plot([at_c], [loss_at_c], "s", mfc="none", color=color, ms=6, gid=f"at_target_compute:N={si(n)}",
-                label="with the target's compute" if first else None)
-    if cross is not None and cross <= x_end:
-        ax.plot([cross], [target_loss], "*", color=color, ms=11, mec="k", mew=0.5, gid=f"cross:N={si(n)}",
-                label=f"N={si(n)} reaches target at {si(cross)} tokens")
-
-
-def _finish_loss_axes(ax, title: str, xlabel: str = "training tokens D", ylabel: str = "loss (nats/token)",
-                      fontsize: int = 10) -> None:
-    """Log-log axes with plain loss ticks, labels, grid and legend."""
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _plain_y(ax)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=fontsize)
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, ncol=2, loc="best")
-
-
 def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Mapping | None = None,
                 bands: bool = True, n_grid: int = 120):
     """Loss against training tokens per model size, on log axes.
 
     Measured data are solid: each run's own loss curve from ``curves`` (run -> DataFrame with
     ``params``, ``tokens``, ``loss``) when given, else the final points of each size joined
-    up. The law's curve L(N, D) starts where its fit saw that model, at the smallest fitted
-    D of that size (``points`` are the fitted points), not at the first logged step: below
-    it the law describes nothing it was fitted on. It is dashed over that model's fitted
-    budgets and dotted beyond them, where extrapolation starts (marked with a tick), out to
-    the tokens the model would get with the target's compute (``result``, an
+    up; the fitted points (``points``) are circles. The law's curve L(N, D) starts where its
+    fit saw that model, at the smallest fitted D of that size, not at the first logged step:
+    below it the law describes nothing it was fitted on. It is dashed over that model's
+    fitted budgets and dotted beyond them, where extrapolation starts (marked with a tick),
+    out to the tokens the model would get with the target's compute (``result``, an
     ExtrapolationResult) and on to where it crosses the target's loss (marked) when that
     lies within 100x. A model the fit never saw is extrapolated from the fitted data's
     token range on; a published law is drawn dashed from each model's smallest measured D,
-    as it was fitted on other data. The target loss is a horizontal line; bootstrap
-    intervals of the law are shaded bands.
+    as it was fitted on other data. The target loss is a horizontal line, and a model that
+    never reaches it gets its floor L(N, D -> inf) as a dash-dotted line: the reason it
+    never catches up. Bootstrap intervals of the law are shaded bands. Answer markers that
+    would cover each other are moved apart, with a leader to their place. The title says
+    only what is drawn: no "measured" without measured data, no "dotted" without an
+    extrapolated segment.
     """
     if fit is None and result is not None:
         fit = result.law
@@ -152,23 +107,33 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
     law_n = _law_sizes(points, result, fit)
     has_points = points is not None and len(points) > 0
     curve_sizes = set()
+    lines_of: dict[float, list] = {n: [] for n in sizes}
     ordered = sorted(((float(df["params"].iloc[0]), str(run), df) for run, df in (curves or {}).items()
                       if df is not None and len(df)), key=lambda x: (x[0], x[1]))
     for _, run, df in ordered:
         n = float(df["params"].iloc[0])
         d = df[np.isfinite(df["loss"])].sort_values("tokens")
         label = None if n in curve_sizes else f"N={si(n)} measured"
-        ax.plot(d["tokens"], d["loss"], "-", color=colors.get(n, "0.4"), lw=1.2, alpha=0.9, label=label,
-                gid=f"measured:{run}")
+        lines_of.setdefault(n, []).extend(ax.plot(d["tokens"], d["loss"], "-", color=colors.get(n, "0.4"), lw=1.2,
+                                                  alpha=0.9, label=label, gid=f"measured:{run}"))
         curve_sizes.add(n)
     fitted_d = (fit.data_range.get("D") if fit is not None and not fit.is_published else None)
+    markers, floors = [], []
     for n in sizes:
         c = colors[n]
         own = points[points["params"] == n] if has_points else None
         if own is not None and len(own) and n not in curve_sizes:
             sub = own.sort_values("tokens")
-            ax.plot(sub["tokens"], sub["loss"], "o-", color=c, ms=4, lw=1.2, label=f"N={si(n)} measured",
-                    gid=f"measured:N={si(n)}")
+            lines_of[n] += ax.plot(sub["tokens"], sub["loss"], "o-", color=c, ms=4, lw=1.2,
+                                   label=f"N={si(n)} measured", gid=f"measured:N={si(n)}")
+        elif own is not None and len(own):
+            # the curves are the stable phase; the points the law was fitted to (final and
+            # cooldown-branch losses) lie below them and are what the dashed law follows
+            first = not gids(fig, "points:")
+            sub = own.sort_values("tokens")
+            ax.plot(sub["tokens"], sub["loss"], "o", color=c, ms=4.5, mec="k", mew=0.4, ls="none",
+                    label="fitted points (final and cooldown-branch losses)" if first else None,
+                    gid=f"points:N={si(n)}")
         if fit is None:
             continue
         if own is not None and len(own):
@@ -198,14 +163,14 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
         pred = fit.predict(N=n_at, D=grid)
         inside = grid <= edge if edge is not None else np.ones(len(grid), bool)
         if inside.any():
-            ax.plot(grid[inside], pred[inside], "--", color=c, lw=1.2, label=f"N={si(n)} law",
-                    gid=f"fit:N={si(n)}")
+            lines_of[n] += ax.plot(grid[inside], pred[inside], "--", color=c, lw=1.2, label=f"N={si(n)} law",
+                                   gid=f"fit:N={si(n)}")
         beyond = grid >= edge if edge is not None else np.zeros(len(grid), bool)
         if beyond.sum() > 1:
             first = not gids(fig, "extrapolation:")
-            ax.plot(grid[beyond], pred[beyond], ":", color=c, lw=1.6,
-                    label="law beyond each model's fitted data (dotted)" if first else None,
-                    gid=f"extrapolation:N={si(n)}")
+            lines_of[n] += ax.plot(grid[beyond], pred[beyond], ":", color=c, lw=1.6,
+                                   label="law beyond each model's fitted data (dotted)" if first else None,
+                                   gid=f"extrapolation:N={si(n)}")
             k = int(np.argmax(beyond))
             ax.plot([grid[k]], [pred[k]], "|", color=c, ms=12, mew=1.5,
                     label="extrapolation starts" if first else None, gid=f"extrapolation-start:N={si(n)}")
@@ -214,16 +179,37 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
             if iv is not None:
                 ax.fill_between(grid, iv[0], iv[1], color=c, alpha=0.15, lw=0, gid=f"band:N={si(n)}")
         if ans is not None:
-            _mark_answers(fig, ax, n, c, ans.tokens_at_target_compute, ans.loss_at_target_compute, cross,
-                          target.loss, grid[-1])
+            if not ans.reachable and ans.floor is not None and math.isfinite(ans.floor):
+                floors.append(ans.floor)
+                ax.plot([grid[0], grid[-1]], [ans.floor, ans.floor], "-.", color=c, lw=1.0,
+                        label=f"N={si(n)} floor {ans.floor:.4g}: never reaches the target", gid=f"floor:N={si(n)}")
+            markers += [(n, m) for m in _mark_answers(fig, ax, n, c, ans.tokens_at_target_compute,
+                                                      ans.loss_at_target_compute, cross, target.loss, grid[-1])]
     if target is not None:
         what = f"target {target.name}" if target.params is not None else "target"
-        ax.axhline(target.loss, color="crimson", lw=1.0, ls=":", label=f"{what} loss {target.loss:.4g}", gid="target")
-    title = "Loss vs tokens"
-    if fit is not None:
-        title += f": measured (solid), {fit.name or fit.law} (dashed, dotted where extrapolated)"
+        ax.axhline(target.loss, color="0.15", lw=1.0, ls=(0, (1, 2)), label=f"{what} loss {target.loss:.4g}",
+                   gid="target")
+    title = "Loss vs tokens: " + _curves_title(fig, fit, has_points or bool(curve_sizes))
     _finish_loss_axes(ax, title)
+    # another model's curves, not the marker's own, are what it must not sit on
+    separate_markers(fig, ax, [m for _, m in markers],
+                     avoid={m: [ln for k, lns in lines_of.items() if k != n for ln in lns] for n, m in markers})
     return fig
+
+
+def _curves_title(fig, fit, measured: bool) -> str:
+    """What the curves figure draws, and nothing it does not."""
+    parts = ["measured (solid)"] if measured else []
+    if gids(fig, "points:"):
+        parts.append("fitted points (circles)")
+    if fit is not None:
+        how = "dashed, dotted where extrapolated" if gids(fig, "extrapolation:") else "dashed"
+        if fit.is_published:
+            how += "; published, fitted on other data"
+        parts.append(f"{fit.name or fit.law} ({how})")
+    if gids(fig, "floor:"):
+        parts.append("floors (dash-dot)")
+    return ", ".join(parts)
 
 
 def _isoflop_groups(points, flops_col: str):
@@ -251,10 +237,15 @@ def plot_isoflop(points, fit: LawFit | None = None, budgets=None, n_budgets: int
     Budgets come from ``budgets`` or from the data (points whose 6ND FLOPs agree within
     ISOFLOP_TOLERANCE and span at least two sizes); when the data have no such groups, the
     law's profiles are drawn at ``n_budgets`` budgets spanning the data. Measured points are
-    markers, the law's profile L(N, C / 6N) is dashed with its minimum marked. For a law
+    markers, the law's profile L(N, C / 6N) is dashed with its minimum marked: filled where
+    it lies within the sizes measured at that budget, hollow where it lies outside them and
+    only the law puts it there. With fewer than ISOFLOP_MIN_SIZES sizes at every budget the
+    title says the profiles are the law's extrapolation, not measured ones. For a law
     fitted on non-embedding N, N is that count throughout, C = 6ND included, as Kaplan et
     al. 2020 (Sec. 2.1) count it.
     """
+    from matplotlib.lines import Line2D
+
     from .laws import get_law
 
     if points is None or not len(points):
@@ -276,33 +267,67 @@ def plot_isoflop(points, fit: LawFit | None = None, budgets=None, n_budgets: int
     n_lo, n_hi = float(pts["params"].min()) / 2, float(pts["params"].max()) * 2
     grid = np.logspace(math.log10(n_lo), math.log10(n_hi), 150)
     has_nd = fit is not None and set(get_law(fit.law).inputs) == {"N", "D"}
+    most_sizes, outside = 0, 0
     for i, c_budget in enumerate(budget_list):
         col = colors[i]
+        tag = f"C={sci(c_budget, 2)}"
         members = ([r for cc, g in groups if cc == c_budget for r in g] if groups else
                    [r for _, r in pts.iterrows()
                     if abs(math.log(r["flops_6nd"] / c_budget)) <= math.log(ISOFLOP_TOLERANCE)])
+        sizes = sorted({float(r["params"]) for r in members})
+        most_sizes = max(most_sizes, len(sizes))
         if members:
             ax.plot([r["params"] for r in members], [r["loss"] for r in members], "o", color=col, ms=5,
-                    label=f"C={sci(c_budget, 2)} measured", gid=f"isoflop-measured:C={sci(c_budget, 2)}")
+                    label=f"{tag} FLOPs measured", gid=f"isoflop-measured:{tag}")
         if has_nd:
-            pred = fit.predict(N=grid, D=c_budget / (6.0 * grid))
-            ax.plot(grid, pred, "--", color=col, lw=1.2, label=f"C={sci(c_budget, 2)} law",
-                    gid=f"isoflop-fit:C={sci(c_budget, 2)}")
+            # the profile reaches out to the law's minimum when it lies beyond the sizes drawn,
+            # so that the marked minimum is the law's and not the edge of the plot
+            wide = np.logspace(math.log10(n_lo) - 3, math.log10(n_hi) + 3, 1200)
+            k = int(np.nanargmin(fit.predict(N=wide, D=c_budget / (6.0 * wide))))
+            g = grid
+            if 0 < k < len(wide) - 1 and not n_lo <= wide[k] <= n_hi:
+                g = np.logspace(math.log10(min(n_lo, wide[k] / 2)), math.log10(max(n_hi, wide[k] * 2)), 150)
+            pred = fit.predict(N=g, D=c_budget / (6.0 * g))
+            ax.plot(g, pred, "--", color=col, lw=1.2, label=f"{tag} FLOPs law", gid=f"isoflop-fit:{tag}")
             j = int(np.nanargmin(pred))
-            ax.plot([grid[j]], [pred[j]], "v", color=col, ms=7, gid=f"isoflop-opt:C={sci(c_budget, 2)}")
+            measured = bool(sizes) and sizes[0] <= g[j] <= sizes[-1]
+            outside += not measured
+            ax.plot([g[j]], [pred[j]], "v", color=col, ms=8, mfc=col if measured else "white", mew=1.5,
+                    gid=f"isoflop-opt:{tag}")
     ax.set_xscale("log")
+    log_axis(ax, "x")
     ax.set_xlabel("parameters N" + (" (non-embedding)" if ncol != "params" else ""))
     ax.set_ylabel("loss (nats/token)")
-    ax.set_title("IsoFLOP profiles (C = 6ND" + (", N non-embedding" if ncol != "params" else "") + ")"
-                 + (f", {fit.name or fit.law} dashed" if has_nd else ""), fontsize=10)
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    title = ("IsoFLOP profiles, compute C = 6ND in FLOPs" + (", N non-embedding" if ncol != "params" else "")
+             + (f"; {fit.name or fit.law} dashed" if has_nd else ""))
+    if has_nd and most_sizes < ISOFLOP_MIN_SIZES:
+        title += (f"\nextrapolated: at most {most_sizes} size{'s' if most_sizes != 1 else ''} measured per budget, "
+                  f"fewer than the {ISOFLOP_MIN_SIZES} a measured profile needs:\nthe curves and their minima "
+                  "are the law's, not the data's")
+    elif outside:
+        title += (f"\n{outside} of {len(budget_list)} minima lie outside the sizes measured at their budget: "
+                  "extrapolated")
+    ax.set_title(title, fontsize=9, color="firebrick" if "extrapolated" in title else "black")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
+    handles, labels = ax.get_legend_handles_labels()
+    if has_nd:
+        handles.append(Line2D([], [], marker="v", color="0.3", ls="none", ms=8, mew=1.5))
+        labels.append("law's minimum, within the measured sizes")
+        handles.append(Line2D([], [], marker="v", color="0.3", mfc="white", ls="none", ms=8, mew=1.5))
+        labels.append("law's minimum outside the measured sizes (extrapolated)")
+    legend_outside(ax, handles, labels)
     return fig
 
 
 def plot_residuals(points, fit: LawFit):
     """Relative residuals (measured / predicted - 1, in %) of a fitted L(N, D) against tokens,
-    one series per model size; a structured pattern means the law's form misses the data."""
+    one series of unconnected points per model size (neighbours in D are other runs or other
+    branches, not a curve); a structured pattern means the law's form misses the data. The
+    title states the quadratic-trend test of the residuals against log D and log N
+    (:func:`analysis.residual_trend.residual_trends`), in red when it flags a bias."""
+    from .residual_trend import residual_trends, trend_text
+
     if points is None or not len(points):
         raise InputError("no points to plot", field="points", fix="point at a sweep with finished runs")
     if fit is None:
@@ -310,133 +335,28 @@ def plot_residuals(points, fit: LawFit):
     fig, ax = _figure()
     sizes = sorted(float(n) for n in points["params"].unique())
     colors = dict(zip(sizes, _colors(len(sizes))))
+    markers = "osD^vP*X"
     # Kaplan-form fits take N as non-embedding parameters; predict with the count they were fitted on.
     n_col = fit.n_column if fit.n_column in points.columns else "params"
     all_res = []
-    for n in sizes:
+    for i, n in enumerate(sizes):
         sub = points[points["params"] == n].sort_values("tokens")
         pred = fit.predict(N=sub[n_col].to_numpy(float), D=sub["tokens"].to_numpy(float))
         res = 100.0 * (sub["loss"].to_numpy(float) / pred - 1.0)
         all_res.append(res)
-        ax.plot(sub["tokens"], res, "o-", color=colors[n], ms=4, lw=0.8, label=f"N={si(n)}",
-                gid=f"residual:N={si(n)}")
+        ax.plot(sub["tokens"], res, markers[i % len(markers)], ls="none", color=colors[n], ms=6, mec="k", mew=0.4,
+                label=f"N={si(n)}", gid=f"residual:N={si(n)}")
     ax.axhline(0.0, color="k", lw=0.8, gid="zero")
     rms = float(np.sqrt(np.mean(np.concatenate(all_res) ** 2)))
-    ax.set_xscale("log")
+    log_axis(ax, "x")
     ax.set_xlabel("training tokens D")
     ax.set_ylabel("residual: measured / law - 1 (%)")
-    ax.set_title(f"Residuals of {fit.name or fit.law} (RMS {rms:.3g}%)", fontsize=10)
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, ncol=2, loc="best")
-    return fig
-
-
-def _run_x(df, x: str) -> np.ndarray:
-    """Tokens, or training compute counted as 6ND (Kaplan et al. 2020, Sec. 2.1) like the
-    extrapolation and the IsoFLOP profiles, so every figure shares one compute axis."""
-    d = df["tokens"].to_numpy(float)
-    return d if x == "tokens" else 6.0 * df["params"].to_numpy(float) * d
-
-
-def plot_runs(points=None, curves: Mapping | None = None, x: str = "tokens", frontier: bool | None = None):
-    """Loss of every run of a sweep against training tokens (``x="tokens"``) or training
-    compute C = 6ND (``x="flops"``), on log axes.
-
-    Each run's logged validation curve (``curves``: run -> DataFrame with ``params``,
-    ``tokens``, ``loss``, as :func:`analysis.extrapolate.measured_curves` returns) is a solid
-    line coloured by model size; the measured points (each run's final point and its WSD
-    cooldown branches) are circles. With ``frontier`` (the default against compute) the
-    compute-efficient frontier, the measurements no cheaper one beats (Kaplan et al. 2020,
-    Sec. 6.1; :func:`analysis.overview.compute_frontier`), is drawn as a thick grey line.
-    """
-    from .overview import compute_frontier
-
-    if x not in ("tokens", "flops"):
-        raise InputError(f"unknown x axis {x!r}", field="x", fix="use 'tokens' or 'flops'")
-    frontier = (x == "flops") if frontier is None else bool(frontier)
-    if frontier and x != "flops":
-        raise InputError("the compute-efficient frontier is drawn against compute", field="frontier",
-                         fix="use x='flops', or frontier=False")
-    has_points = points is not None and len(points) > 0
-    curves = {str(k): v for k, v in (curves or {}).items() if v is not None and len(v)}
-    if not has_points and not curves:
-        raise InputError("nothing to plot", field="points", fix="point at a sweep with finished runs")
-    sizes = {float(c["params"].iloc[0]) for c in curves.values()}
-    if has_points:
-        sizes |= {float(n) for n in points["params"].unique()}
-    sizes = sorted(sizes)
-    colors = dict(zip(sizes, _colors(len(sizes))))
-    fig, ax = _figure()
-    labelled: set = set()
-    for run, df in sorted(curves.items(), key=lambda kv: (float(kv[1]["params"].iloc[0]), kv[0])):
-        n = float(df["params"].iloc[0])
-        d = df[np.isfinite(df["loss"].to_numpy(float))].sort_values("tokens")
-        ax.plot(_run_x(d, x), d["loss"], "-", color=colors[n], lw=1.1, alpha=0.85,
-                label=None if n in labelled else f"N={si(n)}", gid=f"run:{run}")
-        labelled.add(n)
-    if has_points:
-        for n in sizes:
-            sub = points[points["params"] == n].sort_values("tokens")
-            if len(sub):
-                ax.plot(_run_x(sub, x), sub["loss"], "o", color=colors[n], ms=5, mec="k", mew=0.4,
-                        label=None if n in labelled else f"N={si(n)}", gid=f"points:N={si(n)}")
-                labelled.add(n)
-    if frontier:
-        fr = compute_frontier(points if has_points else None, curves)
-        ax.plot(fr["flops"], fr["loss"], "-", color="0.3", lw=3.0, alpha=0.45, zorder=0, drawstyle="steps-post",
-                label="compute-efficient frontier", gid="frontier")
-    what = "tokens" if x == "tokens" else "compute"
-    xlabel = "training tokens D" if x == "tokens" else "training compute C = 6ND (FLOPs)"
-    _finish_loss_axes(ax, f"Loss vs {what}: logged validation curves (lines), final and cooldown-branch points "
-                          "(circles)", xlabel=xlabel, ylabel="validation loss (nats/token)", fontsize=9)
-    return fig
-
-
-def plot_own_curves(study, n_grid: int = 120):
-    """Each smaller model's own run, extrapolated alone: its measured validation loss
-    (solid) and its stable-phase fit L(D) = E + B / D^beta (dotted; the data term of
-    Hoffmann et al. 2022, eq. 2, at fixed N) out to the tokens it would see with the
-    target's compute (square) and to where it reaches the target's loss (star) when that
-    lies within 100x. The counterpart of :func:`plot_curves` without the joint law."""
-    result = study.result
-    fits = dict(study.curve_fits or {})
-    if not fits:
-        raise InputError("no per-run curve fits to plot", field="curves",
-                         fix="use run records with logged validation losses (run_study(..., curves=True))")
-    target = result.target
-    answers = {m.params: m for m in result.models}
-    sizes = sorted(set(fits) | {float(c["params"].iloc[0]) for c in (study.curves or {}).values() if len(c)})
-    colors = dict(zip(sizes, _colors(len(sizes))))
-    fig, ax = _figure()
-    seen: dict = {}
-    for run, df in sorted((study.curves or {}).items(), key=lambda kv: (float(kv[1]["params"].iloc[0]), kv[0])):
-        n = float(df["params"].iloc[0])
-        d = df[np.isfinite(df["loss"].to_numpy(float))].sort_values("tokens")
-        if not len(d):
-            continue
-        ax.plot(d["tokens"], d["loss"], "-", color=colors.get(n, "0.4"), lw=1.2,
-                label=None if n in seen else f"N={si(n)} measured", gid=f"measured:{run}")
-        lo, hi = seen.get(n, (math.inf, 0.0))
-        seen[n] = (min(lo, float(d["tokens"].min())), max(hi, float(d["tokens"].max())))
-    for n, cf in sorted(fits.items()):
-        ans = answers.get(n)
-        if ans is None:
-            continue  # the target itself: its curve is drawn, there is nothing to extrapolate
-        own = ans.curve or {}
-        lo_d, hi_d = seen.get(n, (float(cf.data_range.get("D", (1.0, 10.0))[0]), 0.0))
-        hi_d = max(hi_d, own.get("tokens_at_target_compute") or 0.0, lo_d * 10)
-        cross = own.get("tokens_to_match")
-        if cross is not None and cross <= 100 * hi_d:
-            hi_d = max(hi_d, cross * 1.2)
-        grid = np.logspace(math.log10(lo_d), math.log10(hi_d), n_grid)
-        c = colors.get(n, "0.4")
-        ax.plot(grid, cf.predict(D=grid), ":", color=c, lw=1.6, label=f"N={si(n)} own curve fit",
-                gid=f"own-fit:N={si(n)}")
-        _mark_answers(fig, ax, n, c, own.get("tokens_at_target_compute"), own.get("loss_at_target_compute"),
-                      cross, target.loss, grid[-1])
-    what = f"target {target.name}" if target.params is not None else "target"
-    ax.axhline(target.loss, color="crimson", lw=1.0, ls="--", label=f"{what} loss {target.loss:.4g}", gid="target")
-    _finish_loss_axes(ax, "Each run's own curve, extrapolated: measured (solid), E + B/D^beta (dotted)", fontsize=9)
+    trends = residual_trends(fit, points)
+    bias = any(t.flagged for t in trends)
+    ax.set_title(f"Residuals of {fit.name or fit.law} (RMS {rms:.3g}%)\n{trend_text(trends)}", fontsize=10,
+                 color="firebrick" if bias else "black")
+    ax.grid(True, which="major", alpha=0.3)
+    legend_outside(ax, fontsize=8)
     return fig
 
 
@@ -481,4 +401,3 @@ def plot_study(study, kinds=PLOT_KINDS, unique_tokens: float | None = None) -> d
     return out
 
 
-from .plots_repetition import plot_repetition  # noqa: E402  (it builds on the helpers above)

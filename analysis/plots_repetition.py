@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
+from .figure_style import colors as _colors
+from .figure_style import plain_y as _plain_y
 from .result import LawFit
 from .text import sci, si
 
@@ -36,7 +38,6 @@ def plot_repetition(fit: LawFit, unique_tokens: float | None = None, compute=Non
     many epochs, where repetition shows.
     """
     from .extrapolate import _unique_tokens, with_data_limit
-    from .plots import _colors, _plain_y
 
     if not isinstance(fit, LawFit):
         raise InputError(f"expected a LawFit, got {type(fit).__name__}", field="fit",
@@ -82,7 +83,9 @@ def plot_repetition(fit: LawFit, unique_tokens: float | None = None, compute=Non
     ax.set_title(f"Loss at fixed compute, {lim.name or lim.law}")
     _plain_y(ax)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper right", ncol=1)
+    # below the panel: inside it the legend would cover the small budgets' curves
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False, columnspacing=1.0,
+              handlelength=1.8)
     ax.text(0.02, 0.02, "dots: the best number of epochs at each budget", transform=ax.transAxes, fontsize=8)
 
     rd = lim.params["R_D_star"]
