@@ -122,3 +122,20 @@ def test_fit_mix_is_its_components_fitted_alone_with_aligned_bootstrap_draws(tmp
     assert back.law == name
     np.testing.assert_allclose(back.predict(N=N, D=D), fit.predict(N=N, D=D), rtol=1e-12)
     assert json.loads(path.read_text())["law"] == name
+
+
+def test_the_cli_fits_a_named_combination_and_refuses_a_bad_one(tmp_path, capsys):
+    from scaling.cli import main
+
+    path = tmp_path / "points.csv"
+    _table().to_csv(path, index=False)
+    assert main(["fit", str(path), "--law", "mix(chinchilla=0.5,kaplan_nd=0.5)", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["law"] == "mix(chinchilla=0.5,kaplan_nd=0.5)"
+    direct = fit_law(_table(), "chinchilla", progress=False)
+    assert out["params"]["chinchilla.E"] == pytest.approx(direct.params["E"], rel=1e-9)
+    with pytest.raises(SystemExit) as e:
+        main(["fit", str(path), "--law", "mix(chinchilla=0.7,kaplan_nd=0.4)"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "summing to 1" in err[0] and "argument --law" in err[0]

@@ -91,7 +91,7 @@ def mix_law(weights: Mapping[str, float] | str) -> Law:
         inputs=("N", "D"),
         bounds={f"{n}.{p}": b for n, lw, _ in comps for p, b in lw.bounds.items()},
         citation="stacked combination of " + ", ".join(n for n, _, _ in comps)
-                 + " (Breiman 1996, Stacked regressions), weights chosen by backtest",
+                 + " (Breiman 1996, Stacked regressions)",
         formula=" + ".join(f"{wk:.3g} * L_{n}(N, D)" for n, _, wk in comps),
         size_terms=tuple(f"{n}.{p}" for n, lw, _ in comps for p in lw.size_terms),
         fit_to_points=False,

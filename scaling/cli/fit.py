@@ -36,15 +36,37 @@ failed check into exit status 1.
 """
 
 
+def _law_name(value: str) -> str:
+    """A law of LAW_CHOICES, or a stacked combination mix(LAW=WEIGHT,...) (checked here, so a
+    typo is a usage error before any loading)."""
+    import argparse
+
+    from analysis.errors import InputError
+    from analysis.laws.mix import is_mix, parse_mix
+
+    if value in LAW_CHOICES:
+        return value
+    if is_mix(value):
+        try:
+            parse_mix(value)
+        except InputError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(LAW_CHOICES)}, "
+                                     "or mix(LAW=WEIGHT,...))")
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command(sub, "fit", "Fit a scaling law to a sweep or a table of points.", EXAMPLE, run)
     p.description = DESCRIPTION
     p.add_argument("path", help="sweep or run directory, a CSV / Parquet / JSON-lines table of points, or a "
                                 "shipped dataset such as porian2024:rw/tuned/short/const/standard/val "
                                 "(see `scaling datasets`)")
-    p.add_argument("--law", default="auto", choices=LAW_CHOICES, metavar="LAW",
-                   help="auto (default: the law with the lowest backtest error), chinchilla, gadre2024, kaplan, "
-                        "kaplan_nd, kaplan_n, kaplan_d, kaplan_c, approach1, approach2")
+    p.add_argument("--law", default="auto", type=_law_name, metavar="LAW",
+                   help="auto (default: the law with the lowest backtest error, or a stacked combination of "
+                        "laws when that beats every one clearly), chinchilla, gadre2024, kaplan, "
+                        "kaplan_nd, kaplan_n, kaplan_d, kaplan_c, approach1, approach2, or a combination "
+                        "such as 'mix(chinchilla=0.6,kaplan_nd=0.4)'")
     p.add_argument("--backtest", action="store_true",
                    help="also print the backtest table: each candidate law refitted without the largest runs")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
