@@ -9,11 +9,12 @@ TORCH_DEV := torch==2.13.0
 
 DEMO_DIR ?= demo_out
 
-.PHONY: install test test-fast demo bench bench-gpu soak clean help
+.PHONY: install test test-fast demo docs bench bench-gpu soak clean help
 
 help:
 	@echo "make demo       run the demo scaling study on the built-in corpus (CPU, < 15 min)"
 	@echo "make test       install into .venv, check the import contracts, run the whole test suite"
+	@echo "make docs       the demo (finished runs reused), then the README's console blocks, figure and docs/data"
 	@echo "make test-fast  the suite without tests marked slow"
 	@echo "make bench      trainer, kernel and fit benchmarks on this machine"
 	@echo "make bench-gpu  on a CUDA machine: GPU tests, then the kernel and training tables into docs/benchmarks.md"
@@ -42,6 +43,13 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/scaling demo --out $(DEMO_DIR)
+
+# Runs the demo into DEMO_DIR (reusing its finished runs; training the rest, about 7 min),
+# then every command behind a README console block, and pastes their output between the
+# README's docs:NAME markers (scaling/docs_build.py). DOCS_ARGS=--reuse-committed seeds an
+# empty DEMO_DIR with the committed run records, so nothing of the demo is trained.
+docs: $(STAMP)
+	$(PY) -m scaling.docs_build --demo-dir $(DEMO_DIR) $(DOCS_ARGS)
 
 # Without a GPU the kernel step is a one-second correctness smoke test in the Triton interpreter.
 bench: $(STAMP)

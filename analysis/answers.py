@@ -187,8 +187,15 @@ class ExtrapolationResult:
                 row["tokens to match"] += f" ({100 * (1 - frac):.0f}% of draws reach it)"
             if m.curve is not None:
                 c = m.curve
-                row["own curve: tokens to match"] = (_count(c["tokens_to_match"]) if c.get("tokens_to_match")
-                                                     else f"never (floor {c['floor']:.4g})")
+                civ = c.get("intervals", {}).get("tokens_to_match")
+                row["own curve: tokens to match"] = (
+                    _with_iv(c["tokens_to_match"], tuple(civ) if civ else None, _count) if c.get("tokens_to_match")
+                    else f"never (floor {c['floor']:.4g})")
+                cfrac = c.get("unreachable_fraction")
+                if c.get("tokens_to_match") and cfrac:
+                    row["own curve: tokens to match"] += f" ({100 * cfrac:.0f}% of draws: never)"
+                elif not c.get("tokens_to_match") and cfrac is not None and cfrac < 1:
+                    row["own curve: tokens to match"] += f" ({100 * (1 - cfrac):.0f}% of draws reach it)"
             rows.append(row)
         return rows
 

@@ -20,7 +20,8 @@ from .errors import InputError
 from .laws import get_law
 from .optimize import best_of, grid_objective, single_thread_blas, top_k
 
-__all__ = ["bootstrap_indices", "short_of_sizes", "choose_resample", "parallel_map", "refit_chunk", "n_jobs_for"]
+__all__ = ["bootstrap_indices", "short_of_sizes", "choose_resample", "parallel_map", "refit_chunk", "n_jobs_for",
+           "parametric_refits"]
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,49 @@ def _refit_chunk_inner(law, X, logy, index_sets, warm, pool, n_grid_starts, delt
         if theta is not None and np.isfinite(f):
             out[i] = theta
     return out
+
+
+def parametric_refits(law: str, X: dict, logy: np.ndarray, theta, n: int, seed: int = 0,
+                      delta: float | None = None) -> tuple[np.ndarray, float]:
+    """``n`` refits of ``law`` (form parameters ``theta``, fitted to ``logy`` on log inputs
+    ``X``) on the fitted log losses plus Gaussian noise whose scale is the residual RMS with
+    its degrees of freedom, sqrt(SSR / (n_points - k)): a parametric bootstrap (Efron and
+    Tibshirani 1993, An Introduction to the Bootstrap, Sec. 6.5). Returns the refits in
+    natural parameters (one row per refit, the law's parameter order; failed refits left
+    out) and the noise scale.
+
+    It serves a single run's curve, where drawing points with replacement cannot work: its
+    4 or so stable-phase points are barely more than the 3 parameters, so most resamples
+    would hold too few distinct points, and resampled Huber residuals are mostly zero
+    (3 of 4 points fit exactly). With one degree of freedom the noise scale is itself
+    uncertain, so such an interval is rough; it still shows how far the answer moves under
+    loss changes of the size the fit leaves."""
+    from .optimize import HUBER_DELTA
+
+    lawobj = get_law(law)
+    form = lawobj.form
+    delta = HUBER_DELTA if delta is None else delta
+    fitX = {k: X[k] for k in form.inputs}
+    theta = np.asarray(theta, dtype=float)
+    fitted = form.logpred(theta, fitX)[0]
+    dof = len(logy) - len(theta)
+    if dof < 1:
+        raise InputError(f"{len(logy)} points leave no residual degree of freedom for the {len(theta)} "
+                         f"parameters of {law}", field="bootstrap", fix="log the loss at more points, or use 0")
+    sigma = float(np.sqrt(np.sum((np.asarray(logy) - fitted) ** 2) / dof))
+    rng = np.random.default_rng(seed)
+    out = []
+    with single_thread_blas():
+        for _ in range(n):
+            y = fitted + sigma * rng.standard_normal(len(fitted))
+            try:
+                t, f = best_of(form, [theta], fitX, y, delta)
+            except (FloatingPointError, ValueError, np.linalg.LinAlgError):
+                continue
+            if t is not None and np.isfinite(f):
+                p = form.to_natural(t)
+                out.append([float(p[k]) for k in lawobj.params])
+    return np.array(out, dtype=float).reshape(-1, len(lawobj.params)), sigma
 
 
 def _progress_bar(total: int, desc: str, progress):

@@ -215,9 +215,12 @@ def measured_curves(source, points) -> dict:
     return out
 
 
-def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec]) -> tuple[dict, list[str]]:
+def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], bootstrap: int = 0, seed: int = 0,
+                   level: float = 0.90) -> tuple[dict, list[str]]:
     """Fit ``saturating_power`` to the curve of each model's own run (the run at its largest
-    budget, else the longest curve of that size); returns params -> LawFit and notes."""
+    budget, else the longest curve of that size); returns params -> LawFit and notes.
+    ``bootstrap`` refits each curve with noise of its own residuals' size, so its answers
+    get intervals too (:func:`analysis.bootstrap.parametric_refits`)."""
     from .errors import ToolkitError
 
     try:
@@ -233,7 +236,8 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec]) -> tu
         if run is None:
             continue
         try:
-            fits[m.params] = fit_curve(curves[run], law="saturating_power")
+            fits[m.params] = fit_curve(curves[run], law="saturating_power", bootstrap=bootstrap, seed=seed,
+                                       level=level)
         except ToolkitError as e:
             notes.append(f"no own-curve answer for {m.name} (run {run}): {e}")
     return fits, notes
@@ -295,7 +299,7 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     if curves and points is not None:
         run_curves = measured_curves(source, points)
         if run_curves:
-            curve_fits, more = fit_run_curves(run_curves, specs)
+            curve_fits, more = fit_run_curves(run_curves, specs, bootstrap=bootstrap, seed=seed, level=level)
             notes += more
     result = extrapolate(fit, specs, target=target, flops=flops, level=level, curve_fits=curve_fits,
                          unique_tokens=unique_tokens)

@@ -1,5 +1,6 @@
 """The extrapolate / plot / report commands: JSON schema, images, and one-line errors with exit 2."""
 import json
+import re
 import subprocess
 import sys
 
@@ -167,3 +168,26 @@ def test_table_of_curves_gives_own_curve_answers_in_json(tmp_path, capsys, saved
         assert c["law"] == "saturating_power" and c["n_points"] >= 4
         # Curves drawn from the law itself: the own-curve answer agrees with the joint law.
         assert c["loss_at_target_compute"] == pytest.approx(m["loss_at_target_compute"], rel=1e-3)
+
+
+def test_own_curve_answers_get_intervals_with_bootstrap(tmp_path, capsys, saved_fit):
+    # Curves with 0.3% noise on each loss: with --bootstrap the own-curve column carries an
+    # interval around its answer, in the table and in the JSON, like the joint law's columns.
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in (1e7, 3e7, 1e8):
+        for step in range(1, 11):
+            t = step * 2e8
+            loss = float(LawFit("chinchilla", P).predict(n, t)) * float(np.exp(0.003 * rng.standard_normal()))
+            rows.append({"run": f"r{n:g}", "step": step, "params": n, "tokens": t, "loss": loss})
+    path = tmp_path / "curves.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    d = _json(capsys, ["extrapolate", str(path), "--law", str(saved_fit), "--bootstrap", "40", "--json"])
+    for m in d["models"]:
+        c = m["curve"]
+        lo, hi = c["intervals"]["tokens_to_match"]   # hi None: beyond reach in the top draws
+        assert lo < c["tokens_to_match"] and (hi is None or c["tokens_to_match"] < hi)
+    assert main(["extrapolate", str(path), "--law", str(saved_fit), "--bootstrap", "40"]) == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.strip().startswith("10M"))
+    assert re.search(r"\] \(\d+% of draws: never\)$|\]$", row.rstrip()), row

@@ -192,3 +192,46 @@ def test_bad_curves_fail_with_one_line_errors(tmp_path):
     (tmp_path / "c.csv").write_text("iteration,loss\n1,3\n")
     with pytest.raises(TableError, match="no step column"):
         read_curve(tmp_path / "c.csv")
+
+
+def _tokens_to_reach(E, B, beta, loss):
+    """D at which E + B / D^beta falls to ``loss`` (inf when the floor E lies at or above it)."""
+    E, B, beta = (np.asarray(v, dtype=float) for v in (E, B, beta))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(E < loss, (B / (loss - E)) ** (1.0 / beta), np.inf)
+
+
+def test_saturating_power_bootstrap_intervals_cover_the_true_answer():
+    # Ground truth: a stable-phase curve from a known law, each logged loss off by 0.5%
+    # Gaussian noise in log, as the demo's validation losses jitter. Over independent
+    # noisy copies, the 90% interval of the tokens needed to reach a loss 15% beyond the
+    # last point must hold the true answer about 90% of the time, and its width must be of
+    # the size of the answer's actual spread over the copies (not a trivially wide band).
+    E, B, beta, sigma = 1.35, 150.0, 0.42, 0.005
+    tokens = np.geomspace(6e4, 1e6, 8)
+    target = E + B / 2.5e6 ** beta
+    truth = float(_tokens_to_reach(E, B, beta, target))
+    rng = np.random.default_rng(3)
+    covered, widths, points = 0, [], []
+    copies = 16
+    for i in range(copies):
+        loss = (E + B / tokens ** beta) * np.exp(sigma * rng.standard_normal(len(tokens)))
+        fit = fit_curve(pd.DataFrame({"step": np.arange(1, 9), "tokens": tokens, "loss": loss}),
+                        law="saturating_power", bootstrap=60, seed=i)
+        assert fit.meta["ci_method"] == "parametric bootstrap" and fit.samples.shape == (60, 3)
+        s = fit.samples
+        draws = _tokens_to_reach(s[:, 0], s[:, 1], s[:, 2], target)
+        lo, hi = np.percentile(draws, [5, 95])
+        covered += int(lo <= truth <= hi)
+        widths.append(np.log(hi / lo) if np.isfinite(hi) else np.inf)
+        points.append(np.log(float(_tokens_to_reach(fit.params["E"], fit.params["B"], fit.params["beta"], target))))
+    assert covered >= 0.7 * copies, (covered, copies)
+    spread = 2 * 1.645 * np.std([p for p in points if np.isfinite(p)])
+    assert 0.4 * spread < np.median(widths) < 2.5 * spread, (np.median(widths), spread)
+
+
+def test_saturating_power_without_bootstrap_keeps_asymptotic_intervals():
+    tokens = np.geomspace(6e4, 1e6, 8)
+    loss = 1.35 + 150.0 / tokens ** 0.42
+    fit = fit_curve(pd.DataFrame({"step": np.arange(1, 9), "tokens": tokens, "loss": loss}), law="saturating_power")
+    assert fit.samples is None and fit.meta["ci_method"] == "asymptotic"
