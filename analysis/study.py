@@ -243,6 +243,24 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], boots
     return fits, notes
 
 
+def widen_by_tied_laws(result, tied: Mapping[str, Any], specs, **options) -> None:
+    """Widen every bootstrap interval of ``result`` to cover the same answer under each law
+    of ``tied`` (the laws the backtest cannot tell apart from the choice, or a combination's
+    own laws): the spread across laws is part of an extrapolation's uncertainty that one
+    law's bootstrap does not see (``docs/analysis.md``, Honest intervals)."""
+    others = [extrapolate(f, specs, **options) for f in tied.values()]
+    t = result.target
+    if t.loss_interval is not None:
+        vals = [o.target.loss for o in others if o.target.loss is not None and np.isfinite(o.target.loss)]
+        t.loss_interval = (min([t.loss_interval[0], *vals]), max([t.loss_interval[1], *vals]))
+    for i, m in enumerate(result.models):
+        for q, (lo, hi) in list(m.intervals.items()):
+            vals = [getattr(o.models[i], q) for o in others]
+            vals = [v for v in vals if v is not None and np.isfinite(v)]
+            # an answer a tied law cannot reach (None) leaves the interval as the draws have it
+            m.intervals[q] = (min([lo, *vals]), max([hi, *vals]))
+
+
 def run_study(source=None, law="auto", target="largest", models=None, bootstrap: int = 0, seed: int = 0,
               n_jobs: int | None = None, level: float = 0.90, flops: str = "6nd", curves: bool = True,
               columns=None, policy: str = "raise", resample: str = "auto", allow_repeats: bool = False,
@@ -303,6 +321,9 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
             notes += more
     result = extrapolate(fit, specs, target=target, flops=flops, level=level, curve_fits=curve_fits,
                          unique_tokens=unique_tokens)
+    if checked is not None and checked.tied and result.n_draws:
+        widen_by_tied_laws(result, checked.tied, specs, target=target, flops=flops, level=level,
+                           unique_tokens=unique_tokens)
     if ready is not None and points is not None and fit.is_published:
         result.warnings.append(f"{fit.name} is a published law fitted on other data; its losses are not "
                                "on this data's scale, so compare its answers with care")

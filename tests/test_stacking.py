@@ -139,3 +139,31 @@ def test_the_cli_fits_a_named_combination_and_refuses_a_bad_one(tmp_path, capsys
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "summing to 1" in err[0] and "argument --law" in err[0]
+
+
+def test_extrapolation_intervals_cover_the_answers_of_the_laws_auto_could_not_rule_out():
+    import copy
+
+    from analysis.extrapolate import extrapolate
+    from analysis.specs import models_from_points
+    from analysis.study import widen_by_tied_laws
+
+    pts = _table()
+    chin = fit_law(pts, "chinchilla", bootstrap=8, seed=1, progress=False)
+    kap = fit_law(pts, "kaplan_nd", progress=False)
+    specs = models_from_points(pts)
+    base = extrapolate(chin, specs, target="largest")
+    wide = copy.deepcopy(base)
+    widen_by_tied_laws(wide, {"kaplan_nd": kap}, specs, target="largest")
+    other = extrapolate(kap, specs, target="largest")
+    moved = 0
+    for m0, m1, mk in zip(base.models, wide.models, other.models):
+        assert m1.intervals.keys() == m0.intervals.keys() and m0.intervals
+        for q, (lo, hi) in m1.intervals.items():
+            assert lo <= m0.intervals[q][0] and hi >= m0.intervals[q][1]
+            v = getattr(mk, q)
+            if v is not None:
+                assert lo <= v <= hi
+                moved += (lo, hi) != m0.intervals[q]
+    assert moved > 0  # the laws disagree on this table, so some interval grew
+    assert wide.target.loss_interval[0] <= min(base.target.loss_interval[0], other.target.loss)
