@@ -42,3 +42,16 @@ def assert_no_worse_than_eager(triples, bound=1e-2):
         err, err_eager = U.rel_err(ours, ref), U.rel_err(eager, ref)
         assert err < bound, (i, err)
         assert err <= 1.5 * err_eager + 2e-3, (i, err, err_eager)
+
+
+def assert_compiled_matches_eager(eager, ours, idx, tgt):
+    """``ours`` under torch.compile(fullgraph=True), which fails on any graph break, gives
+    the loss and every gradient of the eager model (same weights) on one batch."""
+    compiled = torch.compile(ours, backend="aot_eager", fullgraph=True)
+    le = eager(idx, tgt)
+    le.backward()
+    lt = compiled(idx, tgt)
+    lt.backward()
+    torch.testing.assert_close(lt, le, rtol=1e-5, atol=1e-6)
+    for (name, pe), pt in zip(eager.named_parameters(), ours.parameters()):
+        assert U.rel_err(pt.grad, pe.grad) < 1e-5, name

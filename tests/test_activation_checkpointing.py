@@ -12,6 +12,7 @@ from scaling import config as C
 from scaling import memory as MEM
 from scaling.kernels import _utils as U
 from scaling.train import train
+from kernel_testing import assert_compiled_matches_eager
 from test_trainer import cache, losses, run, tiny_overrides  # noqa: F401 (cache: a fixture)
 
 
@@ -214,14 +215,7 @@ def test_compiled_triton_model_with_checkpointing_matches_eager_without():
     eager = Transformer(a)
     ours = Transformer(a, kernels="triton", checkpointing=True)
     ours.load_state_dict(eager.state_dict())
-    compiled = torch.compile(ours, backend="aot_eager", fullgraph=True)
     g = torch.Generator().manual_seed(1)
     idx, tgt = (torch.randint(0, a.vocab_size, (2, a.seq_len), generator=g) for _ in range(2))
-    le = eager(idx, tgt)
-    le.backward()
-    lt = compiled(idx, tgt)
-    lt.backward()
-    torch.testing.assert_close(lt, le, rtol=1e-5, atol=1e-6)
-    for (name, pe), pt in zip(eager.named_parameters(), ours.parameters()):
-        assert U.rel_err(pt.grad, pe.grad) < 1e-5, name
+    assert_compiled_matches_eager(eager, ours, idx, tgt)
     torch._dynamo.reset()

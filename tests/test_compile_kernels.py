@@ -9,9 +9,8 @@ import copy
 import pytest
 import torch
 
-from scaling.kernels import _utils as U
 
-from kernel_testing import DEVICES, poisoned_outputs_exact_fp32  # noqa: F401 (autouse fixture)
+from kernel_testing import DEVICES, assert_compiled_matches_eager, poisoned_outputs_exact_fp32  # noqa: F401 (autouse fixture)
 
 
 def _model(kernels, device, **kw):
@@ -68,15 +67,8 @@ def test_compiled_step_matches_eager(device, tie):
     eager = _model("eager", device, tie_embeddings=tie)
     ours = _model("triton", device, tie_embeddings=tie)
     ours.load_state_dict(copy.deepcopy(eager.state_dict()))
-    compiled = torch.compile(ours, backend="aot_eager", fullgraph=True)
     idx, tgt = _batch(device)
-    le = eager(idx, tgt)
-    le.backward()
-    lt = compiled(idx, tgt)
-    lt.backward()
-    torch.testing.assert_close(lt, le, rtol=1e-5, atol=1e-6)
-    for (name, pe), pt in zip(eager.named_parameters(), ours.parameters()):
-        assert U.rel_err(pt.grad, pe.grad) < 1e-5, name
+    assert_compiled_matches_eager(eager, ours, idx, tgt)
 
 
 @pytest.mark.parametrize("device", DEVICES)
