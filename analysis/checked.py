@@ -52,7 +52,7 @@ class CheckedFit:
         if self.backtest_error:
             parts.append(f"the held-out error of the backtest ({100 * self.backtest_error:.2g}%)")
         return ("covers " + ", ".join(parts) + "; on Porian et al. 2024's tables such 90% intervals hold 96% of "
-                "held-out points, against 23% without the held-out error (docs/analysis.md)")
+                "held-out points, against 28% without the held-out error (docs/analysis.md)")
 
     def widening_line(self) -> str:
         names = ", ".join(self.tied)
@@ -84,7 +84,7 @@ class CheckedFit:
         ``backtest_error``: also widen each side by :attr:`backtest_error`, scaled by
         z_level / z_0.90 (so at 90% it is that error itself): the interval whose coverage
         ``python -m analysis.calibration`` measures as "+ backtest" (96% of held-out Porian
-        et al. 2024 points inside the 90% interval, against 23% without it)."""
+        et al. 2024 points inside the 90% interval, against 28% without it)."""
         base = self.fit.predict_interval(N=N, D=D, C=C, level=level)
         w = self.backtest_error if backtest_error else None
         if base is None and not self.tied and not w:
