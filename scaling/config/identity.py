@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 #: micro-batch or kernel choice, still matches.
 _HASH_EXCLUDED = ("out", "run_name", "progress", "device", "threads", "resume", "log_every",
                   "ckpt_every_tokens", "keep_checkpoints", "save_final", "peak_flops", "micro_batch",
-                  "kernels", "compile")
+                  "kernels", "compile", "logger")
 
 
 #: Fields added to TrainConfig after sweeps already existed, each with the value that
