@@ -111,6 +111,12 @@ def test_01_loss_vs_tokens_runs_on_the_sweep(demo, tmp_path):
     pts = load_points(sweep)
     assert f"{len(pts)} points from {pts['run'].nunique()} runs: {pts['params'].nunique()} model sizes" in _text(nb)
     assert _images(nb) == 2  # loss vs tokens, loss vs compute with the frontier
+    # every logged row of the sweep in one frame, summarised per model
+    from analysis.records import load_metrics
+
+    metrics = load_metrics(sweep)
+    assert "last_train_loss" in _text(nb) and len(metrics) == sum(
+        1 for d in metrics["run_dir"].unique() for line in open(Path(d) / "metrics.jsonl") if line.strip())
 
 
 def test_02_fit_scaling_laws_runs_on_the_sweep(demo, tmp_path):
