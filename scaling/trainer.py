@@ -375,7 +375,7 @@ class Trainer:
         return got.step
 
     def _setup(self) -> None:
-        from scaling.data import expected_vocab, load_corpus, restrict_unique
+        from scaling.data import data_warnings, expected_vocab, load_corpus, restrict_unique
         from scaling.model import Transformer
 
         cfg = self.cfg
@@ -392,6 +392,8 @@ class Trainer:
         self.plan = plan = resolve(cfg, self.corpus.vocab_size, self.world.size, device_bytes=mem)
         self.corpus = restrict_unique(self.corpus, cfg.data, cfg.seq_len, plan.tokens, F.count_params(plan.model))
         self.unique = self.corpus.meta.get("unique_tokens")
+        for w in data_warnings(plan.model, plan.tokens, self.corpus.train.n_tokens, cfg.data) if self.is_main else ():
+            log.warning(w)
         self.run_name = cfg.run_name or default_run_name(cfg, plan)
         self.corpus.train.require_window(cfg.seq_len)  # before any model is built or record written
         per_rank = plan.batch_seqs // self.world.size

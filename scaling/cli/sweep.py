@@ -58,6 +58,7 @@ def _dry_run(args, overrides) -> int:
 
     from analysis.errors import ConfigError
     from analysis.text import format_table, sci, si
+    from sweeps.estimate import plan_warnings
     from sweeps.launch import plan
 
     try:
@@ -68,7 +69,7 @@ def _dry_run(args, overrides) -> int:
     rows = [j.to_dict() for j in jobs]
     invalid = [j for j in jobs if j.error]
     if args.json:
-        print_json({"experiment": args.experiment, "runs": rows})
+        print_json({"experiment": args.experiment, "runs": rows, "warnings": plan_warnings(jobs)})
         _refuse_if_all_invalid(jobs, invalid)
         return 0
     print(format_table(rows, ["run", "status", "action", "params", "tokens", "flops", "branches", "error"],
@@ -80,6 +81,8 @@ def _dry_run(args, overrides) -> int:
     print(f"\n{len(jobs)} runs, {len(todo)} to train ({sci(total)} FLOPs)"
           + (f", {len(invalid)} invalid (see the error column)" if invalid else "")
           + f"; sweep directory {jobs[0].run_dir.parent if jobs else '-'}")
+    for w in plan_warnings(jobs):
+        print(f"warning: {w}")
     return 0
 
 
