@@ -60,13 +60,19 @@ class PlannedRun:
     epochs: Optional[float] = None      # tokens / train_tokens
     epochs_exact: bool = True
     warnings: List[str] = field(default_factory=list)  # scaling.data.data_warnings
+    # filled in by sweeps.estimate.estimate_times
+    tokens_per_s: Optional[float] = None
+    seconds: Optional[float] = None
+    estimate_from: Optional[str] = None
+    lanes: int = 1  # jobs the launcher runs side by side
 
     def to_dict(self) -> dict:
         return {"run": self.run_dir.name, "status": self.status or "new", "action": self.action,
                 "params": self.params, "params_nonembedding": self.params_nonembedding, "tokens": self.tokens,
                 "flops": self.flops, "branches": len(self.branches), "error": self.error,
                 "overrides": " ".join(self.overrides), "run_dir": str(self.run_dir),
-                "epochs": self.epochs, "warnings": list(self.warnings)}
+                "epochs": self.epochs, "warnings": list(self.warnings), "tokens_per_s": self.tokens_per_s,
+                "seconds": self.seconds, "estimate_from": self.estimate_from}
 
 
 def job_overrides(experiment: Optional[str] = None, overrides: Sequence[str] = ()) -> List[List[str]]:
@@ -100,13 +106,13 @@ def plan(experiment: Optional[str] = None, overrides: Sequence[str] = ()) -> Lis
 
     from scaling.data import data_warnings
 
-    from .job import job_identity, next_action
+    from .job import job_identity, launcher_threads, next_action
     from .naming import vocab_size
 
     out = []
     corpora: dict = {}  # data config -> (train tokens, exact): one look at each corpus
     for ov in job_overrides(experiment, overrides):
-        cfg = compose(None, ov)
+        cfg = compose(None, ov, return_hydra_config=True)  # the launcher decides a job's threads
         run_dir, tc, sweep, err = job_identity(cfg)
         _, status, action = next_action(run_dir, sweep)
         pr = PlannedRun(overrides=ov, run_dir=run_dir, status=status, action=action,
@@ -121,6 +127,9 @@ def plan(experiment: Optional[str] = None, overrides: Sequence[str] = ()) -> Lis
                 pr.tokens = p.tokens
                 pr.flops = p.flops_per_token * p.tokens
                 pr.branches = p.branches
+                threads, pr.lanes = launcher_threads(cfg.hydra)
+                if tc.threads is None:  # as the job will set them (sweeps.job._set_threads)
+                    tc.threads = threads
                 pr.config, pr.plan = tc, p
                 pr.train_tokens, pr.epochs_exact = _train_tokens(tc.data, corpora)
                 pr.epochs = p.tokens / pr.train_tokens if pr.train_tokens else None
