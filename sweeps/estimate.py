@@ -28,11 +28,11 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 #: Seconds of timed probe steps per shape (after one untimed warm-up step), and the most steps.
-PROBE_SECONDS = 0.3
-PROBE_MAX_STEPS = 5
+PROBE_SECONDS = 0.2
+PROBE_MAX_STEPS = 4
 #: Shapes whose one probe step is expected above this many seconds are not probed but
 #: scaled from a smaller probe, so that a dry run stays quick (total well under a minute).
-PROBE_MAX_STEP_SECONDS = 2.0
+PROBE_MAX_STEP_SECONDS = 0.5
 #: A first guess of this machine's FLOP/s, to choose which shapes to probe; replaced by
 #: the measured FLOP/s as soon as the first probe has run.
 _FIRST_GUESS_FLOPS = {"cpu": 2e10, "cuda": 5e13}
