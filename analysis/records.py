@@ -424,3 +424,44 @@ def points_table(path: str | os.PathLike, include_unfinished: bool = False, skip
     df = pd.DataFrame(rows, columns=list(POINT_COLUMNS) + extra)
     df.attrs["skipped_runs"] = skipped or []
     return df
+
+
+#: The columns :func:`load_metrics` puts before a run's metric columns.
+RUN_COLUMNS = ("run", "model", "params", "params_nonembedding", "status", "run_dir")
+
+
+def load_metrics(path: str | os.PathLike, skip_unreadable: bool = False):
+    """Every logged row of every run at or below ``path`` (a sweep directory or one run),
+    as one pandas DataFrame: :data:`RUN_COLUMNS` (the run's name, its model preset, total
+    and non-embedding parameters, status and directory), then the ``metrics.jsonl``
+    columns (``step``, ``tokens``, ``train_loss``, ``val_loss`` where measured, ...), one
+    row per logged step, sorted by run and step. A column a run did not log is NaN there.
+
+    A run whose record cannot be read is an error, unless ``skip_unreadable``: then it is
+    left out with a warning and listed in ``df.attrs["skipped_runs"]``.
+    """
+    import pandas as pd
+
+    frames, skipped = [], []
+    for run_dir in find_run_dirs(path):
+        try:
+            s = read_summary(run_dir)
+            rows = read_metrics(run_dir)
+        except RecordError as e:
+            if not skip_unreadable:
+                raise
+            warnings.warn(f"skipped a run whose record cannot be read: {e}")
+            skipped.append(str(e))
+            continue
+        if not rows:
+            continue
+        m = pd.DataFrame(rows)
+        run = {"run": s["run_name"], "model": (s.get("model") or {}).get("preset"), "params": s["params"],
+               "params_nonembedding": s["params_nonembedding"], "status": s["status"], "run_dir": str(run_dir)}
+        frames.append(pd.concat([pd.DataFrame({k: [v] * len(m) for k, v in run.items()}), m], axis=1))
+    if frames:
+        df = pd.concat(frames, ignore_index=True).sort_values(["run", "step"], kind="mergesort", ignore_index=True)
+    else:
+        df = pd.DataFrame(columns=list(RUN_COLUMNS) + [k for k, (req, _) in METRIC_FIELDS.items() if req])
+    df.attrs["skipped_runs"] = skipped
+    return df

@@ -442,3 +442,77 @@ def restrict_unique(corpus: Corpus, cfg, seq_len: int, budget_tokens: int, n_par
     meta = dict(corpus.meta, unique_tokens=u, train_tokens_full=corpus.train.n_tokens)
     return Corpus(train, corpus.val, corpus.vocab_size, meta)
 
+
+
+# --------------------------------------------------------------------------- size warnings
+
+#: A preset whose total parameter count is this many times its non-embedding count (the
+#: size its name gives) is mostly embedding table: a law fitted in total parameters then
+#: describes the vocabulary more than the model (Kaplan et al. 2020, Sec. 3.1, count N
+#: without embeddings for this reason).
+EMBEDDING_WARN_RATIO = 3.0
+
+
+def size_warning(model, n_params: int, n_nonembedding: int) -> Optional[str]:
+    """A one-line warning when the vocabulary makes a named preset much larger than its
+    name, e.g. ``nano`` (~0.1M) with GPT-2's 50,257 tokens has 3.3M parameters; else None.
+    ``model`` is the run's :class:`scaling.config.ModelArgs`."""
+    from analysis.text import si
+
+    if model.preset == "custom" or not n_nonembedding or n_params < EMBEDDING_WARN_RATIO * n_nonembedding:
+        return None
+    return (f"model={model.preset} has {si(n_params)} parameters with a {model.vocab_size:,}-token vocabulary, "
+            f"{n_params / n_nonembedding:.0f}x the {si(n_nonembedding)} non-embedding parameters its name stands "
+            f"for: the embeddings dominate (fix: a larger preset, or a smaller vocabulary, data.vocab_size)")
+
+
+def epochs_warning(tokens: float, train_tokens: Optional[int], cfg, exact: bool = True) -> Optional[str]:
+    """A one-line warning when a budget of ``tokens`` passes over the ``train_tokens`` of the
+    training split more than once, naming the epochs; None when it fits, when the corpus
+    size is unknown, or for a data-constrained run (``data.unique_*``), which repeats on
+    purpose. ``exact=False``: ``train_tokens`` is an upper bound (BPE before tokenizing),
+    so the epochs are a lower bound. Repeated tokens are worth less than fresh ones
+    (Muennighoff et al. 2023), so a law fitted to such runs is not the single-epoch law."""
+    from analysis.text import si
+
+    constrained = any(getattr(cfg, k, None) is not None
+                      for k in ("unique_tokens", "unique_fraction", "unique_tokens_per_param"))
+    if constrained or not train_tokens or tokens <= train_tokens:
+        return None
+    epochs = tokens / train_tokens
+    return (f"{si(tokens)} tokens are {'' if exact else 'at least '}{epochs:.3g} epochs of data.source="
+            f"{cfg.source}'s {'' if exact else '<= '}{si(train_tokens)} training tokens: repeated tokens are worth "
+            f"less than fresh ones (Muennighoff et al. 2023) (fix: a larger corpus, fewer tokens, or "
+            f"data.unique_tokens to study repetition on purpose)")
+
+
+def data_warnings(model, tokens: float, train_tokens: Optional[int], cfg, exact: bool = True) -> List[str]:
+    """:func:`size_warning` and :func:`epochs_warning` for one run: its ModelArgs, planned
+    tokens, the training split's size and its DataConfig."""
+    from scaling import flops as F
+
+    found = (size_warning(model, F.count_params(model), F.nonembedding_params(model)),
+             epochs_warning(tokens, train_tokens, cfg, exact))
+    return [w for w in found if w]
+
+
+def train_tokens_estimate(cfg) -> tuple[Optional[int], bool]:
+    """The training split's size in tokens for a DataConfig without tokenizing anything,
+    and whether it is exact: pre-tokenized shards and an existing token cache give the
+    count; the byte tokenizer gives it from file sizes; for BPE before its cache exists,
+    the byte count is an upper bound (each token is at least one byte). (None, False)
+    when the source cannot be read."""
+    try:
+        if cfg.source != "stdlib":
+            shards = shard_paths(cfg.source)
+            if shards:
+                return load_shards(cfg, shards).train.n_tokens, True
+        docs = select_documents(list_documents(cfg), cfg.max_files, cfg.max_bytes)
+        opened = _open_cache(cache_root(cfg.cache_dir) / "tokens" / _cache_key(cfg, docs))
+        if opened is not None:
+            return int(opened[0]["splits"]["train"]["tokens"]), True
+        train = [d for d in docs if not is_validation(d.id, cfg.val_frac)]
+        # documents are joined by one separator (byte) or token (BPE) each
+        return sum(d.size for d in train) + len(train), cfg.tokenizer.value == "byte"
+    except (ConfigError, DataError, OSError):
+        return None, False

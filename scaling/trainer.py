@@ -49,9 +49,10 @@ from scaling import diagnostics as diag
 from scaling import distributed as D
 from scaling import flops as F
 from scaling.loader import Loader
+from scaling import loggers
 from scaling import preflight
 from scaling import resume
-from scaling.config import OnNonFinite, TrainConfig, config_hash, default_run_name, resolve, to_yaml
+from scaling.config import OnNonFinite, TrainConfig, config_hash, default_run_name, resolve, to_dict, to_yaml
 from scaling.diagnostics import DIVERGED_FILE
 from scaling.progress import Reporter
 from scaling.signals import Stop, StopRequest
@@ -76,6 +77,7 @@ class Trainer:
             "bf16" if self.device.type == "cuda" else "fp32")
         self.stop = StopRequest()
         self.metrics: Optional[records.JsonlAppender] = None
+        self.logger = None  # logger=tensorboard|wandb: the metric rows again, live (scaling.loggers)
         self.branch_rows: list[dict] = []
         self.skipped_steps = 0
         self.final_val: Optional[float] = None
@@ -102,16 +104,21 @@ class Trainer:
                                    lambda: preflight.check_space(self.run_dir, self.n_params, self.plan, self.cfg))
             self.step = start = self._restore()
             if self.is_main:
+                # first: a logger whose package is missing fails before any record is written
+                self.logger = loggers.open_logger(self.cfg.logger, self.run_dir, self.run_name,
+                                                  to_dict(self.cfg), self.hash)
                 records.atomic_write_text(self.run_dir / records.CONFIG_FILE, to_yaml(self.cfg))
                 self.metrics = records.JsonlAppender(self.run_dir / records.METRICS_FILE, fsync=False)
             self.write_summary("running", start)
         except BaseException as e:
+            loggers.close_logger(self.logger, ok=False)
             preflight.remove_created(self.created_dirs)
             err = diag.storage_error(e, self.run_dir, 0)
             if err is not None:
                 raise err from None
             raise
         plan, a = self.plan, self.plan.model
+        ok = False
         reporter = Reporter(self.cfg.progress, plan, start, self.is_main)
         reporter.message(f"{self.run_name}: {a.preset} d={a.d_model} L={a.n_layers} H={a.n_heads} "
                          f"({self.n_params:,} params, {self.n_nonemb:,} non-embedding), {plan.total_steps} steps "
@@ -127,11 +134,13 @@ class Trainer:
                     self.final_val = self.evaluate(step)
                 if self.cfg.save_final:
                     resume.save(self, step)
+                ok = True
                 return self.write_summary("completed", step)
             except Stop as stop:
                 self.check_finite()  # a broken state is no checkpoint to resume from
                 if self.saved_step != stop.step:  # a pre-emption grace period has no time for a second copy
                     resume.save(self, stop.step)
+                ok = True  # stopped to resume, not failed
                 reporter.message(f"SIGTERM: checkpointed at step {stop.step}; rerun the same command to resume")
                 return self.write_summary("resumable", stop.step)
         except DivergenceError as e:
@@ -152,6 +161,7 @@ class Trainer:
         finally:
             self.loader.close()
             reporter.close()
+            loggers.close_logger(self.logger, ok)
             if self.metrics is not None:
                 with contextlib.suppress(OSError):  # flushing into a full disk again must not mask the error
                     self.metrics.close()
@@ -194,6 +204,8 @@ class Trainer:
                 self.recent.append(row)
                 if self.is_main:
                     self.metrics.append(row)
+                    if self.logger is not None:  # the row's values are host floats already: no extra read
+                        self.logger.log(row)
                     ckpt.fault_point("step", step)
             reporter.step(step, row)
             if last:
@@ -364,7 +376,7 @@ class Trainer:
         return got.step
 
     def _setup(self) -> None:
-        from scaling.data import expected_vocab, load_corpus, restrict_unique
+        from scaling.data import data_warnings, expected_vocab, load_corpus, restrict_unique
         from scaling.model import Transformer
 
         cfg = self.cfg
@@ -381,6 +393,8 @@ class Trainer:
         self.plan = plan = resolve(cfg, self.corpus.vocab_size, self.world.size, device_bytes=mem)
         self.corpus = restrict_unique(self.corpus, cfg.data, cfg.seq_len, plan.tokens, F.count_params(plan.model))
         self.unique = self.corpus.meta.get("unique_tokens")
+        for w in data_warnings(plan.model, plan.tokens, self.corpus.train.n_tokens, cfg.data) if self.is_main else ():
+            log.warning(w)
         self.run_name = cfg.run_name or default_run_name(cfg, plan)
         self.corpus.train.require_window(cfg.seq_len)  # before any model is built or record written
         per_rank = plan.batch_seqs // self.world.size

@@ -370,16 +370,26 @@ def _set_threads(tc) -> None:
     hc = _hydra_cfg()
     if hc is None:
         return
+    threads, _ = launcher_threads(hc)
+    if threads is not None:
+        tc.threads = threads
+
+
+def launcher_threads(hc) -> tuple[Optional[int], int]:
+    """(torch threads per job, jobs side by side on this machine) under the launcher of a
+    Hydra config ``hc``: joblib splits the cores between its ``n_jobs``; submitit gives each
+    job ``cpus_per_task``; otherwise (None, 1), one job after another with torch's default."""
     launcher = hc.runtime.choices.get("hydra/launcher")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if launcher == "joblib":
         n_jobs = int(hc.launcher.get("n_jobs") or 1)
         n_jobs = cores if n_jobs < 0 else n_jobs
-        tc.threads = max(1, cores // max(1, n_jobs))
-    elif launcher and launcher.startswith("submitit"):
+        return max(1, cores // max(1, n_jobs)), max(1, n_jobs)
+    if launcher and launcher.startswith("submitit"):
         cpt = hc.launcher.get("cpus_per_task")
         if cpt:
-            tc.threads = max(1, int(cpt))
+            return max(1, int(cpt)), 1
+    return None, 1
 
 
 @contextlib.contextmanager

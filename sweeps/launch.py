@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Any, Iterable, List, Optional, Sequence
 
 from analysis.errors import ConfigError, InputError
 
@@ -54,12 +54,25 @@ class PlannedRun:
     flops: Optional[float] = None
     branches: tuple = ()
     error: Optional[str] = None  # the config does not resolve: the job would fail with this
+    config: Any = None           # the TrainConfig and its Plan, where it resolved
+    plan: Any = None
+    train_tokens: Optional[int] = None  # the corpus's training split (an upper bound unless epochs_exact)
+    epochs: Optional[float] = None      # tokens / train_tokens
+    epochs_exact: bool = True
+    warnings: List[str] = field(default_factory=list)  # scaling.data.data_warnings
+    # filled in by sweeps.estimate.estimate_times
+    tokens_per_s: Optional[float] = None
+    seconds: Optional[float] = None
+    estimate_from: Optional[str] = None
+    lanes: int = 1  # jobs the launcher runs side by side
 
     def to_dict(self) -> dict:
         return {"run": self.run_dir.name, "status": self.status or "new", "action": self.action,
                 "params": self.params, "params_nonembedding": self.params_nonembedding, "tokens": self.tokens,
                 "flops": self.flops, "branches": len(self.branches), "error": self.error,
-                "overrides": " ".join(self.overrides), "run_dir": str(self.run_dir)}
+                "overrides": " ".join(self.overrides), "run_dir": str(self.run_dir),
+                "epochs": self.epochs, "warnings": list(self.warnings), "tokens_per_s": self.tokens_per_s,
+                "seconds": self.seconds, "estimate_from": self.estimate_from}
 
 
 def job_overrides(experiment: Optional[str] = None, overrides: Sequence[str] = ()) -> List[List[str]]:
@@ -91,12 +104,15 @@ def plan(experiment: Optional[str] = None, overrides: Sequence[str] = ()) -> Lis
     from analysis.errors import ToolkitError
     from scaling import config as C
 
-    from .job import job_identity, next_action
+    from scaling.data import data_warnings
+
+    from .job import job_identity, launcher_threads, next_action
     from .naming import vocab_size
 
     out = []
+    corpora: dict = {}  # data config -> (train tokens, exact): one look at each corpus
     for ov in job_overrides(experiment, overrides):
-        cfg = compose(None, ov)
+        cfg = compose(None, ov, return_hydra_config=True)  # the launcher decides a job's threads
         run_dir, tc, sweep, err = job_identity(cfg)
         _, status, action = next_action(run_dir, sweep)
         pr = PlannedRun(overrides=ov, run_dir=run_dir, status=status, action=action,
@@ -111,10 +127,29 @@ def plan(experiment: Optional[str] = None, overrides: Sequence[str] = ()) -> Lis
                 pr.tokens = p.tokens
                 pr.flops = p.flops_per_token * p.tokens
                 pr.branches = p.branches
+                threads, pr.lanes = launcher_threads(cfg.hydra)
+                if tc.threads is None:  # as the job will set them (sweeps.job._set_threads)
+                    tc.threads = threads
+                pr.config, pr.plan = tc, p
+                pr.train_tokens, pr.epochs_exact = _train_tokens(tc.data, corpora)
+                pr.epochs = p.tokens / pr.train_tokens if pr.train_tokens else None
+                pr.warnings = data_warnings(p.model, p.tokens, pr.train_tokens, tc.data, pr.epochs_exact)
             except ToolkitError as e:
                 pr.error = str(e)
         out.append(pr)
     return out
+
+
+def _train_tokens(data, seen: dict) -> tuple:
+    import json
+
+    from scaling.config import to_dict
+    from scaling.data import train_tokens_estimate
+
+    key = json.dumps(to_dict(data), sort_keys=True)
+    if key not in seen:
+        seen[key] = train_tokens_estimate(data)
+    return seen[key]
 
 
 def run_experiment(experiment: Optional[str], out_dir: Optional[str | os.PathLike] = None,

@@ -95,6 +95,9 @@ def _add_import(tree: Path, module: str, line: str) -> None:
      "scaling.config -> scaling.demo"),
     ("sweeps.naming", "from scaling.cli._common import print_json", {"sweeps"}, "sweeps.naming -> scaling.cli._common"),
     ("sweeps.job", "import scaling.soak", {"sweeps"}, "sweeps.job -> scaling.soak"),
+    # the optional logging libraries: only scaling.loggers, inside its classes
+    ("scaling.trainer", "import wandb", {"loggers"}, "scaling.trainer -> wandb"),
+    ("sweeps.job", "from tensorboard.backend import event_processing", {"loggers"}, "sweeps.job -> tensorboard"),
 ])
 def test_a_forbidden_import_breaks_its_contract(tree, module, line, broken, shown):
     _add_import(tree, module, line)

@@ -58,6 +58,7 @@ def _dry_run(args, overrides) -> int:
 
     from analysis.errors import ConfigError
     from analysis.text import format_table, sci, si
+    from sweeps.estimate import duration, estimate_times, plan_warnings
     from sweeps.launch import plan
 
     try:
@@ -65,22 +66,39 @@ def _dry_run(args, overrides) -> int:
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(str(e).strip().splitlines()[0], field="overrides",
                           fix="check the key against `python -m sweeps --cfg job`") from None
-    rows = [j.to_dict() for j in jobs]
     invalid = [j for j in jobs if j.error]
+    todo = [j for j in jobs if j.action != "skip" and not j.error]
+    device = estimate_times(todo) if todo else None
+    rows = [j.to_dict() for j in jobs]
     if args.json:
-        print_json({"experiment": args.experiment, "runs": rows})
+        print_json({"experiment": args.experiment, "runs": rows, "device": device, "warnings": plan_warnings(jobs)})
         _refuse_if_all_invalid(jobs, invalid)
         return 0
-    print(format_table(rows, ["run", "status", "action", "params", "tokens", "flops", "branches", "error"],
-                       formats={"params": si, "tokens": si, "flops": sci, "error": lambda x: x or ""},
-                       headers={"flops": "FLOPs"}))
+    print(format_table(rows, ["run", "status", "action", "params", "tokens", "flops", "branches", "seconds",
+                              "error"],
+                       formats={"params": si, "tokens": si, "flops": sci, "seconds": duration,
+                                "error": lambda x: x or ""},
+                       headers={"flops": "FLOPs", "seconds": "time"}))
     _refuse_if_all_invalid(jobs, invalid)
-    todo = [j for j in jobs if j.action != "skip" and not j.error]
     total = sum(j.flops or 0.0 for j in todo)
     print(f"\n{len(jobs)} runs, {len(todo)} to train ({sci(total)} FLOPs)"
           + (f", {len(invalid)} invalid (see the error column)" if invalid else "")
           + f"; sweep directory {jobs[0].run_dir.parent if jobs else '-'}")
+    if todo:
+        sources = sorted({j.estimate_from for j in todo})
+        lanes = min(max(j.lanes for j in todo), len(todo))
+        wall = max(sum(j.seconds for j in todo) / lanes, max(j.seconds for j in todo))
+        print(f"time: about {duration(wall)} of training"
+              f"{f' with {lanes} runs side by side' if lanes > 1 else ''} on {device}, from "
+              f"{' and '.join(_SOURCES[s] for s in sources)} (training steps only)")
+    for w in plan_warnings(jobs):
+        print(f"warning: {w}")
     return 0
+
+
+#: How each estimate_from source reads in the dry run's time line.
+_SOURCES = {"sweep": "runs of the same shape in the sweep directory", "probe": "a timed probe of each shape",
+            "probe, scaled": "a probe scaled by FLOPs for the largest shapes"}
 
 
 def _refuse_if_all_invalid(jobs, invalid) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 #: values), still matches.
 _HASH_EXCLUDED = ("out", "run_name", "progress", "device", "threads", "resume", "log_every",
                   "ckpt_every_tokens", "keep_checkpoints", "save_final", "peak_flops", "micro_batch",
-                  "kernels", "compile", "activation_checkpointing")
+                  "kernels", "compile", "activation_checkpointing", "logger")
 
 
 #: Fields added to TrainConfig after sweeps already existed, each with the value that

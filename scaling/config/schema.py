@@ -40,6 +40,12 @@ class OnNonFinite(str, Enum):
     skip = "skip"
 
 
+class Logger(str, Enum):
+    none = "none"
+    tensorboard = "tensorboard"  # event files in <run_dir>/tensorboard (scaling.loggers)
+    wandb = "wandb"              # Weights & Biases, offline unless WANDB_MODE says otherwise
+
+
 class Progress(str, Enum):
     auto = "auto"  # a bar on a terminal, log lines otherwise
     bar = "bar"
@@ -161,6 +167,7 @@ class TrainConfig:
     seed: int = 0
     on_nonfinite: OnNonFinite = OnNonFinite.stop
     progress: Progress = Progress.auto
+    logger: Logger = Logger.none           # live curves: the rows of metrics.jsonl, also sent to TensorBoard or W&B
 
     out: Optional[str] = None              # run directory; default runs/<run_name>
     run_name: Optional[str] = None         # default: built from the model and budget
