@@ -8,7 +8,7 @@ def add_parser(sub) -> None:
     p = add_command(
         sub, "runs",
         help="List the runs of a sweep (one row per run and per WSD branch point) with counts by status.",
-        example="scaling runs runs/demo --reindex",
+        example="scaling runs demo_out/runs --reindex",
         func=run,
     )
     p.add_argument("sweep_dir", metavar="SWEEP_DIR",
@@ -41,13 +41,13 @@ def run(args) -> int:
     if args.reindex:
         if not path.is_dir():
             raise InputError("--reindex needs a sweep directory", field="SWEEP_DIR",
-                             fix="point at the directory holding the runs, e.g. runs/demo")
+                             fix="point at the directory holding the runs, e.g. demo_out/runs")
         from analysis.errors import RecordError
         from analysis.records import check_output, find_run_dirs, writing_output
 
         if not find_run_dirs(path):  # an empty index would make the directory look like a sweep
             raise RecordError(f"no run records under {path} (no summary.json below it); nothing written",
-                              field="--reindex", fix="point at the sweep's directory (sweep.root), e.g. runs/demo")
+                              field="--reindex", fix="point at the sweep's directory (sweep.root), e.g. demo_out/runs")
         check_output(path, "--reindex", directory=True)
         with writing_output("--reindex", path / "runs.csv"):
             written = write_index(path)

@@ -14,14 +14,16 @@ def add_parser(sub) -> None:
         sub, "sweep",
         help="Run an experiment preset (demo, isoflop, overtrain, llama_ladder) as a Hydra multirun; "
              "rerun the same command to resume it.",
-        example="scaling sweep --out runs/demo demo model=nano,micro   # --dry-run: plan only",
+        example="scaling sweep --out runs/small demo model=nano,micro   # --dry-run: plan only",
         func=run,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="a preset in sweeps/conf/experiment")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="Hydra overrides (before or after the options); comma lists sweep, "
                         "e.g. model=nano,micro tokens=1e6,2e6")
-    p.add_argument("--out", metavar="DIR", help="sweep directory (default runs/EXPERIMENT)")
+    p.add_argument("--out", metavar="DIR",
+                   help="sweep directory (default: the experiment's sweep.root: demo_out/runs for demo, "
+                        "where `scaling demo` writes; runs/EXPERIMENT for the others)")
     p.add_argument("--launcher", default=None,
                    choices=("basic", "joblib", "submitit_local", "submitit_slurm"),
                    help="basic: one run after another; joblib: parallel processes here; "
