@@ -20,7 +20,8 @@ import numpy as np
 from .errors import InputError
 from .records import atomic_write_bytes
 from .result import LawFit
-from .text import sci, si
+from .specs import model_names
+from .text import model_label, sci, si
 
 __all__ = ["plot_curves", "plot_isoflop", "plot_residuals", "plot_study", "plot_runs", "plot_own_curves", "save_figure",
            "figure_bytes", "FIGURE_FORMATS", "PLOT_KINDS", "EXTRA_KINDS", "gids", "plot_repetition"]
@@ -98,7 +99,8 @@ def _law_sizes(points, result, fit) -> dict[float, float]:
     return out
 
 
-def _mark_answers(fig, ax, n: float, color, at_c, loss_at_c, cross, target_loss: float, x_end: float) -> None:
+def _mark_answers(fig, ax, n: float, color, at_c, loss_at_c, cross, target_loss: float, x_end: float,
+                  name: str | None = None) -> None:
     """A square where size n lands with the target's compute, a star where it reaches the
     target's loss (when that lies on the drawn curve)."""
     if at_c and loss_at_c is not None:
@@ -107,7 +109,7 @@ def _mark_answers(fig, ax, n: float, color, at_c, loss_at_c, cross, target_loss:
                 label="with the target's compute" if first else None)
     if cross is not None and cross <= x_end:
         ax.plot([cross], [target_loss], "*", color=color, ms=11, mec="k", mew=0.5, gid=f"cross:N={si(n)}",
-                label=f"N={si(n)} reaches target at {si(cross)} tokens")
+                label=f"{model_label(n, name, 'N=')} reaches target at {si(cross)} tokens")
 
 
 def _finish_loss_axes(ax, title: str, xlabel: str = "training tokens D", ylabel: str = "loss (nats/token)",
@@ -147,6 +149,7 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
     if not sizes:
         raise InputError("nothing to plot", field="points", fix="give a table of points or an extrapolation result")
     colors = dict(zip(sizes, _colors(len(sizes))))
+    names = model_names(points)
     target = result.target if result is not None else None
     answers = {m.params: m for m in result.models} if result is not None else {}
     law_n = _law_sizes(points, result, fit)
@@ -157,7 +160,7 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
     for _, run, df in ordered:
         n = float(df["params"].iloc[0])
         d = df[np.isfinite(df["loss"])].sort_values("tokens")
-        label = None if n in curve_sizes else f"N={si(n)} measured"
+        label = None if n in curve_sizes else f"{model_label(n, names.get(n), 'N=')} measured"
         ax.plot(d["tokens"], d["loss"], "-", color=colors.get(n, "0.4"), lw=1.2, alpha=0.9, label=label,
                 gid=f"measured:{run}")
         curve_sizes.add(n)
@@ -167,7 +170,8 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
         own = points[points["params"] == n] if has_points else None
         if own is not None and len(own) and n not in curve_sizes:
             sub = own.sort_values("tokens")
-            ax.plot(sub["tokens"], sub["loss"], "o-", color=c, ms=4, lw=1.2, label=f"N={si(n)} measured",
+            ax.plot(sub["tokens"], sub["loss"], "o-", color=c, ms=4, lw=1.2,
+                    label=f"{model_label(n, names.get(n), 'N=')} measured",
                     gid=f"measured:N={si(n)}")
         if fit is None:
             continue
@@ -198,7 +202,8 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
         pred = fit.predict(N=n_at, D=grid)
         inside = grid <= edge if edge is not None else np.ones(len(grid), bool)
         if inside.any():
-            ax.plot(grid[inside], pred[inside], "--", color=c, lw=1.2, label=f"N={si(n)} law",
+            ax.plot(grid[inside], pred[inside], "--", color=c, lw=1.2,
+                    label=f"{model_label(n, names.get(n), 'N=')} law",
                     gid=f"fit:N={si(n)}")
         beyond = grid >= edge if edge is not None else np.zeros(len(grid), bool)
         if beyond.sum() > 1:
@@ -215,7 +220,7 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
                 ax.fill_between(grid, iv[0], iv[1], color=c, alpha=0.15, lw=0, gid=f"band:N={si(n)}")
         if ans is not None:
             _mark_answers(fig, ax, n, c, ans.tokens_at_target_compute, ans.loss_at_target_compute, cross,
-                          target.loss, grid[-1])
+                          target.loss, grid[-1], names.get(n))
     if target is not None:
         what = f"target {target.name}" if target.params is not None else "target"
         ax.axhline(target.loss, color="crimson", lw=1.0, ls=":", label=f"{what} loss {target.loss:.4g}", gid="target")
@@ -310,6 +315,7 @@ def plot_residuals(points, fit: LawFit):
     fig, ax = _figure()
     sizes = sorted(float(n) for n in points["params"].unique())
     colors = dict(zip(sizes, _colors(len(sizes))))
+    names = model_names(points)
     # Kaplan-form fits take N as non-embedding parameters; predict with the count they were fitted on.
     n_col = fit.n_column if fit.n_column in points.columns else "params"
     all_res = []
@@ -318,7 +324,8 @@ def plot_residuals(points, fit: LawFit):
         pred = fit.predict(N=sub[n_col].to_numpy(float), D=sub["tokens"].to_numpy(float))
         res = 100.0 * (sub["loss"].to_numpy(float) / pred - 1.0)
         all_res.append(res)
-        ax.plot(sub["tokens"], res, "o-", color=colors[n], ms=4, lw=0.8, label=f"N={si(n)}",
+        ax.plot(sub["tokens"], res, "o-", color=colors[n], ms=4, lw=0.8,
+                label=model_label(n, names.get(n), "N="),
                 gid=f"residual:N={si(n)}")
     ax.axhline(0.0, color="k", lw=0.8, gid="zero")
     rms = float(np.sqrt(np.mean(np.concatenate(all_res) ** 2)))
@@ -366,20 +373,22 @@ def plot_runs(points=None, curves: Mapping | None = None, x: str = "tokens", fro
         sizes |= {float(n) for n in points["params"].unique()}
     sizes = sorted(sizes)
     colors = dict(zip(sizes, _colors(len(sizes))))
+    names = model_names(points)
     fig, ax = _figure()
     labelled: set = set()
     for run, df in sorted(curves.items(), key=lambda kv: (float(kv[1]["params"].iloc[0]), kv[0])):
         n = float(df["params"].iloc[0])
         d = df[np.isfinite(df["loss"].to_numpy(float))].sort_values("tokens")
         ax.plot(_run_x(d, x), d["loss"], "-", color=colors[n], lw=1.1, alpha=0.85,
-                label=None if n in labelled else f"N={si(n)}", gid=f"run:{run}")
+                label=None if n in labelled else model_label(n, names.get(n), "N="), gid=f"run:{run}")
         labelled.add(n)
     if has_points:
         for n in sizes:
             sub = points[points["params"] == n].sort_values("tokens")
             if len(sub):
                 ax.plot(_run_x(sub, x), sub["loss"], "o", color=colors[n], ms=5, mec="k", mew=0.4,
-                        label=None if n in labelled else f"N={si(n)}", gid=f"points:N={si(n)}")
+                        label=None if n in labelled else model_label(n, names.get(n), "N="),
+                        gid=f"points:N={si(n)}")
                 labelled.add(n)
     if frontier:
         fr = compute_frontier(points if has_points else None, curves)
@@ -407,6 +416,7 @@ def plot_own_curves(study, n_grid: int = 120):
     answers = {m.params: m for m in result.models}
     sizes = sorted(set(fits) | {float(c["params"].iloc[0]) for c in (study.curves or {}).values() if len(c)})
     colors = dict(zip(sizes, _colors(len(sizes))))
+    names = model_names(study.points)
     fig, ax = _figure()
     seen: dict = {}
     for run, df in sorted((study.curves or {}).items(), key=lambda kv: (float(kv[1]["params"].iloc[0]), kv[0])):
@@ -415,7 +425,7 @@ def plot_own_curves(study, n_grid: int = 120):
         if not len(d):
             continue
         ax.plot(d["tokens"], d["loss"], "-", color=colors.get(n, "0.4"), lw=1.2,
-                label=None if n in seen else f"N={si(n)} measured", gid=f"measured:{run}")
+                label=None if n in seen else f"{model_label(n, names.get(n), 'N=')} measured", gid=f"measured:{run}")
         lo, hi = seen.get(n, (math.inf, 0.0))
         seen[n] = (min(lo, float(d["tokens"].min())), max(hi, float(d["tokens"].max())))
     for n, cf in sorted(fits.items()):
@@ -430,10 +440,11 @@ def plot_own_curves(study, n_grid: int = 120):
             hi_d = max(hi_d, cross * 1.2)
         grid = np.logspace(math.log10(lo_d), math.log10(hi_d), n_grid)
         c = colors.get(n, "0.4")
-        ax.plot(grid, cf.predict(D=grid), ":", color=c, lw=1.6, label=f"N={si(n)} own curve fit",
+        ax.plot(grid, cf.predict(D=grid), ":", color=c, lw=1.6,
+                label=f"{model_label(n, names.get(n), 'N=')} own curve fit",
                 gid=f"own-fit:N={si(n)}")
         _mark_answers(fig, ax, n, c, own.get("tokens_at_target_compute"), own.get("loss_at_target_compute"),
-                      cross, target.loss, grid[-1])
+                      cross, target.loss, grid[-1], names.get(n))
     what = f"target {target.name}" if target.params is not None else "target"
     ax.axhline(target.loss, color="crimson", lw=1.0, ls="--", label=f"{what} loss {target.loss:.4g}", gid="target")
     _finish_loss_axes(ax, "Each run's own curve, extrapolated: measured (solid), E + B/D^beta (dotted)", fontsize=9)

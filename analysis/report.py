@@ -17,7 +17,8 @@ from typing import Mapping, Sequence
 
 from .errors import InputError
 from .records import atomic_write_bytes, atomic_write_text
-from .text import markdown_table, num, sci, si
+from .specs import model_names
+from .text import markdown_table, model_label, num, sci, si
 
 __all__ = ["build_report", "render_report", "markdown_table", "markdown_to_html", "REPORT_FILES"]
 
@@ -35,9 +36,9 @@ REPORT_FILES = {
 
 
 def _data_rows(points) -> list[dict]:
-    rows = []
+    rows, names = [], model_names(points)
     for n, g in points.groupby("params", sort=True):
-        rows.append({"params": si(float(n)), "points": str(len(g)),
+        rows.append({"model": model_label(float(n), names.get(float(n))), "points": str(len(g)),
                      "runs": str(g["run"].nunique()) if "run" in g.columns else "-",
                      "tokens": f"{si(float(g['tokens'].min()))} .. {si(float(g['tokens'].max()))}",
                      "FLOPs (6ND)": f"{sci(6 * float(n) * float(g['tokens'].min()))} .. "
@@ -83,7 +84,8 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
         md += ["### Per-run loss curves", "",
                "Each model's own run fitted with L(D) = E + B / D^beta (the data term of Hoffmann et al. 2022, "
                "eq. 2, at fixed N):", ""]
-        md += [markdown_table([{"params": si(n), "E": num(c.params["E"]), "B": num(c.params["B"]),
+        names = model_names(study.points)
+        md += [markdown_table([{"model": model_label(n, names.get(float(n))), "E": num(c.params["E"]), "B": num(c.params["B"]),
                                 "beta": num(c.params["beta"]), "points": str(c.n_points)}
                                for n, c in sorted(study.curve_fits.items())]), ""]
     for heading, body in (sections or {}).items():

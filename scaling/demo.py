@@ -41,7 +41,8 @@ from analysis.plots import plot_own_curves, plot_runs
 from analysis.records import atomic_write_text, check_output, writing_output
 from analysis.report import build_report
 from analysis.study import run_study
-from analysis.text import sci, si
+from analysis.specs import model_names
+from analysis.text import model_label, sci, si
 from scaling.config import PRESETS
 from scaling.defaults import DEMO_BOOTSTRAP, DEMO_OUT, DEMO_REPORT_SUBDIR, DEMO_SWEEP_SUBDIR
 from sweeps.index import build_index
@@ -196,8 +197,9 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     echo(_indent(study.fit.report()))
     if study.curve_fits:
         echo("    Each model's own run (stable phase, L(D) = E + B/D^beta):")
+        names = model_names(study.points)
         for n, c in sorted(study.curve_fits.items()):
-            echo(f"      N={si(n):>6}  E={c.params['E']:.4g}  B={c.params['B']:.4g}  beta={c.params['beta']:.4g}  "
+            echo(f"      {model_label(n, names.get(n), 'N='):>14}  E={c.params['E']:.4g}  B={c.params['B']:.4g}  beta={c.params['beta']:.4g}  "
                  f"({c.n_points} points)")
     for note in study.notes:
         echo(f"    note: {note}")

@@ -37,3 +37,58 @@ def test_sweep_dry_run_after_the_demo_has_nothing_to_train(demo, monkeypatch, ca
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("3 runs, 0 to train"), last
     assert last.endswith(f"sweep directory {demo['result'].sweep_dir.resolve()}"), last
+
+
+def _json(capsys, argv) -> dict:
+    import json
+
+    capsys.readouterr()
+    assert main([str(a) for a in argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_models_are_named_by_their_preset_and_numbers_still_work(demo, capsys):
+    sweep = demo["result"].sweep_dir
+    by_name = _json(capsys, ["extrapolate", sweep, "--law", "chinchilla", "--no-curves", "--json",
+                             "--models", "nano,micro,tiny"])
+    assert [m["name"] for m in by_name["models"]] == ["nano", "micro"] and by_name["target"]["name"] == "tiny"
+    # The same question with the sizes and budgets as numbers, read from the run records.
+    from analysis import records as R
+
+    pts = R.points_table(sweep)
+    finals = pts[pts["point"] == "final"].set_index("model")
+    spec = ",".join(f"{finals.loc[m, 'params']:.17g}:{finals.loc[m, 'tokens']:.17g}" for m in ("nano", "micro", "tiny"))
+    by_number = _json(capsys, ["extrapolate", sweep, "--law", "chinchilla", "--no-curves", "--json", "--models", spec])
+    assert [m["params"] for m in by_number["models"]] == [m["params"] for m in by_name["models"]]
+    for a, b in zip(by_name["models"], by_number["models"]):
+        assert a["loss_at_target_compute"] == pytest.approx(b["loss_at_target_compute"], rel=1e-10)
+        assert a["tokens_to_match"] == pytest.approx(b["tokens_to_match"], rel=1e-10)
+
+
+def test_an_unknown_model_name_is_one_line_naming_the_known_ones(demo, capsys):
+    capsys.readouterr()
+    assert main(["extrapolate", str(demo["result"].sweep_dir), "--models", "nano,huge"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("scaling extrapolate: error: models: "), err
+    assert "'huge'" in err and "nano, micro, tiny" in err, err
+
+
+def test_tables_and_figures_label_models_with_name_and_size(demo, capsys):
+    from analysis.plots import plot_curves, plot_runs
+    from analysis.text import si
+
+    study = demo["result"].study
+    sizes = {m: si(float(g["params"].iloc[0])) for m, g in study.points.groupby("model")}
+    assert set(sizes) == {"nano", "micro", "tiny"}
+    labels = [f"{m} ({s})" for m, s in sizes.items()]
+    # The extrapolation table: one model column, no separate params column repeating the size.
+    lines = study.result.table().splitlines()
+    head = next(ln for ln in lines if ln.startswith("model "))
+    assert "params" not in head.split()
+    assert any(ln.startswith("nano (" + sizes["nano"] + ")") for ln in lines)
+    report = (demo["result"].report_dir / "report.md").read_text()
+    assert all(f"| {lab} |" in report for lab in labels), report
+    for fig in (plot_curves(study.points, study.fit, study.result, study.curves), plot_runs(study.points, study.curves)):
+        legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        assert all(any(t.startswith(lab) for t in legend) for lab in labels), legend
+        assert not any(t.startswith("N=") for t in legend), legend
