@@ -15,8 +15,8 @@ the built-in corpus, from nothing to a report.
 3. the compute-matched extrapolation of the smaller models against the largest, from the
    joint law and from each model's own curve, and sanity checks of the fitted law
    (:func:`analysis.overview.law_checks`);
-4. the report and figures (:func:`analysis.report.build_report`), plus the fit as JSON
-   and the extrapolation as CSV.
+4. the report, its figures, the fit as JSON and the extrapolation as CSV
+   (:func:`analysis.report.build_report`, as ``scaling report`` writes them).
 
 Everything is printed as it happens; the last lines name the report and the figures.
 This module sits on the composition-root side: it drives the sweeps (Hydra, torch in the
@@ -37,8 +37,7 @@ from omegaconf.errors import OmegaConfBaseException
 import sweeps
 from analysis.errors import ConfigError, InputError
 from analysis.overview import checks_text
-from analysis.plots import plot_own_curves, plot_runs
-from analysis.records import atomic_write_text, check_output, writing_output
+from analysis.records import check_output, writing_output
 from analysis.report import build_report
 from analysis.study import run_study
 from analysis.specs import model_names
@@ -160,7 +159,7 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
          + f" -> {_shown(sweep_dir)}")
     t0 = time.perf_counter()
     if todo:
-        echo(f"    {len(todo)} run(s) to train ({sci(sum(j.flops or 0.0 for j in todo))} FLOPs), "
+        echo(f"    {len(todo)} run(s) to train ({sci(sum(j.flops or 0.0 for j in todo))} FLOPs, detailed count), "
              f"{len(done)} finished already and reused; training progress follows")
         kind = _launcher_of(experiment, overrides, launcher)
         if kind == "joblib":
@@ -214,17 +213,8 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
 
     t0 = time.perf_counter()
     echo(f"[4/4] Writing the report and figures to {_shown(report_dir)}")
-    extra = {"frontier.png": (plot_runs(study.points, study.curves, x="flops"),
-                              "loss vs compute (6ND) for every run, with the compute-efficient frontier")}
-    if study.curve_fits and study.result.models:
-        extra["own_curves.png"] = (plot_own_curves(study), "each smaller model's own run extrapolated alone "
-                                                           "to the largest model's compute")
     with writing_output("out_dir", report_dir):
-        written = build_report(None, report_dir, study=study, title=f"Scaling study: the {experiment} sweep",
-                               figures=extra)
-        study.fit.save(report_dir / "fit.json")
-        atomic_write_text(report_dir / "extrapolation.csv", study.result.to_frame().to_csv(index=False))
-    written["fit.json"], written["extrapolation.csv"] = report_dir / "fit.json", report_dir / "extrapolation.csv"
+        written = build_report(None, report_dir, study=study, title=f"Scaling study: the {experiment} sweep")
     seconds["report"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
 

@@ -92,3 +92,61 @@ def test_tables_and_figures_label_models_with_name_and_size(demo, capsys):
         legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
         assert all(any(t.startswith(lab) for t in legend) for lab in labels), legend
         assert not any(t.startswith("N=") for t in legend), legend
+
+
+def test_scaling_report_writes_what_the_demo_report_holds(demo, capsys, tmp_path):
+    res = demo["result"]
+    capsys.readouterr()
+    assert main(["report", str(res.sweep_dir), "-o", str(tmp_path / "rep"), "--law", "chinchilla",
+                 "--bootstrap", "20", "--seed", "0", "--jobs", "2"]) == 0
+    mine = {p.name for p in (tmp_path / "rep").iterdir()}
+    assert mine == {p.name for p in res.report_dir.iterdir()}
+    assert {"frontier.png", "own_curves.png", "fit.json", "extrapolation.csv"} <= mine
+    md = (tmp_path / "rep" / "report.md").read_text()
+    for heading in ("## Data", "## Sanity checks", "## Fit", "## Compute-matched extrapolation", "## Figures"):
+        assert heading in md
+    # The same data, law, seed and refits as the demo: the same fit, to the last digit.
+    from analysis.result import LawFit
+
+    assert LawFit.load(tmp_path / "rep" / "fit.json").params == pytest.approx(res.study.fit.params, rel=1e-10)
+    assert (tmp_path / "rep" / "extrapolation.csv").read_text() == (res.report_dir / "extrapolation.csv").read_text()
+
+
+def test_plot_offers_every_figure_of_the_report(demo, capsys, tmp_path):
+    from analysis.report import REPORT_FILES, REPORT_KINDS
+    from scaling.cli.plot import REPORT_KINDS as CLI_KINDS
+
+    assert CLI_KINDS == REPORT_KINDS == tuple(n[:-4] for n in REPORT_FILES if n.endswith(".png"))
+    res = demo["result"]
+    capsys.readouterr()
+    assert main(["plot", str(res.sweep_dir), "--law", "chinchilla", "--kind", "all",
+                 "-o", str(tmp_path / "figs" / "curves.png")]) == 0
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(res.written[n].name for n in res.written
+                                                                          if n.endswith(".png"))
+    assert main(["plot", str(res.sweep_dir), "--law", "chinchilla", "--kind", "own_curves",
+                 "-o", str(tmp_path / "own.png")]) == 0
+    assert (tmp_path / "own.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_report_warnings_list_every_check_that_did_not_pass(demo):
+    res = demo["result"]
+    md = res.report.read_text()
+    warnings = md.split("## Warnings", 1)[1]
+    bad = [c for c in res.checks if c.status != "ok"]
+    for c in bad:
+        assert f"- sanity check *{c.name}*: {c.status}, {c.detail}" in warnings
+    # and nothing the fit warned about is missing from the one list
+    for w in res.study.fit.warnings:
+        assert w in warnings
+    if not bad and not res.study.fit.warnings and not res.study.result.warnings:
+        assert "None." in warnings
+
+
+def test_each_flops_column_says_its_convention(demo, capsys):
+    res = demo["result"]
+    capsys.readouterr()
+    assert main(["runs", str(res.sweep_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs (detailed)" in out.splitlines()[0] and "6ND is flops_6n" in out
+    md = res.report.read_text()
+    assert "| FLOPs (6ND) |" in md and "FLOPs counted as 6ND" in md

@@ -74,9 +74,12 @@ def run(args) -> int:
         cols.remove("error")
     print(format_table(rows, cols, formats={"params": si, "tokens": si, "flops": sci, "tokens_per_param": _tpp,
                                             "loss": lambda x: num(x, 4), "error": lambda x: x or ""},
-                       headers={"name": "run", "tokens_per_param": "tok/param", "flops": "FLOPs",
+                       headers={"name": "run", "tokens_per_param": "tok/param", "flops": "FLOPs (detailed)",
                                 "loss": "val loss"}))
     print(f"\n{format_counts(counts)}; {int(df.shape[0])} points shown")
+    # Fits and reports count 6ND, which differs from the detailed count by up to 2x at these sizes.
+    print("FLOPs (detailed): the model's count per token (Hoffmann et al. 2022, App. F) x tokens; "
+          "6ND is flops_6n in --json and --csv")
     if written:
         print(f"index written: {written['csv']}" + (f" and {written['parquet']}" if written["parquet"] else ""))
     return 0

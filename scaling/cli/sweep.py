@@ -75,11 +75,11 @@ def _dry_run(args, overrides) -> int:
         return 0
     print(format_table(rows, ["run", "status", "action", "params", "tokens", "flops", "branches", "error"],
                        formats={"params": si, "tokens": si, "flops": sci, "error": lambda x: x or ""},
-                       headers={"flops": "FLOPs"}))
+                       headers={"flops": "FLOPs (detailed)"}))
     _refuse_if_all_invalid(jobs, invalid)
     todo = [j for j in jobs if j.action != "skip" and not j.error]
     total = sum(j.flops or 0.0 for j in todo)
-    print(f"\n{len(jobs)} runs, {len(todo)} to train ({sci(total)} FLOPs)"
+    print(f"\n{len(jobs)} runs, {len(todo)} to train ({sci(total)} FLOPs, detailed count)"
           + (f", {len(invalid)} invalid (see the error column)" if invalid else "")
           + f"; sweep directory {jobs[0].run_dir.parent if jobs else '-'}")
     return 0
