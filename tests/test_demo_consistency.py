@@ -97,7 +97,7 @@ def test_tables_and_figures_label_models_with_name_and_size(demo, capsys):
 def test_scaling_report_writes_what_the_demo_report_holds(demo, capsys, tmp_path):
     res = demo["result"]
     capsys.readouterr()
-    assert main(["report", str(res.sweep_dir), "-o", str(tmp_path / "rep"), "--law", "chinchilla",
+    assert main(["report", str(res.sweep_dir), "-o", str(tmp_path / "rep"), "--law", "auto",
                  "--bootstrap", "20", "--seed", "0", "--jobs", "2"]) == 0
     mine = {p.name for p in (tmp_path / "rep").iterdir()}
     assert mine == {p.name for p in res.report_dir.iterdir()}

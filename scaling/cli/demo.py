@@ -22,7 +22,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command(
         sub, "demo",
         help="Train the demo sweep exactly as `python -m sweeps -m experiment=demo` does (or reuse its finished "
-             "runs), fit Chinchilla Approach 3 with bootstrap intervals and each model's own curve, print the "
+             "runs), fit the joint law (by default the one with the lowest backtest error) with bootstrap intervals and "
+             "each model's own curve, print the "
              "compute-matched extrapolation table, and write a report with figures.",
         example=EXAMPLE, func=run)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -40,6 +41,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
                    help=f"bootstrap refits of the joint law (default {DEFAULT_BOOTSTRAP}; 0 for asymptotic "
                         "intervals only)")
+    p.add_argument("--law", default="auto",
+                   help="joint law to fit: auto (default: the candidate with the lowest backtest error; the output "
+                        "says which and why), chinchilla, gadre2024 or kaplan_nd")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--resample", choices=("auto", "points", "runs"), default="auto",
                    help="what the bootstrap draws (default auto: whole runs when there are enough runs per model "
@@ -84,5 +88,5 @@ def run(args) -> int:
     check_output(Path(args.out) / DEMO_SWEEP_SUBDIR, "--out", directory=True)
     result = run_demo(args.out, grid=grid, overrides=args.overrides, experiment=args.experiment,
                       launcher=args.launcher, lanes=args.lanes, bootstrap=args.bootstrap, seed=args.seed,
-                      resample=args.resample, n_jobs=args.jobs)
+                      resample=args.resample, n_jobs=args.jobs, law=args.law)
     return 3 if result.failed else 0
