@@ -64,3 +64,47 @@ def test_report_json_lists_every_file_written(points, capsys, tmp_path):
     assert {"report.md", "report.html", "curves.png"} <= {Path(p).name for p in got["written"]}
     assert got["failed_checks"] == sum(c["status"] == "fail" for c in got["checks"])
     assert got["checks"] and got["n_points"] == 12
+
+
+def _bash_complete(script: Path, words: list[str]) -> list[str]:
+    """What bash offers for the last of ``words`` through the completion ``script``."""
+    import shlex
+    import shutil
+    import subprocess
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash here")
+    cmd = (f"source {shlex.quote(str(script))}; COMP_WORDS=({' '.join(shlex.quote(w) for w in words)}); "
+           f"COMP_CWORD={len(words) - 1}; _shtab_scaling; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_bash_completion_offers_commands_options_and_choices(capsys, tmp_path):
+    script = tmp_path / "scaling.bash"
+    script.write_text(_out(capsys, ["completion", "bash"]))
+    assert _bash_complete(script, ["scaling", "ext"]) == ["extrapolate"]
+    assert _bash_complete(script, ["scaling", "extrapolate", "--mo"]) == ["--models"]
+    from scaling.cli.plot import REPORT_KINDS
+
+    assert _bash_complete(script, ["scaling", "plot", "x.csv", "--kind", ""]) == [*REPORT_KINDS, "all"]
+    assert _bash_complete(script, ["scaling", "demo", "--j"]) == ["--jobs", "--json"]
+
+
+def test_zsh_completion_names_every_command(capsys):
+    from scaling.cli import COMMANDS
+
+    script = _out(capsys, ["completion", "zsh"])
+    assert script.startswith("#compdef scaling")
+    for name in COMMANDS:
+        assert f"_shtab_scaling_{name}" in script, name
+
+
+def test_train_json_lists_the_run_record(capsys, tmp_path):
+    out = tmp_path / "run"
+    capsys.readouterr()
+    assert cli_main(["train", "model=nano", "tokens=4096", "seq_len=64", "batch_tokens=1024", "data.max_bytes=1000000",
+                     "data.val_frac=0.1", "data.val_tokens=1024", f"out={out}", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)  # progress goes to stderr
+    assert got["run_dir"] == str(out) and got["status"] == "completed"
+    assert got["written"] == sorted(str(p) for p in out.rglob("*") if p.is_file())
+    assert json.loads((out / "summary.json").read_text()) == got["summary"]

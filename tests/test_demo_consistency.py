@@ -150,3 +150,23 @@ def test_each_flops_column_says_its_convention(demo, capsys):
     assert "FLOPs (detailed)" in out.splitlines()[0] and "6ND is flops_6n" in out
     md = res.report.read_text()
     assert "| FLOPs (6ND) |" in md and "FLOPs counted as 6ND" in md
+
+
+def test_demo_json_is_the_only_thing_on_stdout(demo, capsys):
+    from demo_testing import TINY_GRID
+
+    res = demo["result"]
+    grid = ",".join(f"{m}={t}" for m, t in TINY_GRID)
+    capsys.readouterr()
+    assert main(["demo", "--out", str(demo["out"]), "--grid", grid, "--bootstrap", "20", "--jobs", "2", "--json",
+                 *TINY_OVERRIDES]) == 0
+    got = capsys.readouterr()
+    import json
+
+    d = json.loads(got.out)
+    assert "all 3 runs finished already" in got.err and "Report:" in got.err
+    assert sorted(Path(p).name for p in d["written"]) == sorted(res.written)
+    assert all(Path(p).is_file() for p in d["written"])
+    assert sorted(d["reused"]) == sorted(res.trained) and d["trained"] == [] and d["failed"] == []
+    assert d["sweep_dir"] == str(res.sweep_dir) and d["law"]["law"] == res.study.fit.law
+    assert d["law"]["params"] == pytest.approx(res.study.fit.params, rel=1e-12)
