@@ -170,3 +170,43 @@ def test_demo_json_is_the_only_thing_on_stdout(demo, capsys):
     assert sorted(d["reused"]) == sorted(res.trained) and d["trained"] == [] and d["failed"] == []
     assert d["sweep_dir"] == str(res.sweep_dir) and d["law"]["law"] == res.study.fit.law
     assert d["law"]["params"] == pytest.approx(res.study.fit.params, rel=1e-12)
+
+
+def _run_of(demo, model: str) -> Path:
+    return next(p for p in demo["result"].sweep_dir.iterdir() if p.name.startswith(f"model={model},"))
+
+
+def test_curve_fit_works_by_default_on_a_demo_run(demo, capsys, tmp_path):
+    nano = _run_of(demo, "nano")
+    capsys.readouterr()
+    assert main(["curve", "fit", str(nano), "-o", str(tmp_path / "fit.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[[annealing]]")  # one curve: the 4-parameter law
+    assert "note: law: annealing (--law auto" in out
+    assert "note: loss: train_loss" in out  # a few val_loss rows cannot pin 4 parameters
+    assert "at its upper bound" not in out and "at its lower bound" not in out, out
+    from analysis.curves import CurveFit
+
+    fit = CurveFit.load(tmp_path / "fit.json")
+    assert fit.meta["models"][nano.name]["name"] == "nano"
+
+
+def test_curve_predict_warns_when_the_fit_is_of_another_model(demo, capsys, tmp_path):
+    nano, micro = _run_of(demo, "nano"), _run_of(demo, "micro")
+    assert main(["curve", "fit", str(nano), "-o", str(tmp_path / "fit.json")]) == 0
+    capsys.readouterr()
+    assert main(["curve", "predict", str(tmp_path / "fit.json"), str(micro)]) == 0
+    warnings = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("WARNING:")]
+    assert len(warnings) == 1 and "this fit is of nano (" in warnings[0] and "a run of micro (" in warnings[0]
+    assert main(["curve", "predict", str(tmp_path / "fit.json"), str(nano)]) == 0
+    assert "WARNING: this fit is of" not in capsys.readouterr().out
+
+
+def test_curve_predict_given_a_curve_for_the_fit_says_how_to_fit_first(demo, capsys, tmp_path):
+    curve = tmp_path / "good.csv"
+    curve.write_text("step,lr,loss\n" + "".join(f"{s},0.001,{3 - s / 1000:.4f}\n" for s in range(10, 400, 10)))
+    capsys.readouterr()
+    assert main(["curve", "predict", str(curve), str(curve)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"run `scaling curve fit {curve} -o fit.json`, then `scaling curve predict fit.json {curve}`" in err
