@@ -2,9 +2,9 @@
 
 :func:`build_report` writes ``report.md``, ``report.html``, the figures (PNG), the fit
 (``fit.json``) and the extrapolation table (``extrapolation.csv``) into one directory;
-``scaling report`` and ``scaling demo`` both write it. Everything is rendered in memory first and written only once all of it
-succeeded, each file atomically and the two reports last, so a failure never leaves a
-half-written report behind. The HTML comes from a small Markdown subset converter
+``scaling report`` and ``scaling demo`` both write it. Everything is rendered in memory
+first and written only once all of it succeeded, each file atomically and the two reports
+last, so a failure never leaves a half-written report behind. The HTML comes from a small Markdown subset converter
 (:func:`markdown_to_html`: headings, paragraphs, lists, fenced code, pipe tables, images,
 inline code, bold and italics), which keeps the toolkit free of extra dependencies.
 """
@@ -133,8 +133,8 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
                "Each model's own run fitted with L(D) = E + B / D^beta (the data term of Hoffmann et al. 2022, "
                "eq. 2, at fixed N):", ""]
         names = model_names(study.points)
-        md += [markdown_table([{"model": model_label(n, names.get(float(n))), "E": num(c.params["E"]), "B": num(c.params["B"]),
-                                "beta": num(c.params["beta"]), "points": str(c.n_points)}
+        md += [markdown_table([{"model": model_label(n, names.get(float(n))), "E": num(c.params["E"]),
+                                "B": num(c.params["B"]), "beta": num(c.params["beta"]), "points": str(c.n_points)}
                                for n, c in sorted(study.curve_fits.items())]), ""]
     for heading, body in (sections or {}).items():
         md += [f"## {heading}", "", body.rstrip(), ""]

@@ -212,8 +212,8 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
         echo("    Each model's own run (stable phase, L(D) = E + B/D^beta):")
         names = model_names(study.points)
         for n, c in sorted(study.curve_fits.items()):
-            echo(f"      {model_label(n, names.get(n), 'N='):>14}  E={c.params['E']:.4g}  B={c.params['B']:.4g}  beta={c.params['beta']:.4g}  "
-                 f"({c.n_points} points)")
+            echo(f"      {model_label(n, names.get(n), 'N='):>14}  E={c.params['E']:.4g}  B={c.params['B']:.4g}  "
+                 f"beta={c.params['beta']:.4g}  ({c.n_points} points)")
     for note in study.notes:
         echo(f"    note: {note}")
     seconds["fit"] = time.perf_counter() - t0
