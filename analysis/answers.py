@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from .result import LawFit
 from .specs import Target
-from .text import format_table, num, sci, si
+from .text import format_table, model_label, num, sci, si
 
 __all__ = ["ModelAnswer", "ExtrapolationResult", "FLOP_CONVENTIONS", "QUANTITIES"]
 
@@ -166,7 +166,7 @@ class ExtrapolationResult:
             iv = m.intervals
             never = f"never (floor {m.floor:.4g})"
             row = {
-                "model": m.name, "params": si(m.params), "tokens": si(m.tokens),
+                "model": model_label(m.params, m.name), "tokens": si(m.tokens),
                 "own loss": num(m.loss) + ("" if m.loss_source != "law" else "*"),
                 "loss @ target C": _with_iv(m.loss_at_target_compute, iv.get("loss_at_target_compute"), num),
                 "wins @ target C": _wins(m),

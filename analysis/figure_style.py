@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .text import si
+from .text import model_label, si
 
 __all__ = ["colors", "plain_y", "loss_axis", "log_axis", "legend_outside", "separate_markers", "loss_locator",
            "new_figure", "gids", "finish_loss_axes", "mark_answers", "flops_label",
@@ -270,7 +270,8 @@ def finish_loss_axes(ax, title: str, xlabel: str = "training tokens D", ylabel: 
     legend_outside(ax)
 
 
-def mark_answers(fig, ax, n: float, color, at_c, loss_at_c, cross, target_loss: float, x_end: float) -> list:
+def mark_answers(fig, ax, n: float, color, at_c, loss_at_c, cross, target_loss: float, x_end: float,
+                 name: str | None = None) -> list:
     """A square where size n lands with the target's compute, a star where it reaches the
     target's loss (when that lies on the drawn curve); returns the markers drawn."""
     out = []
@@ -280,7 +281,7 @@ def mark_answers(fig, ax, n: float, color, at_c, loss_at_c, cross, target_loss: 
                        label="with the target's compute" if first else None)
     if cross is not None and cross <= x_end:
         out += ax.plot([cross], [target_loss], "*", color=color, ms=11, mec="k", mew=0.5, gid=f"cross:N={si(n)}",
-                       label=f"N={si(n)} reaches target at {si(cross)} tokens")
+                       label=f"{model_label(n, name, 'N=')} reaches target at {si(cross)} tokens")
     return out
 
 

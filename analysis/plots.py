@@ -26,7 +26,8 @@ from .plots_overview import plot_own_curves, plot_runs
 from .plots_repetition import plot_repetition
 from .records import atomic_write_bytes
 from .result import LawFit
-from .text import sci, si
+from .specs import model_names
+from .text import model_label, sci, si
 
 __all__ = ["plot_curves", "plot_isoflop", "plot_residuals", "plot_study", "plot_runs", "plot_own_curves", "save_figure",
            "figure_bytes", "FIGURE_FORMATS", "PLOT_KINDS", "EXTRA_KINDS", "gids", "plot_repetition"]
@@ -102,6 +103,7 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
     if not sizes:
         raise InputError("nothing to plot", field="points", fix="give a table of points or an extrapolation result")
     colors = dict(zip(sizes, _colors(len(sizes))))
+    names = model_names(points)
     target = result.target if result is not None else None
     answers = {m.params: m for m in result.models} if result is not None else {}
     law_n = _law_sizes(points, result, fit)
@@ -113,7 +115,7 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
     for _, run, df in ordered:
         n = float(df["params"].iloc[0])
         d = df[np.isfinite(df["loss"])].sort_values("tokens")
-        label = None if n in curve_sizes else f"N={si(n)} measured"
+        label = None if n in curve_sizes else f"{model_label(n, names.get(n), 'N=')} measured"
         lines_of.setdefault(n, []).extend(ax.plot(d["tokens"], d["loss"], "-", color=colors.get(n, "0.4"), lw=1.2,
                                                   alpha=0.9, label=label, gid=f"measured:{run}"))
         curve_sizes.add(n)
@@ -125,7 +127,7 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
         if own is not None and len(own) and n not in curve_sizes:
             sub = own.sort_values("tokens")
             lines_of[n] += ax.plot(sub["tokens"], sub["loss"], "o-", color=c, ms=4, lw=1.2,
-                                   label=f"N={si(n)} measured", gid=f"measured:N={si(n)}")
+                                   label=f"{model_label(n, names.get(n), 'N=')} measured", gid=f"measured:N={si(n)}")
         elif own is not None and len(own):
             # the curves are the stable phase; the points the law was fitted to (final and
             # cooldown-branch losses) lie below them and are what the dashed law follows
@@ -163,7 +165,7 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
         pred = fit.predict(N=n_at, D=grid)
         inside = grid <= edge if edge is not None else np.ones(len(grid), bool)
         if inside.any():
-            lines_of[n] += ax.plot(grid[inside], pred[inside], "--", color=c, lw=1.2, label=f"N={si(n)} law",
+            lines_of[n] += ax.plot(grid[inside], pred[inside], "--", color=c, lw=1.2, label=f"{model_label(n, names.get(n), 'N=')} law",
                                    gid=f"fit:N={si(n)}")
         beyond = grid >= edge if edge is not None else np.zeros(len(grid), bool)
         if beyond.sum() > 1:
@@ -182,9 +184,10 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
             if not ans.reachable and ans.floor is not None and math.isfinite(ans.floor):
                 floors.append(ans.floor)
                 ax.plot([grid[0], grid[-1]], [ans.floor, ans.floor], "-.", color=c, lw=1.0,
-                        label=f"N={si(n)} floor {ans.floor:.4g}: never reaches the target", gid=f"floor:N={si(n)}")
+                        label=f"{model_label(n, names.get(n), 'N=')} floor {ans.floor:.4g}: never reaches the target", gid=f"floor:N={si(n)}")
             markers += [(n, m) for m in _mark_answers(fig, ax, n, c, ans.tokens_at_target_compute,
-                                                      ans.loss_at_target_compute, cross, target.loss, grid[-1])]
+                                                      ans.loss_at_target_compute, cross, target.loss, grid[-1],
+                                                      names.get(n))]
     if target is not None:
         what = f"target {target.name}" if target.params is not None else "target"
         ax.axhline(target.loss, color="0.15", lw=1.0, ls=(0, (1, 2)), label=f"{what} loss {target.loss:.4g}",
@@ -335,6 +338,7 @@ def plot_residuals(points, fit: LawFit):
     fig, ax = _figure()
     sizes = sorted(float(n) for n in points["params"].unique())
     colors = dict(zip(sizes, _colors(len(sizes))))
+    names = model_names(points)
     markers = "osD^vP*X"
     # Kaplan-form fits take N as non-embedding parameters; predict with the count they were fitted on.
     n_col = fit.n_column if fit.n_column in points.columns else "params"
@@ -345,7 +349,7 @@ def plot_residuals(points, fit: LawFit):
         res = 100.0 * (sub["loss"].to_numpy(float) / pred - 1.0)
         all_res.append(res)
         ax.plot(sub["tokens"], res, markers[i % len(markers)], ls="none", color=colors[n], ms=6, mec="k", mew=0.4,
-                label=f"N={si(n)}", gid=f"residual:N={si(n)}")
+                label=model_label(n, names.get(n), "N="), gid=f"residual:N={si(n)}")
     ax.axhline(0.0, color="k", lw=0.8, gid="zero")
     rms = float(np.sqrt(np.mean(np.concatenate(all_res) ** 2)))
     log_axis(ax, "x")

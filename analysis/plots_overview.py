@@ -11,7 +11,8 @@ import numpy as np
 from .errors import InputError
 from .figure_style import colors as _colors
 from .figure_style import finish_loss_axes, flops_label, log_axis, mark_answers, new_figure, separate_markers
-from .text import si
+from .specs import model_names
+from .text import model_label, si
 
 __all__ = ["plot_runs", "plot_own_curves", "frontier_wins"]
 
@@ -70,20 +71,21 @@ def plot_runs(points=None, curves: Mapping | None = None, x: str = "tokens", fro
         sizes |= {float(n) for n in points["params"].unique()}
     sizes = sorted(sizes)
     colors = dict(zip(sizes, _colors(len(sizes))))
+    names = model_names(points)
     fig, ax = new_figure()
     labelled: set = set()
     for run, df in sorted(curves.items(), key=lambda kv: (float(kv[1]["params"].iloc[0]), kv[0])):
         n = float(df["params"].iloc[0])
         d = df[np.isfinite(df["loss"].to_numpy(float))].sort_values("tokens")
         ax.plot(_run_x(d, x), d["loss"], "-", color=colors[n], lw=1.1, alpha=0.85,
-                label=None if n in labelled else f"N={si(n)}", gid=f"run:{run}")
+                label=None if n in labelled else model_label(n, names.get(n), "N="), gid=f"run:{run}")
         labelled.add(n)
     if has_points:
         for n in sizes:
             sub = points[points["params"] == n].sort_values("tokens")
             if len(sub):
                 ax.plot(_run_x(sub, x), sub["loss"], "o", color=colors[n], ms=5, mec="k", mew=0.4,
-                        label=None if n in labelled else f"N={si(n)}", gid=f"points:N={si(n)}")
+                        label=None if n in labelled else model_label(n, names.get(n), "N="), gid=f"points:N={si(n)}")
                 labelled.add(n)
     title = f"Loss vs {'tokens' if x == 'tokens' else 'compute'}: logged validation curves (lines), final and " \
             "cooldown-branch points (circles)"
@@ -97,7 +99,7 @@ def plot_runs(points=None, curves: Mapping | None = None, x: str = "tokens", fro
             if c1 <= c0:  # a size holding the frontier at its last point only: a sliver at its compute
                 c0, c1 = c0 / 1.02, c0 * 1.02
             ax.fill_between([c0, c1], [0.0, 0.0], [0.035, 0.035], transform=strip, color=colors.get(n, "0.4"),
-                            lw=0, label=None if n in won else f"N={si(n)} on the frontier (bottom strip)",
+                            lw=0, label=None if n in won else f"{model_label(n, names.get(n), 'N=')} on the frontier (bottom strip)",
                             gid=f"wins:N={si(n)}:{i}")
             won.add(n)
         title += "\nbottom strip: which size holds the frontier over each compute range"
@@ -128,6 +130,7 @@ def plot_own_curves(study, n_grid: int = 120):
     answers = {m.params: m for m in result.models}
     sizes = sorted(set(fits) | {float(c["params"].iloc[0]) for c in (study.curves or {}).values() if len(c)})
     colors = dict(zip(sizes, _colors(len(sizes))))
+    names = model_names(study.points)
     fig, ax = new_figure()
     seen: dict = {}
     lines_of: dict = {}
@@ -137,7 +140,7 @@ def plot_own_curves(study, n_grid: int = 120):
         if not len(d):
             continue
         lines_of.setdefault(n, []).extend(ax.plot(d["tokens"], d["loss"], "-", color=colors.get(n, "0.4"), lw=1.2,
-                                                  label=None if n in seen else f"N={si(n)} measured",
+                                                  label=None if n in seen else f"{model_label(n, names.get(n), 'N=')} measured",
                                                   gid=f"measured:{run}"))
         lo, hi = seen.get(n, (math.inf, 0.0))
         seen[n] = (min(lo, float(d["tokens"].min())), max(hi, float(d["tokens"].max())))
@@ -155,14 +158,15 @@ def plot_own_curves(study, n_grid: int = 120):
         grid = np.logspace(math.log10(lo_d), math.log10(hi_d), n_grid)
         c = colors.get(n, "0.4")
         lines_of.setdefault(n, []).extend(ax.plot(grid, cf.predict(D=grid), ":", color=c, lw=1.6,
-                                                  label=f"N={si(n)} own curve fit", gid=f"own-fit:N={si(n)}"))
+                                                  label=f"{model_label(n, names.get(n), 'N=')} own curve fit", gid=f"own-fit:N={si(n)}"))
         iv = cf.predict_interval(D=grid) if cf.samples is not None else None
         if iv is not None:
             banded += 1
             ax.fill_between(grid, iv[0], iv[1], color=c, alpha=0.15, lw=0, gid=f"band:N={si(n)}",
                             label=f"{100 * cf.ci_level:.0f}% bootstrap band" if banded == 1 else None)
         markers += [(n, m) for m in mark_answers(fig, ax, n, c, own.get("tokens_at_target_compute"),
-                                                 own.get("loss_at_target_compute"), cross, target.loss, grid[-1])]
+                                                 own.get("loss_at_target_compute"), cross, target.loss, grid[-1],
+                                                 names.get(n))]
     what = f"target {target.name}" if target.params is not None else "target"
     ax.axhline(target.loss, color="0.15", lw=1.0, ls="--", label=f"{what} loss {target.loss:.4g}", gid="target")
     title = "Each run's own curve, extrapolated: measured (solid), E + B/D^beta (dotted)"

@@ -380,6 +380,9 @@ def iter_points(run_dirs: Iterable[Path], include_unfinished: bool = False,
             continue
         base = {"run": s["run_name"], "status": s["status"], "params": s["params"],
                 "params_nonembedding": s["params_nonembedding"], "run_dir": str(run_dir)}
+        preset = s["model"].get("preset") if isinstance(s.get("model"), dict) else None
+        if isinstance(preset, str) and preset:  # the model's name, for labels (analysis.text.model_label)
+            base["model"] = preset
         if s.get("unique_tokens"):  # a data-constrained run: every point carries its U
             base["unique_tokens"] = s["unique_tokens"]
         if s["status"] == "diverged":
@@ -419,8 +422,9 @@ def points_table(path: str | os.PathLike, include_unfinished: bool = False, skip
 
     skipped: list | None = [] if skip_unreadable else None
     rows = list(iter_points(find_run_dirs(path), include_unfinished=include_unfinished, skipped=skipped))
-    # unique_tokens only where some run is data-constrained, so ordinary tables stay as they were
-    extra = ["unique_tokens"] if any("unique_tokens" in r for r in rows) else []
+    # unique_tokens only where some run is data-constrained, model only where records name
+    # their preset, so other tables stay as they were
+    extra = [c for c in ("unique_tokens", "model") if any(c in r for r in rows)]
     df = pd.DataFrame(rows, columns=list(POINT_COLUMNS) + extra)
     df.attrs["skipped_runs"] = skipped or []
     return df

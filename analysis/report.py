@@ -1,9 +1,10 @@
 """One self-contained study report: data summary, fit reports, the extrapolation table, figures.
 
-:func:`build_report` writes ``report.md``, ``report.html`` and the figures (PNG) into one
-directory. Everything is rendered in memory first and written only once all of it
-succeeded, each file atomically and the two reports last, so a failure never leaves a
-half-written report behind. The HTML comes from a small Markdown subset converter
+:func:`build_report` writes ``report.md``, ``report.html``, the figures (PNG), the fit
+(``fit.json``) and the extrapolation table (``extrapolation.csv``) into one directory;
+``scaling report`` and ``scaling demo`` both write it. Everything is rendered in memory
+first and written only once all of it succeeded, each file atomically and the two reports
+last, so a failure never leaves a half-written report behind. The HTML comes from a small Markdown subset converter
 (:func:`markdown_to_html`: headings, paragraphs, lists, fenced code, pipe tables, images,
 inline code, bold and italics), which keeps the toolkit free of extra dependencies.
 """
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import json
 import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from .errors import InputError
-from .records import atomic_write_bytes, atomic_write_text
-from .text import markdown_table, num, sci, si
+from .records import _jsonable, atomic_write_bytes, atomic_write_text
+from .specs import model_names
+from .text import markdown_table, model_label, num, sci, si
 
-__all__ = ["build_report", "render_report", "markdown_table", "markdown_to_html", "REPORT_FILES"]
+__all__ = ["build_report", "render_report", "report_figures", "report_kinds", "markdown_table", "markdown_to_html",
+           "REPORT_FILES", "REPORT_KINDS"]
 
 #: Files a report directory holds: name -> what it is.
 REPORT_FILES = {
@@ -29,15 +33,60 @@ REPORT_FILES = {
                   "and extrapolated beyond them (dotted), target loss and crossings",
     "isoflop.png": "IsoFLOP profiles: loss vs parameters at fixed compute",
     "residuals.png": "relative residuals of the fitted law",
+    "frontier.png": "loss vs compute (6ND) for every run, with the compute-efficient frontier",
+    "own_curves.png": "each smaller model's own run extrapolated alone to the largest model's compute",
     "repetition.png": "repeated data: loss against epochs at fixed compute (with repetition and on fresh tokens), "
                       "and the effective data D' against the tokens trained (Muennighoff et al. 2023)",
+    "fit.json": "the fitted law, as `scaling extrapolate FIT.json` and analysis.result.load_result read it",
+    "extrapolation.csv": "the compute-matched extrapolation table, one row per smaller model, with intervals",
 }
+
+#: Every figure a report can hold, in the report's order; ``scaling plot --kind`` offers each.
+REPORT_KINDS = tuple(name[:-4] for name in REPORT_FILES if name.endswith(".png"))
+
+
+def report_kinds(study) -> list[str]:
+    """The figures the report of ``study`` holds: those its data and fit allow."""
+    kinds = ["curves"]
+    points = study.points
+    if points is not None and len(points):
+        kinds.append("isoflop")
+        if not study.fit.is_published:  # a published law was not fitted to these points
+            kinds.append("residuals")
+        kinds.append("frontier")
+    if study.curve_fits and study.result.models:
+        kinds.append("own_curves")
+    if points is not None and "unique_tokens" in points.columns and points["unique_tokens"].notna().any():
+        kinds.append("repetition")  # repeated data (data.unique_tokens): what an epoch is worth
+    return kinds
+
+
+def report_figures(study, kinds: Sequence[str] | None = None, unique_tokens: float | None = None) -> dict:
+    """The report's figures of ``study``, kind -> matplotlib Figure (default: :func:`report_kinds`);
+    ``unique_tokens`` is the budget the repetition figure draws (default: the table's median)."""
+    from . import plots
+
+    kinds = list(report_kinds(study) if kinds is None else kinds)
+    unknown = [k for k in kinds if k not in REPORT_KINDS]
+    if unknown:
+        raise InputError(f"unknown plot kind {unknown[0]!r}", field="kind", fix="use one of " + ", ".join(REPORT_KINDS))
+    basic = plots.plot_study(study, [k for k in kinds if k in plots.PLOT_KINDS + plots.EXTRA_KINDS],
+                             unique_tokens=unique_tokens)
+    out = {}
+    for kind in kinds:
+        if kind == "frontier":
+            out[kind] = plots.plot_runs(study.points, study.curves, x="flops")
+        elif kind == "own_curves":
+            out[kind] = plots.plot_own_curves(study)
+        else:
+            out[kind] = basic[kind]
+    return out
 
 
 def _data_rows(points) -> list[dict]:
-    rows = []
+    rows, names = [], model_names(points)
     for n, g in points.groupby("params", sort=True):
-        rows.append({"params": si(float(n)), "points": str(len(g)),
+        rows.append({"model": model_label(float(n), names.get(float(n))), "points": str(len(g)),
                      "runs": str(g["run"].nunique()) if "run" in g.columns else "-",
                      "tokens": f"{si(float(g['tokens'].min()))} .. {si(float(g['tokens'].max()))}",
                      "FLOPs (6ND)": f"{sci(6 * float(n) * float(g['tokens'].min()))} .. "
@@ -83,8 +132,9 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
         md += ["### Per-run loss curves", "",
                "Each model's own run fitted with L(D) = E + B / D^beta (the data term of Hoffmann et al. 2022, "
                "eq. 2, at fixed N):", ""]
-        md += [markdown_table([{"params": si(n), "E": num(c.params["E"]), "B": num(c.params["B"]),
-                                "beta": num(c.params["beta"]), "points": str(c.n_points)}
+        names = model_names(study.points)
+        md += [markdown_table([{"model": model_label(n, names.get(float(n))), "E": num(c.params["E"]),
+                                "B": num(c.params["B"]), "beta": num(c.params["beta"]), "points": str(c.n_points)}
                                for n, c in sorted(study.curve_fits.items())]), ""]
     for heading, body in (sections or {}).items():
         md += [f"## {heading}", "", body.rstrip(), ""]
@@ -103,11 +153,20 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
         md += ["## Figures", ""]
         for name, caption in figures.items():
             md += [f"![{caption}]({name})", "", f"*{caption}*", ""]
-    warnings = list(dict.fromkeys([*fit.warnings, *r.warnings]))
     md += ["## Warnings", ""]
-    md += [f"- {w}" for w in warnings] if warnings else ["None."]
+    warnings = _warning_lines(fit, r, checked)
+    md += warnings if warnings else ["None."]
     md.append("")
     return "\n".join(md)
+
+
+def _warning_lines(fit, result, checked) -> list[str]:
+    """One list of what needs a reader's attention: every sanity check that did not pass
+    (by its name in the checks table), then the warnings no check already states."""
+    bad = [c for c in (checked.checks if checked is not None else []) if c.status != "ok"]
+    said = " ".join(c.detail for c in bad)
+    lines = [f"- sanity check *{c.name}*: {c.status}, {c.detail}" for c in bad]
+    return lines + [f"- {w}" for w in dict.fromkeys([*fit.warnings, *result.warnings]) if w not in said]
 
 
 def build_report(source, out_dir, law="auto", target="largest", models=None, bootstrap: int = 0,
@@ -124,7 +183,7 @@ def build_report(source, out_dir, law="auto", target="largest", models=None, boo
     Returns file name -> path of what was written.
     """
     from .extrapolate import run_study
-    from .plots import figure_bytes, plot_study
+    from .plots import figure_bytes
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -132,31 +191,31 @@ def build_report(source, out_dir, law="auto", target="largest", models=None, boo
     if study is None:
         study = run_study(source, law=law, target=target, models=models, bootstrap=bootstrap, seed=seed,
                           n_jobs=n_jobs, level=level, flops=flops, curves=curves, columns=columns, policy=policy)
-    kinds = ["curves"]
-    if study.points is not None and len(study.points):
-        kinds.append("isoflop")
-        if not study.fit.is_published:  # a published law was not fitted to these points
-            kinds.append("residuals")
-        if "unique_tokens" in study.points.columns and study.points["unique_tokens"].notna().any():
-            kinds.append("repetition")  # repeated data (data.unique_tokens): what an epoch is worth
     extra_figs = dict(figures or {})
-    figures = {f"{k}.png": figure_bytes(fig, "png") for k, fig in plot_study(study, kinds).items()}
+    figures = {f"{k}.png": figure_bytes(fig, "png") for k, fig in report_figures(study).items()}
     captions = {name: REPORT_FILES[name] for name in figures}
     for name, (fig, caption) in extra_figs.items():
         if not name.endswith(".png") or name in figures or name.startswith("report."):
             raise InputError(f"cannot add figure {name!r}", field="figures",
                              fix="name extra figures NAME.png, distinct from " + ", ".join(REPORT_FILES))
         figures[name], captions[name] = figure_bytes(fig, "png"), caption
+    results = {"fit.json": json.dumps(_jsonable({"kind": study.fit.KIND, **study.fit.to_dict()}), indent=2,
+                                      sort_keys=True) + "\n",  # as LawFit.save writes it
+               "extrapolation.csv": study.result.to_frame().to_csv(index=False)}
     extra = []
     if study.points is not None and not study.fit.is_published:
         extra = _allocation_fits(study.points)
     md = render_report(study, captions, title=title, extra_fits=extra, sections=sections)
     page = markdown_to_html(md, title=title)
     written = {}
-    new = [out_dir / name for name in [*figures, "report.md", "report.html"] if not (out_dir / name).exists()]
+    new = [out_dir / name for name in [*figures, *results, "report.md", "report.html"]
+           if not (out_dir / name).exists()]
     try:
         for name, data in figures.items():
             atomic_write_bytes(out_dir / name, data)
+            written[name] = out_dir / name
+        for name, text in results.items():
+            atomic_write_text(out_dir / name, text)
             written[name] = out_dir / name
         # The reports go last: a report that exists always has its figures beside it.
         atomic_write_text(out_dir / "report.md", md)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from .errors import InputError, TableError
 from .text import si
 
-__all__ = ["ModelSpec", "Target", "parse_models", "parse_target", "models_from_points"]
+__all__ = ["ModelSpec", "Target", "parse_models", "parse_target", "models_from_points", "model_names"]
 
 
 @dataclass
@@ -67,14 +68,43 @@ def _positive(x, what: str) -> float:
     return v
 
 
-def parse_models(text: str) -> list[ModelSpec]:
-    """``"7e9,13e9:1e12"`` -> models; each entry is PARAMS or PARAMS:TOKENS."""
+def parse_models(text: str, known: "Sequence[ModelSpec]" = ()) -> list[ModelSpec]:
+    """``"7e9,13e9:1e12"`` -> models; each entry is PARAMS or PARAMS:TOKENS, or the name of
+    one of the ``known`` models (the data's, named by their run records' preset), which
+    stands for that model as the data has it (``nano``, or ``nano:2e6`` at another budget)."""
+    by_name = {m.name: m for m in known if m.name != si(m.params)}
     out = []
     for part in [p.strip() for p in str(text).split(",") if p.strip()]:
         n, _, d = part.partition(":")
-        out.append(ModelSpec(_positive(n, "models"), _positive(d, "models") if d else None))
+        if n in by_name:
+            m = by_name[n]
+            out.append(m if not d else ModelSpec(m.params, _positive(d, "models"), name=m.name,
+                                                 flops_per_token=m.flops_per_token,
+                                                 params_nonembedding=m.params_nonembedding))
+            continue
+        try:
+            out.append(ModelSpec(_positive(n, "models"), _positive(d, "models") if d else None))
+        except InputError:
+            fix = ("give PARAMS or PARAMS:TOKENS such as 7e9 or 7e9:1e12, or a model of the data by name: "
+                   + ", ".join(by_name)) if by_name else (
+                   "give PARAMS or PARAMS:TOKENS such as 7e9 or 7e9:1e12 (a model is named, e.g. nano, only "
+                   "with a sweep whose run records name its preset)")
+            raise InputError(f"cannot read {part!r}", field="models", fix=fix) from None
     if not out:
         raise InputError("no models given", field="models", fix="list sizes, e.g. --models 7e9,13e9:1e12")
+    return out
+
+
+def model_names(points) -> dict[float, str]:
+    """Model size -> name, from a points table's ``model`` column (the preset each run
+    record names), for the sizes that have exactly one name."""
+    if points is None or "model" not in getattr(points, "columns", ()):
+        return {}
+    out = {}
+    for n, g in points.groupby("params", sort=True):
+        names = {str(x) for x in g["model"].dropna() if str(x).strip()}
+        if len(names) == 1:
+            out[float(n)] = names.pop()
     return out
 
 
@@ -111,6 +141,7 @@ def models_from_points(points, flops: str = "6nd") -> list[ModelSpec]:
                          fix="give a table with params, tokens and loss columns")
     if len(points) == 0:
         raise TableError("the table has no rows", field="points", fix="point at a sweep with finished runs")
+    names = model_names(points)
     out = []
     for n, group in points.groupby("params", sort=True):
         top = group[group["tokens"] == group["tokens"].max()]
@@ -125,7 +156,7 @@ def models_from_points(points, flops: str = "6nd") -> list[ModelSpec]:
         if "params_nonembedding" in group.columns and np.all(np.isfinite(group["params_nonembedding"].astype(float))):
             ne = float(group["params_nonembedding"].astype(float).mean())
         out.append(ModelSpec(float(n), float(top["tokens"].iloc[0]), float(top["loss"].mean()), fpt,
-                             name=si(float(n)), run=run, params_nonembedding=ne))
+                             name=names.get(float(n), si(float(n))), run=run, params_nonembedding=ne))
     return out
 
 

@@ -306,7 +306,8 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
             checks = ordered(data_checks(points)) if fit.is_published else self_checks(fit, points)
             checked = CheckedFit(fit, checks=checks)
     if models is not None:
-        specs = parse_models(models) if isinstance(models, str) else [
+        known = models_from_points(points, flops=flops) if points is not None else ()
+        specs = parse_models(models, known) if isinstance(models, str) else [
             m if isinstance(m, ModelSpec) else ModelSpec(m) for m in models]
     elif points is not None:
         specs = models_from_points(points, flops=flops)

@@ -21,6 +21,16 @@ def si(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def model_label(params: float, name: str | None = None, prefix: str = "") -> str:
+    """How tables and figures name a model: ``nano (123k)`` when its name (a preset's, from
+    the run records) is known, else its size alone, after ``prefix`` (figures: ``N=123k``).
+    A name that already shows the size (``123k``, ``LLaMA-7B`` for 7B) is not repeated."""
+    size = si(float(params))
+    if not name or str(name) == size:
+        return prefix + size
+    return str(name) if size in str(name) else f"{name} ({size})"
+
+
 def sci(x: float | None, digits: int = 3) -> str:
     """Scientific notation for FLOPs and other quantities spanning many decades."""
     if x is None or (isinstance(x, float) and math.isnan(x)):

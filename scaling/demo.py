@@ -9,14 +9,15 @@ the built-in corpus, from nothing to a report.
    per size, one run per core at a time), trained through :func:`sweeps.run_experiment`;
    finished runs are found by their configs and reused, so a second call trains nothing
    and starts no training process;
-2. Chinchilla Approach 3 (Hoffmann et al. 2022, eq. 2) with bootstrap intervals, and each
-   model's own stable-phase curve L(D) = E + B / D^beta
-   (:func:`analysis.extrapolate.run_study`);
+2. the joint law with bootstrap intervals, by default the candidate with the lowest
+   backtest error (``law="auto"``: Chinchilla Approach 3, Hoffmann et al. 2022, eq. 2,
+   Gadre et al. 2024 or Kaplan et al. 2020's L(N, D)), and each model's own stable-phase
+   curve L(D) = E + B / D^beta (:func:`analysis.extrapolate.run_study`);
 3. the compute-matched extrapolation of the smaller models against the largest, from the
    joint law and from each model's own curve, and sanity checks of the fitted law
    (:func:`analysis.overview.law_checks`);
-4. the report and figures (:func:`analysis.report.build_report`), plus the fit as JSON
-   and the extrapolation as CSV.
+4. the report, its figures, the fit as JSON and the extrapolation as CSV
+   (:func:`analysis.report.build_report`, as ``scaling report`` writes them).
 
 Everything is printed as it happens; the last lines name the report and the figures.
 This module sits on the composition-root side: it drives the sweeps (Hydra, torch in the
@@ -36,12 +37,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 import sweeps
 from analysis.errors import ConfigError, InputError
+from analysis.laws import get_law
 from analysis.overview import checks_text
-from analysis.plots import plot_own_curves, plot_runs
-from analysis.records import atomic_write_text, check_output, writing_output
+from analysis.records import check_output, writing_output
 from analysis.report import build_report
 from analysis.study import run_study
-from analysis.text import sci, si
+from analysis.specs import model_names
+from analysis.text import model_label, sci, si
 from scaling.config import PRESETS
 from scaling.defaults import DEMO_BOOTSTRAP, DEMO_OUT, DEMO_REPORT_SUBDIR, DEMO_SWEEP_SUBDIR
 from sweeps.index import build_index
@@ -98,7 +100,7 @@ def _indent(text: str, pad: str = "    ") -> str:
 def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] = (), experiment: str = "demo",
              grid: Optional[Sequence[tuple[str, float]]] = None, launcher: Optional[str] = None,
              lanes: Optional[int] = None, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-             resample: str = "auto", n_jobs: Optional[int] = None, env: Optional[dict] = None,
+             resample: str = "auto", n_jobs: Optional[int] = None, env: Optional[dict] = None, law: str = "auto",
              echo: Callable[[str], None] = lambda s: print(s, flush=True)) -> DemoResult:
     """Run the demo study into ``out_dir`` (sweep in ``runs/``, report in ``report/``).
 
@@ -114,7 +116,9 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     :func:`analysis.fit.fit_law` takes it (``auto``: whole runs when there are enough runs
     per model size, else points, and the fit's report says which and why); ``n_jobs``
     bounds the bootstrap's processes; ``env`` adds environment variables for the training
-    processes. ``echo`` receives every line of progress and results.
+    processes. ``law`` is the joint law, as :func:`analysis.study.run_study` takes it
+    (``auto``: the candidate with the lowest backtest error, and the output says which
+    and why). ``echo`` receives every line of progress and results.
 
     Runs that failed are reported and left out of the fit; the study goes on when the
     remaining points still allow a fit.
@@ -123,6 +127,8 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
         raise InputError("must be 0 or more", field="bootstrap", fix="e.g. --bootstrap 300")
     if lanes is not None and lanes < 1:
         raise InputError("must be 1 or more", field="lanes", fix="e.g. --lanes 2")
+    if law != "auto":  # before anything trains: a misspelt law would otherwise fail after the sweep
+        get_law(law).check_joint()
     t_start = time.perf_counter()
     out = Path(out_dir).expanduser()
     sweep_dir, report_dir = out / SWEEP_SUBDIR, out / REPORT_SUBDIR
@@ -159,7 +165,7 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
          + f" -> {_shown(sweep_dir)}")
     t0 = time.perf_counter()
     if todo:
-        echo(f"    {len(todo)} run(s) to train ({sci(sum(j.flops or 0.0 for j in todo))} FLOPs), "
+        echo(f"    {len(todo)} run(s) to train ({sci(sum(j.flops or 0.0 for j in todo))} FLOPs, detailed count), "
              f"{len(done)} finished already and reused; training progress follows")
         kind = _launcher_of(experiment, overrides, launcher)
         if kind == "joblib":
@@ -188,17 +194,26 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
          f"{len(finals)} runs completed, {int(index['loss'].notna().sum())} (N, D, loss) points")
 
     t0 = time.perf_counter()
-    echo(f"[2/4] Fitting Chinchilla Approach 3, L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2), "
-         f"with {bootstrap} bootstrap refits, and each model's own curve L(D) = E + B/D^beta on its "
-         "stable phase")
-    study = run_study(sweep_dir, law="chinchilla", bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, curves=True,
+    own = "and each model's own curve L(D) = E + B/D^beta on its stable phase"
+    if law == "auto":
+        echo(f"[2/4] Choosing the joint law by backtest (--law auto: each candidate refitted without the largest "
+             f"runs, the lowest held-out error wins), fitting it with {bootstrap} bootstrap refits, {own}")
+    elif law == "chinchilla":
+        echo(f"[2/4] Fitting Chinchilla Approach 3, L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2), "
+             f"with {bootstrap} bootstrap refits, {own}")
+    else:
+        echo(f"[2/4] Fitting {law} with {bootstrap} bootstrap refits, {own}")
+    study = run_study(sweep_dir, law=law, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, curves=True,
                       resample=resample)
+    if study.checked is not None and study.checked.choice is not None:
+        echo(f"    {study.checked.choice.reason}")
     echo(_indent(study.fit.report()))
     if study.curve_fits:
         echo("    Each model's own run (stable phase, L(D) = E + B/D^beta):")
+        names = model_names(study.points)
         for n, c in sorted(study.curve_fits.items()):
-            echo(f"      N={si(n):>6}  E={c.params['E']:.4g}  B={c.params['B']:.4g}  beta={c.params['beta']:.4g}  "
-                 f"({c.n_points} points)")
+            echo(f"      {model_label(n, names.get(n), 'N='):>14}  E={c.params['E']:.4g}  B={c.params['B']:.4g}  "
+                 f"beta={c.params['beta']:.4g}  ({c.n_points} points)")
     for note in study.notes:
         echo(f"    note: {note}")
     seconds["fit"] = time.perf_counter() - t0
@@ -212,17 +227,8 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
 
     t0 = time.perf_counter()
     echo(f"[4/4] Writing the report and figures to {_shown(report_dir)}")
-    extra = {"frontier.png": (plot_runs(study.points, study.curves, x="flops"),
-                              "loss vs compute (6ND) for every run, with the compute-efficient frontier")}
-    if study.curve_fits and study.result.models:
-        extra["own_curves.png"] = (plot_own_curves(study), "each smaller model's own run extrapolated alone "
-                                                           "to the largest model's compute")
     with writing_output("out_dir", report_dir):
-        written = build_report(None, report_dir, study=study, title=f"Scaling study: the {experiment} sweep",
-                               figures=extra)
-        study.fit.save(report_dir / "fit.json")
-        atomic_write_text(report_dir / "extrapolation.csv", study.result.to_frame().to_csv(index=False))
-    written["fit.json"], written["extrapolation.csv"] = report_dir / "fit.json", report_dir / "extrapolation.csv"
+        written = build_report(None, report_dir, study=study, title=f"Scaling study: the {experiment} sweep")
     seconds["report"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
 

@@ -7,8 +7,8 @@ directory is a pure function of its configuration. The sweep index (``runs.csv``
 written when the multirun ends. From Python::
 
     import sweeps
-    index = sweeps.run_experiment("demo", "runs/demo")          # a pandas DataFrame
-    index = sweeps.build_index("runs/demo")                      # read it again later
+    index = sweeps.run_experiment("demo", "demo_out/runs")      # a pandas DataFrame
+    index = sweeps.build_index("demo_out/runs")                  # read it again later
 
 See ``docs/sweeps.md``. Importing this package is cheap (no torch); it registers the
 config schemas and the ``sweep_run`` resolver that names run directories, so that every

@@ -164,14 +164,14 @@ def read_index(path: str | Path):
         return pd.read_csv(path)
     if not path.exists():
         raise RecordError("no such file or directory", field=str(path),
-                          fix="point at a sweep directory, e.g. runs/demo")
+                          fix="point at a sweep directory, e.g. demo_out/runs")
     if R.find_run_dirs(path):
         return build_index(path)
     for name in (INDEX_PARQUET, INDEX_CSV):
         if (path / name).exists() and (name != INDEX_PARQUET or _have_pyarrow()):
             return read_index(path / name)
     raise RecordError("no runs here (no summary.json below it and no runs.csv)", field=str(path),
-                      fix="point at the sweep's directory (sweep.root), e.g. runs/demo")
+                      fix="point at the sweep's directory (sweep.root), e.g. demo_out/runs")
 
 
 def status_counts(df) -> dict:

@@ -36,20 +36,20 @@ def test_the_law_is_named_once_when_its_name_is_the_law(points, capsys):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("curves.png", ["curves.png", "isoflop.png", "residuals.png"]),
-    ("isoflop.svg", ["curves.svg", "isoflop.svg", "residuals.svg"]),
-    ("study.png", ["study-curves.png", "study-isoflop.png", "study-residuals.png"]),
+    ("curves.png", ["curves.png", "frontier.png", "isoflop.png", "residuals.png"]),
+    ("isoflop.svg", ["curves.svg", "frontier.svg", "isoflop.svg", "residuals.svg"]),
+    ("study.png", ["study-curves.png", "study-frontier.png", "study-isoflop.png", "study-residuals.png"]),
 ])
 def test_kind_all_names_files_without_repeating_the_kind(points, capsys, tmp_path, name, expected):
     out = _out(capsys, ["plot", points, *CHINCHILLA, "--kind", "all", "-o", tmp_path / "figs" / name])
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == expected
-    assert out.splitlines() == [f"wrote {tmp_path / 'figs' / e}" for e in expected]
+    assert sorted(out.splitlines()) == [f"wrote {tmp_path / 'figs' / e}" for e in expected]
 
 
 def test_plot_json_lists_the_files_and_the_fit(points, capsys, tmp_path):
     got = json.loads(_out(capsys, ["plot", points, *CHINCHILLA, "--kind", "all", "--json",
                                    "-o", tmp_path / "study.png"]))
-    assert got["written"] == [str(tmp_path / f"study-{k}.png") for k in ("curves", "isoflop", "residuals")]
+    assert got["written"] == [str(tmp_path / f"study-{k}.png") for k in ("curves", "isoflop", "residuals", "frontier")]
     assert all(Path(p).stat().st_size > 0 for p in got["written"])
     ref = json.loads(_out(capsys, ["fit", points, *CHINCHILLA, "--quiet", "--json"]))
     assert got["law"]["law"] == "chinchilla" and got["n_points"] == ref["n_points"] == 12
@@ -64,3 +64,66 @@ def test_report_json_lists_every_file_written(points, capsys, tmp_path):
     assert {"report.md", "report.html", "curves.png"} <= {Path(p).name for p in got["written"]}
     assert got["failed_checks"] == sum(c["status"] == "fail" for c in got["checks"])
     assert got["checks"] and got["n_points"] == 12
+
+
+def _bash_complete(script: Path, words: list[str]) -> list[str]:
+    """What bash offers for the last of ``words`` through the completion ``script``."""
+    import shlex
+    import shutil
+    import subprocess
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash here")
+    cmd = (f"source {shlex.quote(str(script))}; COMP_WORDS=({' '.join(shlex.quote(w) for w in words)}); "
+           f"COMP_CWORD={len(words) - 1}; _shtab_scaling; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_bash_completion_offers_commands_options_and_choices(capsys, tmp_path):
+    script = tmp_path / "scaling.bash"
+    script.write_text(_out(capsys, ["completion", "bash"]))
+    assert _bash_complete(script, ["scaling", "ext"]) == ["extrapolate"]
+    assert _bash_complete(script, ["scaling", "extrapolate", "--mo"]) == ["--models"]
+    from scaling.cli.plot import REPORT_KINDS
+
+    assert _bash_complete(script, ["scaling", "plot", "x.csv", "--kind", ""]) == [*REPORT_KINDS, "all"]
+    assert _bash_complete(script, ["scaling", "demo", "--j"]) == ["--jobs", "--json"]
+
+
+def test_zsh_completion_names_every_command(capsys):
+    from scaling.cli import COMMANDS
+
+    script = _out(capsys, ["completion", "zsh"])
+    assert script.startswith("#compdef scaling")
+    for name in COMMANDS:
+        assert f"_shtab_scaling_{name}" in script, name
+
+
+def test_train_json_lists_the_run_record(capsys, tmp_path):
+    out = tmp_path / "run"
+    capsys.readouterr()
+    assert cli_main(["train", "model=nano", "tokens=4096", "seq_len=64", "batch_tokens=1024", "data.max_bytes=1000000",
+                     "data.val_frac=0.1", "data.val_tokens=1024", f"out={out}", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)  # progress goes to stderr
+    assert got["run_dir"] == str(out) and got["status"] == "completed"
+    assert got["written"] == sorted(str(p) for p in out.rglob("*") if p.is_file())
+    assert json.loads((out / "summary.json").read_text()) == got["summary"]
+
+
+def test_curve_fit_puts_its_error_beside_the_losss_own_noise(capsys, tmp_path):
+    import re
+
+    import numpy as np
+
+    # A constant-rate run whose loss is a power law in the LR area (Tissue et al. 2024 with
+    # no annealing), times uniform noise of +-5%: a mean absolute scatter of 2.5%.
+    rng = np.random.default_rng(0)
+    steps = np.arange(10, 4010, 10)
+    loss = (2.0 + 3.0 * (steps * 1e-3) ** -0.5) * (1 + rng.uniform(-0.05, 0.05, len(steps)))
+    curve = tmp_path / "run.csv"
+    curve.write_text("step,lr,loss\n" + "".join(f"{s},0.001,{x:.6f}\n" for s, x in zip(steps, loss)))
+    out = _out(capsys, ["curve", "fit", curve])
+    note = next(ln for ln in out.splitlines() if "row-to-row scatter" in ln)
+    err, scatter = (float(x) for x in re.findall(r"([0-9.]+)%", note)[:2])
+    assert scatter == pytest.approx(2.5, abs=0.4), note
+    assert err == pytest.approx(2.5, abs=0.5) and "at the noise level" in note, note

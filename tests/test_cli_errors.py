@@ -185,6 +185,7 @@ BOOTSTRAP = [
     ("plot", ["plot", "{d}/good.csv", "--bootstrap", "100000000", "-o", "{d}/fig.png"]),
     ("report", ["report", "{d}/good.csv", "--bootstrap", "100000000", "-o", "{d}/report"]),
     ("demo", ["demo", "--out", "{d}/demo", "--bootstrap", "100000000"]),
+    ("extrapolate", ["extrapolate", "{d}/good.csv", "--law", "chinchilla", "--bootstrap", "100000000"]),
 ]
 
 
@@ -360,3 +361,21 @@ def test_train_overrides_may_follow_show_config(capsys):
     reference = capsys.readouterr().out
     assert cli_main(["train", "model=nano", "--show-config", "tokens=1e5"]) == 0
     assert capsys.readouterr().out == reference and "tokens: 100000" in reference
+
+
+@pytest.mark.parametrize("modes", [["-m", "--cfg", "job"], ["--multirun", "--cfg=job"], ["-m", "--info"],
+                                   ["--cfg", "job", "--info"]])
+def test_two_hydra_modes_are_one_line_not_a_traceback(tmp_path, modes):
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)}
+    res = subprocess.run([sys.executable, "-m", "sweeps", "experiment=demo", *modes], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith("python -m sweeps: error: ") and "(fix: " in lines[0] and "Traceback" not in res.stderr
+    assert res.stdout == "" and not list(tmp_path.iterdir())  # nothing composed, nothing written
+    if "--info" not in modes:  # the fix's command works: one job's config
+        fixed = lines[0].split("`")[1].split()
+        ok = subprocess.run([sys.executable, *fixed[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+        assert ok.returncode == 0 and ok.stdout.startswith("model: "), ok.stderr

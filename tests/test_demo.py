@@ -46,11 +46,19 @@ def test_first_run_trains_fits_and_reports(demo):
     budgets = study.points.groupby("params")["tokens"].max().to_dict()
     assert budgets == {float(p): float(t) for p, t in zip(sorted(budgets), (49152, 32768, 16384))}
     assert study.points.groupby("params").size().tolist() == [3, 3, 3]
-    assert study.fit.law == "chinchilla" and len(study.fit.samples) == 20
-    # One run per size: the default bootstrap resamples points and the report says why
-    # (3 runs for 3 sizes: 1 - 3!/3^3 = 78% of whole-run resamples lack a size).
+    # --law auto (the default): the backtest's choice is the law fitted, and the output says why.
+    choice = study.checked.choice
+    assert choice is not None and study.fit.law == choice.law and len(study.fit.samples) == 20
+    assert choice.reason.startswith(f"auto: {choice.law}") and f"    {choice.reason}" in lines
+    assert any(ln.startswith("[2/4] Choosing the joint law by backtest (--law auto") for ln in lines)
+    # One run per size: the default bootstrap resamples points and the report says why. With
+    # 3 runs for 3 sizes, a resample of whole runs lacks all 3 sizes with probability
+    # 1 - 3!/3^3 = 78% (Chinchilla's size terms need 3) and has only 1 with 3/27 = 11%.
+    from analysis.laws import get_law
+
     assert study.fit.meta["bootstrap"]["unit"] == "points"
-    assert "78% of resamples of whole runs (3 runs, 1 per model size)" in study.fit.report()
+    share = {1: 0, 2: 11, 3: 78}[len(get_law(study.fit.law).size_terms)]
+    assert f"{share}% of resamples of whole runs (3 runs, 1 per model size)" in study.fit.report()
     assert study.fit.report() in text.replace("\n    ", "\n")  # the fit report, with intervals and warnings
     # The extrapolation table: one row per smaller model, the largest run as the target.
     assert study.result.target.params == study.points["params"].max()
@@ -131,6 +139,8 @@ def test_help_has_an_example(capsys):
     (["--grid", "nano=lots"], "--grid"),
     (["--grid", "nano=8e6", "model=nano"], "--grid"),
     (["--lanes", "0"], "--lanes"),
+    (["--law", "hoffmann2022"], "law"),
+    (["--law", "kaplan_n"], "law"),
     (["--lanes", "2", "--launcher", "basic"], "lanes"),
     (["model=small"], "sweep.tokens_by_model"),
     (["--experiment", "overtrain", "--grid", "nano=2e5"], "--grid"),

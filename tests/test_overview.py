@@ -198,9 +198,10 @@ def test_report_takes_extra_sections_and_figures(tmp_path):
     law = LawFit("chinchilla", P, n_points=16, n_sizes=4, n_budgets=4, method="test")
     study = Study(points=pts, fit=law, result=extrapolate(law, models_from_points(pts)))
     written = build_report(None, tmp_path, study=study, sections={"Sanity checks": "| a | b |\n|---|---|\n| 1 | 2 |"},
-                           figures={"frontier.png": (plot_runs(pts, x="flops"), "the frontier")})
+                           figures={"by_tokens.png": (plot_runs(pts, x="tokens"), "every run against tokens")})
     md = (tmp_path / "report.md").read_text()
     assert md.index("## Sanity checks") < md.index("## Compute-matched extrapolation")
-    assert "![the frontier](frontier.png)" in md and written["frontier.png"].read_bytes().startswith(b"\x89PNG")
+    assert "![every run against tokens](by_tokens.png)" in md
+    assert written["by_tokens.png"].read_bytes().startswith(b"\x89PNG")
     with pytest.raises(InputError):
         build_report(None, tmp_path / "x", study=study, figures={"curves.png": (plot_runs(pts), "clash")})

@@ -33,7 +33,8 @@ def _fit():
 def test_report_holds_data_fit_table_and_figures(tmp_path):
     study = run_study(_points(), law=_fit())
     written = build_report(None, tmp_path / "rep", study=study)
-    assert set(written) == {"report.md", "report.html", "curves.png", "isoflop.png", "residuals.png"}
+    assert set(written) == {"report.md", "report.html", "curves.png", "isoflop.png", "residuals.png", "frontier.png",
+                            "fit.json", "extrapolation.csv"}
     md = (tmp_path / "rep" / "report.md").read_text()
     for heading in ("## Data", "## Fit", "## Compute-matched extrapolation", "## Figures", "## Warnings"):
         assert heading in md

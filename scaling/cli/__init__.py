@@ -27,6 +27,7 @@ COMMANDS = {
     "report": "scaling.cli.report",
     "datasets": "scaling.cli.datasets",
     "demo": "scaling.cli.demo",
+    "completion": "scaling.cli.completion",
 }
 
 

@@ -31,14 +31,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     f = add_command(csub, "fit", "fit a loss-curve law to one or more curves", FIT_EXAMPLE, run_fit)
     f.description = FIT_DESCRIPTION
     f.add_argument("curves", nargs="+", metavar="CURVE", help="CSV (step, lr, loss) or a run's metrics.jsonl / directory")
-    f.add_argument("--law", choices=("annealing", "multipower", "saturating_power"), default="multipower",
-                   help="multipower (default), annealing, or saturating_power")
+    f.add_argument("--law", choices=("auto", "annealing", "multipower", "saturating_power"), default="auto",
+                   help="auto (default: annealing for one curve, whose 4 parameters one schedule determines; "
+                        "multipower, 7 parameters, for two or more), annealing, multipower, or saturating_power")
     f.add_argument("--warmup-steps", type=int, default=None, metavar="W",
                    help="warmup length; default: linear warmup from 0 up to the first logged row")
     f.add_argument("--min-step", type=int, default=None, metavar="S", help="also drop rows at or before step S")
     f.add_argument("--loss", default="auto", metavar="COLUMN",
-                   help="loss column: auto (default: val_loss when logged, else train_loss or loss), "
-                        "loss, val_loss or train_loss")
+                   help="loss column: auto (default: val_loss when logged at least 3 times per parameter of the "
+                        "law, else train_loss or loss), loss, val_loss or train_loss")
     f.add_argument("--lambda", dest="lam", type=float, default=0.999,
                    help="annealing-area momentum of Tissue et al. 2024 (default 0.999)")
     f.add_argument("--convention", choices=("printed", "reference"), default="printed",
@@ -74,44 +75,141 @@ def _no_action(args) -> int:
     raise InputError("no action given", field="scaling curve", fix="use `scaling curve fit` or `scaling curve predict`")
 
 
+#: Rows of val_loss per parameter below which ``--loss auto`` fits the (noisier, far more
+#: often logged) training loss instead: a handful of evaluations cannot pin a curve law.
+ROWS_PER_PARAM = 3
+
+
 def run_fit(args) -> int:
-    from analysis.curves import fit_curve, read_curve
+    from analysis.curves import SCHEDULE_LAWS, fit_curve
     from analysis.records import check_output, writing_output
 
     if args.output:
         check_output(args.output, "--output")
-    curves = {}
-    for path in args.curves:
-        c = read_curve(path, loss=args.loss)
-        name = c.attrs.get("name", path)
-        curves[name if name not in curves else path] = c
-    fit = fit_curve(curves if len(curves) > 1 or args.law != "saturating_power" else next(iter(curves.values())),
-                    law=args.law, warmup_steps=args.warmup_steps, min_step=args.min_step, lam=args.lam,
+    notes = []
+    law = args.law
+    if law == "auto":
+        law = "annealing" if len(args.curves) == 1 else "multipower"
+        notes.append(f"law: {law} (--law auto: " + ("one curve determines annealing's 4 parameters, not multipower's 7"
+                                                     if law == "annealing" else "two or more curves: multipower")
+                     + ")")
+    curves = _read_curves(args.curves, args.loss)
+    k = len(SCHEDULE_LAWS[law].params) if law in SCHEDULE_LAWS else 3
+    n_val = sum(int(c["loss"].notna().sum()) for c in curves.values() if c.attrs.get("loss_column") == "val_loss")
+    if args.loss == "auto" and 0 < n_val < ROWS_PER_PARAM * k:
+        train = _read_curves(args.curves, "train_loss", quiet=True)
+        if train is not None:
+            n_train = sum(int(c["loss"].notna().sum()) for c in train.values())
+            notes.append(f"loss: train_loss ({n_train} rows), not val_loss: its {n_val} rows are too few for the "
+                         f"{k} parameters of {law} (--loss auto wants {ROWS_PER_PARAM} per parameter)")
+            curves = train
+    fit = fit_curve(curves if len(curves) > 1 or law != "saturating_power" else next(iter(curves.values())),
+                    law=law, warmup_steps=args.warmup_steps, min_step=args.min_step, lam=args.lam,
                     convention=args.convention,
                     **({"bootstrap": args.bootstrap, "seed": args.seed} if args.bootstrap else {}))
+    models = {name: m for name, m in ((n, _model_of(p)) for n, p in zip(curves, args.curves)) if m}
+    if models and hasattr(fit, "meta"):
+        fit.meta["models"] = models  # read by `curve predict`, which warns on another model's run
+    noise = _noise_note(curves, fit)
+    if noise:
+        notes.append(noise)
     if args.output:
         with writing_output("--output", args.output):
             fit.save(args.output)
     if args.json:
         out = fit.to_dict()
         out.pop("samples", None)
+        out["cli_notes"] = notes
         print_json(out)
     else:
         print(fit.report())
+        for note in notes:
+            print(f"note: {note}")
         if args.output:
             print(f"\nsaved {args.output}")
     return 0
 
 
+def _read_curves(paths, loss: str, quiet: bool = False):
+    """name -> curve for each path; with ``quiet``, None when some path lacks that column."""
+    from analysis.curves import read_curve
+    from analysis.errors import TableError
+
+    curves = {}
+    for path in paths:
+        try:
+            c = read_curve(path, loss=loss)
+        except TableError:
+            if quiet:
+                return None
+            raise
+        name = c.attrs.get("name", path)
+        curves[name if name not in curves else path] = c
+    return curves
+
+
+def _model_of(path) -> dict | None:
+    """The model a curve comes from, from the run record beside it (None for a bare CSV)."""
+    from pathlib import Path
+
+    from analysis.errors import RecordError
+    from analysis.records import read_summary
+
+    p = Path(path)
+    run_dir = p if p.is_dir() else p.parent if p.name == "metrics.jsonl" else None
+    if run_dir is None or not (run_dir / "summary.json").is_file():
+        return None
+    try:
+        s = read_summary(run_dir)
+    except RecordError:
+        return None
+    preset = s["model"].get("preset") if isinstance(s.get("model"), dict) else None
+    return {"params": float(s["params"]), "name": preset}
+
+
+def _noise_note(curves, fit) -> str | None:
+    """How the fit's error compares with the loss's own row-to-row scatter (its scatter
+    around a running median): an error at that level is noise the law cannot remove."""
+    import numpy as np
+
+    errs = [c.get("mean_rel_error") for c in getattr(fit, "curves", []) or [] if isinstance(c, dict)]
+    errs = [e for e in errs if e is not None]
+    scatter, window = [], 21
+    for c in curves.values():
+        loss = c["loss"].dropna()
+        if len(loss) >= 30:
+            window = 21 if len(loss) >= 100 else 11
+            med = loss.rolling(window, center=True).median()
+            scatter.append(float(np.nanmean(np.abs(loss / med - 1))))
+    if not errs or not scatter:
+        return None
+    e, s = float(np.mean(errs)), float(np.mean(scatter))
+    verdict = ("at the noise level: a smoother curve (val_loss logged more often, or a larger batch) is what "
+               "would lower it") if e < 1.5 * s else "well above the noise: the law misses the curve's shape"
+    return (f"mean error {100 * e:.2f}% against the loss's own row-to-row scatter of {100 * s:.2f}% "
+            f"(around a {window}-row running median): {verdict}")
+
+
 def run_predict(args) -> int:
     from analysis.curves import CurveFit, read_curve, relative_errors
+    from analysis.errors import RecordError
     from analysis.records import atomic_write_text, check_output, writing_output
 
     if args.output:
         check_output(args.output, "--output")
-    fit = CurveFit.load(args.fit)
+    try:
+        fit = CurveFit.load(args.fit)
+    except RecordError as e:
+        if e.fix:
+            raise
+        raise RecordError(e.message, field=f"FIT.json ({args.fit})",
+                          fix=f"the first argument is a fit saved by `scaling curve fit`: run `scaling curve fit "
+                              f"{args.fit} -o fit.json`, then `scaling curve predict fit.json {args.schedule}`") from None
     sched = read_curve(args.schedule, loss=args.loss) if _has_loss(args.schedule) else _read_schedule(args.schedule)
     pred = fit.predict(sched, warmup_steps=args.warmup_steps)
+    other = _other_model(fit, args.schedule)
+    if other:
+        pred.attrs.setdefault("warnings", []).append(other)
     errors = None
     if "loss" in pred.columns and pred["loss"].notna().any():
         after = pred[pred["step"] > max(pred.attrs["warmup_end"], args.min_step or 0)]
@@ -146,6 +244,22 @@ def run_predict(args) -> int:
     if args.output:
         print(f"wrote {args.output}")
     return 0
+
+
+def _other_model(fit, schedule) -> str | None:
+    """A warning when the fit's runs are of another model size than ``schedule``'s run: a
+    curve law's parameters (its floor above all) belong to one model."""
+    from analysis.text import model_label
+
+    fitted = [m for m in (getattr(fit, "meta", {}) or {}).get("models", {}).values() if m]
+    mine = _model_of(schedule)
+    if not fitted or mine is None:
+        return None
+    if any(abs(m["params"] / mine["params"] - 1) < 1e-6 for m in fitted):
+        return None
+    names = ", ".join(dict.fromkeys(model_label(m["params"], m.get("name")) for m in fitted))
+    return (f"this fit is of {names}, and {schedule} is a run of {model_label(mine['params'], mine.get('name'))}: "
+            "a loss-curve law's parameters belong to one model size (fit this model's own runs)")
 
 
 def _has_loss(path) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, check_bootstrap
+from scaling.cli._common import add_command, check_bootstrap, print_json, study_summary
 
 EXAMPLE = ("scaling demo --out demo_out                        # the demo experiment's 4 runs, on all cores\n"
            "  scaling demo --out demo_small --grid nano=2e6,micro=1e6,tiny=5e5     # smaller and quicker\n"
@@ -22,7 +22,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command(
         sub, "demo",
         help="Train the demo sweep exactly as `python -m sweeps -m experiment=demo` does (or reuse its finished "
-             "runs), fit Chinchilla Approach 3 with bootstrap intervals and each model's own curve, print the "
+             "runs), fit the joint law (by default the one with the lowest backtest error) with bootstrap intervals and "
+             "each model's own curve, print the "
              "compute-matched extrapolation table, and write a report with figures.",
         example=EXAMPLE, func=run)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -40,6 +41,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
                    help=f"bootstrap refits of the joint law (default {DEFAULT_BOOTSTRAP}; 0 for asymptotic "
                         "intervals only)")
+    p.add_argument("--law", default="auto",
+                   help="joint law to fit: auto (default: the candidate with the lowest backtest error; the output "
+                        "says which and why), chinchilla, gadre2024 or kaplan_nd")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--resample", choices=("auto", "points", "runs"), default="auto",
                    help="what the bootstrap draws (default auto: whole runs when there are enough runs per model "
@@ -49,6 +53,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--launcher", default=None, choices=("basic", "joblib", "submitit_local", "submitit_slurm"),
                    help="how the runs are launched (default: the experiment's, joblib for the demo)")
     p.add_argument("--experiment", default="demo", help="the experiment preset to run (default demo)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON object at the end (the files written, the runs trained, reused and failed, "
+                        "the law, the checks); the progress goes to stderr")
     return p
 
 
@@ -82,7 +89,41 @@ def run(args) -> int:
     # Before anything trains: otherwise the sweep's jobs fail one by one on the same path.
     check_output(args.out, "--out", directory=True)
     check_output(Path(args.out) / DEMO_SWEEP_SUBDIR, "--out", directory=True)
-    result = run_demo(args.out, grid=grid, overrides=args.overrides, experiment=args.experiment,
-                      launcher=args.launcher, lanes=args.lanes, bootstrap=args.bootstrap, seed=args.seed,
-                      resample=args.resample, n_jobs=args.jobs)
+    # With --json, stdout holds only the JSON object: progress and results, the training
+    # processes' included (they inherit file descriptor 1), go to stderr meanwhile.
+    saved = _stdout_to_stderr() if args.json else None
+    echo = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else (
+        lambda line: print(line, flush=True))
+    try:
+        result = run_demo(args.out, grid=grid, overrides=args.overrides, experiment=args.experiment,
+                          launcher=args.launcher, lanes=args.lanes, bootstrap=args.bootstrap, seed=args.seed,
+                          resample=args.resample, n_jobs=args.jobs, law=args.law, echo=echo)
+    finally:
+        if saved is not None:
+            _restore_stdout(saved)
+    if args.json:
+        print_json({**study_summary(result.study, result.written.values()), "out_dir": str(result.out_dir),
+                    "sweep_dir": str(result.sweep_dir), "report_dir": str(result.report_dir),
+                    "trained": result.trained, "reused": result.reused, "failed": result.failed,
+                    "seconds": result.seconds})
     return 3 if result.failed else 0
+
+
+def _stdout_to_stderr() -> int:
+    """Point file descriptor 1 at stderr; returns a copy of the old one for :func:`_restore_stdout`."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    return saved
+
+
+def _restore_stdout(saved: int) -> None:
+    import os
+    import sys
+
+    sys.stdout.flush()
+    os.dup2(saved, 1)
+    os.close(saved)

@@ -43,6 +43,11 @@ def study_from_args(args):
                      backtest=getattr(args, "backtest", False))
 
 
+#: The figures of ``scaling report`` (analysis.report.REPORT_KINDS; written out here so that
+#: ``scaling --help`` does not import the analysis and matplotlib behind them).
+REPORT_KINDS = ("curves", "isoflop", "residuals", "frontier", "own_curves", "repetition")
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command(sub, "plot", "Plot loss curves and extrapolations, IsoFLOP profiles or fit residuals.",
                     EXAMPLE, run)
@@ -52,9 +57,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "one file per kind beside FIG, named STEM-KIND (study.png: study-curves.png, "
                         "study-isoflop.png, ...), or just KIND when FIG's stem is a kind's name (curves.png: "
                         "curves.png, isoflop.png, ..., as in a report)")
-    p.add_argument("--kind", choices=("curves", "isoflop", "residuals", "repetition", "all"), default="curves",
-                   help="what to draw (default curves); repetition: loss against epochs at fixed compute and the "
-                        "effective data D'(D) of a data-constrained law (not part of all)")
+    p.add_argument("--kind", choices=(*REPORT_KINDS, "all"), default="curves",
+                   help="what to draw (default curves), any figure `scaling report` writes: frontier: loss vs "
+                        "compute with the compute-efficient frontier; own_curves: each smaller model's own run "
+                        "extrapolated alone; repetition: loss against epochs at fixed compute and the effective "
+                        "data D'(D) of a data-constrained law; all: every figure the report of this data holds")
     p.add_argument("--unique-tokens", type=float, default=None, metavar="U", dest="unique_tokens",
                    help="unique-token budget the repetition figure draws (default: the table's median unique_tokens)")
     p.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
@@ -66,11 +73,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def figure_path(out, kind: str, kinds) -> "Path":
     """Where ``--kind all`` puts the figure of ``kind``: STEM-KIND beside ``out``, or KIND when
     ``out``'s stem already names a kind (never ``curves-curves.png``)."""
-    from analysis.plots import PLOT_KINDS
-
     if len(kinds) == 1:
         return out
-    stem = kind if out.stem in {*PLOT_KINDS, *kinds} else f"{out.stem}-{kind}"
+    stem = kind if out.stem in {*REPORT_KINDS, *kinds} else f"{out.stem}-{kind}"
     return out.with_name(stem + out.suffix)
 
 
@@ -78,8 +83,9 @@ def run(args) -> int:
     from pathlib import Path
 
     from analysis.errors import InputError
-    from analysis.plots import FIGURE_FORMATS, plot_study, save_figure
+    from analysis.plots import FIGURE_FORMATS, save_figure
     from analysis.records import check_output, writing_output
+    from analysis.report import report_figures, report_kinds
 
     out = Path(args.output)
     if out.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
@@ -87,8 +93,8 @@ def run(args) -> int:
                          fix="end the file name in .png, .svg or .pdf")
     check_output(out, "--output")
     study = study_from_args(args)
-    kinds = ("curves", "isoflop", "residuals") if args.kind == "all" else (args.kind,)
-    figures = plot_study(study, kinds, unique_tokens=args.unique_tokens)
+    kinds = tuple(report_kinds(study)) if args.kind == "all" else (args.kind,)
+    figures = report_figures(study, kinds, unique_tokens=args.unique_tokens)
     written = []
     for kind, fig in figures.items():
         path = figure_path(out, kind, kinds)

@@ -8,7 +8,7 @@ def add_parser(sub) -> None:
     p = add_command(
         sub, "runs",
         help="List the runs of a sweep (one row per run and per WSD branch point) with counts by status.",
-        example="scaling runs runs/demo --reindex",
+        example="scaling runs demo_out/runs --reindex",
         func=run,
     )
     p.add_argument("sweep_dir", metavar="SWEEP_DIR",
@@ -41,13 +41,13 @@ def run(args) -> int:
     if args.reindex:
         if not path.is_dir():
             raise InputError("--reindex needs a sweep directory", field="SWEEP_DIR",
-                             fix="point at the directory holding the runs, e.g. runs/demo")
+                             fix="point at the directory holding the runs, e.g. demo_out/runs")
         from analysis.errors import RecordError
         from analysis.records import check_output, find_run_dirs, writing_output
 
         if not find_run_dirs(path):  # an empty index would make the directory look like a sweep
             raise RecordError(f"no run records under {path} (no summary.json below it); nothing written",
-                              field="--reindex", fix="point at the sweep's directory (sweep.root), e.g. runs/demo")
+                              field="--reindex", fix="point at the sweep's directory (sweep.root), e.g. demo_out/runs")
         check_output(path, "--reindex", directory=True)
         with writing_output("--reindex", path / "runs.csv"):
             written = write_index(path)
@@ -74,9 +74,12 @@ def run(args) -> int:
         cols.remove("error")
     print(format_table(rows, cols, formats={"params": si, "tokens": si, "flops": sci, "tokens_per_param": _tpp,
                                             "loss": lambda x: num(x, 4), "error": lambda x: x or ""},
-                       headers={"name": "run", "tokens_per_param": "tok/param", "flops": "FLOPs",
+                       headers={"name": "run", "tokens_per_param": "tok/param", "flops": "FLOPs (detailed)",
                                 "loss": "val loss"}))
     print(f"\n{format_counts(counts)}; {int(df.shape[0])} points shown")
+    # Fits and reports count 6ND, which differs from the detailed count by up to 2x at these sizes.
+    print("FLOPs (detailed): the model's count per token (Hoffmann et al. 2022, App. F) x tokens; "
+          "6ND is flops_6n in --json and --csv")
     if written:
         print(f"index written: {written['csv']}" + (f" and {written['parquet']}" if written["parquet"] else ""))
     return 0

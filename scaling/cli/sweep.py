@@ -14,14 +14,16 @@ def add_parser(sub) -> None:
         sub, "sweep",
         help="Run an experiment preset (demo, isoflop, overtrain, llama_ladder) as a Hydra multirun; "
              "rerun the same command to resume it.",
-        example="scaling sweep --out runs/demo demo model=nano,micro   # --dry-run: plan only",
+        example="scaling sweep --out runs/small demo model=nano,micro   # --dry-run: plan only",
         func=run,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="a preset in sweeps/conf/experiment")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="Hydra overrides (before or after the options); comma lists sweep, "
                         "e.g. model=nano,micro tokens=1e6,2e6")
-    p.add_argument("--out", metavar="DIR", help="sweep directory (default runs/EXPERIMENT)")
+    p.add_argument("--out", metavar="DIR",
+                   help="sweep directory (default: the experiment's sweep.root: demo_out/runs for demo, "
+                        "where `scaling demo` writes; runs/EXPERIMENT for the others)")
     p.add_argument("--launcher", default=None,
                    choices=("basic", "joblib", "submitit_local", "submitit_slurm"),
                    help="basic: one run after another; joblib: parallel processes here; "
@@ -78,10 +80,10 @@ def _dry_run(args, overrides) -> int:
                               "error"],
                        formats={"params": si, "tokens": si, "flops": sci, "seconds": duration,
                                 "error": lambda x: x or ""},
-                       headers={"flops": "FLOPs", "seconds": "time"}))
+                       headers={"flops": "FLOPs (detailed)", "seconds": "time"}))
     _refuse_if_all_invalid(jobs, invalid)
     total = sum(j.flops or 0.0 for j in todo)
-    print(f"\n{len(jobs)} runs, {len(todo)} to train ({sci(total)} FLOPs)"
+    print(f"\n{len(jobs)} runs, {len(todo)} to train ({sci(total)} FLOPs, detailed count)"
           + (f", {len(invalid)} invalid (see the error column)" if invalid else "")
           + f"; sweep directory {jobs[0].run_dir.parent if jobs else '-'}")
     if todo:

@@ -51,6 +51,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. model=micro tokens=2e6")
     p.add_argument("--show-config", action="store_true",
                    help="print the merged configuration (every key) and the resolved plan, then exit")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON object (the run directory, the files of its record, the run's summary) "
+                        "instead of the closing lines")
     return p
 
 
@@ -69,6 +72,10 @@ def run(args) -> int:
         return 0
     run_dir = run_dir_for(cfg)
     status = summary["status"]
+    if getattr(args, "json", False):
+        files = sorted(str(p) for p in run_dir.rglob("*") if p.is_file())
+        print_json({"run_dir": str(run_dir), "status": status, "written": files, "summary": summary})
+        return EXIT_RESUMABLE if status == "resumable" else 0
     if status == "resumable":
         print(f"stopped early and checkpointed; rerun the same command to resume. run record: {run_dir}")
         return EXIT_RESUMABLE
