@@ -235,6 +235,9 @@ def separate_markers(fig, ax, markers, avoid=None, step_pt: float = 8.0, max_ste
             ax.annotate("", xy=(x, y), xytext=(0.0, best * step_pt), textcoords="offset points",
                         arrowprops={"arrowstyle": "-", "color": m.get_color(), "lw": 0.8, "shrinkA": r / px,
                                     "shrinkB": 0.0}, annotation_clip=False, gid=f"leader:{m.get_gid()}")
+            # a small dot where the marker belongs: the moved marker's value is read there
+            ax.plot([x], [y], "o", ms=2.5, color=m.get_color(), mec="k", mew=0.3, zorder=m.get_zorder(),
+                    gid=f"true-position:{m.get_gid()}")
     return offsets
 
 
