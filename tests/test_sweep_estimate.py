@@ -92,3 +92,10 @@ def test_a_resumed_run_is_timed_for_the_tokens_it_has_left(trained, tmp_path, ca
     (row,) = _dry(capsys, copy, *NANO)["runs"]
     assert row["action"] == "resume" and row["estimate_from"] == "sweep"
     assert row["seconds"] == pytest.approx((s["tokens"] - s["tokens"] // 2) / s["tokens_per_s"], rel=1e-12)
+
+
+def test_no_estimate_skips_the_probe_and_the_time_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(E, "probe_tokens_per_s", lambda *a: pytest.fail("--no-estimate must not probe"))
+    assert cli_main(["sweep", "--dry-run", "--no-estimate", "--out", str(tmp_path / "s"), "demo", *NANO]) == 0
+    out = capsys.readouterr().out
+    assert "1 to train" in out and "time:" not in out

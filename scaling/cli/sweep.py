@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
                         "(default: the experiment's choice, else basic)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the runs, their size and cost, and what a submission would do; train nothing")
+    p.add_argument("--no-estimate", action="store_true",
+                   help="with --dry-run: skip the time estimate (it may time short probe runs on this device)")
     p.add_argument("--json", action="store_true", help="print the plan (with --dry-run) or the index as JSON")
 
 
@@ -70,7 +72,7 @@ def _dry_run(args, overrides) -> int:
                           fix="check the key against `python -m sweeps --cfg job`") from None
     invalid = [j for j in jobs if j.error]
     todo = [j for j in jobs if j.action != "skip" and not j.error]
-    device = estimate_times(todo) if todo else None
+    device = estimate_times(todo) if todo and not args.no_estimate else None
     rows = [j.to_dict() for j in jobs]
     if args.json:
         print_json({"experiment": args.experiment, "runs": rows, "device": device, "warnings": plan_warnings(jobs)})
@@ -86,7 +88,7 @@ def _dry_run(args, overrides) -> int:
     print(f"\n{len(jobs)} runs, {len(todo)} to train ({sci(total)} FLOPs, detailed count)"
           + (f", {len(invalid)} invalid (see the error column)" if invalid else "")
           + f"; sweep directory {jobs[0].run_dir.parent if jobs else '-'}")
-    if todo:
+    if todo and device is not None:
         sources = sorted({j.estimate_from for j in todo})
         lanes = min(max(j.lanes for j in todo), len(todo))
         wall = max(sum(j.seconds for j in todo) / lanes, max(j.seconds for j in todo))
