@@ -146,6 +146,21 @@ def misspecification_checks(fit, points) -> list[Check]:
     return [Check(name, "ok", detail)]
 
 
+def trend_checks(fit, points) -> list[Check]:
+    """A V or a trend of the residuals against log N or log D: the law's form misses the data
+    (:mod:`analysis.residual_trend`, the test the residuals figure shows)."""
+    from .residual_trend import residual_trends, trend_text
+
+    trends = residual_trends(fit, points)
+    if not trends:
+        return []
+    flagged = any(t.flagged for t in trends)
+    text = trend_text(trends)
+    for said in ("no systematic trend: ", "systematic bias: "):  # the check's name says it already
+        text = text.removeprefix(said)
+    return [Check("residuals show no systematic trend", "warn" if flagged else "ok", text)]
+
+
 def self_checks(fit, points=None) -> list[Check]:
     """Every check a fitting command runs on ``fit`` (a LawFit of N and D) and its table,
     failures first."""
@@ -157,6 +172,8 @@ def self_checks(fit, points=None) -> list[Check]:
         checks += law_checks(fit, points)
         if not fit.is_published:
             checks += misspecification_checks(fit, points)
+            if points is not None and len(points):
+                checks += trend_checks(fit, points)
     if fit is not None and getattr(fit, "warnings", None) is not None and not getattr(fit, "is_published", True):
         # the fit's own warnings (thin design, failed refits) belong above its numbers too; those
         # another check already states are not repeated
