@@ -155,6 +155,7 @@ def averages(summaries: list[LadderSummary], laws: Sequence[str]) -> str:
     groups = {"Porian, all points (15)": [s for s in summaries if s.name.startswith("porian") and not s.overtrained],
               "Porian, over-trained part (15)": [s for s in summaries if s.overtrained],
               "demo sweep": [s for s in summaries if s.name == "demo sweep"]}
+    groups[f"all tables ({len(summaries)})"] = list(summaries)
     cols = list(laws) + [AUTO_ROW]
     lines = ["| group | " + " | ".join(f"{c}: avg mean / avg max / max" for c in cols) + " |",
              "|" + "---|" * (1 + len(cols))]
