@@ -2,9 +2,6 @@
 fixed prefix of the training split, records its epochs, resumes bit for bit, and refuses
 impossible budgets with one line naming the field."""
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,17 +11,12 @@ from analysis.errors import ConfigError
 from scaling import data as D
 from scaling.config import config_hash, from_overrides
 from scaling.train import train
-from test_resume import ROOT
-from test_trainer import losses, tiny_overrides
+from test_resume import _start, _wait_for_rows
+from test_trainer import cache, losses, tiny_overrides  # noqa: F401 (cache: a fixture)
 
 U = 8192                  # unique tokens: 8 steps of 1,024 tokens make one epoch
 EXTRA = (f"data.unique_tokens={U}", f"tokens={6 * U}", "ckpt_every_tokens=8192", "schedule.kind=wsd",
          f"schedule.branches=[{2 * U}]")
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("token_cache")
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +51,8 @@ def test_the_run_repeats_the_first_u_tokens_and_records_its_epochs(cache, refere
 
 def test_resume_after_sigkill_continues_the_same_epoch_bit_for_bit(cache, reference, tmp_path):
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "scaling", "train", *tiny_overrides(cache, out, *EXTRA)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    path, t0 = out / records.METRICS_FILE, time.time()
-    while not (path.exists() and path.read_text().count("\n") >= 28):  # inside the fourth epoch
-        if proc.poll() is not None or time.time() - t0 > 120:
-            proc.kill()
-            pytest.fail("the run ended before it could be interrupted")
-        time.sleep(0.02)
+    proc = _start(cache, out, EXTRA)
+    _wait_for_rows(proc, out, 28)  # inside the fourth epoch
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     train(from_overrides(tiny_overrides(cache, out, *EXTRA)))

@@ -14,17 +14,12 @@ from scaling import checkpoint as ckpt
 from scaling.cli.train import EXIT_RESUMABLE
 from scaling.config import from_overrides
 from scaling.train import train
-from test_trainer import losses, tiny_overrides
+from test_trainer import cache, losses, tiny_overrides  # noqa: F401 (cache: a fixture)
 
 STEPS = 150
 EXTRA = (f"tokens={STEPS * 1024}", "ckpt_every_tokens=20480", "schedule.kind=wsd",
          "schedule.branches=[51200]")  # a branch forks at step 40 and ends at 50
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("token_cache")
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +29,10 @@ def reference(cache, tmp_path_factory):
     return out
 
 
-def _start(cache, out) -> subprocess.Popen:
+def _start(cache, out, extra=EXTRA) -> subprocess.Popen:
+    """``scaling train`` of the tiny run with ``extra`` in its own process (to be killed)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "scaling", "train", *tiny_overrides(cache, out, *EXTRA)],
+    return subprocess.Popen([sys.executable, "-m", "scaling", "train", *tiny_overrides(cache, out, *extra)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
