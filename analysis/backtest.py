@@ -23,7 +23,7 @@ from .points import log_key, n_distinct
 from .text import format_table, markdown_table, sci, si
 
 __all__ = ["SPLITS", "Split", "BacktestRow", "BacktestResult", "backtest", "splits_for", "select_law",
-           "LawChoice", "auto_candidates", "law_scores", "tied_laws", "STACK_GAIN"]
+           "LawChoice", "auto_candidates", "law_scores", "tied_laws", "held_out_errors", "STACK_GAIN"]
 
 #: Split names, in the order they are tried.
 SPLITS = ("largest_size", "two_largest_sizes", "largest_compute")
@@ -251,6 +251,18 @@ class LawChoice:
     #: the chosen law's (or combination's) score: mean over splits of the largest held-out error
     score: float | None = None
 
+    def spread_laws(self) -> list[str]:
+        """The laws whose own predictions belong in this choice's intervals: a combination's
+        components, else the laws the backtest could not tell from the choice (none for the
+        fallback rule, which had no backtest to go by)."""
+        if self.weights:
+            return list(self.weights)
+        return tied_laws(self.backtest, self.law) if self.backtest is not None and not self.fallback else []
+
+    def held_out_errors(self) -> list[dict]:
+        """The chosen law's (or combination's) held-out errors per split (:func:`held_out_errors`)."""
+        return held_out_errors(self.backtest, self.law, self.weights) if self.backtest is not None else []
+
     def to_dict(self) -> dict:
         return {"law": self.law, "reason": self.reason, "fallback": self.fallback, "weights": self.weights,
                 "score": self.score, "backtest": self.backtest.to_dict() if self.backtest is not None else None}
@@ -273,6 +285,18 @@ def law_scores(result: BacktestResult) -> dict[str, float]:
         if rows and all(r.error == "" for r in rows):
             scores[law] = float(np.mean([r.max_rel_error for r in rows]))
     return scores
+
+
+def held_out_errors(result: BacktestResult, law: str, weights: dict | None = None) -> list[dict]:
+    """Per split the law could be refitted on: its held-out ``mean_rel_error``,
+    ``max_rel_error`` and ``mean_signed_error``; with ``weights``, those of the stacked
+    combination of the laws they name (:func:`analysis.stacking.combined_rows`)."""
+    if weights:
+        from .stacking import combined_rows
+
+        return combined_rows(result, weights) or []
+    return [{"split": r.split, "mean_rel_error": r.mean_rel_error, "max_rel_error": r.max_rel_error,
+             "mean_signed_error": r.mean_signed_error} for r in result.rows_of(law, ok=True)]
 
 
 def tied_laws(result: BacktestResult, chosen: str) -> list[str]:

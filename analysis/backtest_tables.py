@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .backtest import SPLITS, BacktestResult, auto_candidates, backtest, select_law
+from .backtest import SPLITS, BacktestResult, auto_candidates, backtest, held_out_errors, select_law
 
 __all__ = ["AUTO_ROW", "OVERTRAINED_TPP", "Ladder", "ladders", "nested_auto", "ladder_summary", "main",
            "replace_block", "DEMO_POINTS"]
@@ -84,18 +84,10 @@ def nested_auto(points: pd.DataFrame, outer: BacktestResult, laws: Sequence[str]
     for sp in chosen:
         train = df[~sp.test].reset_index(drop=True)
         choice = select_law(train, laws=laws, splits=splits, **fit_options)
-        row = next((r for r in outer.rows_of(choice.law) if r.split == sp.name), None)
-        if choice.weights:  # a stacked combination: its components' outer predictions, weighted
-            from .stacking import combined_rows
-
-            comb = {c["split"]: c for c in combined_rows(outer, choice.weights) or []}.get(sp.name)
-            out.append(NestedRow(sp.name, choice.law, comb and comb["mean_rel_error"], comb and comb["max_rel_error"],
-                                 choice.reason))
-            continue
-        if row is None or row.error:
-            out.append(NestedRow(sp.name, choice.law, None, None, choice.reason))
-        else:
-            out.append(NestedRow(sp.name, choice.law, row.mean_rel_error, row.max_rel_error, choice.reason))
+        # the chosen law's (or combination's) error on this split's held-out points
+        row = next((r for r in held_out_errors(outer, choice.law, choice.weights) if r["split"] == sp.name), None)
+        out.append(NestedRow(sp.name, choice.law, row and row["mean_rel_error"], row and row["max_rel_error"],
+                             choice.reason))
     return out
 
 

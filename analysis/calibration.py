@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .backtest import _prepare, backtest, select_law, splits_for, tied_laws
+from .backtest import _prepare, backtest, select_law, splits_for
 
 __all__ = ["LEVELS", "SplitCalibration", "calibrate_table", "coverage", "stderr_ratios", "main", "VARIANTS"]
 
@@ -70,15 +70,8 @@ def calibrate_table(name: str, points: pd.DataFrame, bootstrap: int = 50, seed: 
         inner = backtest(train)
         choice = select_law(train, result=inner)
         law = choice.law
-        if choice.weights:  # a stacked combination: its own held-out error; its laws are the spread
-            from .stacking import combined_rows
-
-            inner_max = max((r["max_rel_error"] for r in combined_rows(inner, choice.weights) or []), default=None)
-            tied = list(choice.weights)
-        else:
-            rows = inner.rows_of(law, ok=True)
-            inner_max = max((r.max_rel_error for r in rows), default=None)
-            tied = tied_laws(inner, law) if not choice.fallback else []
+        inner_max = max((r["max_rel_error"] for r in choice.held_out_errors()), default=None)
+        tied = choice.spread_laws()
         fit = fit_law(train, law, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, progress=False)
         D = test["tokens"].to_numpy(float)
         C = test["flops"].to_numpy(float)

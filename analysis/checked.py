@@ -12,7 +12,7 @@ import pandas as pd
 
 import numpy as np
 
-from .backtest import TIE, BacktestResult, LawChoice, backtest, select_law, tied_laws
+from .backtest import TIE, BacktestResult, LawChoice, backtest, held_out_errors, select_law
 from .checks import self_checks
 from .overview import Check
 
@@ -68,13 +68,9 @@ class CheckedFit:
         without a backtest row for it): its error one step of extrapolation out."""
         if self.backtest is None:
             return None
-        if self.choice is not None and self.choice.weights:
-            from .stacking import combined_rows
-
-            rows = combined_rows(self.backtest, self.choice.weights) or []
-            return max((r["max_rel_error"] for r in rows), default=None)
-        rows = self.backtest.rows_of(self.fit.law, ok=True)
-        return max((r.max_rel_error for r in rows), default=None)
+        weights = self.choice.weights if self.choice is not None else None
+        rows = held_out_errors(self.backtest, self.fit.law, weights)
+        return max((r["max_rel_error"] for r in rows), default=None)
 
     def predict_interval(self, N=None, D=None, C=None, level: float | None = None, backtest_error: bool = False):
         """(low, high) of a prediction: the chosen fit's bootstrap interval (its point prediction
@@ -151,11 +147,9 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
         if law not in bt.laws:
             bt = backtest(points, laws=tuple(bt.laws) + (law,), allow_repeats=allow_repeats, **quiet)
     fit = fit_law(points, law, allow_repeats=allow_repeats, **fit_options)
-    tied = {}
-    if choice is not None and not choice.fallback:
-        # Laws the backtest cannot separate from the choice: their spread is part of the
-        # prediction's uncertainty, which one law's bootstrap does not see.
-        for other in (list(choice.weights) if choice.weights else tied_laws(bt, law)):
-            tied[other] = fit_law(points, other, allow_repeats=allow_repeats, **quiet, progress=False)
+    # Laws the backtest cannot separate from the choice: their spread is part of the
+    # prediction's uncertainty, which one law's bootstrap does not see.
+    tied = {other: fit_law(points, other, allow_repeats=allow_repeats, **quiet, progress=False)
+            for other in (choice.spread_laws() if choice is not None else [])}
     return CheckedFit(fit, choice, bt if (run_backtest or choice is not None) else None, self_checks(fit, points),
                       tied)
