@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .backtest import SPLITS, BacktestResult, auto_candidates, backtest, held_out_errors, select_law
+from .size_cuts import cut_label
 
 __all__ = ["AUTO_ROW", "OVERTRAINED_TPP", "Ladder", "ladders", "nested_auto", "ladder_summary", "main",
            "replace_block", "DEMO_POINTS"]
@@ -69,6 +70,9 @@ class NestedRow:
     mean_rel_error: float | None
     max_rel_error: float | None
     reason: str = ""
+    #: the choice's size cut and, for a combination, its weights
+    keep: float = 1.0
+    weights: dict | None = None
 
 
 def nested_auto(points: pd.DataFrame, outer: BacktestResult, laws: Sequence[str] | None = None,
@@ -80,15 +84,24 @@ def nested_auto(points: pd.DataFrame, outer: BacktestResult, laws: Sequence[str]
 
     df = _prepare(points)
     chosen, _ = splits_for(df, splits)
+    outers = {outer.keep: outer}
     out = []
     for sp in chosen:
         train = df[~sp.test].reset_index(drop=True)
         choice = select_law(train, laws=laws, splits=splits, **fit_options)
+        if choice.keep not in outers:  # the outer refits cut as the choice's fit would be
+            outers[choice.keep] = backtest(df, laws=outer.laws, splits=splits, keep=choice.keep, **fit_options)
         # the chosen law's (or combination's) error on this split's held-out points
-        row = next((r for r in held_out_errors(outer, choice.law, choice.weights) if r["split"] == sp.name), None)
-        out.append(NestedRow(sp.name, choice.law, row and row["mean_rel_error"], row and row["max_rel_error"],
-                             choice.reason))
+        rows = held_out_errors(outers[choice.keep], choice.law, choice.weights)
+        row = next((r for r in rows if r["split"] == sp.name), None)
+        out.append(NestedRow(sp.name, choice_label(choice), row and row["mean_rel_error"],
+                             row and row["max_rel_error"], choice.reason, choice.keep, choice.weights))
     return out
+
+
+def choice_label(choice) -> str:
+    """The law a choice names, with its size cut: ``kaplan_nd[1/2]`` fits the largest half."""
+    return choice.law if choice.keep >= 1.0 else f"{choice.law}[{cut_label(choice.keep).split()[-1]}]"
 
 
 @dataclass

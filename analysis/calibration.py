@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .backtest import _prepare, backtest, select_law, splits_for
+from .backtest import _prepare, splits_for
 
 __all__ = ["LEVELS", "SplitCalibration", "calibrate_table", "coverage", "stderr_ratios", "main", "VARIANTS"]
 
@@ -60,30 +60,29 @@ class SplitCalibration:
 
 def calibrate_table(name: str, points: pd.DataFrame, bootstrap: int = 50, seed: int = 0, n_jobs: int = 2,
                     levels=LEVELS) -> list[SplitCalibration]:
-    from .fit import fit_law
+    """Each split's held-out points against the intervals of the fit ``--law auto`` makes of
+    its training points (:func:`analysis.checked.fit_checked`: law, combination and size cut
+    chosen there, tied laws fitted to the same points)."""
+    from .backtest_tables import choice_label
+    from .checked import AUTO, fit_checked
 
     df = _prepare(points)
     chosen, _ = splits_for(df)
     out = []
     for sp in chosen:
         train, test = df[~sp.test].reset_index(drop=True), df[sp.test].reset_index(drop=True)
-        inner = backtest(train)
-        choice = select_law(train, result=inner)
-        law = choice.law
-        inner_max = max((r["max_rel_error"] for r in choice.held_out_errors()), default=None)
-        tied = choice.spread_laws()
-        fit = fit_law(train, law, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, progress=False)
+        checked = fit_checked(train, AUTO, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, progress=False)
+        fit, law, inner_max = checked.fit, choice_label(checked.choice), checked.backtest_error
+        tied = list(checked.tied)
         D = test["tokens"].to_numpy(float)
         C = test["flops"].to_numpy(float)
-        ncol = fit.n_column if fit.n_column in test.columns else "params"
-        Nf = test[ncol].to_numpy(float)
-        pred = np.asarray(fit.predict(N=Nf, D=D, C=C), float)
-        draws = fit.predict_samples(N=Nf, D=D, C=C)
-        others = []
-        for t in tied:
-            f = fit_law(train, t, progress=False)
-            nc = f.n_column if f.n_column in test.columns else "params"
-            others.append(np.asarray(f.predict(N=test[nc].to_numpy(float), D=D, C=C), float))
+
+        def n_of(f):
+            return test[f.n_column if f.n_column in test.columns else "params"].to_numpy(float)
+
+        pred = np.asarray(fit.predict(N=n_of(fit), D=D, C=C), float)
+        draws = fit.predict_samples(N=n_of(fit), D=D, C=C)
+        others = [np.asarray(f.predict(N=n_of(f), D=D, C=C), float) for f in checked.tied.values()]
         ivs = {v: {} for v in VARIANTS}
         for lv in levels:
             q = 100 * (1 - lv) / 2

@@ -12,9 +12,11 @@ import pandas as pd
 
 import numpy as np
 
-from .backtest import TIE, BacktestResult, LawChoice, backtest, held_out_errors, select_law
+from .backtest import TIE, BacktestResult, LawChoice, backtest, backtests_by_cut, held_out_errors, select_law
 from .checks import self_checks
 from .overview import Check
+from .points import n_distinct
+from .size_cuts import AUTO_SIZES, describe_cut, largest_sizes
 
 __all__ = ["CheckedFit", "fit_checked", "checks_block", "checks_json", "AUTO"]
 
@@ -32,6 +34,9 @@ class CheckedFit:
     #: Laws the backtest could not tell apart from the choice (within TIE), fitted to the
     #: same points: their predictions widen :meth:`predict_interval`.
     tied: dict = field(default_factory=dict)
+    #: the fraction of the largest sizes fitted (:mod:`analysis.size_cuts`) and what that left out
+    keep: float = 1.0
+    sizes_note: str = ""
 
     @property
     def failed(self) -> bool:
@@ -40,6 +45,8 @@ class CheckedFit:
     def header_lines(self) -> list[str]:
         """What goes above any number: the auto choice, then failed and warned checks."""
         lines = [self.choice.reason] if self.choice is not None else []
+        if self.sizes_note:
+            lines.append(self.sizes_note)
         if self.tied:
             lines.append(self.widening_line())
         return lines + checks_block(self.checks, problems_only=True)
@@ -56,6 +63,12 @@ class CheckedFit:
 
     def widening_line(self) -> str:
         names = ", ".join(self.tied)
+        whole = [n for n in self.tied if n.endswith(ALL_SIZES)]
+        if whole:
+            rest = [n for n in self.tied if n not in whole]
+            return ("intervals: prediction intervals widened to cover " + ", ".join(rest + whole)
+                    + ": the size cut was judged one extrapolation step out, and further out the fit "
+                      "to every size (more sizes, less variance) may do better")
         if self.choice is not None and self.choice.weights:
             return (f"intervals: prediction intervals widened to cover each law of the combination on its own "
                     f"({names}): the backtest weighs them, it does not rule either out")
@@ -101,9 +114,19 @@ class CheckedFit:
         out = {"choice": self.choice.to_dict() if self.choice else None,
                "backtest": self.backtest.to_dict() if self.backtest else None,
                "checks": checks_json(self.checks)}
+        if self.keep < 1.0:
+            out["sizes"] = {"keep": self.keep, "note": self.sizes_note}
         if self.tied:
             out["tied_laws"] = {"laws": list(self.tied), "note": self.widening_line()}
         return out
+
+
+#: The suffix naming the chosen law fitted to every size, beside a choice fitted to the largest.
+ALL_SIZES = " [all sizes]"
+
+
+def all_sizes_name(law: str) -> str:
+    return law + ALL_SIZES
 
 
 def checks_block(checks: Sequence[Check], problems_only: bool = False) -> list[str]:
@@ -122,34 +145,57 @@ def checks_json(checks: Sequence[Check]) -> list[dict]:
 
 
 def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str] | None = None,
-                run_backtest: bool = False, allow_repeats: bool = False, **fit_options) -> CheckedFit:
+                run_backtest: bool = False, allow_repeats: bool = False, sizes=None, **fit_options) -> CheckedFit:
     """Fit ``law`` (or, with ``auto``, the law :func:`analysis.backtest.select_law` picks) to
     ``points`` and run :func:`analysis.checks.self_checks` on the result.
 
     With ``auto``, the other laws whose backtest error is within :data:`analysis.backtest.TIE`
     of the choice are fitted too (``.tied``), and :meth:`CheckedFit.predict_interval` covers
-    their predictions. ``run_backtest`` keeps the backtest table (``auto`` always computes one). ``fit_options``
-    go to :func:`analysis.fit.fit_law` (bootstrap, seed, n_jobs, level, resample, progress).
+    their predictions. ``run_backtest`` keeps the backtest table (``auto`` always computes one).
+    ``sizes``: ``auto`` (the default with ``law="auto"``: the backtest also chooses whether to
+    fit the largest sizes only, :mod:`analysis.size_cuts`), or the fraction of the largest
+    sizes to fit (1, every size, is the default with a named law). ``fit_options`` go to
+    :func:`analysis.fit.fit_law` (bootstrap, seed, n_jobs, level, resample, progress).
     """
     from .backtest import auto_candidates
     from .fit import check_points, fit_law
 
     check_points(points, law if law != AUTO else (candidates or auto_candidates(points))[0], allow_repeats)
     quiet = {k: v for k, v in fit_options.items() if k in ("n_starts", "delta")}
+    auto = str(law).lower() == AUTO  # the sentinel, not a law
+    sizes = (AUTO_SIZES if auto else 1.0) if sizes is None else sizes
+    given = None if sizes == AUTO_SIZES else float(sizes)
     choice, bt = None, None
-    if str(law).lower() == AUTO:  # the sentinel, not a law
-        bt = backtest(points, laws=candidates, allow_repeats=allow_repeats, **quiet)
-        choice = select_law(points, laws=candidates, result=bt)
-        law = choice.law
-    elif run_backtest:
-        laws = tuple(candidates) if candidates else None
-        bt = backtest(points, laws=laws, allow_repeats=allow_repeats, **quiet)
-        if law not in bt.laws:
-            bt = backtest(points, laws=tuple(bt.laws) + (law,), allow_repeats=allow_repeats, **quiet)
-    fit = fit_law(points, law, allow_repeats=allow_repeats, **fit_options)
+    if auto or sizes == AUTO_SIZES:
+        laws = candidates if auto else (law,)
+        results = (backtests_by_cut(points, laws=laws, allow_repeats=allow_repeats, **quiet) if sizes == AUTO_SIZES
+                   else {given: backtest(points, laws=laws, keep=given, allow_repeats=allow_repeats, **quiet)})
+        choice = select_law(points, laws=laws, results=results, stack=auto)
+        law, bt, keep = choice.law, choice.backtest, choice.keep
+    else:
+        keep = given
+        if run_backtest:
+            laws = tuple(candidates) if candidates else None
+            bt = backtest(points, laws=laws, keep=keep, allow_repeats=allow_repeats, **quiet)
+            if law not in bt.laws:
+                bt = backtest(points, laws=tuple(bt.laws) + (law,), keep=keep, allow_repeats=allow_repeats,
+                              **quiet)
+    fitted = largest_sizes(points, keep)
+    note = ""
+    if len(fitted) < len(points):
+        left = n_distinct(points["params"]) - n_distinct(fitted["params"])
+        why = ("the backtest predicts the largest runs better without them" if sizes == AUTO_SIZES
+               else "--sizes asked for it")
+        note = (f"sizes: fitted to {describe_cut(points, keep)}, {len(fitted)} of {len(points)} points; the "
+                f"{left} smaller sizes are left out ({why}; --sizes all fits every size)")
+    fit = fit_law(fitted, law, allow_repeats=allow_repeats, **fit_options)
     # Laws the backtest cannot separate from the choice: their spread is part of the
     # prediction's uncertainty, which one law's bootstrap does not see.
-    tied = {other: fit_law(points, other, allow_repeats=allow_repeats, **quiet, progress=False)
+    tied = {other: fit_law(fitted, other, allow_repeats=allow_repeats, **quiet, progress=False)
             for other in (choice.spread_laws() if choice is not None else [])}
-    return CheckedFit(fit, choice, bt if (run_backtest or choice is not None) else None, self_checks(fit, points),
-                      tied)
+    if keep < 1.0 and sizes == AUTO_SIZES:
+        # the cut is judged one step out; further out, the fit to every size may be the better
+        # one (fewer sizes, more variance), so the intervals cover it too
+        tied[all_sizes_name(law)] = fit_law(points, law, allow_repeats=allow_repeats, **quiet, progress=False)
+    return CheckedFit(fit, choice, bt if (run_backtest or choice is not None) else None,
+                      self_checks(fit, points, fitted=fitted), tied, keep=keep, sizes_note=note)

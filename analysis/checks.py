@@ -161,12 +161,14 @@ def trend_checks(fit, points) -> list[Check]:
     return [Check("residuals show no systematic trend", "warn" if flagged else "ok", text)]
 
 
-def self_checks(fit, points=None) -> list[Check]:
+def self_checks(fit, points=None, fitted=None) -> list[Check]:
     """Every check a fitting command runs on ``fit`` (a LawFit of N and D) and its table,
-    failures first."""
+    failures first. ``fitted``: the points the law was fitted to, when only some of the
+    table's (the largest sizes, :mod:`analysis.size_cuts`); the table itself is checked whole."""
     checks = []
     if points is not None and len(points):
         checks += data_checks(points)
+    points = points if fitted is None else fitted
     law = getattr(fit, "law", None) if fit is not None else None
     if law is not None and (law in LAWS or is_mix(law)) and get_law(law).is_joint:
         checks += law_checks(fit, points)

@@ -264,7 +264,7 @@ def widen_by_tied_laws(result, tied: Mapping[str, Any], specs, **options) -> Non
 def run_study(source=None, law="auto", target="largest", models=None, bootstrap: int = 0, seed: int = 0,
               n_jobs: int | None = None, level: float = 0.90, flops: str = "6nd", curves: bool = True,
               columns=None, policy: str = "raise", resample: str = "auto", allow_repeats: bool = False,
-              backtest: bool = False, unique_tokens: float | None = None) -> Study:
+              backtest: bool = False, unique_tokens: float | None = None, sizes=None) -> Study:
     """Load points, fit (or take) a law, and answer the compute-matched questions.
 
     ``source``: a sweep/run directory, a CSV/Parquet table or a DataFrame (see
@@ -276,6 +276,8 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     model's own measured loss curve is fitted too and answered beside the joint law.
     ``resample``: what the bootstrap draws, as :func:`analysis.fit.fit_law` takes it.
     ``unique_tokens``: answer under a limit of U unique tokens (:func:`analysis.extrapolate.extrapolate`).
+    ``sizes``: which sizes the law is fitted to (:func:`analysis.checked.fit_checked`: ``auto``
+    with ``law="auto"``, else every size; or a fraction of the largest).
     """
     ready, to_fit = _law_from(law)
     points, notes = None, []
@@ -292,7 +294,7 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
 
         if to_fit != AUTO:
             get_law(to_fit).check_joint()
-        checked = fit_checked(points, to_fit, run_backtest=backtest, allow_repeats=allow_repeats,
+        checked = fit_checked(points, to_fit, run_backtest=backtest, allow_repeats=allow_repeats, sizes=sizes,
                               bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, resample=resample)
         fit = checked.fit
     else:

@@ -61,7 +61,11 @@ def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None) -> dict:
         world = D.setup(device_type)
         try:
             resolve_device(cfg.device, world)  # fail on a bad device before any work
-            return Trainer(cfg, run_dir, world).run()
+            summary = Trainer(cfg, run_dir, world).run()
+            # rank 0 is still writing the record: a rank that tears gloo down under it can
+            # abort at exit ("terminate called without an active exception")
+            D.barrier(world)
+            return summary
         finally:
             D.teardown(world)
 

@@ -23,6 +23,22 @@ def add_command(sub, name: str, help: str, example: str, func) -> argparse.Argum
     return p
 
 
+def add_sizes_option(p: argparse.ArgumentParser) -> None:
+    """``--sizes``: which model sizes a law is fitted to (analysis.size_cuts)."""
+    p.add_argument("--sizes", default=None, metavar="WHICH",
+                   help="sizes to fit the law to: auto (default with --law auto: the backtest decides whether "
+                        "the largest 2/3 or 1/2 of the sizes predict the largest runs better), all (default "
+                        "with a named law), or a fraction of the largest sizes such as 1/2")
+
+
+def sizes_from_args(args):
+    """``--sizes`` parsed (None: the default for the law)."""
+    from analysis.size_cuts import parse_sizes
+
+    v = getattr(args, "sizes", None)
+    return None if v is None else parse_sizes(v)
+
+
 def print_json(obj: Any, file=None) -> None:
     print(json.dumps(_jsonable(obj), indent=2), file=file or sys.stdout)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, check_bootstrap, print_json
+from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, print_json, sizes_from_args
 
 EXAMPLE = ("scaling extrapolate --published llama\n"
            "  scaling extrapolate --published llama --unique-tokens 1.4e12\n"
@@ -48,6 +48,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--unique-tokens", type=float, default=None, metavar="U", dest="unique_tokens",
                    help="answer under a limit of U unique tokens, repeated for as many epochs as needed "
                         "(Muennighoff et al. 2023's data-constrained law)")
+    add_sizes_option(p)
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
     p.add_argument("--allow-repeats", action="store_true",
                    help="rows with the same params and tokens are separate seeds (else they are refused)")
@@ -103,7 +104,7 @@ def run(args) -> int:
     study = run_study(source, law=law, target=args.target, models=args.models, bootstrap=args.bootstrap,
                       seed=args.seed, n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
                       columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
-                      unique_tokens=args.unique_tokens)
+                      unique_tokens=args.unique_tokens, sizes=sizes_from_args(args))
     result = study.result
     checked = study.checked
     if args.json:

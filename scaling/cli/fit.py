@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.cli._common import add_command, check_bootstrap, print_json
+from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, print_json, sizes_from_args
 
 LAW_CHOICES = ("auto", "chinchilla", "gadre2024", "kaplan", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c",
                "approach1", "approach2")
@@ -69,6 +69,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "such as 'mix(chinchilla=0.6,kaplan_nd=0.4)'")
     p.add_argument("--backtest", action="store_true",
                    help="also print the backtest table: each candidate law refitted without the largest runs")
+    add_sizes_option(p)
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
     p.add_argument("--allow-repeats", action="store_true",
                    help="rows with the same params and tokens are separate seeds (else they are refused)")
@@ -181,7 +182,8 @@ def run(args) -> int:
     law = pick_kaplan_law(points) if args.law == "kaplan" else args.law
     kw = dict(bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.jobs, level=args.level, progress=progress,
               resample=args.resample)
-    checked = fit_checked(points, law, run_backtest=args.backtest, allow_repeats=args.allow_repeats, **kw)
+    checked = fit_checked(points, law, run_backtest=args.backtest, allow_repeats=args.allow_repeats,
+                          sizes=sizes_from_args(args), **kw)
     fit = checked.fit
     kw["allow_repeats"] = args.allow_repeats
     extra = None

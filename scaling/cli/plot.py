@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scaling.cli._common import add_command, check_bootstrap, print_json, study_summary
+from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, print_json, sizes_from_args, study_summary
 
 EXAMPLE = ("scaling plot runs/sweep -o curves.png\n"
            "  scaling plot points.csv --kind all -o figs/study.svg --law chinchilla --bootstrap 100")
@@ -18,6 +18,7 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
                         "a published law (hoffmann2022, besiroglu2024) or a saved fit (.json)")
     p.add_argument("--allow-repeats", action="store_true",
                    help="rows with the same params and tokens are separate seeds (else they are refused)")
+    add_sizes_option(p)
     p.add_argument("--target", default="largest",
                    help="largest (default), a loss such as 2.05, or PARAMS:TOKENS such as 1e9:2e10")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap refits for bands (default 0)")
@@ -40,7 +41,7 @@ def study_from_args(args):
     return run_study(args.path, law=args.law, target=args.target, bootstrap=args.bootstrap, seed=args.seed,
                      n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
                      columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
-                     backtest=getattr(args, "backtest", False))
+                     backtest=getattr(args, "backtest", False), sizes=sizes_from_args(args))
 
 
 #: The figures of ``scaling report`` (analysis.report.REPORT_KINDS; written out here so that
