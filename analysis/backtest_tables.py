@@ -90,7 +90,8 @@ def nested_auto(points: pd.DataFrame, outer: BacktestResult, laws: Sequence[str]
         train = df[~sp.test].reset_index(drop=True)
         choice = select_law(train, laws=laws, splits=splits, **fit_options)
         if choice.keep not in outers:  # the outer refits cut as the choice's fit would be
-            outers[choice.keep] = backtest(df, laws=outer.laws, splits=splits, keep=choice.keep, **fit_options)
+            outers[choice.keep] = backtest(df, laws=outer.laws, splits=splits, keep=choice.keep, reuse=outer,
+                                           **fit_options)
         # the chosen law's (or combination's) error on this split's held-out points
         rows = held_out_errors(outers[choice.keep], choice.law, choice.weights)
         row = next((r for r in rows if r["split"] == sp.name), None)

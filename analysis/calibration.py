@@ -131,6 +131,23 @@ def stderr_ratios(points: pd.DataFrame, law: str = "chinchilla", bootstrap: int 
     return out
 
 
+def summary_lines(results: list[SplitCalibration], level: float = 0.9) -> str:
+    """The numbers docs/analysis.md quotes: median held-out error, median half-widths of the
+    90% intervals, coverage of the widest one per split kind, and how often auto cut or stacked."""
+    err = np.concatenate([np.abs(np.asarray(r.loss) / np.asarray(r.pred) - 1) for r in results])
+    lines = [f"median held-out error {100 * np.median(err):.1f}%"]
+    for v in VARIANTS:
+        hw = np.concatenate([(np.asarray(r.intervals[v][level][1]) - np.asarray(r.intervals[v][level][0]))
+                             / (2 * np.asarray(r.pred)) for r in results])
+        lines.append(f"{v}: median {100 * level:g}% half-width {100 * np.median(hw):.1f}%")
+    for split in dict.fromkeys(r.split for r in results):
+        a, b = coverage([r for r in results if r.split == split], VARIANTS[-1], level)
+        lines.append(f"{VARIANTS[-1]}, {split}: {100 * a / b:.0f}% ({a}/{b}) inside")
+    lines.append(f"choices: {sum('[' in r.law for r in results)} of {len(results)} splits fitted to the largest "
+                 f"sizes only, {sum(r.law.startswith('mix(') for r in results)} a stacked combination")
+    return "\n".join(lines)
+
+
 def figure(results: list[SplitCalibration], path: Path, levels=LEVELS) -> None:
     from matplotlib.figure import Figure  # no pyplot, as in analysis.plots
 
@@ -203,6 +220,8 @@ def main(argv=None) -> int:
             a, b = coverage(results, v, lv)
             cells.append(f"{100 * a / b:.0f}% ({a}/{b})")
         print(f"| {v} | " + " | ".join(cells) + " |")
+    print()
+    print(summary_lines(results))
     if ratios:
         params = sorted({p for r in ratios.values() for p in r})
         print()
