@@ -186,42 +186,49 @@ def figure(results: list[SplitCalibration], path: Path, levels=LEVELS) -> None:
     fig.savefig(path, dpi=110)
 
 
+def coverage_table(results: list[SplitCalibration], levels=LEVELS) -> str:
+    lines = ["| interval | " + " | ".join(f"{100 * lv:g}%" for lv in levels) + " |", "|---|" + "---|" * len(levels)]
+    for v in VARIANTS:
+        cells = []
+        for lv in levels:
+            a, b = coverage(results, v, lv)
+            cells.append(f"{100 * a / b:.0f}% ({a}/{b})")
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.calibration", description=__doc__.split("\n\n")[0])
     ap.add_argument("--bootstrap", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--figure", default="", help="write the calibration figure here (PNG)")
+    ap.add_argument("--figure", default="", help="write the calibration figure of the whole tables here (PNG)")
     ap.add_argument("--json", default="", help="write every split's intervals here")
     ap.add_argument("--configs", default="", help="comma-separated Porian configurations (default: all 15)")
+    ap.add_argument("--which", default="porian,overtrained",
+                    help="comma-separated: porian (whole tables), overtrained (their D/N >= 20 part)")
     ap.add_argument("--no-stderr", action="store_true", help="skip the asymptotic-vs-bootstrap comparison")
     args = ap.parse_args(argv)
-    from .datasets import list_datasets, load
+    from .backtest_tables import ladders
 
-    names = [n for n in list_datasets() if n.startswith("porian2024:")]
+    tables = ladders(tuple(w for w in args.which.split(",") if w in ("porian", "overtrained")))
     if args.configs:
-        names = ["porian2024:" + c.replace("porian2024:", "") for c in args.configs.split(",")]
-    results, ratios = [], {}
-    for n in names:
+        keep = {"porian2024:" + c.replace("porian2024:", "") for c in args.configs.split(",")}
+        tables = [t for t in tables if t.name.split(" (")[0] in keep]
+    groups: dict[str, list[SplitCalibration]] = {}
+    ratios = {}
+    for lad in tables:
         t = time.perf_counter()
-        df = load(n)
-        res = calibrate_table(n, df, bootstrap=args.bootstrap, n_jobs=args.jobs)
-        results += res
-        msg = f"{n}: {time.perf_counter() - t:.1f} s; " + ", ".join(
+        res = calibrate_table(lad.name, lad.points, bootstrap=args.bootstrap, n_jobs=args.jobs)
+        groups.setdefault("over-trained parts" if lad.overtrained else "whole tables", []).extend(res)
+        msg = f"{lad.name}: {time.perf_counter() - t:.1f} s; " + ", ".join(
             f"{r.split}:{r.law}{'~' + '/'.join(r.tied) if r.tied else ''}" for r in res)
-        if not args.no_stderr:
-            ratios[n] = stderr_ratios(df, bootstrap=args.bootstrap, n_jobs=args.jobs)
-            msg += "; bootstrap sd / asymptotic se: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios[n].items())
+        if not args.no_stderr and not lad.overtrained:
+            ratios[lad.name] = stderr_ratios(lad.points, bootstrap=args.bootstrap, n_jobs=args.jobs)
+            msg += "; bootstrap sd / asymptotic se: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios[lad.name].items())
         print(msg, file=sys.stderr, flush=True)
-    print("| interval | " + " | ".join(f"{100 * lv:g}%" for lv in LEVELS) + " |")
-    print("|---|" + "---|" * len(LEVELS))
-    for v in VARIANTS:
-        cells = []
-        for lv in LEVELS:
-            a, b = coverage(results, v, lv)
-            cells.append(f"{100 * a / b:.0f}% ({a}/{b})")
-        print(f"| {v} | " + " | ".join(cells) + " |")
-    print()
-    print(summary_lines(results))
+    results = [r for rs in groups.values() for r in rs]
+    for g, rs in groups.items():
+        print(f"{g} ({len(rs)} splits):\n{coverage_table(rs)}\n\n{summary_lines(rs)}\n")
     if ratios:
         params = sorted({p for r in ratios.values() for p in r})
         print()
@@ -230,7 +237,7 @@ def main(argv=None) -> int:
             vals = [r[p] for r in ratios.values() if p in r]
             print(f"| {p} | {np.median(vals):.2f} | {min(vals):.2f} | {max(vals):.2f} |")
     if args.figure:
-        figure(results, Path(args.figure))
+        figure(groups.get("whole tables") or results, Path(args.figure))
     if args.json:
         Path(args.json).write_text(json.dumps({"splits": [asdict(r) for r in results], "stderr_ratios": ratios},
                                               default=str))

@@ -280,6 +280,9 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     with ``law="auto"``, else every size; or a fraction of the largest).
     """
     ready, to_fit = _law_from(law)
+    if ready is not None and sizes is not None:
+        raise InputError(f"--sizes chooses the sizes a law is fitted to, and {ready.name} is already fitted",
+                         field="--sizes", fix="drop --sizes, or give a law to fit such as auto or chinchilla")
     points, notes = None, []
     if source is not None:
         from .data import load_points, table_notes

@@ -129,3 +129,16 @@ def test_the_cli_sizes_option(tmp_path):
     assert "sizes: fitted to the largest 4 of 8 sizes (N >= 278M), 20 of 40 points" in ok.stdout
     bad = subprocess.run(run + ["--sizes", "3"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--sizes: '3' is not auto" in bad.stderr
+
+
+def test_sizes_is_refused_where_nothing_is_fitted_to_sizes(tmp_path):
+    from analysis.study import run_study
+
+    with pytest.raises(InputError, match=r"^--sizes: --sizes chooses the sizes a law is fitted to, and hoffmann2022"):
+        run_study(None, law="hoffmann2022", models=[7e9], sizes=0.5)
+    path = tmp_path / "points.csv"
+    ladder(0).to_csv(path, index=False)
+    bad = subprocess.run([sys.executable, "-m", "scaling", "fit", str(path), "--law", "approach2", "--sizes", "1/2"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "approach2 fits every IsoFLOP profile, not a law on the largest sizes" in bad.stderr

@@ -158,6 +158,9 @@ def run(args) -> int:
         raise InputError(f"only approach2 has an optimum per IsoFLOP profile, not {args.law}", field="--optimum",
                          fix="add --law approach2, or drop --optimum")
     if args.law in ("approach1", "approach2"):
+        if args.sizes is not None:
+            raise InputError(f"{args.law} fits every IsoFLOP profile, not a law on the largest sizes",
+                             field="--sizes", fix="drop --sizes, or use a law such as --law chinchilla")
         if predict:
             raise InputError(f"{args.law} fits the compute-optimal allocation, not a loss", field="--predict",
                              fix="use --compute C to get N_opt and D_opt, or fit --law chinchilla to predict losses")
