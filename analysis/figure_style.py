@@ -267,7 +267,8 @@ def finish_loss_axes(ax, title: str, xlabel: str = "training tokens D", ylabel: 
     loss_axis(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=fontsize)
+    # left-aligned: with a two-column legend the axes are narrower than a centred title
+    ax.set_title(title, fontsize=fontsize, loc="left")
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
     legend_outside(ax)

@@ -120,14 +120,20 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
                                                   alpha=0.9, label=label, gid=f"measured:{run}"))
         curve_sizes.add(n)
     fitted_d = (fit.data_range.get("D") if fit is not None and not fit.is_published else None)
+    # sizes below the fitted range were left out of the fit (a size cut, analysis.size_cuts)
+    fitted_n = fit.data_range.get("N") if fit is not None and not fit.is_published else None
     markers, floors = [], []
     for n in sizes:
         c = colors[n]
         own = points[points["params"] == n] if has_points else None
+        unfitted = own is not None and len(own) and fitted_n is not None and law_n.get(n, n) < fitted_n[0] * (1 - 1e-6)
         if own is not None and len(own) and n not in curve_sizes:
             sub = own.sort_values("tokens")
+            what = "measured, not fitted" if unfitted else "measured"
             lines_of[n] += ax.plot(sub["tokens"], sub["loss"], "o-", color=c, ms=4, lw=1.2,
-                                   label=f"{model_label(n, names.get(n), 'N=')} measured", gid=f"measured:N={si(n)}")
+                                   mfc="white" if unfitted else c,
+                                   label=f"{model_label(n, names.get(n), 'N=')} {what}",
+                                   gid=f"{'unfitted' if unfitted else 'measured'}:N={si(n)}")
         elif own is not None and len(own):
             # the curves are the stable phase; the points the law was fitted to (final and
             # cooldown-branch losses) lie below them and are what the dashed law follows
@@ -147,6 +153,8 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
             edge = None
         if fit.is_published:
             edge = None  # fitted on other data: there is no fitted range here to leave
+        elif unfitted:
+            edge = lo_d  # the law never saw this size: all of its curve is extrapolation
         # At least a decade, so a model seen at one budget (or none) still gets a curve.
         hi_d = edge if edge is not None and edge > lo_d else lo_d * 10
         ans = answers.get(n)
@@ -164,7 +172,7 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
         n_at = np.full_like(grid, law_n.get(n, n))
         pred = fit.predict(N=n_at, D=grid)
         inside = grid <= edge if edge is not None else np.ones(len(grid), bool)
-        if inside.any():
+        if inside.sum() > 1:
             lines_of[n] += ax.plot(grid[inside], pred[inside], "--", color=c, lw=1.2, label=f"{model_label(n, names.get(n), 'N=')} law",
                                    gid=f"fit:N={si(n)}")
         beyond = grid >= edge if edge is not None else np.zeros(len(grid), bool)

@@ -68,6 +68,11 @@ def _labels(ax, which="y"):
     return out
 
 
+def _title(ax) -> str:
+    """The axes' title wherever it is placed (the loss axes put theirs on the left)."""
+    return " ".join(t for t in (ax.get_title(loc=w) for w in ("left", "center", "right")) if t)
+
+
 def _overlap(a, b, pad=0.0) -> bool:
     return a.x0 < b.x1 - pad and b.x0 < a.x1 - pad and a.y0 < b.y1 - pad and b.y0 < a.y1 - pad
 
@@ -78,8 +83,12 @@ def _legend_beside_data(fig):
     leg, box, page = ax.get_legend().get_window_extent(), ax.get_window_extent(), fig.bbox
     assert not _overlap(leg, box), "the legend covers the data axes"
     assert page.x0 - 1 <= leg.x0 and leg.x1 <= page.x1 + 1 and page.y0 - 1 <= leg.y0 and leg.y1 <= page.y1 + 1
-    title = ax.title.get_window_extent()
-    assert page.x0 - 1 <= title.x0 and title.x1 <= page.x1 + 1, "the title runs off the figure"
+    # matplotlib keeps a left, centre and right title; the loss axes use the left one
+    for t in (ax.title, ax._left_title, ax._right_title):
+        if t.get_text():
+            title = t.get_window_extent()
+            assert page.x0 - 1 <= title.x0 and title.x1 <= page.x1 + 1, "the title runs off the figure"
+            assert not _overlap(title, leg), "the title runs into the legend"
 
 
 def _no_collisions(labels):
@@ -172,7 +181,7 @@ def test_published_law_plot_claims_no_measurements_and_draws_the_floor_that_stop
     never = [m for m in res.models if not m.reachable]
     assert never and never[0].name == "LLaMA-7B"
     fig = plot_curves(result=res)
-    title = fig.axes[0].get_title()
+    title = _title(fig.axes[0])
     assert "measured" not in title and "dotted" not in title and "published" in title
     assert not gids(fig, "measured:") and not gids(fig, "extrapolation:")
     lines = {ln.get_gid(): ln for ln in fig.axes[0].lines}
@@ -207,8 +216,8 @@ def test_isoflop_says_when_its_profiles_and_minima_are_extrapolated(sizes, extra
     pts = _isoflop_points(sizes)
     fig = plot_isoflop(pts, LawFit("chinchilla", DEMO))
     ax = fig.axes[0]
-    assert ("extrapolated" in ax.get_title()) == extrapolated
-    assert "FLOPs" in ax.get_title()
+    assert ("extrapolated" in _title(ax)) == extrapolated
+    assert "FLOPs" in _title(ax)
     lines = {ln.get_gid(): ln for ln in ax.lines}
     for c in (1e12, 4e12):
         tag = f"C={c:.1e}"
@@ -231,7 +240,7 @@ def test_isoflop_with_four_sizes_around_the_minimum_is_not_called_extrapolated()
     n_opt = _law_minimum(c)
     pts = _isoflop_points([n_opt * f for f in (0.25, 0.5, 2.0, 4.0)], budgets=(c,))
     ax = plot_isoflop(pts, LawFit("chinchilla", DEMO)).axes[0]
-    assert "extrapolated" not in ax.get_title()
+    assert "extrapolated" not in _title(ax)
     opt = {ln.get_gid(): ln for ln in ax.lines}[f"isoflop-opt:C={c:.1e}"]
     assert opt.get_markerfacecolor() not in ("white", "w")
 
@@ -258,11 +267,11 @@ def test_a_law_of_the_wrong_form_is_flagged_and_noise_is_not():
     right = LawFit("chinchilla", DEMO)
     wrong = LawFit("chinchilla", {**DEMO, "beta": 0.45, "B": 250.0})  # a steeper data term: residuals trend in D
     assert not any(t.flagged for t in residual_trends(right, noisy))
-    assert "no systematic trend" in plot_residuals(noisy, right).axes[0].get_title()
+    assert "no systematic trend" in _title(plot_residuals(noisy, right).axes[0])
     trends = {t.variable: t for t in residual_trends(wrong, noisy)}
     assert trends["tokens"].flagged
     ax = plot_residuals(noisy, wrong).axes[0]
-    assert "systematic bias" in ax.get_title() and "log D" in ax.get_title()
+    assert "systematic bias" in _title(ax) and "log D" in _title(ax)
 
 
 def test_trend_test_matches_the_f_statistic_from_r_squared():
@@ -339,7 +348,7 @@ def test_own_curves_have_bands_from_their_draws_and_stars_off_other_curves():
     ax = fig.axes[0]
     lines = {ln.get_gid(): ln for ln in ax.lines}
     bands = {c.get_gid(): c for c in ax.collections if (c.get_gid() or "").startswith("band:")}
-    assert len(bands) == len(SIZES) - 1 and "no band" not in ax.get_title()
+    assert len(bands) == len(SIZES) - 1 and "no band" not in _title(ax)
     for m in study.result.models:
         fitted = lines[f"own-fit:N={m.name}"]
         lo, hi = own[m.params].predict_interval(D=fitted.get_xdata())
@@ -365,7 +374,7 @@ def test_own_curves_have_bands_from_their_draws_and_stars_off_other_curves():
 def test_own_curves_without_draws_say_there_is_no_band():
     study, _ = _own_study(samples=False)
     fig = plot_own_curves(study)
-    assert "no band" in fig.axes[0].get_title() and not gids(fig, "band:")
+    assert "no band" in _title(fig.axes[0]) and not gids(fig, "band:")
     _no_collisions(_labels(fig.axes[0]))
 
 
@@ -383,3 +392,25 @@ def test_frontier_wins_are_the_stretches_between_changes_of_size():
 
     fr = pd.DataFrame({"params": [1.0, 1.0, 2.0, 1.0], "flops": [10.0, 20.0, 30.0, 40.0]})
     assert frontier_wins(fr) == [(1.0, 10.0, 30.0), (2.0, 30.0, 40.0), (1.0, 40.0, 40.0)]
+
+
+def test_a_size_cut_draws_the_left_out_sizes_hollow_and_their_law_dotted_with_many_sizes():
+    """Ten sizes (a two-column legend) and a fit to the largest 7: the sizes the fit never saw
+    are drawn with hollow markers and their law all dotted; the title and legend stay on the page."""
+    from analysis.checked import fit_checked
+    from analysis.size_cuts import bent_ladder, largest_sizes
+
+    df = bent_ladder(0, 0.08)
+    checked = fit_checked(df, progress=False)
+    assert checked.keep < 1.0
+    study = Study(points=df, fit=checked.fit, result=extrapolate(checked.fit, models_from_points(df)))
+    fig = plot_curves(df, checked.fit, study.result)
+    _legend_beside_data(fig)
+    left_out = sorted(set(df["params"]) - set(largest_sizes(df, checked.keep)["params"]))
+    assert sorted(g for g in gids(fig, "unfitted:")) == sorted(f"unfitted:N={si(n)}" for n in left_out)
+    ax = fig.axes[0]
+    for n in left_out:
+        line = next(ln for ln in ax.lines if ln.get_gid() == f"unfitted:N={si(n)}")
+        assert line.get_markerfacecolor() == "white"
+        assert f"fit:N={si(n)}" not in gids(fig) and f"extrapolation:N={si(n)}" in gids(fig)
+    assert f"fit:N={si(float(df['params'].max()))}" in gids(fig)
