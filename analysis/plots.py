@@ -137,11 +137,13 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
         elif own is not None and len(own):
             # the curves are the stable phase; the points the law was fitted to (final and
             # cooldown-branch losses) lie below them and are what the dashed law follows
-            first = not gids(fig, "points:")
+            kind = "unfitted-points:" if unfitted else "points:"
+            first = not gids(fig, kind)
             sub = own.sort_values("tokens")
+            what = ("points left out of the fit (below the size cut)" if unfitted
+                    else "fitted points (final and cooldown-branch losses)")
             ax.plot(sub["tokens"], sub["loss"], "o", color=c, ms=4.5, mec="k", mew=0.4, ls="none",
-                    label="fitted points (final and cooldown-branch losses)" if first else None,
-                    gid=f"points:N={si(n)}")
+                    mfc="white" if unfitted else c, label=what if first else None, gid=f"{kind}N={si(n)}")
         if fit is None:
             continue
         if own is not None and len(own):

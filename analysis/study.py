@@ -330,6 +330,14 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     if checked is not None and checked.tied and result.n_draws:
         widen_by_tied_laws(result, checked.tied, specs, target=target, flops=flops, level=level,
                            unique_tokens=unique_tokens)
+    if checked is not None and checked.keep < 1.0 and points is not None:
+        from .size_cuts import largest_sizes
+
+        lo = float(largest_sizes(points, checked.keep)["params"].min())
+        below = [si(m.params) for m in specs if m.params < lo * (1 - 1e-6)]
+        if below:
+            result.warnings.append(f"{', '.join(below)} lie below the sizes the law was fitted to (from {si(lo)} up, "
+                                   "the size cut): their answers extrapolate the law down in N")
     if ready is not None and points is not None and fit.is_published:
         result.warnings.append(f"{fit.name} is a published law fitted on other data; its losses are not "
                                "on this data's scale, so compare its answers with care")

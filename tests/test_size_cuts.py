@@ -142,3 +142,19 @@ def test_sizes_is_refused_where_nothing_is_fitted_to_sizes(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "approach2 fits every IsoFLOP profile, not a law on the largest sizes" in bad.stderr
+
+
+def test_an_extrapolation_warns_for_the_sizes_below_the_cut():
+    from analysis.study import run_study
+
+    df = ladder(0, bend=0.08)
+    study = run_study(df, curves=False)
+    kept = largest_sizes(df, study.checked.keep)
+    below = sorted(set(df["params"]) - set(kept["params"]))
+    assert below
+    from analysis.text import si
+
+    want = f"{', '.join(si(n) for n in below)} lie below the sizes the law was fitted to (from {si(kept['params'].min())} up"
+    assert any(w.startswith(want) for w in study.result.warnings), study.result.warnings
+    # the same table forced to every size: nothing to warn about
+    assert not any("lie below the sizes" in w for w in run_study(df, sizes=1.0, curves=False).result.warnings)
