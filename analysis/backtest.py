@@ -20,7 +20,7 @@ from .errors import InputError, ToolkitError
 from .laws import LAWS, get_law
 from .laws.base import INPUT_COLUMNS
 from .points import log_key, n_distinct
-from .size_cuts import SIZE_CUTS, cut_label, describe_cut, largest_sizes
+from .size_cuts import SIZE_CUTS, cut_fraction, cut_label, describe_cut, largest_sizes
 from .text import format_table, markdown_table, sci, si
 
 __all__ = ["SPLITS", "Split", "BacktestRow", "BacktestResult", "backtest", "splits_for", "select_law",
@@ -40,8 +40,8 @@ TIE = 0.10
 #: weights are chosen on the very splits it is scored on, so noise alone lowers the score:
 #: on seeded ladders drawn from one law with 0.4% noise, by 11-41% in 3 of 20 seeds.
 STACK_GAIN = 0.25
-#: A size cut (:mod:`analysis.size_cuts`) must lower the score of every larger cut by this
-#: fraction, for the same reason: on seeded ladders of 10 sizes drawn from one law with 0.4%
+#: A size cut (:mod:`analysis.size_cuts`) must lower the score of the larger cut chosen so far
+#: by this fraction, for the same reason: on seeded ladders of 10 sizes drawn from one law with 0.4%
 #: noise, noise alone lowered some cut's score by 5-22% in 6 of 10 seeds (``python -m analysis.size_cuts``).
 CUT_GAIN = 0.25
 
@@ -288,9 +288,10 @@ class LawChoice:
     keep: float = 1.0
     cut_scores: dict = field(default_factory=dict)
 
-    def fit_points(self, points: pd.DataFrame) -> pd.DataFrame:
-        """The points the chosen law is fitted to: the largest ``keep`` of the sizes."""
-        return largest_sizes(points, self.keep)
+    @property
+    def label(self) -> str:
+        """The law with its size cut: ``kaplan_nd[1/2]`` is kaplan_nd fitted to the largest half."""
+        return self.law if self.keep >= 1.0 else f"{self.law}[{cut_fraction(self.keep)}]"
 
     def spread_laws(self) -> list[str]:
         """The laws whose own predictions belong in this choice's intervals: a combination's

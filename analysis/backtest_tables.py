@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from .backtest import SPLITS, BacktestResult, auto_candidates, backtest, held_out_errors, select_law
-from .size_cuts import cut_label
 
 __all__ = ["AUTO_ROW", "OVERTRAINED_TPP", "Ladder", "ladders", "nested_auto", "ladder_summary", "main",
            "replace_block", "DEMO_POINTS"]
@@ -95,14 +94,9 @@ def nested_auto(points: pd.DataFrame, outer: BacktestResult, laws: Sequence[str]
         # the chosen law's (or combination's) error on this split's held-out points
         rows = held_out_errors(outers[choice.keep], choice.law, choice.weights)
         row = next((r for r in rows if r["split"] == sp.name), None)
-        out.append(NestedRow(sp.name, choice_label(choice), row and row["mean_rel_error"],
+        out.append(NestedRow(sp.name, choice.label, row and row["mean_rel_error"],
                              row and row["max_rel_error"], choice.reason, choice.keep, choice.weights))
     return out
-
-
-def choice_label(choice) -> str:
-    """The law a choice names, with its size cut: ``kaplan_nd[1/2]`` fits the largest half."""
-    return choice.law if choice.keep >= 1.0 else f"{choice.law}[{cut_label(choice.keep).split()[-1]}]"
 
 
 @dataclass

@@ -63,7 +63,6 @@ def calibrate_table(name: str, points: pd.DataFrame, bootstrap: int = 50, seed: 
     """Each split's held-out points against the intervals of the fit ``--law auto`` makes of
     its training points (:func:`analysis.checked.fit_checked`: law, combination and size cut
     chosen there, tied laws fitted to the same points)."""
-    from .backtest_tables import choice_label
     from .checked import AUTO, fit_checked
 
     df = _prepare(points)
@@ -72,7 +71,7 @@ def calibrate_table(name: str, points: pd.DataFrame, bootstrap: int = 50, seed: 
     for sp in chosen:
         train, test = df[~sp.test].reset_index(drop=True), df[sp.test].reset_index(drop=True)
         checked = fit_checked(train, AUTO, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, progress=False)
-        fit, law, inner_max = checked.fit, choice_label(checked.choice), checked.backtest_error
+        fit, law, inner_max = checked.fit, checked.choice.label, checked.backtest_error
         tied = list(checked.tied)
         D = test["tokens"].to_numpy(float)
         C = test["flops"].to_numpy(float)

@@ -25,7 +25,7 @@ from .errors import InputError
 from .points import log_key
 from .text import si
 
-__all__ = ["SIZE_CUTS", "MIN_KEPT_SIZES", "kept_count", "largest_sizes", "cut_label", "describe_cut",
+__all__ = ["SIZE_CUTS", "MIN_KEPT_SIZES", "kept_count", "largest_sizes", "cut_fraction", "cut_label", "describe_cut",
            "parse_sizes", "AUTO_SIZES"]
 
 #: The fractions of the sizes ``--law auto`` tries, largest first; 1 is every size.
@@ -58,11 +58,14 @@ def largest_sizes(points: pd.DataFrame, keep: float) -> pd.DataFrame:
     return points[log_key(points["params"]) >= sizes[len(sizes) - k]]
 
 
+def cut_fraction(keep: float) -> str:
+    """A cut as the fraction it keeps: ``2/3``, ``1/2``, ``1``."""
+    return str(Fraction(keep).limit_denominator(12))
+
+
 def cut_label(keep: float) -> str:
     """``all sizes``, ``largest 2/3``, ``largest 1/2`` ..."""
-    if keep >= 1.0:
-        return "all sizes"
-    return f"largest {Fraction(keep).limit_denominator(12)}"
+    return "all sizes" if keep >= 1.0 else f"largest {cut_fraction(keep)}"
 
 
 def describe_cut(points: pd.DataFrame, keep: float) -> str:
