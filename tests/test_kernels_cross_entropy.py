@@ -244,3 +244,47 @@ def test_autocast_with_fp32_weights():
 @pytest.mark.parametrize("device", DEVICES)
 def test_autocast_with_fp32_weights_small(device):
     _check_autocast_fp32_weights(64, 32, 257, device)
+
+
+def _gemm_reading_one_past_each_row(real_mm):
+    """torch.mm as oneDNN's bf16 kernels on AVX512-BF16 CPUs behave for an odd K: the
+    element after each row of a row-padded A is read too and multiplied by a zero weight,
+    so a non-finite value there turns that whole output row NaN. Exact otherwise."""
+    def mm(a, b, *, out=None):
+        res = real_mm(a, b)
+        if a.dim() == 2 and a.stride(1) == 1 and a.stride(0) > a.shape[1] and a.shape[0]:
+            extra = a.as_strided((a.shape[0], 1), (a.stride(0), 1), a.storage_offset() + a.shape[1])
+            res = res + (extra.to(res.dtype) * 0)
+        if out is None:
+            return res
+        return out.copy_(res)
+    return mm
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_padding_never_reaches_a_result(device, dtype, monkeypatch):
+    # The logits buffer's rows are padded from V = 333 to 384 columns. Its padding is
+    # filled with NaN on purpose (whatever the allocator returns), and the GEMMs read past
+    # each row as some CPU BLAS kernels do: no NaN may reach the loss or a gradient.
+    poisoned = []
+    real_empty = U.new_empty
+
+    def nan_filled(shape, **kw):
+        t = real_empty(shape, **kw)
+        if t.is_floating_point():
+            t.fill_(float("nan"))
+            poisoned.append(tuple(shape))
+        return t
+
+    monkeypatch.setattr(U, "new_empty", nan_filled)
+    monkeypatch.setattr(torch, "mm", _gemm_reading_one_past_each_row(torch.mm))
+    h, w, t = _inputs(96, 48, 333, device, ignore_every=7, seed=11)
+    loss, gh, gw = _ours(h.to(dtype), w.to(dtype), t, chunk_size=40)
+    monkeypatch.undo()
+    assert (40, 384) in poisoned  # the padded buffer really started as NaN
+    assert torch.isfinite(loss) and torch.isfinite(gh).all() and torch.isfinite(gw).all()
+    rloss, rgh, rgw = _reference(h.to(dtype), w.to(dtype), t)
+    bound = 1e-5 if dtype == torch.float32 else 2e-2
+    assert abs(loss.item() - rloss.item()) / rloss.item() < bound
+    assert U.rel_err(gh, rgh) < bound and U.rel_err(gw, rgw) < bound

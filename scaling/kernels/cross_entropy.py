@@ -163,6 +163,11 @@ def _flce_forward(hidden, weight, targets, ignore_index, z_loss, chunk, grad_hid
     # Rows padded to 64 elements: aligned rows let the GEMMs and the kernel use 16-byte
     # accesses at any vocabulary size (the reason nanoGPT pads 50257 to 50304).
     buf = U.new_empty((chunk, _round_up(V, 64)), dtype=hidden.dtype, device=dev)
+    # The padding columns are zeroed once and never written again. A GEMM may read past a
+    # row's last element: oneDNN's bf16 kernels on CPUs with AVX512-BF16 take an odd K in
+    # pairs and multiply the extra element by a zero weight, and 0 * NaN from an
+    # uninitialised buffer would poison a whole row of the hidden-state gradient.
+    buf[:, V:].zero_()
     for start in range(0, M, chunk):
         end = min(start + chunk, M)
         h = hidden[start:end]
