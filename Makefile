@@ -4,30 +4,61 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# CPU wheel for the dev/CI path only; the package itself accepts a range of torch.
+# The dev/CI environment: every package pinned with its hashes (CPython 3.11 on Linux
+# x86-64, torch's CPU build). `make lock` regenerates it from pyproject.toml's ranges and
+# .ci/requirements.in; users who `pip install .` get the ranges instead.
+LOCK   := .ci/requirements.lock
+EXTRAS := dev notebooks tensorboard wandb
+# pip-tools, which writes the lock, in a venv of its own (the lock cannot pin its own tool).
+LOCK_VENV := .venv-lock
+PIP_TOOLS := pip-tools==7.7.0
+# `make test-latest`: the newest release of every dependency, in a venv of its own.
+LATEST_VENV := .venv-latest
+# The CPU build: a newer torch on PyPI is the multi-GB CUDA build.
 TORCH_DEV := torch==2.13.0
 
 DEMO_DIR ?= demo_out
 
-.PHONY: install test test-fast demo docs bench bench-gpu soak clean help
+.PHONY: install lock test test-fast test-latest demo docs bench bench-gpu soak clean help
 
 help:
 	@echo "make demo       run the demo scaling study on the built-in corpus (CPU, < 15 min)"
 	@echo "make test       install into .venv, check the import contracts, run the whole test suite"
 	@echo "make docs       the demo (finished runs reused), then the README's console blocks, figure and docs/data"
 	@echo "make test-fast  the suite without tests marked slow"
+	@echo "make test-latest the fast suite against the newest release of every dependency (not CI)"
+	@echo "make lock       recompile .ci/requirements.lock, the hash-pinned dev/CI environment"
 	@echo "make bench      trainer, kernel and fit benchmarks on this machine"
 	@echo "make bench-gpu  on a CUDA machine: GPU tests, then the kernel and training tables into docs/benchmarks.md"
 	@echo "make soak       many tiny runs with random kills and resubmissions"
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# A hash-checked install does not take `-e .`: the pinned environment first, then the
+# package itself without dependencies and without build isolation (its build backend,
+# setuptools, is pinned in the lock too).
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH_DEV)
-	$(PY) -m pip install --quiet -e ".[dev,notebooks,tensorboard,wandb]"
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS)
+	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	    --no-emit-find-links --no-emit-index-url $(addprefix --extra ,$(EXTRAS)) \
+	    -o $(LOCK) pyproject.toml .ci/requirements.in
+
+# Not part of CI: how we learn about a breaking release before users do.
+test-latest:
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install --quiet $(TORCH_DEV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev]"
+	$(LATEST_VENV)/bin/python -m pip list --format=freeze > $(LATEST_VENV)/versions.txt
+	@echo "versions: $(LATEST_VENV)/versions.txt"
+	$(LATEST_VENV)/bin/python -m pytest -q -m "not slow" -p no:cacheprovider
 
 # The import contracts first (pyproject.toml, [tool.importlinter]; docs/architecture.md):
 # a second and it names the offending import, before minutes of tests.
@@ -72,4 +103,4 @@ soak: $(STAMP)
 	$(PY) -m scaling.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) $(LATEST_VENV) .pytest_cache
