@@ -123,9 +123,14 @@ class BacktestRow:
     #: of laws is scored on: :mod:`analysis.stacking`); left out of ``to_dict`` and tables
     observed: list | None = field(default=None, repr=False)
     pred: list | None = field(default=None, repr=False)
+    #: each held-out point's N over the largest fitted N (distance backtests, :mod:`analysis.policy`)
+    distances: list | None = field(default=None, repr=False)
 
     def public(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("observed", "pred")}
+        out = {k: v for k, v in asdict(self).items() if k not in ("observed", "pred", "distances")}
+        if self.distances:
+            out["distance_range"] = [min(self.distances), max(self.distances)]
+        return out
 
 
 @dataclass
@@ -142,6 +147,10 @@ class BacktestResult:
         for r in self.rows:
             grouped.setdefault(r.law, []).append(r)
         return [r for r in grouped.get(name, []) if not (ok and r.error)]
+
+    def farthest(self, name: str) -> float:
+        """The farthest distance (held-out N over the largest fitted N) law ``name`` was scored at."""
+        return max((max(r.distances) for r in self.rows_of(name, ok=True) if r.distances), default=1.0)
 
     def summary(self) -> dict[str, dict]:
         """Per law: mean and max held-out relative error over every split it could be refitted on."""
@@ -287,6 +296,10 @@ class LawChoice:
     #: best score at each cut the backtest tried
     keep: float = 1.0
     cut_scores: dict = field(default_factory=dict)
+    #: (distance policy, :mod:`analysis.policy`) the laws within the tie margin, and the
+    #: model of held-out error against distance that sizes the intervals
+    tied_names: list = field(default_factory=list)
+    distance_model: object = None
 
     @property
     def label(self) -> str:
@@ -299,6 +312,8 @@ class LawChoice:
         fallback rule, which had no backtest to go by)."""
         if self.weights:
             return list(self.weights)
+        if self.distance_model is not None:
+            return list(self.tied_names)
         return tied_laws(self.backtest, self.law) if self.backtest is not None and not self.fallback else []
 
     def held_out_errors(self) -> list[dict]:
@@ -306,6 +321,10 @@ class LawChoice:
         return held_out_errors(self.backtest, self.law, self.weights) if self.backtest is not None else []
 
     def to_dict(self) -> dict:
+        if self.distance_model is not None:
+            return {"law": self.law, "reason": self.reason, "fallback": self.fallback, "score": self.score,
+                    "tied_laws": list(self.tied_names), "error_growth": self.distance_model.to_dict(),
+                    "backtest": self.backtest.to_dict() if self.backtest is not None else None}
         return {"law": self.law, "reason": self.reason, "fallback": self.fallback, "weights": self.weights,
                 "score": self.score, "sizes": cut_label(self.keep),
                 "cut_scores": {cut_label(k): v for k, v in self.cut_scores.items()},

@@ -56,6 +56,11 @@ class CheckedFit:
         parts = ["bootstrap" if self.fit.samples is not None else "point prediction"]
         if self.tied:
             parts.append("the laws the backtest cannot tell apart (" + ", ".join(self.tied) + ")")
+        dm = self.distance_model
+        if dm is not None:
+            parts.append(f"held-out error growing {100 * dm.growth:.2g}% per e-fold of distance beyond the largest "
+                         f"fitted size ({dm.source})")
+            return "covers " + ", ".join(parts)
         if self.backtest_error:
             parts.append(f"the held-out error of the backtest ({100 * self.backtest_error:.2g}%)")
         return ("covers " + ", ".join(parts) + "; on Porian et al. 2024's tables such 90% intervals hold 96% of "
@@ -85,28 +90,49 @@ class CheckedFit:
         rows = held_out_errors(self.backtest, self.fit.law, weights)
         return max((r["max_rel_error"] for r in rows), default=None)
 
+    @property
+    def distance_model(self):
+        """The choice's model of held-out error against distance (:class:`analysis.policy.DistanceModel`), or None."""
+        return getattr(self.choice, "distance_model", None) if self.choice is not None else None
+
+    def distance(self, N) -> np.ndarray:
+        """N over the largest model size the law was fitted to (1 or less: inside the fitted sizes)."""
+        top = self.fit.data_range.get("N", (None, None))[1]
+        return np.asarray(N, dtype=float) / float(top) if top else np.ones_like(np.asarray(N, dtype=float))
+
+    def distance_half_width(self, N, level: float | None = None) -> np.ndarray:
+        """Relative half-width the distance model adds at size N (0 without one, and inside the fitted sizes)."""
+        dm = self.distance_model
+        if dm is None:
+            return np.zeros_like(np.asarray(N, dtype=float))
+        return dm.half_width(self.distance(N), self.fit.ci_level if level is None else level)
+
     def predict_interval(self, N=None, D=None, C=None, level: float | None = None, backtest_error: bool = False):
         """(low, high) of a prediction: the chosen fit's bootstrap interval (its point prediction
         without a bootstrap), widened to cover the predictions of every tied law; None when
         there is neither a bootstrap nor a tied law.
 
-        ``backtest_error``: also widen each side by :attr:`backtest_error`, scaled by
-        z_level / z_0.90 (so at 90% it is that error itself): the interval whose coverage
-        ``python -m analysis.calibration`` measures as "+ backtest" (96% of held-out Porian
-        et al. 2024 points inside the 90% interval, against 28% without it)."""
+        ``backtest_error``: also widen each side by the held-out error expected at this
+        distance: with ``--law auto``, the distance model's half-width at N
+        (:class:`analysis.policy.DistanceModel`); otherwise :attr:`backtest_error`, scaled by
+        z_level / z_0.90 (the interval ``python -m analysis.calibration`` measures)."""
         base = self.fit.predict_interval(N=N, D=D, C=C, level=level)
-        w = self.backtest_error if backtest_error else None
-        if base is None and not self.tied and not w:
+        lv = self.fit.ci_level if level is None else level
+        if backtest_error and self.distance_model is not None:
+            w = self.distance_half_width(N if N is not None else self.fit.data_range.get("N", (1, 1))[1], lv)
+        else:
+            w = self.backtest_error if backtest_error else None
+            if w:
+                from scipy.stats import norm
+
+                w = w * float(norm.ppf(0.5 + lv / 2) / norm.ppf(0.95))
+        if base is None and not self.tied and not np.any(w):
             return None
         pred = np.asarray(self.fit.predict(N=N, D=D, C=C), dtype=float)
         lo, hi = (pred, pred) if base is None else (np.asarray(base[0], float), np.asarray(base[1], float))
         others = [np.asarray(f.predict(N=N, D=D, C=C), dtype=float) for f in self.tied.values()]
         lo, hi = np.minimum.reduce([lo, pred, *others]), np.maximum.reduce([hi, pred, *others])
-        if w:
-            from scipy.stats import norm
-
-            lv = self.fit.ci_level if level is None else level
-            w = w * float(norm.ppf(0.5 + lv / 2) / norm.ppf(0.95))
+        if np.any(w):
             lo, hi = lo * (1 - w), hi * (1 + w)
         return lo, hi
 
@@ -146,40 +172,57 @@ def checks_json(checks: Sequence[Check]) -> list[dict]:
 
 def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str] | None = None,
                 run_backtest: bool = False, allow_repeats: bool = False, sizes=None, **fit_options) -> CheckedFit:
-    """Fit ``law`` (or, with ``auto``, the law :func:`analysis.backtest.select_law` picks) to
-    ``points`` and run :func:`analysis.checks.self_checks` on the result.
+    """Fit ``law`` (or, with ``auto``, the law :data:`analysis.policy.POLICY` chooses by its
+    backtest at distance) to ``points`` and run :func:`analysis.checks.self_checks` on the result.
 
-    With ``auto``, the other laws whose backtest error is within :data:`analysis.backtest.TIE`
+    With ``auto``, the other laws whose backtest error is within the policy's tie margin
     of the choice are fitted too (``.tied``), and :meth:`CheckedFit.predict_interval` covers
-    their predictions. ``run_backtest`` keeps the backtest table (``auto`` always computes one).
-    ``sizes``: ``auto`` (the default with ``law="auto"``: the backtest also chooses whether to
-    fit the largest sizes only, :mod:`analysis.size_cuts`), or the fraction of the largest
-    sizes to fit (1, every size, is the default with a named law). ``fit_options`` go to
+    their predictions and the held-out error expected at the distance asked.
+    ``run_backtest`` keeps the backtest table (``auto`` always computes one).
+    ``sizes``: every size by default; ``auto`` (the earlier rule: the old three-split backtest
+    chooses whether to fit the largest sizes only, :mod:`analysis.size_cuts`, and may stack
+    laws), or the fraction of the largest sizes to fit. ``fit_options`` go to
     :func:`analysis.fit.fit_law` (bootstrap, seed, n_jobs, level, resample, progress).
     """
     from .backtest import auto_candidates
     from .fit import check_points, fit_law
 
-    check_points(points, law if law != AUTO else (candidates or auto_candidates(points))[0], allow_repeats)
-    quiet = {k: v for k, v in fit_options.items() if k in ("n_starts", "delta")}
+    from .laws import get_law
+    from .policy import POLICY, distance_backtest
+
     auto = str(law).lower() == AUTO  # the sentinel, not a law
-    sizes = (AUTO_SIZES if auto else 1.0) if sizes is None else sizes
-    given = None if sizes == AUTO_SIZES else float(sizes)
+    quiet = {k: v for k, v in fit_options.items() if k in ("n_starts", "delta")}
     choice, bt = None, None
-    if auto or sizes == AUTO_SIZES:
-        laws = candidates if auto else (law,)
-        results = (backtests_by_cut(points, laws=laws, allow_repeats=allow_repeats, **quiet) if sizes == AUTO_SIZES
-                   else {given: backtest(points, laws=laws, keep=given, allow_repeats=allow_repeats, **quiet)})
-        choice = select_law(points, laws=laws, results=results, stack=auto)
-        law, bt, keep = choice.law, choice.backtest, choice.keep
+    if auto and sizes in (None, 1.0, 1):
+        # the distance policy (analysis.policy): a law with a floor, chosen by backtests at distance
+        pool = candidates or auto_candidates(points)
+        # the table itself first (values, repeats, a design the simplest candidate needs)
+        check_points(points, min(pool, key=lambda n: len(get_law(n).params)), allow_repeats)
+        choice = POLICY.choose(points, laws=candidates, allow_repeats=allow_repeats, **quiet)
+        check_points(points, choice.law, allow_repeats)
+        law, bt, keep = choice.law, choice.backtest, 1.0
     else:
-        keep = given
-        if run_backtest:
-            laws = tuple(candidates) if candidates else None
-            bt = backtest(points, laws=laws, keep=keep, allow_repeats=allow_repeats, **quiet)
-            if law not in bt.laws:
-                bt = backtest(points, laws=tuple(bt.laws) + (law,), keep=keep, allow_repeats=allow_repeats,
-                              **quiet)
+        check_points(points, law if not auto else (candidates or auto_candidates(points))[0], allow_repeats)
+        sizes = (AUTO_SIZES if auto else 1.0) if sizes is None else sizes
+        given = None if sizes == AUTO_SIZES else float(sizes)
+        if auto or sizes == AUTO_SIZES:
+            laws = candidates if auto else (law,)
+            results = (backtests_by_cut(points, laws=laws, allow_repeats=allow_repeats, **quiet)
+                       if sizes == AUTO_SIZES
+                       else {given: backtest(points, laws=laws, keep=given, allow_repeats=allow_repeats, **quiet)})
+            choice = select_law(points, laws=laws, results=results, stack=auto)
+            law, bt, keep = choice.law, choice.backtest, choice.keep
+        else:
+            keep = given
+            if run_backtest and keep >= 1.0:
+                names = tuple(dict.fromkeys([*(candidates or POLICY.candidates(points)), law]))
+                bt = distance_backtest(points, names, allow_repeats=allow_repeats, **quiet)
+            elif run_backtest:
+                laws = tuple(candidates) if candidates else None
+                bt = backtest(points, laws=laws, keep=keep, allow_repeats=allow_repeats, **quiet)
+                if law not in bt.laws:
+                    bt = backtest(points, laws=tuple(bt.laws) + (law,), keep=keep, allow_repeats=allow_repeats,
+                                  **quiet)
     fitted = largest_sizes(points, keep)
     note = ""
     if len(fitted) < len(points):
@@ -191,7 +234,7 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
     fit = fit_law(fitted, law, allow_repeats=allow_repeats, **fit_options)
     # Laws the backtest cannot separate from the choice: their spread is part of the
     # prediction's uncertainty, which one law's bootstrap does not see.
-    tied = {other: fit_law(fitted, other, allow_repeats=allow_repeats, **quiet, progress=False)
+    tied = {other: fit_law(fitted, other, allow_repeats=allow_repeats, **quiet, progress=False, uncertainty=False)
             for other in (choice.spread_laws() if choice is not None else [])}
     if keep < 1.0 and sizes == AUTO_SIZES:
         # the cut is judged one step out; further out, the fit to every size may be the better

@@ -31,7 +31,7 @@ from .laws import LAWS, fittable, get_law
 from .laws.base import INPUT_COLUMNS
 from .laws.forms import EPOCH_GRID, LOG_INPUTS
 from .optimize import HUBER_DELTA, distinct_optima, huber, solve_form, top_k
-from .points import frontier_points, lower_envelope, n_distinct
+from .points import log_key, frontier_points, lower_envelope, n_distinct
 from .result import LawFit, check_interval_args, interval_from_samples
 from .uncertainty import asymptotic_ci, fit_warnings
 
@@ -137,7 +137,9 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     (kaplan_c: fit the compute-efficient frontier only; default True), ``progress``
     (None: a bar on a terminal, log lines otherwise; False: silent), ``allow_repeats``
     (rows sharing N and D to 1e-6 are seeds: keep them, and draw each group as one point
-    in the bootstrap; without it such rows are refused unless their run names differ).
+    in the bootstrap; without it such rows are refused unless their run names differ),
+    ``uncertainty`` (False: skip the asymptotic covariance, for refits that only predict;
+    the standard errors are then empty).
     """
     from .data import describe_points, load_points, table_notes
     from .laws.mix import is_mix
@@ -155,6 +157,7 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     frontier = bool(options.pop("frontier", True))
     progress = options.pop("progress", None)
     allow_repeats = bool(options.pop("allow_repeats", False))
+    uncertainty = bool(options.pop("uncertainty", True))
     if options:
         raise InputError(f"unknown option(s) {', '.join(sorted(options))}", field="options",
                          fix="see help(analysis.fit.fit_law)")
@@ -183,7 +186,7 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     logy = np.log(df["loss"].to_numpy(float))
     fitX = {k: X[k] for k in form.inputs}
 
-    sol = solve_form(law, X, logy, delta=delta, n_starts=n_starts, grid=custom_grid)
+    sol = solve_form(law, X, logy, delta=delta, n_starts=n_starts, grid=custom_grid, uncertainty=uncertainty)
     theta, fbest, ends, grid, gvals, order = sol.theta, sol.objective, sol.ends, sol.grid, sol.gvals, sol.order
     params, stderr, correl, cent_correl, cov_note = sol.params, sol.stderr, sol.correl, sol.cent_correl, sol.cov_note
     fit_seconds = sol.seconds
@@ -254,6 +257,11 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
             "correl_centered": cent_correl,
             "stderr_method": "asymptotic (Huber 1981 M-estimator covariance via lmfit on pseudo-observations); "
                              "indicative only for a Huber fit, the bootstrap interval is the honest one"}
+    # per fitted size, the tokens per parameter it was seen at: how far an answer extrapolates in D/N
+    tpp = (df["tokens"] / df["params"]).groupby(log_key(df["params"])).agg(["min", "max"])
+    first = df.groupby(log_key(df["params"]))["params"].first()
+    meta["tokens_per_param_by_size"] = {f"{first[k]:.6g}": [float(r["min"]), float(r["max"])]
+                                        for k, r in tpp.iterrows()}
     if boot_meta:
         meta["bootstrap"] = boot_meta
     if n_col == "params_nonembedding":

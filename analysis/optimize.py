@@ -150,11 +150,12 @@ class Solution:
 
 
 def solve_form(law: str, X: dict, logy: np.ndarray, delta: float = HUBER_DELTA, n_starts: int = 8,
-               grid=None) -> Solution:
+               grid=None, uncertainty: bool = True) -> Solution:
     """Minimise the summed Huber loss of log residuals for ``law`` on log inputs ``X``
     (keys x = log N, y = log D, c = log C): the whole grid is scored in one vectorised
     call, L-BFGS-B (analytic gradient) runs from the ``n_starts`` best grid points, and
-    lmfit supplies Huber's asymptotic standard errors at the optimum."""
+    lmfit supplies Huber's asymptotic standard errors at the optimum (skipped, and left
+    empty, with ``uncertainty=False``: a backtest refit only predicts)."""
     lawobj = get_law(law)
     if lawobj.form is None:
         lawobj.check_fittable()
@@ -173,7 +174,8 @@ def solve_form(law: str, X: dict, logy: np.ndarray, delta: float = HUBER_DELTA, 
         if theta is None or not np.isfinite(fbest):
             raise FitError(f"L-BFGS failed from every start for {lawobj.name}", field="law")
         seconds = time.perf_counter() - t0
-        stderr, correl, cent, note = asymptotic_uncertainty(form, theta, fitX, logy, delta, names)
+        stderr, correl, cent, note = (asymptotic_uncertainty(form, theta, fitX, logy, delta, names) if uncertainty
+                                      else ({}, {}, {}, ""))
     return Solution(theta, float(fbest), form.to_natural(theta), stderr, correl, cent, note, ends, grid, gvals,
                     order, seconds)
 

@@ -167,7 +167,7 @@ def test_package_data_globs_cover_every_data_file():
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["analysis"]
     data = [p.name for p in (ROOT / "analysis" / "datasets").iterdir()
             if p.is_file() and p.suffix not in (".py", ".pyc")]
-    assert len(data) == 8  # six tables and two licences
+    assert len(data) == 10  # seven tables and three licences
     for name in data:
         assert any(fnmatch.fnmatch(f"datasets/{name}", g) for g in globs), name
     for stem in datasets.TABLES:
@@ -180,7 +180,7 @@ def test_scaling_datasets_lists_and_describes(capsys):
     code, out, _ = run(capsys, "datasets", "--json")
     assert code == 0
     names = [d["name"] for d in json.loads(out)]
-    assert len(names) == 18 and CONFIG in names and "muennighoff2023:curated" in names
+    assert len(names) == 30 and CONFIG in names and "muennighoff2023:curated" in names and "gadre2024:rpj/paper" in names
     code, out, _ = run(capsys, "datasets")
     assert code == 0 and CONFIG in out and "DATASET/HPARAMS/WARMUP/DECAY/COUNT/LOSS" in out
     code, out, _ = run(capsys, "datasets", CONFIG)
@@ -206,3 +206,27 @@ def test_scaling_fit_runs_on_a_shipped_configuration(capsys):
     code, out, _ = run(capsys, "fit", "porian2024:rw/base/short/chinchilla/standard/val", "--law", "approach2",
                        "--json", "--quiet")
     assert code == 0 and json.loads(out)["n_budgets"] >= 10
+
+
+def test_gadre2024_tables_and_protocols():
+    # Gadre et al. 2024: 104 runs; per training set the four small sizes at M = 5..640 (c4
+    # lacks one), a 1B at M = 20 and one longer M, a 7B at M = 20 (shared/datasets README).
+    runs = datasets.table("gadre2024_runs")
+    assert len(runs) == 104
+    for short, full, n in (("c4", "c4_original", 34), ("rpj", "rpj", 35), ("rw", "rw_original", 35)):
+        every = datasets.load(f"gadre2024:{short}")
+        assert len(every) == n == int((runs["dataset"] == full).sum())
+        paper, small, targets = (datasets.load(f"gadre2024:{short}/{p}") for p in ("paper", "small", "targets"))
+        assert len(small) + len(targets) == n and len(targets) == 3 and small["params"].max() < 1e9
+        # the paper's five: the four small sizes at M = 20, and the smallest at M = 320
+        assert sorted(zip(paper["params"], paper["multiplier"])) == sorted(
+            [(p, 20.0) for p in np.unique(small["params"])] + [(small["params"].min(), 320.0)])
+        np.testing.assert_allclose(every["flops"], 6 * every["params"] * every["tokens"])
+    seven = datasets.load("gadre2024:rpj/targets").query("params > 5e9")
+    assert float(seven["loss"].iloc[0]) == float(runs.query("dataset == 'rpj' and params > 5e9")["loss"].iloc[0])
+    assert "C4 validation" in datasets.describe("gadre2024:rw/small").loss
+
+
+def test_gadre2024_names_are_checked():
+    with pytest.raises(InputError, match="did you mean gadre2024:rpj/paper"):
+        datasets.load("gadre2024:rpj/papr")

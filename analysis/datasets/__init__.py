@@ -49,6 +49,7 @@ import pandas as pd
 from ..errors import InputError
 from ._porian import (PORIAN_CITATION, PORIAN_FIELDS, PORIAN_FILES, porian_caveats, porian_description,
                       porian_points, porian_short)
+from ._gadre import GADRE_CITATION, GADRE_FILES, GADRE_PARTS, GADRE_SETS, gadre_caveats, gadre_points
 from ._muennighoff import (MUENNIGHOFF_CITATION, MUENNIGHOFF_FILES, MUENNIGHOFF_SUBSETS, muennighoff_caveats,
                            muennighoff_points)
 
@@ -56,8 +57,8 @@ __all__ = ["list_datasets", "load", "describe", "table", "licence_text", "is_dat
            "PORIAN_FIELDS"]
 
 #: Shipped tables, by the stem used in :func:`table`.
-TABLES = PORIAN_FILES + MUENNIGHOFF_FILES
-FAMILIES = ("porian2024", "muennighoff2023")
+TABLES = PORIAN_FILES + MUENNIGHOFF_FILES + GADRE_FILES
+FAMILIES = ("porian2024", "muennighoff2023", "gadre2024")
 
 
 @lru_cache(maxsize=None)
@@ -85,9 +86,8 @@ def _porian_configs() -> list[str]:
     return list(pd.unique(_read("porian2024_fits")["config_id"]))
 
 
-def _names() -> list[str]:
-    return [f"porian2024:{c}" for c in _porian_configs()] + \
-        ["muennighoff2023"] + [f"muennighoff2023:{s}" for s in MUENNIGHOFF_SUBSETS if s]
+def _gadre_names() -> list[str]:
+    return [f"gadre2024:{s}" + (f"/{p}" if p else "") for s in GADRE_SETS for p in GADRE_PARTS]
 
 
 def _family(name: str) -> str:
@@ -132,6 +132,15 @@ def _resolve(name: str) -> tuple[str, str | None]:
                                  "(`scaling datasets porian2024` lists the 15)")
         return fam, key
     key = (rest or "").lower()
+    if fam == "gadre2024":
+        names = [n.split(":", 1)[1] for n in _gadre_names()]
+        if key.strip("/") not in names:
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+            hint = f"did you mean gadre2024:{close[0]}? " if close else ""
+            raise InputError(f"no table {rest!r} in gadre2024" if rest else "gadre2024 is a family of 3 training sets",
+                             field="dataset", fix=f"{hint}write gadre2024:SET or gadre2024:SET/PART with SET one of "
+                             f"{', '.join(GADRE_SETS)} and PART one of {', '.join(p for p in GADRE_PARTS if p)}")
+        return fam, key.strip("/")
     if key not in MUENNIGHOFF_SUBSETS:
         raise InputError(f"no subset {rest!r} in muennighoff2023", field="dataset",
                          fix="use muennighoff2023 (296 runs), muennighoff2023:curated (182) or muennighoff2023:all (317)")
@@ -148,6 +157,8 @@ def load(name: str) -> pd.DataFrame:
     fam, key = _resolve(name)
     if fam == "porian2024":
         df = porian_points(_read("porian2024_isoflop"), key)
+    elif fam == "gadre2024":
+        df = gadre_points(_read("gadre2024_runs"), key)
     else:
         df = muennighoff_points(_read("muennighoff2023_runs"), key)
     df.attrs["dataset"] = _canonical(fam, key)
@@ -190,7 +201,9 @@ class DatasetInfo:
         if self.reference:
             lines.append("  authors' result: " + self.reference["text"])
         if self.configurations:
-            lines.append(f"  configurations (porian2024:{'/'.join(PORIAN_FIELDS)}):")
+            pattern = ("gadre2024:SET/PART" if self.name.startswith("gadre2024")
+                       else f"porian2024:{'/'.join(PORIAN_FIELDS)}")
+            lines.append(f"  configurations ({pattern}):")
             width = max(len(c["name"]) for c in self.configurations)
             lines += [f"    {c['name']:<{width}}  {c['rows']:>4} rows  {c['label']}" for c in self.configurations]
         lines.append(f"  source: {self.source}")
@@ -241,6 +254,8 @@ def describe(name: str) -> DatasetInfo:
         return DatasetInfo(name=f"porian2024:{key}", title=title, description=desc, loss=loss,
                            caveats=porian_caveats(key), rows=len(df), columns=list(df.columns), reference=ref,
                            **common)
+    if fam == "gadre2024":
+        return _describe_gadre(name, family_only)
     key = "" if family_only else _resolve(name)[1]
     df = load(name)
     what = {"": "the 296 runs the authors' notebook keeps: finished (non-zero loss) and not deduplicated-data runs",
@@ -270,6 +285,33 @@ def _muennighoff_reference() -> dict:
     return out
 
 
+_GADRE_SOURCE = ("github.com/mlfoundations/scaling at commit a003c49, exp_data/models/*.json (one per trained "
+                 "model), field meanings from scaling/shared.py and scaling/laws.py")
+
+
+def _describe_gadre(name: str, family_only: bool) -> DatasetInfo:
+    common = dict(source=_GADRE_SOURCE, citation=GADRE_CITATION, licence="MIT", licence_file="gadre2024.LICENSE",
+                  caveats=gadre_caveats(),
+                  loss="mean cross-entropy (nats per token) on a fixed C4 validation shard at the end of each run's "
+                       "own cosine schedule, whatever the training set")
+    title = "Gadre et al. 2024, over-trained runs (10.6M-6.9B parameters, 5-640 tokens per parameter)"
+    if family_only:
+        confs = [{"name": n, "label": GADRE_PARTS[n.split(":", 1)[1].partition("/")[2]],
+                  "rows": len(load(n))} for n in _gadre_names()]
+        return DatasetInfo(name="gadre2024", title=title,
+                           description="3 training sets (c4, rpj, rw); four small sizes at M = D/N of 5 to 640, "
+                                       "a 1B at M = 20 and one longer M, a 7B at M = 20",
+                           configurations=confs, **common)
+    _, key = _resolve(name)
+    df = load(name)
+    set_name, _, part = key.partition("/")
+    ref = {"text": "on rpj the authors' notebook predicts the 1B (M = 640) and the 7B (M = 20) within 0.71% and "
+                   "0.73% from the five-run protocol (gadre2024:rpj/paper)"} if set_name == "rpj" else {}
+    return DatasetInfo(name=f"gadre2024:{key}", title=title,
+                       description=f"training set {GADRE_SETS[set_name]}: {GADRE_PARTS[part]}",
+                       rows=len(df), columns=list(df.columns), reference=ref, **common)
+
+
 def list_datasets() -> dict[str, str]:
     """Every loadable name -> a one-line description, in a stable order."""
     fits = _read("porian2024_fits").set_index("config_id")
@@ -284,5 +326,8 @@ def list_datasets() -> dict[str, str]:
     for key, label in MUENNIGHOFF_SUBSETS.items():
         out[_canonical("muennighoff2023", key or None)] = \
             f"Muennighoff et al. 2023, {sizes[key]} runs on repeated C4 data ({label})"
+    for name in _gadre_names():
+        set_name, _, part = name.split(":", 1)[1].partition("/")
+        out[name] = f"Gadre et al. 2024, {GADRE_SETS[set_name]}: {len(load(name))} runs ({GADRE_PARTS[part]})"
     return out
 

@@ -213,10 +213,32 @@ def _predictions(fit, pairs, checked=None) -> list[dict]:
               else fit.predict_interval(N=n, D=d, C=6.0 * n * d))
         if iv is not None:
             row["interval"] = [float(np.asarray(iv[0])), float(np.asarray(iv[1]))]
+        row["distance"] = prediction_distance(fit, n, d, checked)
         warn = fit.extrapolation_warnings(N=n, D=d)
         if warn:
             row["warnings"] = warn
         out.append(row)
+    return out
+
+
+def prediction_distance(fit, n, d, checked=None) -> dict:
+    """How far a prediction extrapolates: N over the largest fitted N, its tokens per
+    parameter against the range fitted at the fitted size nearest N, and whether any
+    backtest split reached that far."""
+    import numpy as np
+
+    top = float(fit.data_range.get("N", (n, n))[1])
+    out = {"params_ratio": n / top, "tokens_per_param": d / n}
+    near = (fit.meta.get("tokens_per_param_by_size") or {}) if hasattr(fit, "meta") else {}
+    if near:
+        sizes = np.array([float(k) for k in near])
+        k = list(near)[int(np.argmin(np.abs(np.log(sizes / n))))]
+        out["fitted_tokens_per_param_near_N"] = {"params": float(k), "range": list(near[k])}
+    dm = checked.distance_model if checked is not None else None
+    if dm is not None:
+        out["backtest_reach"] = dm.reach
+        out["beyond_every_split"] = bool(n / top > dm.reach)
+        out["half_width"] = float(checked.distance_half_width(n))
     return out
 
 
@@ -289,11 +311,18 @@ def _emit(args, fit, predict, compute, extra, checked=None) -> int:
     if preds:
         print("\n[[Predictions]]")
         rows = [{"params": p["params"], "tokens": p["tokens"], "loss": p["loss"],
-                 "low": p.get("interval", [None, None])[0], "high": p.get("interval", [None, None])[1]}
+                 "low": p.get("interval", [None, None])[0], "high": p.get("interval", [None, None])[1],
+                 "x largest N": p["distance"]["params_ratio"], "D/N": p["distance"]["tokens_per_param"]}
                 for p in preds]
-        print("\n".join("    " + ln for ln in format_table(rows, formats={"params": si, "tokens": si}).splitlines()))
-        if checked is not None and checked.backtest_error:
+        fmt = {"params": si, "tokens": si, "x largest N": lambda v: f"{v:.3g}x", "D/N": lambda v: f"{v:.3g}"}
+        print("\n".join("    " + ln for ln in format_table(rows, formats=fmt).splitlines()))
+        if checked is not None and (checked.backtest_error or checked.distance_model is not None):
             print(f"    interval: {checked.interval_note()}")
+        beyond = [p for p in preds if p["distance"].get("beyond_every_split")]
+        if beyond:
+            reach = beyond[0]["distance"]["backtest_reach"]
+            print(f"    - {len(beyond)} of {len(preds)} predictions lie beyond every backtest split (farthest "
+                  f"{reach:.3g}x): their intervals rest on the growth model's extrapolation")
         for p in preds:
             for w in p.get("warnings", []):
                 print(f"    - {w}")
