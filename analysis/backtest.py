@@ -140,6 +140,9 @@ class BacktestResult:
     notes: list[str] = field(default_factory=list)
     #: each refit saw only the largest ``keep`` of its training part's sizes (:mod:`analysis.size_cuts`)
     keep: float = 1.0
+    #: "holdout": the largest runs held out (:func:`backtest`); "distance": fitted to the smaller
+    #: sizes and scored on every larger one (:func:`analysis.policy.distance_backtest`)
+    kind: str = "holdout"
 
     def rows_of(self, name: str, ok: bool = False) -> list[BacktestRow]:
         """The rows of law ``name`` (with ``ok``: only the splits it could be refitted on)."""
@@ -171,7 +174,7 @@ class BacktestResult:
 
     def to_dict(self) -> dict:
         return {"rows": [r.public() for r in self.rows], "summary": self.summary(), "notes": list(self.notes),
-                "sizes": cut_label(self.keep)}
+                "sizes": cut_label(self.keep), "kind": self.kind}
 
     def _display(self) -> list[dict]:
         return [{"law": r.law, "held out": r.description, "fit on": f"{r.n_train} pts, {r.n_train_sizes} sizes",
@@ -183,7 +186,10 @@ class BacktestResult:
         cols = [c for c in rows[0] if c != "note" or any(r["note"] for r in rows)] if rows else []
         text = format_table(rows, cols, formats={c: str for c in cols}) if rows else "(no split possible)"
         fitted = "" if self.keep >= 1 else f", fitted to the {cut_label(self.keep)} of its training sizes"
-        lines = [f"[[Backtest]] each law refitted without the largest runs{fitted}, scored on them (relative error)",
+        title = ("each law fitted to the smaller sizes and scored on every larger one (relative error)"
+                 if self.kind == "distance" else
+                 f"each law refitted without the largest runs{fitted}, scored on them (relative error)")
+        lines = [f"[[Backtest]] {title}",
                  *("    " + ln for ln in text.splitlines())]
         lines += [f"    note: {n}" for n in self.notes]
         return "\n".join(lines)

@@ -196,6 +196,9 @@ def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int
         name = f"N <= {si(top)}"
         desc = f"fitted to {j + 1} sizes up to {si(top)}, predicting {len(sizes) - j - 1} larger"
         dist = (test["params"].to_numpy(float) / top).tolist()
+        if not any(determinable(train, law) for law in laws):
+            notes.append(f"{j + 1} sizes up to {si(top)} ({len(train)} points) determine no law: split skipped")
+            continue
         for law in laws:
             row = BacktestRow(law, name, desc, len(train), j + 1, len(test))
             if not determinable(train, law):
@@ -216,8 +219,7 @@ def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int
             except ToolkitError as e:
                 row.error = str(e).split(" (fix:")[0]
             rows.append(row)
-    res = BacktestResult(rows, tuple(laws), notes)
-    return res
+    return BacktestResult(rows, tuple(laws), notes, kind="distance")
 
 
 @dataclass
