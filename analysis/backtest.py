@@ -237,7 +237,6 @@ def backtest(points, laws: Sequence[str] | None = None, splits: Sequence[str] = 
     of a split the cut leaves whole are taken from ``reuse`` (the same table's backtest of
     every size, same laws) instead of being refitted.
     """
-    from .fit import fit_law
 
     df = _prepare(points)
     laws = tuple(laws) if laws is not None else auto_candidates(df)
@@ -254,20 +253,28 @@ def backtest(points, laws: Sequence[str] | None = None, splits: Sequence[str] = 
             continue
         for law in laws:
             row = BacktestRow(law, sp.name, sp.description, len(train), n_distinct(train["params"]), len(test))
-            try:
-                fit = fit_law(train, law, **fit_options)
-                pred = np.asarray(fit.predict_table(test), dtype=float)
-                rel = pred / test["loss"].to_numpy(float) - 1.0
-                if not np.all(np.isfinite(rel)):
-                    raise ToolkitError("non-finite predictions of the held-out points")
-                row.mean_rel_error = float(np.mean(np.abs(rel)))
-                row.max_rel_error = float(np.max(np.abs(rel)))
-                row.mean_signed_error = float(np.mean(rel))
-                row.observed, row.pred = test["loss"].to_list(), pred.tolist()
-            except ToolkitError as e:
-                row.error = str(e).split(" (fix:")[0]
-            rows.append(row)
+            rows.append(score_refit(row, train, test, law, fit_options))
     return BacktestResult(rows, laws, notes, keep=keep)
+
+
+def score_refit(row: BacktestRow, train: pd.DataFrame, test: pd.DataFrame, law: str, fit_options: dict) -> BacktestRow:
+    """Fit ``law`` to ``train`` and fill ``row`` with its relative errors on ``test`` (or
+    with the reason it could not be refitted)."""
+    from .fit import fit_law
+
+    try:
+        fit = fit_law(train, law, **fit_options)
+        pred = np.asarray(fit.predict_table(test), dtype=float)
+        rel = pred / test["loss"].to_numpy(float) - 1.0
+        if not np.all(np.isfinite(rel)):
+            raise ToolkitError("non-finite predictions of the held-out points")
+        row.mean_rel_error = float(np.mean(np.abs(rel)))
+        row.max_rel_error = float(np.max(np.abs(rel)))
+        row.mean_signed_error = float(np.mean(rel))
+        row.observed, row.pred = test["loss"].to_list(), pred.tolist()
+    except ToolkitError as e:
+        row.error = str(e).split(" (fix:")[0]
+    return row
 
 
 def backtests_by_cut(points, laws: Sequence[str] | None = None, splits: Sequence[str] = SPLITS,

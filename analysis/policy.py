@@ -33,8 +33,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates
-from .errors import ToolkitError
+from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
 from .laws import get_law
 from .points import log_key, n_distinct
 from .text import si
@@ -175,8 +174,6 @@ def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int
     """Each law fitted to the sizes up to s_j and scored on every larger size, for the
     split points s_j a law's size term allows (at most ``max_splits``, spread evenly).
     Rows carry each held-out point's distance N / s_j (``distances``)."""
-    from .fit import fit_law
-
     df = points.reset_index(drop=True)
     if "flops" not in df.columns:
         df = df.assign(flops=6.0 * df["params"] * df["tokens"])
@@ -205,19 +202,9 @@ def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int
                 row.error = f"{j + 1} sizes cannot determine {law}"
                 rows.append(row)
                 continue
-            try:
-                fit = fit_law(train, law, **fit_options)
-                pred = np.asarray(fit.predict_table(test), dtype=float)
-                rel = pred / test["loss"].to_numpy(float) - 1.0
-                if not np.all(np.isfinite(rel)):
-                    raise ToolkitError("non-finite predictions of the held-out points")
-                row.mean_rel_error = float(np.mean(np.abs(rel)))
-                row.max_rel_error = float(np.max(np.abs(rel)))
-                row.mean_signed_error = float(np.mean(rel))
-                row.observed, row.pred = test["loss"].to_list(), pred.tolist()
+            row = score_refit(row, train, test, law, fit_options)
+            if not row.error:
                 row.distances = dist
-            except ToolkitError as e:
-                row.error = str(e).split(" (fix:")[0]
             rows.append(row)
     return BacktestResult(rows, tuple(laws), notes, kind="distance")
 
