@@ -97,6 +97,9 @@ class ExtrapolationResult:
     warnings: list[str] = field(default_factory=list)
     #: the unique tokens every run repeats (Muennighoff et al. 2023), or None for unlimited data
     unique_tokens: float | None = None
+    #: how far the target lies beyond the fitted sizes and what that added to the intervals
+    #: (:func:`analysis.study.widen_by_distance`), or None
+    distance: dict | None = None
 
     @property
     def n_draws(self) -> int:
@@ -117,6 +120,8 @@ class ExtrapolationResult:
         }
         if self.unique_tokens is not None:
             out["unique_tokens"] = self.unique_tokens
+        if self.distance is not None:
+            out["distance"] = dict(self.distance)
         return out
 
     def to_frame(self):
@@ -157,6 +162,14 @@ class ExtrapolationResult:
                                                    if t.loss_measured is not None else ""))
         else:
             lines.append(f"Target: loss {num(t.loss)} ({t.how})")
+        if self.distance is not None:
+            d = self.distance
+            beyond = (f"beyond every backtest split (the farthest reached {d['reach']:.3g}x), so this rests on the "
+                      "growth model" if d["beyond_every_split"] else f"within the backtest's reach ({d['reach']:.3g}x)")
+            lines.append(f"Distance: the target is {d['params_ratio']:.3g}x the largest fitted size; intervals widened "
+                         f"by +-{100 * d['half_width']:.2g}% of loss for the held-out error expected there "
+                         f"({100 * d['growth_per_efold']:.2g}% per e-fold, {d['source']}), {beyond}; tokens to match "
+                         "carry it through the law's slope")
         return "\n".join(lines)
 
     def display_rows(self) -> list[dict[str, str]]:

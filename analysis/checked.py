@@ -77,6 +77,9 @@ class CheckedFit:
         if self.choice is not None and self.choice.weights:
             return (f"intervals: prediction intervals widened to cover each law of the combination on its own "
                     f"({names}): the backtest weighs them, it does not rule either out")
+        if self.distance_model is not None:
+            return (f"intervals: prediction intervals widened to cover {names} (the same backtest error as "
+                    f"{self.fit.law}'s: these points cannot tell the laws apart)")
         return (f"intervals: prediction intervals widened to cover {names} (backtest error within "
                 f"{100 * TIE:g}% of {self.fit.law}'s: these points cannot tell the laws apart)")
 

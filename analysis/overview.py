@@ -260,7 +260,9 @@ def law_checks(fit: LawFit, points=None) -> list[Check]:
     for var, (lo, hi), other in (("N", (n_lo, n_hi), d_mid), ("D", (d_lo, d_hi), n_mid)):
         xs = np.geomspace(lo, hi, 9)
         pred = fit.predict(N=xs, D=other) if var == "N" else fit.predict(N=other, D=xs)
-        falls = bool(np.all(np.diff(pred) < 0))
+        # a fall of under 0.01% across the whole range is no fall: a degenerate fit to flat
+        # losses (a huge exponent on a vanishing term) must not pass as a law
+        falls = bool(np.all(np.diff(pred) < 0)) and bool(pred[0] / pred[-1] - 1.0 > 1e-4)
         how = f"L from {num(float(pred[0]))} to {num(float(pred[-1]))} over {var} = {si(lo)} .. {si(hi)}"
         checks.append(Check(f"loss falls with {var}", "ok" if falls else "fail", how))
     bad = [p for p in exps if not fit.params[p] > 0]

@@ -17,7 +17,9 @@ fitted will do. So the evidence is judged at that distance:
    others widen the interval. Measured out of sample, no margin above 0 helped, so only
    exact ties apply.
 4. **Points that cannot determine a law fall back to one they can.** Five points cannot
-   fit Chinchilla's five parameters; they can fit gadre2024's four.
+   fit Chinchilla's five parameters; they can fit gadre2024's four. A law whose fit to
+   the whole table ends on a bound of its box (a collinear design, a floor at 0) is set
+   aside for a candidate whose fit does not.
 5. **Error grows with distance.** Held-out relative errors are modelled as growing
    linearly in ln d (the slope is fitted through the origin on the table's own splits),
    normally spread; the 90% interval at distance d widens by 2.06 x slope x ln d (the
@@ -34,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
+from .errors import ToolkitError
 from .laws import get_law
 from .points import log_key, n_distinct
 from .text import si
@@ -97,22 +100,26 @@ class LawPolicy:
             choice = LawChoice(fewest, f"auto: {fewest}, the candidate with the fewest parameters (nothing to "
                                        f"backtest: {why})", bt, fallback=True)
         else:
-            best = min(scores.values())
-            tied = [n for n, v in scores.items() if v <= best * (1 + self.tie.value) + 1e-12]
-            pick = min(tied, key=lambda n: (len(get_law(n).params), scores[n]))
+            # a law whose fit to the whole table ends on a bound is not pinned down by these
+            # points (a collinear design, a floor at 0): another candidate that is, goes first
+            pinned = {n: at_bound(points, n, fit_options) == [] for n in scores}
+            pick, tied_names = pick_law(scores, pinned, self.tie.value)
             others = ", ".join(f"{n} {100 * v:.2g}%" for n, v in sorted(scores.items(), key=lambda kv: kv[1])
                                if n != pick)
             far = bt.farthest(pick)
             reason = (f"auto: {pick}, mean held-out error {100 * scores[pick]:.2g}% fitted to smaller sizes and "
                       f"predicting larger ones (up to {far:.3g}x)" + (f" vs {others}" if others else ""))
-            if pick != min(scores, key=scores.get):
+            if pick != min(scores, key=scores.get) and pinned[min(scores, key=scores.get)]:
                 reason += f"; within {100 * self.tie.value:g}% of the best, and fewer parameters"
+            unpinned = [n for n in scores if not pinned[n]]
+            if unpinned and len(unpinned) < len(scores):
+                reason += "; set aside: " + ", ".join(f"{n} (its fit ends on a bound)" for n in unpinned)
             dropped = [n for n in every if n not in names]
             if dropped:
                 reason += "; not considered: " + ", ".join(
                     f"{n} ({'no floor' if not has_floor(n) else 'not determined by these points'})" for n in dropped)
             choice = LawChoice(pick, reason, bt, score=scores[pick])
-        choice.tied_names = [n for n in _tied(scores, choice.law, self.tie.value)] if scores else []
+        choice.tied_names = tied_names if scores else []
         choice.distance_model = DistanceModel.from_backtest(bt, choice.law, self.growth_prior.value)
         return choice
 
@@ -141,9 +148,29 @@ def determinable(points: pd.DataFrame, name: str) -> bool:
     return n_distinct(points["params"]) >= min_sizes(name) and len(points) > n_par
 
 
-def _tied(scores: dict, chosen: str, tie: float) -> list[str]:
-    best = min(scores.values())
-    return [n for n, v in scores.items() if n != chosen and v <= best * (1 + tie) + 1e-12]
+def at_bound(points: pd.DataFrame, name: str, fit_options: dict) -> list[str]:
+    """The parameters of ``name``'s fit to every point that end on a bound of the law's box."""
+    from .fit import fit_law
+    from .result import bound_warnings
+
+    options = {"progress": False, **fit_options, "uncertainty": False}
+    options.pop("bootstrap", None)
+    try:
+        fit = fit_law(points, name, **options)
+    except ToolkitError:
+        return ["no fit"]
+    return bound_warnings(fit.params, get_law(name).bounds)
+
+
+def pick_law(scores: dict[str, float], pinned: dict[str, bool], tie: float) -> tuple[str, list[str]]:
+    """The law the rules pick from backtest ``scores`` (lower is better): among the laws whose
+    fit is ``pinned`` (not on a bound; all of them if none is), those within ``tie`` of the
+    best, the one with the fewest parameters; and the other laws of that tie."""
+    pool = {n: v for n, v in scores.items() if pinned.get(n, True)} or dict(scores)
+    best = min(pool.values())
+    tied = [n for n, v in pool.items() if v <= best * (1 + tie) + 1e-12]
+    pick = min(tied, key=lambda n: (len(get_law(n).params), pool[n]))
+    return pick, [n for n in tied if n != pick]
 
 
 def bt_scores(bt: BacktestResult, names: Sequence[str]) -> dict[str, float]:

@@ -4,6 +4,7 @@ law; and the same questions for a published model family (:func:`published_case`
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -243,6 +244,62 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], boots
     return fits, notes
 
 
+#: the intervals that scale with the tokens to match (FLOPs and compute multiples are D times a constant)
+_WITH_TOKENS = ("flops_to_match", "compute_multiple", "compute_multiple_own")
+
+
+def widen_by_distance(result, checked, level: float) -> None:
+    """Widen ``result``'s intervals by the held-out error expected at each answer's distance
+    beyond the largest fitted size (:class:`analysis.policy.DistanceModel`).
+
+    The target's loss is uncertain by its half-width w_t, each smaller model's own loss by
+    w_m (0 inside the fitted sizes). The tokens to match a target loss L_t then lie between
+    the tokens at which the model's law reaches L_t (1 + w) and L_t (1 - w), w = sqrt(w_t^2 +
+    w_m^2): the loss error carried through the law's slope d ln L / d ln D. The share of
+    answers that never match is that of a normal loss error (sd w / z) putting the target
+    at or below the model's floor, where it exceeds the bootstrap's share."""
+    from scipy.stats import norm
+
+    from .extrapolate import tokens_to_match
+
+    t = result.target
+    if t.params is None or t.loss is None:
+        return
+    fit, dm, law = result.law, checked.distance_model, result.law.law
+    z = float(norm.ppf(0.5 + level / 2))
+    w_t = float(checked.distance_half_width(t.params, level))
+    lo, hi = t.loss_interval or (t.loss, t.loss)
+    t.loss_interval = (lo * (1 - w_t), hi * (1 + w_t))
+    ratio = float(checked.distance(t.params))
+    result.distance = {"params_ratio": ratio, "half_width": w_t, "growth_per_efold": dm.growth,
+                       "source": dm.source, "reach": dm.reach, "beyond_every_split": bool(ratio > dm.reach)}
+    U = result.unique_tokens
+    for m in result.models:
+        w_m = float(checked.distance_half_width(m.params, level))
+        if m.loss_at_target_compute is not None:
+            a, b = m.intervals.get("loss_at_target_compute", (m.loss_at_target_compute,) * 2)
+            m.intervals["loss_at_target_compute"] = (a * (1 - w_m), b * (1 + w_m))
+        w = math.hypot(w_t, w_m)
+        if w <= 0:
+            continue
+        n_law = m.law_params or m.params
+        d_lo, d_hi = (float(tokens_to_match(law, fit.params, n_law, t.loss * f, U)) for f in (1 + w, 1 - w))
+        p_never = float(norm.cdf((m.floor / t.loss - 1.0) / (w / z)))
+        m.unreachable_fraction = max(m.unreachable_fraction or 0.0, p_never)
+        if m.tokens_to_match is None:
+            continue
+        a, b = m.intervals.get("tokens_to_match", (m.tokens_to_match,) * 2)
+        a, b = min(a, d_lo), max(b, d_hi)
+        m.intervals["tokens_to_match"] = (a, b)
+        for q in _WITH_TOKENS:
+            v = getattr(m, q)
+            if v is not None:
+                qa, qb = m.intervals.get(q, (v, v))
+                m.intervals[q] = (min(qa, v * a / m.tokens_to_match), max(qb, v * b / m.tokens_to_match))
+        if U is not None and "epochs_to_match" in m.intervals:
+            m.intervals["epochs_to_match"] = (a / U, b / U)
+
+
 def widen_by_tied_laws(result, tied: Mapping[str, Any], specs, **options) -> None:
     """Widen every bootstrap interval of ``result`` to cover the same answer under each law
     of ``tied`` (the laws the backtest cannot tell apart from the choice, or a combination's
@@ -330,6 +387,8 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     if checked is not None and checked.tied and result.n_draws:
         widen_by_tied_laws(result, checked.tied, specs, target=target, flops=flops, level=level,
                            unique_tokens=unique_tokens)
+    if checked is not None and checked.distance_model is not None:
+        widen_by_distance(result, checked, level)
     if checked is not None and checked.keep < 1.0 and points is not None:
         from .size_cuts import largest_sizes
 

@@ -27,7 +27,7 @@ REFUSED = {
                         "...): the same measurement twice would shrink every interval (fix: drop the copies, or pass "
                         "--allow-repeats (allow_repeats=True) if they are separate seeds)"),
     "one_size": (grid(sizes=[1e8]),
-                 "params: only one distinct model size in the table; chinchilla has a term in params that one model "
+                 "params: only one distinct model size in the table; gadre2024 has a term in params that one model "
                  "size cannot determine (fix: add runs at 3 or more model sizes, or fit a law without that term)"),
     "nan_loss": (G.assign(loss=G["loss"].where(G.index != 3)),
                  "loss: 1 row(s) with a missing or non-finite loss (rows 4) (fix: clean the table, or drop such rows "
@@ -42,8 +42,9 @@ REFUSED = {
     "exact_duplicates": (pd.concat([G, G.iloc[:2]]),
                          "rows: 2 row(s) with the same params/tokens/loss as an earlier row (rows 26, 27) (fix: clean "
                          "the table, or drop such rows with policy='omit' (--on-bad-rows omit))"),
-    "too_few_points": (grid(sizes=np.geomspace(2e7, 2e9, 5), tpp=(20,)),
-                       "rows: 5 points cannot determine the 5 parameters of chinchilla (fix: give more than 5 points)"),
+    # five points would fall back to gadre2024's four parameters (tests/test_policy.py); four cannot
+    "too_few_points": (grid(sizes=np.geomspace(2e7, 2e9, 4), tpp=(20,)),
+                       "rows: 4 points cannot determine the 4 parameters of gadre2024 (fix: give more than 4 points)"),
 }
 
 # name -> (table, the check line that must stand above the numbers, whether it is a FAIL)

@@ -177,5 +177,11 @@ def test_make_install_installs_the_notebooks_extra():
     extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     names = {re.split(r"[<>=;\[ ]", r)[0] for r in extras["notebooks"]}
     assert {"jupyterlab", "papermill"} <= names
-    install = re.search(r'pip install --quiet -e "\.\[([^\]]*)\]"', (root / "Makefile").read_text())
-    assert install and {"dev", "notebooks"} <= set(install.group(1).split(","))
+    makefile = (root / "Makefile").read_text()
+    # make install takes the hash-pinned lock, compiled with these extras (make lock)
+    extras_line = re.search(r"^EXTRAS\s*:=\s*(.*)$", makefile, re.M)
+    assert extras_line and {"dev", "notebooks"} <= set(extras_line.group(1).split())
+    assert "--require-hashes -r $(LOCK)" in makefile and "$(addprefix --extra ,$(EXTRAS))" in makefile
+    lock = (root / ".ci" / "requirements.lock").read_text()
+    for name in ("jupyterlab", "papermill", "pytest", "torch"):
+        assert re.search(rf"^{name}==\S+ \\\n\s+--hash=sha256:[0-9a-f]{{64}}", lock, re.M), name

@@ -401,7 +401,7 @@ def test_a_size_cut_draws_the_left_out_sizes_hollow_and_their_law_dotted_with_ma
     from analysis.size_cuts import bent_ladder, largest_sizes
 
     df = bent_ladder(0, 0.08)
-    checked = fit_checked(df, progress=False)
+    checked = fit_checked(df, sizes="auto", progress=False)
     assert checked.keep < 1.0
     study = Study(points=df, fit=checked.fit, result=extrapolate(checked.fit, models_from_points(df)))
     fig = plot_curves(df, checked.fit, study.result)

@@ -75,7 +75,7 @@ def test_the_backtest_at_a_cut_refits_each_split_on_its_largest_sizes():
 
 def test_auto_cuts_the_small_sizes_that_bend_away_and_its_intervals_still_cover_every_size():
     df = ladder(0, bend=0.08)
-    checked = fit_checked(df, progress=False)
+    checked = fit_checked(df, sizes="auto", progress=False)  # the earlier rule, behind --sizes auto
     choice = checked.choice
     assert choice.keep < 1.0
     assert choice.score < choice.cut_scores[1.0] * (1 - CUT_GAIN)
@@ -148,7 +148,7 @@ def test_an_extrapolation_warns_for_the_sizes_below_the_cut():
     from analysis.study import run_study
 
     df = ladder(0, bend=0.08)
-    study = run_study(df, curves=False)
+    study = run_study(df, curves=False, sizes="auto")
     kept = largest_sizes(df, study.checked.keep)
     below = sorted(set(df["params"]) - set(kept["params"]))
     assert below

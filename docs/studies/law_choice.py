@@ -34,7 +34,7 @@ import numpy as np
 from analysis import datasets as D
 from analysis.backtest import auto_candidates
 from analysis.fit import fit_law
-from analysis.policy import POLICY, DistanceModel, Knob, bt_scores, distance_backtest
+from analysis.policy import POLICY, DistanceModel, at_bound, bt_scores, distance_backtest, pick_law
 from analysis.laws import get_law
 
 TIES = (0.0, 0.1, 0.25, 0.5, 1.0)
@@ -72,6 +72,7 @@ class Case:
     growth: dict           # law -> slope of the table's own distance model (None: no split)
     determinable: tuple
     noise: dict            # law -> in-sample RMS relative residual
+    pinned: dict           # law -> its fit to the training points ends on no bound
 
 
 def prepare(train, test, name, source) -> Case:
@@ -90,20 +91,16 @@ def prepare(train, test, name, source) -> Case:
         dm = DistanceModel.from_backtest(bt, law, prior=np.nan)
         growth[law] = None if dm.n_points == 0 else dm.growth
     floored = tuple(n for n in POLICY.candidates(train) if n in preds)
+    pinned = {n: at_bound(train, n, {"allow_repeats": True}) == [] for n in floored}
     return Case(source, name, float(train["params"].max()), test["params"].to_numpy(float),
-                test["loss"].to_numpy(float), preds, bt_scores(bt, floored), growth, floored, noise)
+                test["loss"].to_numpy(float), preds, bt_scores(bt, floored), growth, floored, noise, pinned)
 
 
-def choose(case: Case, tie: float, require_floor: bool = True) -> tuple[str, list[str]]:
-    pool = case.determinable if require_floor else tuple(case.preds)
-    scores = case.scores if require_floor else {}
-    if not scores:
-        pick = min(pool, key=lambda n: len(get_law(n).params))
-        return pick, []
-    best = min(scores.values())
-    tied = [n for n, v in scores.items() if v <= best * (1 + tie) + 1e-12]
-    pick = min(tied, key=lambda n: (len(get_law(n).params), scores[n]))
-    return pick, [n for n in tied if n != pick]
+def choose(case: Case, tie: float) -> tuple[str, list[str]]:
+    """What analysis.policy.LawPolicy.choose picks for this case with tie margin ``tie``."""
+    if not case.scores:
+        return min(case.determinable, key=lambda n: len(get_law(n).params)), []
+    return pick_law(case.scores, case.pinned, tie)
 
 
 def answer(case: Case, tie: float, prior: float) -> dict:

@@ -23,6 +23,7 @@ COMMANDS = {
     "fit": "scaling.cli.fit",
     "curve": "scaling.cli.curve",
     "extrapolate": "scaling.cli.extrapolate",
+    "validate": "scaling.cli.validate",
     "plot": "scaling.cli.plot",
     "report": "scaling.cli.report",
     "datasets": "scaling.cli.datasets",

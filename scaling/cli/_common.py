@@ -26,9 +26,9 @@ def add_command(sub, name: str, help: str, example: str, func) -> argparse.Argum
 def add_sizes_option(p: argparse.ArgumentParser) -> None:
     """``--sizes``: which model sizes a law is fitted to (analysis.size_cuts)."""
     p.add_argument("--sizes", default=None, metavar="WHICH",
-                   help="sizes to fit the law to: auto (default with --law auto: the backtest decides whether "
-                        "the largest 2/3 or 1/2 of the sizes predict the largest runs better), all (default "
-                        "with a named law), or a fraction of the largest sizes such as 1/2")
+                   help="sizes to fit the law to: all (the default), a fraction of the largest sizes such as "
+                        "1/2, or auto (the earlier rule: three hold-out splits decide whether the largest 2/3 or "
+                        "1/2 of the sizes predict the largest runs better, and may stack laws)")
 
 
 def sizes_from_args(args):

@@ -1,0 +1,42 @@
+"""``scaling validate TABLE``: the tokens-to-match answer backtested against longer runs."""
+from __future__ import annotations
+
+from scaling.cli._common import add_command, check_bootstrap, print_json
+
+EXAMPLE = "scaling validate gadre2024:rpj --allow-repeats --bootstrap 200"
+
+
+def add_parser(sub) -> None:
+    p = add_command(sub, "validate",
+                    "Backtest the headline answer on a table with over-trained runs: fit only the runs up to "
+                    "--max-tpp tokens per parameter, predict how many tokens each smaller model needs to match "
+                    "each larger model's run nearest --target-tpp, and compare with where the smaller model's own "
+                    "longer runs cross that loss.", EXAMPLE, run)
+    p.add_argument("path", metavar="TABLE", help="a points table, sweep directory or dataset name")
+    p.add_argument("--max-tpp", type=float, default=40.0, metavar="M",
+                   help="the fit sees runs up to M tokens per parameter (default 40)")
+    p.add_argument("--target-tpp", type=float, default=20.0, metavar="M",
+                   help="each larger size's target is its run nearest M tokens per parameter (default 20)")
+    p.add_argument("--law", default="auto", help="law to fit (default auto)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap refits for intervals (default 0)")
+    p.add_argument("--level", type=float, default=0.90, help="interval level (default 0.90)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-repeats", action="store_true",
+                   help="rows sharing N and D are separate seeds: keep them")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def run(args) -> int:
+    from analysis.data import load_points
+    from analysis.validate import backtest_tokens_to_match
+
+    check_bootstrap(args.bootstrap)
+    points = load_points(args.path)
+    result = backtest_tokens_to_match(points, max_tpp=args.max_tpp, target_tpp=args.target_tpp, law=args.law,
+                                      bootstrap=args.bootstrap, level=args.level, seed=args.seed,
+                                      allow_repeats=args.allow_repeats)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result.table())
+    return 0

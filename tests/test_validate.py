@@ -1,0 +1,55 @@
+"""The headline answer backtested (analysis.validate, ``scaling validate``) on Gadre et al.
+2024's over-trained runs, whose longer runs measure where a small model reaches a larger one."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import datasets as D
+from analysis.errors import InputError
+from analysis.validate import backtest_tokens_to_match, measured_crossing
+from scaling.cli import main
+
+
+def test_measured_crossing_interpolates_log_linearly_between_the_bracketing_runs():
+    runs = pd.DataFrame({"tokens": [1e9, 4e9, 1.6e10], "loss": [3.0, 2.8, 2.7]})
+    # 2.9 lies halfway between 3.0 and 2.8: halfway in log tokens between 1e9 and 4e9
+    assert measured_crossing(runs, 2.9) == pytest.approx(2e9)
+    assert measured_crossing(runs, 2.7) == pytest.approx(1.6e10)
+    assert measured_crossing(runs, 2.5) is None  # no run reaches it
+    assert measured_crossing(runs, 3.5) is None  # below the target at its shortest run: not bracketed
+
+
+def test_gadre_pairs_are_measured_from_the_runs_the_fit_never_saw():
+    df = D.load("gadre2024:rpj")
+    r = backtest_tokens_to_match(df, allow_repeats=True)
+    tpp = df["tokens"] / df["params"]
+    # every pair's measured answer comes from the small size's own runs, by the independent rule above
+    for p in r.pairs:
+        own = df[np.isclose(df["params"], p.small)]
+        assert p.measured_tokens == measured_crossing(own, p.target_loss)
+        target = df[np.isclose(df["params"], p.large)]
+        assert p.target_loss in set(target["loss"])
+    measured = [p for p in r.pairs if p.measured_tokens is not None]
+    assert len(measured) >= 2
+    # a measured crossing needs the small model's runs beyond what the fit saw
+    assert all(p.measured_tokens / p.small > 40 for p in measured)
+    assert tpp.max() > 40 and r.summary()["measured"] == len(measured)
+    assert all(p.ratio == pytest.approx(p.predicted_tokens / p.measured_tokens) for p in measured)
+
+
+def test_validate_command_prints_each_pair_and_refuses_a_table_without_longer_runs(capsys, tmp_path):
+    assert main(["validate", "gadre2024:rw", "--allow-repeats", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["max_tokens_per_param"] == 40 and out["pairs"] and "median_ratio" in out["summary"]
+    short = D.load("gadre2024:rw/paper")
+    short = short[short["tokens"] / short["params"] <= 40]
+    path = tmp_path / "short.csv"
+    short[["params", "tokens", "loss"]].to_csv(path, index=False)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--max-tpp" in err
+    with pytest.raises(InputError):
+        backtest_tokens_to_match(D.load("gadre2024:rw"), max_tpp=-1)
