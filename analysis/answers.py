@@ -164,12 +164,17 @@ class ExtrapolationResult:
             lines.append(f"Target: loss {num(t.loss)} ({t.how})")
         if self.distance is not None:
             d = self.distance
-            beyond = (f"beyond every backtest split (the farthest reached {d['reach']:.3g}x), so this rests on the "
-                      "growth model" if d["beyond_every_split"] else f"within the backtest's reach ({d['reach']:.3g}x)")
-            lines.append(f"Distance: the target is {d['params_ratio']:.3g}x the largest fitted size; intervals widened "
-                         f"by +-{100 * d['half_width']:.2g}% of loss for the held-out error expected there "
-                         f"({100 * d['growth_per_efold']:.2g}% per e-fold, {d['source']}), {beyond}; tokens to match "
-                         "carry it through the law's slope")
+            if d["params_ratio"] <= 1.0 + 1e-9:
+                where = "the target is a fitted size"
+            else:
+                beyond = (f"beyond every backtest split (the farthest reached {d['reach']:.3g}x), so this rests on "
+                          "the growth model" if d["beyond_every_split"]
+                          else f"within the backtest's reach ({d['reach']:.3g}x)")
+                where = (f"the target is {d['params_ratio']:.3g}x the largest fitted size, {beyond} "
+                         f"({100 * d['growth_per_efold']:.2g}% error per e-fold, {d['source']})")
+            lines.append(f"Distance: {where}; intervals widened by +-{100 * d['half_width']:.2g}% of loss for the "
+                         "error expected there and the runs' own scatter; tokens to match carry it through the "
+                         "law's slope")
         return "\n".join(lines)
 
     def display_rows(self) -> list[dict[str, str]]:
@@ -194,9 +199,9 @@ class ExtrapolationResult:
                                                         iv.get("breakeven_inference_tokens"), _count),
             }
             frac = m.unreachable_fraction
-            if frac is not None and m.reachable and frac > 0:
+            if frac is not None and m.reachable and round(100 * frac) > 0:
                 row["tokens to match"] += f" ({100 * frac:.0f}% of draws: never)"
-            elif frac is not None and not m.reachable and frac < 1:
+            elif frac is not None and not m.reachable and round(100 * (1 - frac)) > 0:
                 row["tokens to match"] += f" ({100 * (1 - frac):.0f}% of draws reach it)"
             if m.curve is not None:
                 c = m.curve

@@ -58,8 +58,9 @@ class CheckedFit:
             parts.append("the laws the backtest cannot tell apart (" + ", ".join(self.tied) + ")")
         dm = self.distance_model
         if dm is not None:
-            parts.append(f"held-out error growing {100 * dm.growth:.2g}% per e-fold of distance beyond the largest "
-                         f"fitted size ({dm.source})")
+            parts.append(f"held-out error growing {100 * dm.growth:.2g}% per e-fold beyond the largest fitted size "
+                         f"({dm.source}) and {100 * dm.growth_tokens:.2g}% per e-fold beyond the tokens per "
+                         f"parameter fitted ({dm.tokens_source})")
             return "covers " + ", ".join(parts)
         if self.backtest_error:
             parts.append(f"the held-out error of the backtest ({100 * self.backtest_error:.2g}%)")
@@ -103,12 +104,25 @@ class CheckedFit:
         top = self.fit.data_range.get("N", (None, None))[1]
         return np.asarray(N, dtype=float) / float(top) if top else np.ones_like(np.asarray(N, dtype=float))
 
-    def distance_half_width(self, N, level: float | None = None) -> np.ndarray:
-        """Relative half-width the distance model adds at size N (0 without one, and inside the fitted sizes)."""
+    def tokens_distance(self, N, D) -> np.ndarray:
+        """D/N over the most tokens per parameter fitted near N: at the fitted sizes within a
+        factor e of the fitted size nearest N (1 or less: inside what was fitted there; 1
+        without a record of it)."""
+        N, D = np.broadcast_arrays(np.asarray(N, dtype=float), np.asarray(D, dtype=float))
+        by_size = self.fit.meta.get("tokens_per_param_by_size") or {}
+        if not by_size:
+            return np.ones_like(N)
+        sizes = np.array([float(k) for k in by_size])
+        return (D / N) / most_tokens_per_param_near(sizes, np.array([v[1] for v in by_size.values()]), N)
+
+    def distance_half_width(self, N, level: float | None = None, D=None) -> np.ndarray:
+        """Relative half-width the distance model adds at size N (and, with D, at its tokens per
+        parameter): 0 without a model, and inside the fitted range."""
         dm = self.distance_model
         if dm is None:
             return np.zeros_like(np.asarray(N, dtype=float))
-        return dm.half_width(self.distance(N), self.fit.ci_level if level is None else level)
+        td = 1.0 if D is None else self.tokens_distance(N, D)
+        return dm.half_width(self.distance(N), self.fit.ci_level if level is None else level, td)
 
     def predict_interval(self, N=None, D=None, C=None, level: float | None = None, backtest_error: bool = False):
         """(low, high) of a prediction: the chosen fit's bootstrap interval (its point prediction
@@ -122,7 +136,8 @@ class CheckedFit:
         base = self.fit.predict_interval(N=N, D=D, C=C, level=level)
         lv = self.fit.ci_level if level is None else level
         if backtest_error and self.distance_model is not None:
-            w = self.distance_half_width(N if N is not None else self.fit.data_range.get("N", (1, 1))[1], lv)
+            n_at = N if N is not None else self.fit.data_range.get("N", (1, 1))[1]
+            w = self.distance_half_width(n_at, lv, D=D if (D is not None and N is not None) else None)
         else:
             w = self.backtest_error if backtest_error else None
             if w:
@@ -156,6 +171,16 @@ ALL_SIZES = " [all sizes]"
 
 def all_sizes_name(law: str) -> str:
     return law + ALL_SIZES
+
+
+def most_tokens_per_param_near(sizes: np.ndarray, most: np.ndarray, N) -> np.ndarray:
+    """Per N: the most tokens per parameter fitted at the sizes within a factor e of the
+    fitted size nearest N (one e-fold: a size fitted at one budget borrows its neighbours')."""
+    N = np.asarray(N, dtype=float)
+    ln_s = np.log(sizes)
+    nearest = ln_s[np.argmin(np.abs(np.log(N)[..., None] - ln_s), axis=-1)]
+    window = np.abs(ln_s - nearest[..., None]) <= 1.0 + 1e-9
+    return np.max(np.where(window, most, 0.0), axis=-1)
 
 
 def checks_block(checks: Sequence[Check], problems_only: bool = False) -> list[str]:
@@ -235,6 +260,9 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
         note = (f"sizes: fitted to {describe_cut(points, keep)}, {len(fitted)} of {len(points)} points; the "
                 f"{left} smaller sizes are left out ({why}; --sizes all fits every size)")
     fit = fit_law(fitted, law, allow_repeats=allow_repeats, **fit_options)
+    if choice is not None and getattr(choice, "distance_model", None) is not None:
+        rel = np.asarray(fit.predict_table(fitted), dtype=float) / fitted["loss"].to_numpy(float) - 1.0
+        choice.distance_model.noise = float(np.sqrt(np.mean(rel ** 2)))
     # Laws the backtest cannot separate from the choice: their spread is part of the
     # prediction's uncertainty, which one law's bootstrap does not see.
     tied = {other: fit_law(fitted, other, allow_repeats=allow_repeats, **quiet, progress=False, uncertainty=False)

@@ -23,8 +23,10 @@ fitted will do. So the evidence is judged at that distance:
 5. **Error grows with distance.** Held-out relative errors are modelled as growing
    linearly in ln d (the slope is fitted through the origin on the table's own splits),
    normally spread; the 90% interval at distance d widens by 2.06 x slope x ln d (the
-   half-normal mean |e| = 0.80 sigma, so 1.645 sigma = 2.06 mean |e|). A table with no
-   split uses :attr:`LawPolicy.growth_prior`, and an answer beyond every split says so.
+   half-normal mean |e| = 0.80 sigma, so 1.645 sigma = 2.06 mean |e|), in quadrature with
+   the same for tokens per parameter beyond those fitted, and with the fit's own scatter
+   (a new run's loss scatters about the law wherever it is). A table with no split uses
+   :attr:`LawPolicy.growth_prior`, and an answer beyond every split says so.
 """
 from __future__ import annotations
 
@@ -120,7 +122,8 @@ class LawPolicy:
                     f"{n} ({'no floor' if not has_floor(n) else 'not determined by these points'})" for n in dropped)
             choice = LawChoice(pick, reason, bt, score=scores[pick])
         choice.tied_names = tied_names if scores else []
-        choice.distance_model = DistanceModel.from_backtest(bt, choice.law, self.growth_prior.value)
+        choice.distance_model = DistanceModel.from_backtest(
+            bt, choice.law, self.growth_prior.value, tokens_backtest(points, choice.law, **fit_options))
         return choice
 
     def describe(self) -> dict:
@@ -236,10 +239,62 @@ def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int
     return BacktestResult(rows, tuple(laws), notes, kind="distance")
 
 
+def tokens_backtest(points: pd.DataFrame, law: str, max_splits: int = 3, **fit_options) -> list[tuple[float, float]]:
+    """(distance, |relative error|) of ``law`` fitted to the points up to a tokens-per-parameter
+    threshold and predicting the longer runs of the same sizes; the distance is a point's
+    tokens per parameter over the most its size was fitted at. The thresholds are the
+    table's largest ``max_splits`` that leave a determinable fit: the splits most like
+    extrapolating a fit to every point in D."""
+    df = points.reset_index(drop=True)
+    tpp = (df["tokens"] / df["params"]).to_numpy(float)
+    keys = log_key(df["params"])
+    levels = np.unique(np.round(np.log(tpp), 3))
+    options = {"progress": False, **fit_options, "uncertainty": False}
+    options.pop("bootstrap", None)
+    pairs, used = [], 0
+    for lv in levels[::-1][1:]:
+        if used >= max_splits:
+            break
+        cut = math.exp(lv) * (1 + 1e-6)
+        train_mask = tpp <= cut
+        train = df[train_mask]
+        top = {k: tpp[train_mask & (keys == k)].max() for k in np.unique(keys[train_mask])}
+        test_mask = ~train_mask & np.isin(keys, list(top))
+        if not test_mask.any() or not determinable(train, law):
+            continue
+        try:
+            fit = fit_law_quiet(train, law, options)
+        except ToolkitError:
+            continue
+        test = df[test_mask]
+        pred = np.asarray(fit.predict_table(test), dtype=float)
+        rel = np.abs(pred / test["loss"].to_numpy(float) - 1.0)
+        dist = tpp[test_mask] / np.array([top[k] for k in keys[test_mask]])
+        pairs += [(float(d), float(e)) for d, e in zip(dist, rel) if d > 1.0 and np.isfinite(e)]
+        used += 1
+    return pairs
+
+
+def fit_law_quiet(points, law, options):
+    from .fit import fit_law
+
+    return fit_law(points, law, **options)
+
+
+def _slope(pairs) -> tuple[float, float]:
+    """Least-squares slope of |e| on ln d through the origin, and the farthest d."""
+    ln_d = np.log([p[0] for p in pairs])
+    err = np.array([p[1] for p in pairs])
+    return float(np.sum(err * ln_d) / np.sum(ln_d ** 2)), float(np.exp(ln_d.max()))
+
+
 @dataclass
 class DistanceModel:
-    """Held-out relative error against distance d = N / (largest fitted N): mean |e| =
-    ``growth`` x ln d (fitted through the origin), plus the fit's own noise ``noise``."""
+    """Held-out relative error against distance: in size, d = N / (largest fitted N), mean
+    |e| = ``growth`` x ln d; in tokens, d_D = (D/N) / (the most D/N fitted at that size),
+    mean |e| = ``growth_tokens`` x ln d_D; each slope fitted through the origin on the
+    table's own splits (:func:`distance_backtest`, :func:`tokens_backtest`). The two add in
+    quadrature."""
 
     growth: float
     source: str
@@ -247,9 +302,16 @@ class DistanceModel:
     reach: float = 1.0
     n_points: int = 0
     points: list = field(default_factory=list, repr=False)
+    growth_tokens: float = 0.0
+    tokens_source: str = ""
+    tokens_reach: float = 1.0
+    #: RMS relative residual of the final fit: a new run scatters about the law by this much
+    #: wherever it is, so no prediction interval of a measured loss is narrower
+    noise: float = 0.0
 
     @classmethod
-    def from_backtest(cls, bt: BacktestResult | None, law: str, prior: float) -> "DistanceModel":
+    def from_backtest(cls, bt: BacktestResult | None, law: str, prior: float,
+                      tokens_pairs: list | None = None) -> "DistanceModel":
         pairs = []
         if bt is not None:
             for r in bt.rows_of(law, ok=True):
@@ -257,22 +319,31 @@ class DistanceModel:
                 if d is None:
                     continue
                 pairs += [(float(x), abs(p / o - 1.0)) for x, p, o in zip(d, r.pred, r.observed) if x > 1.0]
+        if tokens_pairs:
+            gt, reach_t = _slope(tokens_pairs)
+            tok = dict(growth_tokens=gt, tokens_source=f"this table's {len(tokens_pairs)} longer runs",
+                       tokens_reach=reach_t)
+        else:
+            tok = dict(growth_tokens=prior, tokens_source="prior (no longer run of a fitted size to predict)")
         if not pairs:
-            return cls(prior, "prior (no split of this table reaches beyond its fitted sizes)")
-        ln_d = np.log([p[0] for p in pairs])
-        err = np.array([p[1] for p in pairs])
-        g = float(np.sum(err * ln_d) / np.sum(ln_d ** 2))
-        return cls(g, f"this table's {len(pairs)} held-out points", reach=float(np.exp(ln_d.max())),
-                   n_points=len(pairs), points=pairs)
+            return cls(prior, "prior (no split of this table reaches beyond its fitted sizes)", **tok)
+        g, reach = _slope(pairs)
+        return cls(g, f"this table's {len(pairs)} held-out points", reach=reach, n_points=len(pairs), points=pairs,
+                   **tok)
 
-    def half_width(self, distance, level: float = 0.90) -> np.ndarray:
-        """Relative half-width of the ``level`` interval at ``distance`` (0 inside the fitted sizes)."""
+    def half_width(self, distance, level: float = 0.90, tokens_distance=1.0) -> np.ndarray:
+        """Relative half-width of the ``level`` interval at ``distance`` in size and
+        ``tokens_distance`` in tokens per parameter (0 inside the fitted range of both)."""
         from scipy.stats import norm
 
-        z = float(norm.ppf(0.5 + level / 2) / norm.ppf(0.95))
+        z = float(norm.ppf(0.5 + level / 2))
         ln_d = np.log(np.maximum(np.asarray(distance, dtype=float), 1.0))
-        return z * HALF_WIDTH_PER_MEAN_ABS * self.growth * ln_d
+        ln_t = np.log(np.maximum(np.asarray(tokens_distance, dtype=float), 1.0))
+        # mean |e| = g ln d is a normal error of sd g ln d / 0.798; the run's own scatter adds in quadrature
+        sd = np.hypot(np.hypot(self.growth * ln_d, self.growth_tokens * ln_t) / math.sqrt(2.0 / math.pi), self.noise)
+        return z * sd
 
     def to_dict(self) -> dict:
         return {"growth_per_efold": self.growth, "source": self.source, "reach": self.reach,
-                "n_points": self.n_points}
+                "n_points": self.n_points, "growth_per_efold_tokens": self.growth_tokens,
+                "tokens_source": self.tokens_source, "tokens_reach": self.tokens_reach, "noise": self.noise}

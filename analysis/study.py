@@ -252,8 +252,9 @@ def widen_by_distance(result, checked, level: float) -> None:
     """Widen ``result``'s intervals by the held-out error expected at each answer's distance
     beyond the largest fitted size (:class:`analysis.policy.DistanceModel`).
 
-    The target's loss is uncertain by its half-width w_t, each smaller model's own loss by
-    w_m (0 inside the fitted sizes). The tokens to match a target loss L_t then lie between
+    The target's loss is uncertain by its half-width w_t at its size and tokens per
+    parameter, each smaller model's own loss by w_m at its size and at the tokens it needs
+    (0 inside the fitted range). The tokens to match a target loss L_t then lie between
     the tokens at which the model's law reaches L_t (1 + w) and L_t (1 - w), w = sqrt(w_t^2 +
     w_m^2): the loss error carried through the law's slope d ln L / d ln D. The share of
     answers that never match is that of a normal loss error (sd w / z) putting the target
@@ -267,7 +268,7 @@ def widen_by_distance(result, checked, level: float) -> None:
         return
     fit, dm, law = result.law, checked.distance_model, result.law.law
     z = float(norm.ppf(0.5 + level / 2))
-    w_t = float(checked.distance_half_width(t.params, level))
+    w_t = float(checked.distance_half_width(t.params, level, D=t.tokens))
     lo, hi = t.loss_interval or (t.loss, t.loss)
     t.loss_interval = (lo * (1 - w_t), hi * (1 + w_t))
     ratio = float(checked.distance(t.params))
@@ -275,10 +276,13 @@ def widen_by_distance(result, checked, level: float) -> None:
                        "source": dm.source, "reach": dm.reach, "beyond_every_split": bool(ratio > dm.reach)}
     U = result.unique_tokens
     for m in result.models:
-        w_m = float(checked.distance_half_width(m.params, level))
         if m.loss_at_target_compute is not None:
+            w_c = float(checked.distance_half_width(m.params, level, D=m.tokens_at_target_compute))
             a, b = m.intervals.get("loss_at_target_compute", (m.loss_at_target_compute,) * 2)
-            m.intervals["loss_at_target_compute"] = (a * (1 - w_m), b * (1 + w_m))
+            m.intervals["loss_at_target_compute"] = (a * (1 - w_c), b * (1 + w_c))
+        # the model's own loss error where it would match: its size, and the tokens it needs
+        at = m.tokens_to_match if m.tokens_to_match is not None else None
+        w_m = float(checked.distance_half_width(m.params, level, D=at))
         w = math.hypot(w_t, w_m)
         if w <= 0:
             continue

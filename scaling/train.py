@@ -67,6 +67,14 @@ def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None) -> dict:
             D.barrier(world)
             return summary
         finally:
+            if world.active:
+                # The trainer's helpers hold it in reference cycles, so its DDP reducer (and the
+                # gloo work objects holding tensors) would otherwise die at interpreter exit, after
+                # the group, where freeing a tensor takes the GIL of a dying interpreter: SIGABRT,
+                # "terminate called without an active exception" (pytorch/pytorch#179291).
+                import gc
+
+                gc.collect()
             D.teardown(world)
 
 

@@ -36,10 +36,16 @@ def test_auto_takes_a_law_with_a_floor_and_predicts_gadres_7b():
     assert "kaplan_nd (no floor)" in checked.choice.reason
     err = _errors(checked, D.load("gadre2024:rpj/targets"))
     assert np.all(np.abs(err) < 0.01), err
-    # its 90% interval, bootstrap-free, is the distance model's width around the point
+    # its 90% interval, bootstrap-free, is the distance model's width around the point: held-out
+    # error growing with ln distance (a normal error whose mean |e| is g ln d), and the fit's own
+    # scatter, its RMS relative residual on the points it was fitted to, in quadrature
     lo, hi = checked.predict_interval(N=6.89e9, D=1.378e11, backtest_error=True)
     pred = checked.fit.predict(N=6.89e9, D=1.378e11)
-    w = HALF_WIDTH_PER_MEAN_ABS * checked.distance_model.growth * np.log(6.89e9 / 411616256)
+    pts = D.load("gadre2024:rpj/small")
+    rms = np.sqrt(np.mean((checked.fit.predict_table(pts) / pts["loss"] - 1) ** 2))
+    assert checked.distance_model.noise == pytest.approx(rms)
+    g = checked.distance_model.growth * np.log(6.89e9 / 411616256)
+    w = 1.6448536269514722 * np.hypot(g / np.sqrt(2 / np.pi), rms)
     np.testing.assert_allclose([lo, hi], [pred * (1 - w), pred * (1 + w)], rtol=1e-9)
 
 
@@ -101,3 +107,26 @@ def test_fit_json_gives_each_prediction_its_distance(capsys):
     assert p["distance"]["beyond_every_split"] is False
     assert p["interval"][0] < p["loss"] < p["interval"][1]
     assert out["choice"]["error_growth"]["n_points"] > 0
+
+
+def test_tokens_backtest_scores_longer_runs_of_the_fitted_sizes():
+    from analysis.policy import tokens_backtest
+
+    df = D.load("gadre2024:rw/small")
+    pairs = tokens_backtest(df, "gadre2024", allow_repeats=True)
+    tpp = df["tokens"] / df["params"]
+    # the largest threshold leaves only M = 640 out: those runs are 2x the most their size was fitted at
+    assert pairs and all(d > 1.0 for d, _ in pairs)
+    assert sum(np.isclose(d, 2.0) for d, _ in pairs) >= int((np.isclose(tpp, 640)).sum())
+    # sizes and tokens add in quadrature in the half-width
+    dm = DistanceModel(0.02, "", growth_tokens=0.01)
+    w = dm.half_width(np.e, 0.90, tokens_distance=np.e ** 2)
+    assert w == pytest.approx(HALF_WIDTH_PER_MEAN_ABS * np.hypot(0.02, 0.02))
+    assert dm.half_width(0.5, 0.90, tokens_distance=0.5) == 0.0
+
+
+def test_checked_fit_measures_tokens_distance_at_the_nearest_fitted_size():
+    checked = fit_checked(D.load("gadre2024:rpj/small"), allow_repeats=True)
+    # 412M was fitted up to M = 640; 79M likewise: a 79M run at M = 1280 is 2x beyond
+    assert checked.tokens_distance(78914048, 1280 * 78914048) == pytest.approx(2.0)
+    assert checked.tokens_distance(1e9, 20 * 1e9) == pytest.approx(20 / 640)

@@ -13,6 +13,10 @@ Sources and their questions (each fit sees only the runs named; the targets are 
 * **Muennighoff et al. 2023** (the notebook's 296 runs, unique tokens as a third input):
   fit the sizes below 1B, predict the larger ones at up to 4 epochs.
 
+Intervals are the product's without its bootstrap: the tied laws' spread, widened by the
+distance model in size and in tokens per parameter and by the fit's own scatter
+(analysis.policy.DistanceModel).
+
 For each held-out source, the tie margin is chosen (from a small grid) to minimise the
 mean absolute error of the chosen law's predictions on the *other* sources' questions, and
 the growth prior is the median slope of their tables' distance backtests; the table then
@@ -33,8 +37,10 @@ import numpy as np
 
 from analysis import datasets as D
 from analysis.backtest import auto_candidates
+from analysis.checked import most_tokens_per_param_near
 from analysis.fit import fit_law
-from analysis.policy import POLICY, DistanceModel, at_bound, bt_scores, distance_backtest, pick_law
+from analysis.policy import (POLICY, DistanceModel, at_bound, bt_scores, distance_backtest, pick_law,
+                             tokens_backtest)
 from analysis.laws import get_law
 
 TIES = (0.0, 0.1, 0.25, 0.5, 1.0)
@@ -73,13 +79,15 @@ class Case:
     determinable: tuple
     noise: dict            # law -> in-sample RMS relative residual
     pinned: dict           # law -> its fit to the training points ends on no bound
+    tokens_growth: dict    # law -> slope in tokens per parameter (None: no longer run to predict)
+    tokens_distance: np.ndarray  # each target's D/N over the most fitted at the nearest fitted size
 
 
 def prepare(train, test, name, source) -> Case:
     # the floored candidates, and the floorless kaplan_nd for comparison
     laws = POLICY.candidates(train) + tuple(n for n in auto_candidates(train) if n == "kaplan_nd")
     bt = distance_backtest(train, laws, allow_repeats=True)
-    preds, growth, noise = {}, {}, {}
+    preds, growth, noise, tokens_growth = {}, {}, {}, {}
     for law in laws:
         try:
             f = fit_law(train, law, progress=False, allow_repeats=True, uncertainty=False)
@@ -88,12 +96,19 @@ def prepare(train, test, name, source) -> Case:
         preds[law] = np.asarray(f.predict_table(test), dtype=float)
         res = f.predict_table(train) / train["loss"].to_numpy(float) - 1
         noise[law] = float(np.sqrt(np.mean(np.asarray(res) ** 2)))
-        dm = DistanceModel.from_backtest(bt, law, prior=np.nan)
+        tp = tokens_backtest(train, law, allow_repeats=True)
+        dm = DistanceModel.from_backtest(bt, law, prior=np.nan, tokens_pairs=tp)
         growth[law] = None if dm.n_points == 0 else dm.growth
+        tokens_growth[law] = dm.growth_tokens if tp else None
     floored = tuple(n for n in POLICY.candidates(train) if n in preds)
     pinned = {n: at_bound(train, n, {"allow_repeats": True}) == [] for n in floored}
+    by_size = train.assign(tpp=train["tokens"] / train["params"]).groupby("params")["tpp"].max()
+    near = most_tokens_per_param_near(by_size.index.to_numpy(float), by_size.to_numpy(float),
+                                      test["params"].to_numpy(float))
+    td = (test["tokens"] / test["params"]).to_numpy(float) / near
     return Case(source, name, float(train["params"].max()), test["params"].to_numpy(float),
-                test["loss"].to_numpy(float), preds, bt_scores(bt, floored), growth, floored, noise, pinned)
+                test["loss"].to_numpy(float), preds, bt_scores(bt, floored), growth, floored, noise, pinned,
+                tokens_growth, td)
 
 
 def choose(case: Case, tie: float) -> tuple[str, list[str]]:
@@ -107,10 +122,11 @@ def answer(case: Case, tie: float, prior: float) -> dict:
     law, tied = choose(case, tie)
     pred = case.preds[law]
     g = case.growth.get(law)
-    g = prior if g is None else g
-    dm = DistanceModel(g, "")
-    w = dm.half_width(case.target_n / case.train_top, LEVEL)
-    w = np.sqrt(w ** 2 + (1.6449 * case.noise[law]) ** 2)
+    gt = case.tokens_growth.get(law)
+    dm = DistanceModel(prior if g is None else g, "", growth_tokens=prior if gt is None else gt,
+                       noise=case.noise[law])
+    w = dm.half_width(case.target_n / case.train_top, LEVEL, case.tokens_distance)
+    # the product's interval without the bootstrap (which can only widen it): tied laws, distance, scatter
     lo = np.minimum.reduce([pred, *(case.preds[t] for t in tied)]) * (1 - w)
     hi = np.maximum.reduce([pred, *(case.preds[t] for t in tied)]) * (1 + w)
     err = pred / case.observed - 1
