@@ -17,14 +17,10 @@ from pathlib import Path
 import pytest
 
 from analysis import records as R
+from cli_testing import CHINCHILLA, POINTS
 from scaling.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-POINTS = "params,tokens,loss\n" + "".join(
-    f"{n:g},{d:g},{1.7 + 400 / n ** 0.34 + 410 / d ** 0.28:.6f}\n"
-    for n in (1e6, 3e6, 1e7, 3e7) for d in (1e8, 3e8, 1e9))
-
 
 def write_summary(run_dir: Path, **fields) -> None:
     """A completed run's summary.json with the required fields (no metrics: enough for
@@ -96,8 +92,6 @@ def assert_one_line(rc, lines, shown, cmd, field, words):
         assert w in lines[0], (w, lines[0])
     assert not shown, shown
 
-
-CHINCHILLA = ["--law", "chinchilla"]
 
 #: (id, argv, command, field, words the message must hold)
 UNDER_A_FILE = [

@@ -12,7 +12,7 @@ from scaling import flops as F
 from scaling.cli import main as cli_main
 from scaling.config import DataConfig, Tokenizer, from_overrides, model_args
 from scaling.train import train
-from test_trainer import cache, tiny_overrides  # noqa: F401 (cache: a fixture)
+from trainer_testing import tiny_overrides
 
 GPT2_VOCAB = 50257
 
