@@ -29,3 +29,11 @@ def cache(tmp_path_factory):
     """One token cache for the trainer tests' tiny corpus slice (``trainer_testing.TINY``),
     built by the first run that needs it. A module may define its own ``cache`` instead."""
     return tmp_path_factory.mktemp("token_cache")
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The tiny demo study of ``demo_testing``, trained once per test run (read only)."""
+    from demo_testing import tiny_demo
+
+    return tiny_demo(tmp_path_factory)
