@@ -6,6 +6,8 @@ instead (set SCALING_TEST_TRITON_INTERPRET=1 to force the interpreter there too)
 """
 import os
 
+import pytest
+
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
@@ -20,3 +22,18 @@ def _has_cuda() -> bool:
 
 if os.environ.get("SCALING_TEST_TRITON_INTERPRET") == "1" or not _has_cuda():
     os.environ["TRITON_INTERPRET"] = "1"
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    """One token cache for the trainer tests' tiny corpus slice (``trainer_testing.TINY``),
+    built by the first run that needs it. A module may define its own ``cache`` instead."""
+    return tmp_path_factory.mktemp("token_cache")
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The tiny demo study of ``demo_testing``, trained once per test run (read only)."""
+    from demo_testing import tiny_demo
+
+    return tiny_demo(tmp_path_factory)

@@ -5,7 +5,8 @@ demo experiment, given as Hydra overrides of the preset as `python -m sweeps -m
 experiment=demo` takes them: 3 model sizes, each at its own budget
 (``sweep.tokens_by_model``), one WSD run each with 2 cooldown branches (3 token budgets
 per size), 16 to 48 steps of 1,024 tokens on a 1 MB slice of the built-in corpus, two
-runs at a time. Its sweep directory is then the parameter of every notebook.
+runs at a time. Its sweep directory is then the parameter of every notebook. The session fixture ``demo``
+(``conftest.py``) hands it to the tests.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from scaling import memory as MEM
 from scaling.kernels import _utils as U
 from scaling.train import train
 from kernel_testing import assert_compiled_matches_eager
-from test_trainer import cache, losses, run, tiny_overrides  # noqa: F401 (cache: a fixture)
+from trainer_testing import losses, run, tiny_overrides
 
 
 def _args(**kw):

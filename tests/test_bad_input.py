@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from scaling.cli import main as cli_main
-from test_trainer import TINY
+from trainer_testing import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,11 +126,6 @@ def work(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad_input")
     _write_inputs(d)
     return d
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("token_cache")
 
 
 def _argv(argv, work, cache):

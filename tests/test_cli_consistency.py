@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scaling.cli import main as cli_main
-from test_cli_errors import CHINCHILLA, POINTS
+from cli_testing import CHINCHILLA, POINTS
 
 
 @pytest.fixture(scope="module")

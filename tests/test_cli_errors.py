@@ -17,14 +17,10 @@ from pathlib import Path
 import pytest
 
 from analysis import records as R
+from cli_testing import CHINCHILLA, POINTS
 from scaling.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-POINTS = "params,tokens,loss\n" + "".join(
-    f"{n:g},{d:g},{1.7 + 400 / n ** 0.34 + 410 / d ** 0.28:.6f}\n"
-    for n in (1e6, 3e6, 1e7, 3e7) for d in (1e8, 3e8, 1e9))
-
 
 def write_summary(run_dir: Path, **fields) -> None:
     """A completed run's summary.json with the required fields (no metrics: enough for
@@ -96,8 +92,6 @@ def assert_one_line(rc, lines, shown, cmd, field, words):
         assert w in lines[0], (w, lines[0])
     assert not shown, shown
 
-
-CHINCHILLA = ["--law", "chinchilla"]
 
 #: (id, argv, command, field, words the message must hold)
 UNDER_A_FILE = [
@@ -268,7 +262,7 @@ def test_fit_refuses_a_truncated_run_and_names_the_way_to_skip_it(truncated, tmp
     assert_one_line(rc, lines, shown, "fit", str(summary), ["not valid JSON", "--on-bad-rows omit"])
 
 
-def test_on_bad_rows_omit_skips_the_truncated_run_with_a_warning(truncated, tmp_path):
+def test_on_bad_rows_omit_skips_the_truncated_run_with_a_warning(truncated, tmp_path, capsys):
     import json
 
     sweep, summary, without = truncated
@@ -277,9 +271,12 @@ def test_on_bad_rows_omit_skips_the_truncated_run_with_a_warning(truncated, tmp_
     assert proc.stderr.splitlines() == [f"scaling fit: warning: skipped a run whose record cannot be read: "
                                         f"{summary}: not valid JSON (Expecting ',' delimiter)"]
     got = json.loads(proc.stdout)
-    ref = _real(["fit", without, *CHINCHILLA, "--quiet", "--json"], tmp_path)
-    assert ref.returncode == 0 and ref.stderr == ""
-    want = json.loads(ref.stdout)
+    # the reference fit, on the sweep without that run, in this process
+    capsys.readouterr()
+    assert cli_main(["fit", str(without), *CHINCHILLA, "--quiet", "--json"]) == 0
+    ref = capsys.readouterr()
+    assert ref.err == ""
+    want = json.loads(ref.out)
     assert got["n_points"] == want["n_points"] == 11
     for k, v in want["params"].items():  # the same fit as on the sweep without that run
         assert got["params"][k] == pytest.approx(v, rel=1e-10), k

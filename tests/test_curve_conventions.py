@@ -89,8 +89,9 @@ def test_curve_fit_bootstrap_gives_parameter_and_prediction_intervals():
     for name, lr in (("const", const), ("decay", decay)):
         c = _curve(lr, steps, truth)
         curves[name] = c.assign(loss=c["loss"] * np.exp(rng.normal(0, 0.003, len(c))))
-    fit = fit_curve(curves, law="multipower", warmup_steps=10, bootstrap=12, seed=1)
-    assert len(fit.samples) == 12 and set(fit.ci) == set(fit.params)
+    # 8 refits (about 0.5 s each): the band past the fitted steps is still ~20x its width at step 1000
+    fit = fit_curve(curves, law="multipower", warmup_steps=10, bootstrap=8, seed=1)
+    assert len(fit.samples) == 8 and set(fit.ci) == set(fit.params)
     assert all(lo <= fit.params[k] <= hi for k, (lo, hi) in fit.ci.items())
     sched = pd.DataFrame({"step": np.arange(1, 4001), "lr": np.r_[decay, np.full(2000, END)]})
     pred = fit.predict(sched, warmup_steps=10)

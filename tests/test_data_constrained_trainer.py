@@ -11,8 +11,7 @@ from analysis.errors import ConfigError
 from scaling import data as D
 from scaling.config import config_hash, from_overrides
 from scaling.train import train
-from test_resume import _start, _wait_for_rows
-from test_trainer import cache, losses, tiny_overrides  # noqa: F401 (cache: a fixture)
+from trainer_testing import losses, start_train, tiny_overrides, wait_for_rows
 
 U = 8192                  # unique tokens: 8 steps of 1,024 tokens make one epoch
 EXTRA = (f"data.unique_tokens={U}", f"tokens={6 * U}", "ckpt_every_tokens=8192", "schedule.kind=wsd",
@@ -51,8 +50,8 @@ def test_the_run_repeats_the_first_u_tokens_and_records_its_epochs(cache, refere
 
 def test_resume_after_sigkill_continues_the_same_epoch_bit_for_bit(cache, reference, tmp_path):
     out = tmp_path / "killed"
-    proc = _start(cache, out, EXTRA)
-    _wait_for_rows(proc, out, 28)  # inside the fourth epoch
+    proc = start_train(cache, out, EXTRA)
+    wait_for_rows(proc, out, 28)  # inside the fourth epoch
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     train(from_overrides(tiny_overrides(cache, out, *EXTRA)))

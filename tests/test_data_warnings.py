@@ -12,7 +12,7 @@ from scaling import flops as F
 from scaling.cli import main as cli_main
 from scaling.config import DataConfig, Tokenizer, from_overrides, model_args
 from scaling.train import train
-from test_trainer import cache, tiny_overrides  # noqa: F401 (cache: a fixture)
+from trainer_testing import tiny_overrides
 
 GPT2_VOCAB = 50257
 
@@ -69,7 +69,8 @@ def test_the_dry_run_warns_about_size_and_epochs(tmp_path, capsys):
     out = str(tmp_path / "sweep")
     bpe = ["data.tokenizer=bpe", f"data.vocab_size={GPT2_VOCAB}", "data.max_bytes=300000", "model=nano,micro",
            "tokens=2e6", f"data.cache_dir={tmp_path / 'cache'}"]
-    assert cli_main(["sweep", "--dry-run", "--json", "--out", out, "demo", *bpe]) == 0
+    # --no-estimate: the time probe (seconds for a 50k vocabulary) is test_sweep_estimate's subject
+    assert cli_main(["sweep", "--dry-run", "--no-estimate", "--json", "--out", out, "demo", *bpe]) == 0
     plan = json.loads(capsys.readouterr().out)
     bound = D.train_tokens_estimate(from_overrides(bpe[:3] + [f"data.cache_dir={tmp_path / 'cache'}"]).data)[0]
     assert all(abs(r["epochs"] - r["tokens"] / bound) < 1e-12 for r in plan["runs"])
@@ -79,7 +80,7 @@ def test_the_dry_run_warns_about_size_and_epochs(tmp_path, capsys):
     assert ep.startswith("2 of 2 runs plan more tokens (2M) than the corpus's <= ") and "at least" in ep
     assert not (tmp_path / "sweep").exists()  # a dry run writes nothing
     # the table form prints the same warnings
-    assert cli_main(["sweep", "--dry-run", "--out", out, "demo", *bpe]) == 0
+    assert cli_main(["sweep", "--dry-run", "--no-estimate", "--out", out, "demo", *bpe]) == 0
     text = capsys.readouterr().out
     assert all(f"warning: {w}" in text for w in warnings)
 

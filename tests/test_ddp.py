@@ -10,7 +10,7 @@ import pytest
 from analysis import records
 from scaling.config import from_overrides
 from scaling.train import train
-from test_trainer import losses, tiny_overrides
+from trainer_testing import losses, tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA = ("tokens=20480", "schedule.kind=wsd", "schedule.branches=[10240]", "ckpt_every_tokens=10240")

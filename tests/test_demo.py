@@ -12,13 +12,8 @@ import pytest
 
 from analysis import records as R
 from analysis.result import LawFit
-from demo_testing import TINY_GRID, TINY_OVERRIDES, TINY_RUNS, tiny_demo
+from demo_testing import TINY_GRID, TINY_OVERRIDES, TINY_RUNS
 from scaling.cli import main
-
-
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    return tiny_demo(tmp_path_factory)
 
 
 def _run_files(sweep_dir: Path) -> dict:

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from demo_testing import TINY_OVERRIDES, TINY_RUNS, tiny_demo
+from demo_testing import TINY_OVERRIDES, TINY_RUNS
 from scaling.cli import main
-
-
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    return tiny_demo(tmp_path_factory)
 
 
 def test_sweep_dry_run_looks_where_the_demo_writes(tmp_path, monkeypatch):

@@ -14,7 +14,10 @@ FAR = (70e9, 1.4e12)
 
 @pytest.mark.slow
 def test_bootstrap_90_percent_intervals_cover_the_truth_at_about_the_nominal_rate():
-    n_sets, n_points, n_boot = 20, 60, 80
+    # 40 draws per interval: its ends are rougher than with more, but what is tested is the
+    # coverage over the 20 data sets (rates at these seeds: E 0.85, alpha 0.95, beta 0.9, far 0.75).
+    # One process: the draws do not depend on n_jobs (test_fit_chinchilla), and workers cost more here.
+    n_sets, n_points, n_boot = 20, 60, 40
     names = ("E", "alpha", "beta", "loss@70B,1.4T")
     hits = {k: 0 for k in names}
     widths = []
@@ -25,7 +28,7 @@ def test_bootstrap_90_percent_intervals_cover_the_truth_at_about_the_nominal_rat
         D = N * np.exp(rng.uniform(np.log(2), np.log(200), n_points))
         L = laws.chinchilla(N, D, **TRUE) * np.exp(rng.normal(0, 0.01, n_points))
         fit = fit_law(pd.DataFrame({"params": N, "tokens": D, "loss": L}), "chinchilla", bootstrap=n_boot,
-                      seed=seed, n_jobs=2, level=0.90, progress=False)
+                      seed=seed, n_jobs=1, level=0.90, progress=False)
         for k in ("E", "alpha", "beta"):
             lo, hi = fit.ci[k]
             hits[k] += lo <= TRUE[k] <= hi

@@ -10,73 +10,20 @@ import hashlib
 import json
 
 import pytest
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from analysis import records
 from analysis.errors import DivergenceError
-from scaling import trainer as trainer_mod
-from scaling.config import from_overrides, resolve
+from scaling.config import from_overrides
 from scaling.diagnostics import DIVERGED_FILE
 from scaling.train import train
-from test_trainer import _poison, cache, tiny_overrides  # noqa: F401 (cache: a fixture)
-
-
-class HostReads(TorchDispatchMode):
-    """Device-to-host reads made while ``trainer`` is at each step, as ``{step: count}``.
-
-    AdamW's step counters are left out: torch keeps them on the host even when the
-    parameters are on a GPU (unless ``capturable``), so reading them waits for nothing."""
-
-    def __init__(self, trainer):
-        super().__init__()
-        self.trainer, self.by_step = trainer, {}
-
-    def count(self, t) -> None:
-        if any(t is s.get("step") for s in self.trainer.opt.state.values()):
-            return
-        step = getattr(self.trainer, "step", None)
-        if step:
-            self.by_step[step] = self.by_step.get(step, 0) + 1
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is torch.ops.aten._local_scalar_dense.default:
-            self.count(args[0])
-        return func(*args, **(kwargs or {}))
-
-
-def _counted_run(monkeypatch, over):
-    """Train ``over`` with every host read counted; (reads by step, summary, plan)."""
-    seen = {}
-    run = trainer_mod.Trainer.run
-
-    def counted(self):
-        with HostReads(self) as mode:
-            seen["mode"] = mode
-            real = {name: getattr(torch.Tensor, name) for name in ("tolist", "numpy")}
-            for name, f in real.items():  # not dispatched on CPU tensors: count them by hand
-                def wrapped(t, *a, _real=f, **k):
-                    mode.count(t)
-                    return _real(t, *a, **k)
-
-                setattr(torch.Tensor, name, wrapped)
-            try:
-                return run(self)
-            finally:
-                for name, f in real.items():
-                    setattr(torch.Tensor, name, f)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "run", counted)
-    cfg = from_overrides(over)
-    s = train(cfg)
-    return seen["mode"].by_step, s, resolve(cfg, 256, 1)
+from trainer_testing import counted_run, poison, tiny_overrides
 
 
 @pytest.mark.parametrize("extra", [(), ("activation_checkpointing=true",)], ids=["plain", "checkpointed"])
 def test_no_host_reads_between_log_steps(cache, tmp_path, monkeypatch, extra):
     over = tiny_overrides(cache, tmp_path / "r", "tokens=24576", "log_every=5", "eval_count=2",
                           "ckpt_every_tokens=8192", "schedule.kind=wsd", "schedule.branches=[14336]", *extra)
-    reads, s, plan = _counted_run(monkeypatch, over)
+    reads, s, plan = counted_run(monkeypatch, over)
     assert s["status"] == "completed" and plan.total_steps == 24
     forks = {f for f, _ in plan.branches}
     synced = ({t for t in range(1, 25) if t % 5 == 0} | set(plan.eval_steps) | {24}
@@ -92,14 +39,14 @@ def test_skip_mode_reads_once_a_step(cache, tmp_path, monkeypatch):
     """on_nonfinite=skip decides before each update, so it is the one mode that reads every step."""
     over = tiny_overrides(cache, tmp_path / "r", "tokens=8192", "log_every=4", "eval_count=1",
                           "on_nonfinite=skip")
-    reads, s, _ = _counted_run(monkeypatch, over)
+    reads, s, _ = counted_run(monkeypatch, over)
     assert s["status"] == "completed"
     assert all(reads.get(t, 0) >= 1 for t in range(1, 9))
 
 
 def test_a_late_read_still_names_the_first_bad_step(cache, tmp_path, monkeypatch):
     """NaN from step 6 on, read first at step 8 (log_every=4): the diagnostic is step 6's."""
-    _poison(monkeypatch, range(6, 100))
+    poison(monkeypatch, range(6, 100))
     out = tmp_path / "r"
     over = tiny_overrides(cache, out, "tokens=12288", "log_every=4", "eval_count=1", "ckpt_every_tokens=8192")
     with pytest.raises(DivergenceError, match=r"^step: non-finite loss at step 6 .*diverged\.json"):

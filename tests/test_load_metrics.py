@@ -10,7 +10,7 @@ from analysis import records
 from analysis.errors import RecordError
 from scaling.config import from_overrides
 from scaling.train import train
-from test_trainer import cache, tiny_overrides  # noqa: F401 (cache: a fixture)
+from trainer_testing import tiny_overrides
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from analysis import records
 from analysis.errors import ConfigError
 from scaling.config import config_hash, from_overrides
 from scaling.train import train
-from test_trainer import cache, tiny_overrides  # noqa: F401 (cache: a fixture)
+from trainer_testing import counted_run, tiny_overrides
 
 #: 12 steps, a metric row every 3 and at the eval steps: a few rows, some with val_loss.
 RUN = ("tokens=12288", "log_every=3", "eval_count=3")
@@ -95,13 +95,11 @@ def test_wandb_offline_run_holds_the_metric_rows(cache, tmp_path, monkeypatch):
 
 def test_the_logger_leaves_the_run_name_and_host_reads_alone(cache, tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")
-    from test_host_reads import _counted_run
-
     base = tiny_overrides(cache, tmp_path / "a", *RUN)
     assert config_hash(from_overrides(base)) == config_hash(from_overrides(base + ["logger=tensorboard"]))
     assert config_hash(from_overrides(base)) == config_hash(from_overrides(base + ["logger=wandb"]))
-    plain, _, _ = _counted_run(monkeypatch, base)
-    logged, s, _ = _counted_run(monkeypatch, tiny_overrides(cache, tmp_path / "b", *RUN, "logger=tensorboard"))
+    plain, _, _ = counted_run(monkeypatch, base)
+    logged, s, _ = counted_run(monkeypatch, tiny_overrides(cache, tmp_path / "b", *RUN, "logger=tensorboard"))
     assert s["status"] == "completed" and logged == plain
 
 

@@ -6,7 +6,7 @@ from analysis.errors import ConfigError
 from scaling import config as C
 from scaling import memory as MEM
 from scaling.cli import main as cli_main
-from test_trainer import cache, losses, run  # noqa: F401 (cache: a fixture)
+from trainer_testing import losses, run
 
 #: 64 sequences of 2048 tokens of a 12-layer d=768 model: about 25 GiB at the whole share.
 BIG = ["model=small", "tokens=1e9", "seq_len=2048", "batch_tokens=131072", "data.tokenizer=bpe",

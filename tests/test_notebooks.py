@@ -9,17 +9,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from demo_testing import BOOTSTRAP, tiny_demo
+from demo_testing import BOOTSTRAP
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ("01_loss_vs_tokens.ipynb", "02_fit_scaling_laws.ipynb", "03_undertraining.ipynb")
 #: Where a notebook may import from: the toolkit itself, and IPython's display.
 IMPORT_ROOTS = {"analysis", "scaling", "sweeps", "IPython"}
-
-
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    return tiny_demo(tmp_path_factory)
 
 
 def _read(name: str):

@@ -14,7 +14,7 @@ from scaling.diagnostics import DIVERGED_FILE
 from sweeps import job as J
 from sweeps.index import INDEX_CSV, write_index
 from sweeps.launch import compose
-from test_trainer import _poison
+from trainer_testing import poison
 
 TINY = ["budget=tokens", "seq_len=32", "batch_tokens=512", "data.max_bytes=1000000", "data.val_frac=0.1",
         "data.val_tokens=2048", "eval_count=1", "progress=none", "threads=1", "optim.lr=1e-2"]
@@ -30,7 +30,7 @@ def test_diverged_run_is_marked_in_the_index_and_excluded_from_analysis(tmp_path
     done = [J.run_job(_job(root, cache, "nano", t)) for t in (2048, 4096)]
     assert [r["status"] for r in done] == ["completed", "completed"]
     with monkeypatch.context() as m:
-        _poison(m, range(3, 100))  # the micro run's loss turns NaN at its third step
+        poison(m, range(3, 100))  # the micro run's loss turns NaN at its third step
         bad = J.run_job(_job(root, cache, "micro", 4096))
     assert bad["status"] == "diverged" and "non-finite loss at step 3" in bad["error"]
 

@@ -29,7 +29,7 @@ from scaling.cli.train import EXIT_RESUMABLE
 from scaling.config import from_overrides
 from scaling.diagnostics import DIVERGED_FILE, NONFINITE_FILE
 from scaling.train import train
-from test_trainer import _poison, cache, losses, tiny_overrides  # noqa: F401 (cache: a fixture)
+from trainer_testing import losses, poison, tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, EVERY = 60, 20  # 1,024-token steps; a checkpoint every 20 and at the end
@@ -159,7 +159,7 @@ def _nan_gradient(monkeypatch):
 
 
 def test_divergence_stops_naming_the_step_and_saves_a_diagnostic(cache, tmp_path, monkeypatch):
-    _poison(monkeypatch, range(6, 100))
+    poison(monkeypatch, range(6, 100))
     out = tmp_path / "r"
     over = tiny_overrides(cache, out, "tokens=10240", "eval_count=1", "ckpt_every_tokens=4096")
     with pytest.raises(DivergenceError, match=r"^step: non-finite loss at step 6 .*diverged\.json"):
@@ -181,7 +181,7 @@ def test_divergence_stops_naming_the_step_and_saves_a_diagnostic(cache, tmp_path
 
 
 def test_cli_divergence_is_one_line_with_exit_2(cache, tmp_path, monkeypatch, capsys):
-    _poison(monkeypatch, range(3, 100))
+    poison(monkeypatch, range(3, 100))
     rc = cli_main(["train", *tiny_overrides(cache, tmp_path / "r", "tokens=4096", "eval_count=1")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1
@@ -199,7 +199,7 @@ def test_nonfinite_gradient_with_finite_loss_is_caught(cache, tmp_path, monkeypa
 
 
 def test_skip_mode_records_each_skipped_step_once(cache, tmp_path, monkeypatch):
-    _poison(monkeypatch, {4, 5})
+    poison(monkeypatch, {4, 5})
     s = train(from_overrides(tiny_overrides(cache, tmp_path / "r", "tokens=8192", "eval_count=1",
                                             "on_nonfinite=skip")))
     assert s["status"] == "completed" and s["skipped_steps"] == 2
@@ -212,7 +212,7 @@ def test_skip_mode_records_each_skipped_step_once(cache, tmp_path, monkeypatch):
 
 
 def test_nonfinite_validation_loss_writes_the_diagnostic(cache, tmp_path, monkeypatch):
-    _poison(monkeypatch, {9})
+    poison(monkeypatch, {9})
     with pytest.raises(DivergenceError, match="validation loss after step 8"):
         train(from_overrides(tiny_overrides(cache, tmp_path / "r", "tokens=8192", "eval_count=1",
                                             "on_nonfinite=skip")))

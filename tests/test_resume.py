@@ -1,11 +1,6 @@
 """Kill a run mid-way (SIGKILL, or SIGTERM as SLURM pre-emption sends), resume it, and get
 exactly the losses of an uninterrupted run with a metrics.jsonl holding each step once."""
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -14,12 +9,11 @@ from scaling import checkpoint as ckpt
 from scaling.cli.train import EXIT_RESUMABLE
 from scaling.config import from_overrides
 from scaling.train import train
-from test_trainer import cache, losses, tiny_overrides  # noqa: F401 (cache: a fixture)
+from trainer_testing import losses, start_train, tiny_overrides, wait_for_rows
 
 STEPS = 150
 EXTRA = (f"tokens={STEPS * 1024}", "ckpt_every_tokens=20480", "schedule.kind=wsd",
          "schedule.branches=[51200]")  # a branch forks at step 40 and ends at 50
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -27,29 +21,6 @@ def reference(cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted") / "r"
     train(from_overrides(tiny_overrides(cache, out, *EXTRA)))
     return out
-
-
-def _start(cache, out, extra=EXTRA) -> subprocess.Popen:
-    """``scaling train`` of the tiny run with ``extra`` in its own process (to be killed)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "scaling", "train", *tiny_overrides(cache, out, *extra)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for_rows(proc, out, n, timeout=120.0) -> int:
-    """Block until metrics.jsonl has n complete rows; fail if the run ends first."""
-    path = out / records.METRICS_FILE
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before it could be interrupted: {proc.stderr.read()[-2000:]}")
-        if path.exists():
-            rows = path.read_text().count("\n")
-            if rows >= n:
-                return rows
-        time.sleep(0.02)
-    proc.kill()
-    pytest.fail("timed out waiting for the run to log")
 
 
 def _check_resumed_matches(out, reference):
@@ -66,8 +37,8 @@ def _check_resumed_matches(out, reference):
 
 def test_resume_after_sigkill_matches_the_uninterrupted_run(cache, reference, tmp_path):
     out = tmp_path / "killed"
-    proc = _start(cache, out)
-    _wait_for_rows(proc, out, 70)  # past the checkpoints at 20, 40 and 60
+    proc = start_train(cache, out, EXTRA)
+    wait_for_rows(proc, out, 70)  # past the checkpoints at 20, 40 and 60
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert records.read_summary(out)["status"] == "running"  # it never got to say otherwise
@@ -80,8 +51,8 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(cache, reference, tm
 
 def test_sigterm_checkpoints_exits_resumable_and_resumes_exactly(cache, reference, tmp_path):
     out = tmp_path / "preempted"
-    proc = _start(cache, out)
-    _wait_for_rows(proc, out, 30)
+    proc = start_train(cache, out, EXTRA)
+    wait_for_rows(proc, out, 30)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_RESUMABLE, err[-2000:]

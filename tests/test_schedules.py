@@ -11,7 +11,7 @@ from analysis import records
 from analysis.schedules import (CooldownShape, ScheduleKind, cooldown_start, decay_start, lr_factor, planned,
                                 schedule_from_rows, warmup_steps)
 from scaling.config import from_overrides, resolve
-from test_trainer import cache, run  # noqa: F401 (cache: a fixture)
+from trainer_testing import run
 
 COS, WSD, CONST = ScheduleKind.cosine, ScheduleKind.wsd, ScheduleKind.constant
 

@@ -1,8 +1,9 @@
 """Real multiruns on CPU: every launcher, resubmission, a killed run, a failing run.
 
-Each test launches ``python -m sweeps -m ...`` in a child process, exactly as a user
-would, on a 2 x 2 grid of tiny models (a few optimizer steps each) over a 1 MB subset of
-the built-in corpus.
+Each test launches its sweep as a user would (``python -m sweeps -m ...`` in a child
+process, or ``scaling sweep`` and ``run_experiment``, which start that child themselves), on
+a 2 x 2 grid of tiny models (a few optimizer steps each) over a 1 MB subset of the built-in
+corpus.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from analysis import records as R
+from scaling.cli import main as cli_main
 from sweeps.index import read_index
 from sweeps.job import read_attempts
 from sweeps.launch import EXIT_RUNS_FAILED, run_experiment
@@ -64,18 +66,21 @@ def test_tiny_multirun_completes_and_writes_the_index(tmp_path, cache, launcher,
         assert attempt["action"] == "start" and attempt["launcher"] == launcher
 
 
-def test_rerunning_the_same_multirun_trains_nothing(tmp_path, cache):
+def test_rerunning_the_same_multirun_trains_nothing(tmp_path, cache, capsys, monkeypatch):
     # The demo preset with its grid replaced by a tiny one (and no branches: 4-8 steps).
     overrides = GRID + TINY + ["sweep.branch_fracs=[]"]
     run_experiment("demo", tmp_path, overrides=overrides, launcher="basic", quiet=True, env=cache)
     before = {d.name: _files(d) for d in _run_dirs(tmp_path)}
     assert len(before) == 4 and all(any(k.startswith("checkpoints/") for k in f) for f in before.values())
-    # Resubmit through the CLI: the same runs, found again by their configs.
-    proc = subprocess.run([sys.executable, "-m", "scaling", "sweep", "--out", str(tmp_path), "--launcher", "basic",
-                           "demo"] + overrides,
-                          env={**os.environ, **cache}, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "4 runs: 4 completed" in proc.stdout
+    # Resubmit through the CLI, called in this process (it starts the sweep's child itself):
+    # the same runs, found again by their configs.
+    for k, v in cache.items():
+        monkeypatch.setenv(k, v)
+    capsys.readouterr()
+    rc = cli_main(["sweep", "--out", str(tmp_path), "--launcher", "basic", "demo"] + overrides)
+    got = capsys.readouterr()
+    assert rc == 0, got.err[-2000:]
+    assert "4 runs: 4 completed" in got.out
     df = read_index(tmp_path / "runs.csv")
     assert set(df["status"]) == {"completed"} and len(df) == 4
     after = {d.name: _files(d) for d in _run_dirs(tmp_path)}
@@ -129,15 +134,16 @@ def test_killed_run_resumes_alone_on_resubmission(tmp_path, cache):
     assert kept and rows[:len(kept)] == kept
 
 
-def test_a_failing_run_is_marked_failed_and_the_others_complete(tmp_path, cache):
+def test_a_failing_run_is_marked_failed_and_the_others_complete(tmp_path, cache, capsys):
     # tokens=100 is less than one 512-token batch: that job's training raises ConfigError.
     overrides = ["model=nano,micro", "tokens=100,2048"] + TINY
     cmd = [sys.executable, "-m", "sweeps", "-m", f"sweep.root={tmp_path}"] + overrides
     proc = subprocess.run(cmd, env={**os.environ, **cache}, capture_output=True, text=True)
     assert proc.returncode == EXIT_RUNS_FAILED, proc.stderr[-2000:]
     assert "sweep finished with 2 failed of 4 runs" in proc.stderr
-    df = json.loads(subprocess.run([sys.executable, "-m", "scaling", "runs", str(tmp_path), "--json"],
-                                   capture_output=True, text=True, check=True).stdout)
+    capsys.readouterr()
+    assert cli_main(["runs", str(tmp_path), "--json"]) == 0
+    df = json.loads(capsys.readouterr().out)
     assert df["counts"] == {"completed": 2, "failed": 2}
     for row in df["rows"]:
         if row["status"] == "failed":

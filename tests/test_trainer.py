@@ -19,30 +19,7 @@ from scaling.cli import main as cli_main
 from scaling.config import (CooldownShape, ScheduleKind, TrainConfig, from_overrides, resolve,
                             to_train_config)
 from scaling.train import train
-
-#: A ~41k-parameter model (d=32, 2 layers) on 40 standard-library files; 1,024-token steps.
-TINY = ["model=nano", "arch.d_model=32", "arch.n_heads=2", "seq_len=64", "batch_tokens=1024", "threads=1",
-        "data.max_files=40", "data.val_frac=0.2", "data.val_tokens=4096", "log_every=1", "optim.lr=1e-2",
-        "progress=none"]
-
-
-def tiny_overrides(cache, out, *extra) -> list:
-    """The tiny config's overrides, writing to ``out`` with its token cache in ``cache``."""
-    return TINY + [f"data.cache_dir={cache}", f"out={out}", *extra]
-
-
-def losses(run_dir, key="train_loss"):
-    return [r[key] for r in records.read_metrics(run_dir)]
-
-
-@pytest.fixture(scope="session")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("token_cache")
-
-
-def run(cache, out, *extra) -> dict:
-    return train(from_overrides(tiny_overrides(cache, out, *extra)))
-
+from trainer_testing import losses, poison, run, tiny_overrides
 
 def test_loss_falls_on_the_builtin_corpus_and_record_is_complete(cache, tmp_path):
     s = run(cache, tmp_path / "r", "tokens=61440")  # 60 steps
@@ -174,25 +151,8 @@ def test_cli_trains_and_prints_the_record(cache, tmp_path, capsys):
     assert rc == 2 and len(err.splitlines()) == 1 and "optim.lrr" in err
 
 
-def _poison(monkeypatch, calls):
-    """Make the loss op return NaN on the given calls (1-based): a stand-in for a blow-up."""
-    from scaling import model as model_mod
-    from scaling.kernels import Ops, get_ops
-
-    real = get_ops("eager")
-    n = {"calls": 0}
-
-    def lce(h, w, t, **kw):
-        n["calls"] += 1
-        out = real.linear_cross_entropy(h, w, t, **kw)
-        return out * float("nan") if n["calls"] in calls else out
-
-    monkeypatch.setattr(model_mod, "get_ops", lambda name: Ops("poisoned", real.rms_norm, real.swiglu,
-                                                                real.apply_rope, lce))
-
-
 def test_nonfinite_loss_stops_with_the_step_and_status_diverged(cache, tmp_path, monkeypatch):
-    _poison(monkeypatch, range(6, 100))  # one loss call per step, evaluation only at the end
+    poison(monkeypatch, range(6, 100))  # one loss call per step, evaluation only at the end
     with pytest.raises(DivergenceError, match=r"^step: non-finite loss at step 6 "):
         run(cache, tmp_path / "r", "tokens=10240", "eval_count=1")
     s = records.read_summary(tmp_path / "r")
@@ -201,14 +161,14 @@ def test_nonfinite_loss_stops_with_the_step_and_status_diverged(cache, tmp_path,
 
 
 def test_nonfinite_loss_skip_mode_skips_the_update(cache, tmp_path, monkeypatch):
-    _poison(monkeypatch, {4, 5})
+    poison(monkeypatch, {4, 5})
     s = run(cache, tmp_path / "r", "tokens=8192", "eval_count=1", "on_nonfinite=skip")
     assert s["status"] == "completed" and s["skipped_steps"] == 2
     assert math.isfinite(s["final_val_loss"])
 
 
 def test_nonfinite_validation_loss_is_a_divergence(cache, tmp_path, monkeypatch):
-    _poison(monkeypatch, {9})  # 8 steps, then the final evaluation
+    poison(monkeypatch, {9})  # 8 steps, then the final evaluation
     with pytest.raises(DivergenceError, match="validation loss"):
         run(cache, tmp_path / "r", "tokens=8192", "eval_count=1", "on_nonfinite=skip")
 
