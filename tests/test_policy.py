@@ -130,3 +130,20 @@ def test_checked_fit_measures_tokens_distance_at_the_nearest_fitted_size():
     # 412M was fitted up to M = 640; 79M likewise: a 79M run at M = 1280 is 2x beyond
     assert checked.tokens_distance(78914048, 1280 * 78914048) == pytest.approx(2.0)
     assert checked.tokens_distance(1e9, 20 * 1e9) == pytest.approx(20 / 640)
+
+
+@pytest.mark.slow
+def test_seeded_ladders_10x_beyond_the_largest_size_are_covered_without_covering_by_width():
+    # Six sizes 20M-1.2B from a known Chinchilla law with 0.4% noise; auto predicts 12B at
+    # 20 tokens per parameter. The truth must lie inside the 90% interval in at least 5 of 6
+    # seeds, and the interval must not be more than 3x the 90th-percentile error it needs.
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "law_choice", Path(__file__).resolve().parents[1] / "docs" / "studies" / "law_choice.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    out = study.synthetic_coverage(seeds=6)
+    assert out["inside"] >= 5, out
+    assert out["wider_than_needed"] < 3.0, out
