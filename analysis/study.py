@@ -16,7 +16,7 @@ from .extrapolate import extrapolate
 from .laws import get_law
 from .result import LawFit
 from .specs import ModelSpec, models_from_points, parse_models
-from .text import format_table, sci, si
+from .text import format_table, model_label, sci, si
 
 __all__ = ["Study", "run_study", "measured_curves", "fit_run_curves", "PublishedCase", "published_case"]
 
@@ -244,6 +244,69 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], boots
     return fits, notes
 
 
+#: Relative noise of one measured loss below which a run cannot contradict an answer: reruns
+#: with other seeds differ by less (Muennighoff et al. 2023's seed runs: median std 0.006 nats
+#: at losses near 3, 0.2%; Gadre et al. 2024's C4 evaluation: token-level 95% bounds of about
+#: +-0.2%), so 1% is several times the noise.
+MEASUREMENT_NOISE = 0.01
+
+
+def repeat_spread(points) -> float:
+    """Median relative standard deviation of the losses of runs that repeat one (N, D)
+    (seeds); 0 without repeats."""
+    from .checks import repeat_groups
+
+    groups = repeat_groups(points)
+    loss = points["loss"].to_numpy(float)
+    sds = [np.std(loss[groups == g], ddof=1) / np.mean(loss[groups == g])
+           for g in np.unique(groups) if np.sum(groups == g) > 1]
+    return float(np.median(sds)) if sds else 0.0
+
+
+def measured_agreement(result, points, level: float = 0.90):
+    """A self-check of the answers against the runs they come from: it fails when a smaller
+    model's measured run contradicts its answer. Either the law says the model matches the
+    target's loss after D tokens, but a run of that size with D' >= D tokens measured a loss
+    above the target by more than the noise; or the law says it never matches, but a run
+    measured below the target by more than the noise. Not the law's residual: that is its
+    misfit, which is what this check is for. The noise is that of a measured loss:
+    :data:`MEASUREMENT_NOISE`, or the spread of repeated runs (seeds) where the table has them."""
+    from scipy.stats import norm
+
+    from .overview import Check
+
+    name = "measured runs agree with the answers"
+    t, fit = result.target, result.law
+    if t.loss is None or not result.models:
+        return Check(name, "ok", "no smaller model to check")
+    tol = max(MEASUREMENT_NOISE, float(norm.ppf(0.5 + level / 2)) * repeat_spread(points))
+    bad, seen = [], 0
+    for m in result.models:
+        runs = points[np.isclose(points["params"].to_numpy(float), m.params, rtol=1e-6)]
+        if runs.empty:
+            continue
+        seen += 1
+        if m.tokens_to_match is not None:
+            late = runs[(runs["tokens"] >= m.tokens_to_match * (1 - 1e-9)) & (runs["loss"] > t.loss * (1 + tol))]
+            if len(late):
+                r = late.sort_values("tokens").iloc[-1]
+                bad.append(f"{model_label(m.params, m.name)}: the law says it reaches the target's loss {t.loss:.4g} "
+                           f"at {si(m.tokens_to_match)} tokens, but its run at {si(float(r['tokens']))} tokens "
+                           f"measured {float(r['loss']):.4g}, {100 * (float(r['loss']) / t.loss - 1):.1f}% above "
+                           f"(noise {100 * tol:.2g}%)")
+        else:
+            early = runs[runs["loss"] < t.loss * (1 - tol)]
+            if len(early):
+                r = early.sort_values("tokens").iloc[0]
+                bad.append(f"{model_label(m.params, m.name)}: the law says it never reaches the target's loss "
+                           f"{t.loss:.4g}, but its run at {si(float(r['tokens']))} tokens measured "
+                           f"{float(r['loss']):.4g} (noise {100 * tol:.2g}%)")
+    if bad:
+        return Check(name, "fail", "; ".join(bad))
+    return Check(name, "ok", f"{seen} smaller model(s) with measured runs, none contradicting its answer "
+                             f"(noise {100 * tol:.2g}%)" if seen else "no smaller model has measured runs")
+
+
 #: the intervals that scale with the tokens to match (FLOPs and compute multiples are D times a constant)
 _WITH_TOKENS = ("flops_to_match", "compute_multiple", "compute_multiple_own")
 
@@ -393,6 +456,10 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
                            unique_tokens=unique_tokens)
     if checked is not None and checked.distance_model is not None:
         widen_by_distance(result, checked, level)
+    if checked is not None and points is not None and not fit.is_published:
+        from .checks import ordered
+
+        checked.checks = ordered([*checked.checks, measured_agreement(result, points, level)])
     if checked is not None and checked.keep < 1.0 and points is not None:
         from .size_cuts import largest_sizes
 

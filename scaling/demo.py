@@ -196,8 +196,9 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     t0 = time.perf_counter()
     own = "and each model's own curve L(D) = E + B/D^beta on its stable phase"
     if law == "auto":
-        echo(f"[2/4] Choosing the joint law by backtest (--law auto: each candidate refitted without the largest "
-             f"runs, the lowest held-out error wins), fitting it with {bootstrap} bootstrap refits, {own}")
+        echo(f"[2/4] Choosing the joint law by backtest at distance (--law auto: each candidate with a floor fitted "
+             f"to the smaller sizes and scored on the larger ones), fitting it with {bootstrap} bootstrap refits, "
+             f"{own}")
     elif law == "chinchilla":
         echo(f"[2/4] Fitting Chinchilla Approach 3, L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2), "
              f"with {bootstrap} bootstrap refits, {own}")
@@ -207,6 +208,12 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
                       resample=resample)
     if study.checked is not None and study.checked.choice is not None:
         echo(f"    {study.checked.choice.reason}")
+    checks = study.checks
+    # failed and warned checks stand above every number (the full list follows the answers)
+    problems = [c for c in checks if c.status != "ok"]
+    if problems:
+        echo("    Checks that did not pass (failures first):")
+        echo(_indent(checks_text(problems), "      "))
     echo(_indent(study.fit.report()))
     if study.curve_fits:
         echo("    Each model's own run (stable phase, L(D) = E + B/D^beta):")
@@ -220,8 +227,11 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
 
     echo("[3/4] Compute-matched extrapolation: each smaller model trained on the largest model's compute "
          "(joint law; 'own curve': that model's run alone)")
+    failed_checks = [c for c in checks if c.status == "fail"]
+    if failed_checks:
+        echo("    These answers fail a check (above, and in the list below):")
+        echo(_indent(checks_text(failed_checks), "      "))
     echo(_indent(study.result.table()))
-    checks = study.checks
     echo("    Sanity checks of the table and the fitted law (failures first):")
     echo(_indent(checks_text(checks), "      "))
 

@@ -45,7 +45,7 @@ def test_first_run_trains_fits_and_reports(demo):
     choice = study.checked.choice
     assert choice is not None and study.fit.law == choice.law and len(study.fit.samples) == 20
     assert choice.reason.startswith(f"auto: {choice.law}") and f"    {choice.reason}" in lines
-    assert any(ln.startswith("[2/4] Choosing the joint law by backtest (--law auto") for ln in lines)
+    assert any(ln.startswith("[2/4] Choosing the joint law by backtest at distance (--law auto") for ln in lines)
     # One run per size: the default bootstrap resamples points and the report says why. With
     # 3 runs for 3 sizes, a resample of whole runs lacks all 3 sizes with probability
     # 1 - 3!/3^3 = 78% (Chinchilla's size terms need 3) and has only 1 with 3/27 = 11%.

@@ -53,6 +53,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--launcher", default=None, choices=("basic", "joblib", "submitit_local", "submitit_slurm"),
                    help="how the runs are launched (default: the experiment's, joblib for the demo)")
     p.add_argument("--experiment", default="demo", help="the experiment preset to run (default demo)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when a self-check fails (the output says which), as fit and extrapolate do")
     p.add_argument("--json", action="store_true",
                    help="print a JSON object at the end (the files written, the runs trained, reused and failed, "
                         "the law, the checks); the progress goes to stderr")
@@ -106,7 +108,9 @@ def run(args) -> int:
                     "sweep_dir": str(result.sweep_dir), "report_dir": str(result.report_dir),
                     "trained": result.trained, "reused": result.reused, "failed": result.failed,
                     "seconds": result.seconds})
-    return 3 if result.failed else 0
+    if result.failed:
+        return 3
+    return 1 if args.strict and any(c.status == "fail" for c in result.checks) else 0
 
 
 def _stdout_to_stderr() -> int:
