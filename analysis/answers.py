@@ -54,6 +54,9 @@ class ModelAnswer:
     #: with a unique-token limit U: epochs over U to match the target, and at the target's compute
     epochs_to_match: float | None = None
     epochs_at_target_compute: float | None = None
+    #: the model's own measured runs against the target's loss (:func:`analysis.study.measured_answers`):
+    #: ``{"tokens": crossing or None, "longest": tokens of its longest run, "inside": bool or None}``
+    measured: dict | None = None
 
     @property
     def reachable(self) -> bool:
@@ -81,6 +84,8 @@ class ModelAnswer:
             d["run"] = self.run
         if self.curve is not None:
             d["curve"] = self.curve
+        if self.measured is not None:
+            d["measured"] = dict(self.measured)
         return d
 
 
@@ -254,11 +259,37 @@ class ExtrapolationResult:
                 else "(no model smaller than the target)")
         parts = [self.header(), "", text] if header else [text]
         parts += self.footnotes()
+        parts += self.measured_lines()
         if header and self.models:
             parts += [""] + self.summary()
         if self.warnings:
             parts += ["", "Warnings:"] + [f"  - {w}" for w in self.warnings]
         return "\n".join(parts)
+
+    def measured_lines(self) -> list[str]:
+        """Per smaller model with runs of its own: where those runs cross the target's loss,
+        beside the law's answer, and whether the law's interval holds the measurement."""
+        rows = [m for m in self.models if m.measured is not None]
+        if not rows:
+            return []
+        t = self.target
+        loss = t.loss_measured if t.loss_measured is not None else t.loss
+        out = [f"Measured: where each model's own runs cross the target's loss {num(loss)} "
+               f"({'measured' if t.loss_measured is not None else 'predicted'}), beside the law's answer"]
+        for m in rows:
+            me, iv = m.measured, m.intervals.get("tokens_to_match")
+            law = (_with_iv(m.tokens_to_match, iv, _count) if m.reachable else f"never (floor {m.floor:.4g})")
+            if me["tokens"] is None:
+                seen = f"not reached by its longest run, {_count(me['longest'])} tokens"
+            else:
+                seen = f"{_count(me['tokens'])} tokens"
+            verdict = {True: "inside the law's interval", False: "OUTSIDE the law's interval",
+                       None: "no interval to compare"}[me["inside"]]
+            if me["tokens"] is None:
+                verdict = ("consistent with the law" if me["inside"] is not False
+                           else "the law's interval ends before its longest run")
+            out.append(f"  {model_label(m.params, m.name)}: {seen}; law {law}; {verdict}")
+        return [""] + out
 
     def __str__(self) -> str:
         return self.table()

@@ -244,6 +244,35 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], boots
     return fits, notes
 
 
+def measured_answers(result, points) -> None:
+    """Set each smaller model's ``measured`` answer: where its own runs cross the target's
+    loss (the target's measured loss where it has one), log-linear in tokens between the
+    two runs that bracket it (:func:`analysis.validate.measured_crossing`), and whether the
+    law's tokens-to-match interval holds it. A model whose longest run stays above the
+    target is "not reached"; the law's interval is then contradicted only if it ends
+    below that run's tokens."""
+    from .validate import measured_crossing
+
+    t = result.target
+    loss = t.loss_measured if t.loss_measured is not None else t.loss
+    if loss is None:
+        return
+    for m in result.models:
+        runs = points[np.isclose(points["params"].to_numpy(float), m.params, rtol=1e-6)]
+        if runs.empty:
+            continue
+        crossing = measured_crossing(runs, float(loss))
+        longest = float(runs["tokens"].max())
+        iv = m.intervals.get("tokens_to_match")
+        lo, hi = iv if iv else ((m.tokens_to_match,) * 2 if m.tokens_to_match is not None else (None, None))
+        if crossing is not None:
+            inside = None if lo is None else bool(lo <= crossing <= (hi if hi is not None else math.inf))
+        else:
+            # not reached by the longest run: only a law that reaches the target before it is contradicted
+            inside = None if hi is None else bool(not math.isfinite(hi) or hi > longest)
+        m.measured = {"tokens": crossing, "longest": longest, "target_loss": float(loss), "inside": inside}
+
+
 #: Relative noise of one measured loss below which a run cannot contradict an answer: reruns
 #: with other seeds differ by less (Muennighoff et al. 2023's seed runs: median std 0.006 nats
 #: at losses near 3, 0.2%; Gadre et al. 2024's C4 evaluation: token-level 95% bounds of about
@@ -456,6 +485,8 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
                            unique_tokens=unique_tokens)
     if checked is not None and checked.distance_model is not None:
         widen_by_distance(result, checked, level)
+    if points is not None:
+        measured_answers(result, points)
     if checked is not None and points is not None and not fit.is_published:
         from .checks import ordered
 

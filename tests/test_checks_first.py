@@ -115,3 +115,33 @@ def test_demo_prints_failed_checks_above_every_number_and_strict_exits_1(tmp_pat
     # and again right above the answers of stage 3
     stage3 = out.split("[3/4]", 1)[1]
     _above_first_number(stage3, "[FAIL] measured runs agree with the answers")
+
+
+def test_extrapolate_puts_each_models_measured_crossing_beside_the_laws_answer(capsys):
+    import math
+
+    from analysis.data import load_points
+
+    assert main(["extrapolate", str(RUNS), "--no-curves", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    target = out["target"]["loss_measured"]
+    pts = load_points(str(RUNS))
+    for m in out["models"]:
+        runs = pts[pts["params"] == m["params"]].sort_values("tokens")
+        me = m["measured"]
+        assert me["target_loss"] == target and me["longest"] == runs["tokens"].max()
+        below = runs[runs["loss"] <= target]
+        if below.empty:
+            assert me["tokens"] is None
+            continue
+        # by hand: log-linear between the last run above the target and the first below it
+        i = runs.index.get_loc(below.index[0])
+        (t0, l0), (t1, l1) = runs.iloc[i - 1][["tokens", "loss"]], runs.iloc[i][["tokens", "loss"]]
+        f = (l0 - target) / (l0 - l1)
+        assert me["tokens"] == pytest.approx(math.exp(math.log(t0) + f * math.log(t1 / t0)))
+        lo, hi = m["intervals"]["tokens_to_match"]
+        assert me["inside"] == (lo <= me["tokens"] <= hi)
+    assert main(["extrapolate", str(RUNS), "--no-curves"]) == 0
+    text = capsys.readouterr().out
+    assert "Measured: where each model's own runs cross the target's loss 1.602 (measured)" in text
+    assert re.search(r"nano \(123k\): 2\.21M tokens; law 2\.29M \[[^]]+\]; inside the law's interval", text)
