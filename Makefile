@@ -51,11 +51,15 @@ lock:
 	    -o $(LOCK) pyproject.toml .ci/requirements.in
 
 # Not part of CI: how we learn about a breaking release before users do.
+# torch stays at the CPU build it installed (a constraint), since the newest torch on PyPI
+# is a CUDA build; everything else is upgraded to its newest release.
 test-latest:
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install --quiet $(TORCH_DEV)
-	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev]"
+	$(LATEST_VENV)/bin/python -m pip freeze | grep '^torch==' > $(LATEST_VENV)/torch.txt
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -c $(LATEST_VENV)/torch.txt \
+	    -e ".[dev,notebooks]"
 	$(LATEST_VENV)/bin/python -m pip list --format=freeze > $(LATEST_VENV)/versions.txt
 	@echo "versions: $(LATEST_VENV)/versions.txt"
 	$(LATEST_VENV)/bin/python -m pytest -q -m "not slow" -p no:cacheprovider
