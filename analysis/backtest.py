@@ -313,6 +313,8 @@ class LawChoice:
     #: model of held-out error against distance that sizes the intervals
     tied_names: list = field(default_factory=list)
     distance_model: object = None
+    #: the policy's knobs with their reasons (:meth:`analysis.policy.LawPolicy.describe`)
+    policy: dict | None = None
 
     @property
     def label(self) -> str:
@@ -337,6 +339,7 @@ class LawChoice:
         if self.distance_model is not None:
             return {"law": self.law, "reason": self.reason, "fallback": self.fallback, "score": self.score,
                     "tied_laws": list(self.tied_names), "error_growth": self.distance_model.to_dict(),
+                    "policy": self.policy,
                     "backtest": self.backtest.to_dict() if self.backtest is not None else None}
         return {"law": self.law, "reason": self.reason, "fallback": self.fallback, "weights": self.weights,
                 "score": self.score, "sizes": cut_label(self.keep),

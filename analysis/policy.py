@@ -122,6 +122,7 @@ class LawPolicy:
                     f"{n} ({'no floor' if not has_floor(n) else 'not determined by these points'})" for n in dropped)
             choice = LawChoice(pick, reason, bt, score=scores[pick])
         choice.tied_names = tied_names if scores else []
+        choice.policy = self.describe()
         choice.distance_model = DistanceModel.from_backtest(
             bt, choice.law, self.growth_prior.value, tokens_backtest(points, choice.law, **fit_options))
         return choice
@@ -245,6 +246,8 @@ def tokens_backtest(points: pd.DataFrame, law: str, max_splits: int = 3, **fit_o
     tokens per parameter over the most its size was fitted at. The thresholds are the
     table's largest ``max_splits`` that leave a determinable fit: the splits most like
     extrapolating a fit to every point in D."""
+    from .fit import fit_law
+
     df = points.reset_index(drop=True)
     tpp = (df["tokens"] / df["params"]).to_numpy(float)
     keys = log_key(df["params"])
@@ -263,7 +266,7 @@ def tokens_backtest(points: pd.DataFrame, law: str, max_splits: int = 3, **fit_o
         if not test_mask.any() or not determinable(train, law):
             continue
         try:
-            fit = fit_law_quiet(train, law, options)
+            fit = fit_law(train, law, **options)
         except ToolkitError:
             continue
         test = df[test_mask]
@@ -273,12 +276,6 @@ def tokens_backtest(points: pd.DataFrame, law: str, max_splits: int = 3, **fit_o
         pairs += [(float(d), float(e)) for d, e in zip(dist, rel) if d > 1.0 and np.isfinite(e)]
         used += 1
     return pairs
-
-
-def fit_law_quiet(points, law, options):
-    from .fit import fit_law
-
-    return fit_law(points, law, **options)
 
 
 def _slope(pairs) -> tuple[float, float]:

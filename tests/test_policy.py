@@ -107,6 +107,10 @@ def test_fit_json_gives_each_prediction_its_distance(capsys):
     assert p["distance"]["beyond_every_split"] is False
     assert p["interval"][0] < p["loss"] < p["interval"][1]
     assert out["choice"]["error_growth"]["n_points"] > 0
+    # every knob of the rule travels with its reason and what chose it
+    knobs = out["choice"]["policy"]
+    assert knobs["tie"]["value"] == POLICY.tie.value and knobs["growth_prior"]["value"] == POLICY.growth_prior.value
+    assert all(knobs[k]["reason"] and knobs[k]["chosen_on"] for k in ("tie", "growth_prior"))
 
 
 def test_tokens_backtest_scores_longer_runs_of_the_fitted_sizes():
