@@ -195,14 +195,13 @@ def _segment_distance(p: np.ndarray, path: np.ndarray) -> float:
     return float(np.min(np.hypot(*(near - p).T)))
 
 
-def separate_markers(fig, ax, markers, avoid=None, step_pt: float = 8.0, max_steps: int = 8) -> dict:
-    """Move single-point markers (Line2D) that would cover one another, or lie on a line in
-    ``avoid`` (marker -> lines it must not sit on), up or down by multiples of ``step_pt``
-    points, with a thin leader line in the marker's colour back to where it belongs. The
-    data (``get_xydata``) stay the true positions; only the drawing is offset, in points, so
-    the offset holds through the final layout. Returns marker -> offset in points."""
-    from matplotlib.transforms import ScaledTranslation
-
+def separate_markers(fig, ax, markers, avoid=None, step_pt: float = 9.0, max_steps: int = 8) -> dict:
+    """Every marker stays on its value. A single-point marker (Line2D) that would cover
+    another, or lie on a line in ``avoid`` (marker -> lines it must not sit on), gets a short
+    text label (its size, from its gid) set beside it and up or down by multiples of
+    ``step_pt`` points, with a thin leader in the marker's colour to the marker, so the
+    reader can tell which is which. Returns marker -> the label's vertical offset in points
+    (0: no label needed)."""
     markers = [m for m in markers if m is not None]
     if not markers:
         return {}
@@ -211,33 +210,35 @@ def separate_markers(fig, ax, markers, avoid=None, step_pt: float = 8.0, max_ste
     avoid = avoid or {}
     paths = {id(ln): ax.transData.transform(np.column_stack([ln.get_xdata(), ln.get_ydata()]).astype(float))
              for m in markers for ln in avoid.get(m, [])}
-    placed: list[tuple[np.ndarray, float]] = []
+    where = {m: ax.transData.transform((float(m.get_xdata()[0]), float(m.get_ydata()[0]))) for m in markers}
+    size = {m: 0.5 * m.get_markersize() * px for m in markers}
+    labels: list[np.ndarray] = []
     offsets = {}
-    order = sorted(markers, key=lambda m: float(m.get_xdata()[0]))
-    for m in order:
-        x, y = float(m.get_xdata()[0]), float(m.get_ydata()[0])
-        p = ax.transData.transform((x, y))
-        r = 0.5 * m.get_markersize() * px
-        best, best_cost = 0, math.inf
-        for k in [0] + [s * j for j in range(1, max_steps + 1) for s in (1, -1)]:
-            q = p + np.array([0.0, k * step_pt * px])
-            cost = sum(1 for qq, rr in placed if np.hypot(*(q - qq)) < 1.25 * (r + rr))  # star arms reach out
-            cost += sum(1 for ln in avoid.get(m, []) if _segment_distance(q, paths[id(ln)]) < 0.8 * r)
+    for m in sorted(markers, key=lambda m: float(m.get_xdata()[0])):
+        p, r = where[m], size[m]
+        crowded = any(np.hypot(*(p - where[o])) < 1.25 * (r + size[o]) for o in markers if o is not m)
+        crowded |= any(_segment_distance(p, paths[id(ln)]) < 0.8 * r for ln in avoid.get(m, []))
+        offsets[m] = 0.0
+        if not crowded:
+            continue
+        best, best_cost = 1, math.inf
+        for k in [s * j for j in range(1, max_steps + 1) for s in (1, -1)]:
+            q = p + np.array([r + 4 * px, k * step_pt * px])
+            cost = sum(1 for qq in labels if abs(q[1] - qq[1]) < step_pt * px and abs(q[0] - qq[0]) < 40 * px)
+            cost += sum(1 for o in markers if np.hypot(*(q - where[o])) < size[o] + 4 * px)
             if cost < best_cost:
                 best, best_cost = k, cost
             if cost == 0:
                 break
-        q = p + np.array([0.0, best * step_pt * px])
-        placed.append((q, r))
+        labels.append(p + np.array([r + 4 * px, best * step_pt * px]))
         offsets[m] = best * step_pt
-        if best:
-            m.set_transform(ax.transData + ScaledTranslation(0.0, best * step_pt / 72.0, fig.dpi_scale_trans))
-            ax.annotate("", xy=(x, y), xytext=(0.0, best * step_pt), textcoords="offset points",
-                        arrowprops={"arrowstyle": "-", "color": m.get_color(), "lw": 0.8, "shrinkA": r / px,
-                                    "shrinkB": 0.0}, annotation_clip=False, gid=f"leader:{m.get_gid()}")
-            # a small dot where the marker belongs: the moved marker's value is read there
-            ax.plot([x], [y], "o", ms=2.5, color=m.get_color(), mec="k", mew=0.3, zorder=m.get_zorder(),
-                    gid=f"true-position:{m.get_gid()}")
+        gid = m.get_gid() or ""
+        text = gid.split("N=", 1)[1] if "N=" in gid else gid
+        x, y = float(m.get_xdata()[0]), float(m.get_ydata()[0])
+        ax.annotate(text, xy=(x, y), xytext=(r / px + 4.0, best * step_pt), textcoords="offset points",
+                    fontsize=7, color=m.get_color(), va="center", ha="left", annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "color": m.get_color(), "lw": 0.6, "shrinkA": 0.0,
+                                "shrinkB": r / px}, gid=f"label:{gid}")
     return offsets
 
 

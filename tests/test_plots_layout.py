@@ -149,29 +149,33 @@ def test_curves_draws_the_fitted_points():
     assert any("fitted points" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
 
 
-def test_answer_markers_that_would_overlap_are_moved_apart_with_a_leader():
-    # Two sizes 5% apart reach the target's loss a few percent apart in D: their stars collide.
+def test_answer_markers_sit_on_their_values_and_crowded_ones_get_labels():
+    # Two sizes 5% apart reach the target's loss a few percent apart in D: their stars would
+    # collide. They stay where their values are; labels with leaders tell them apart.
     law = LawFit("chinchilla", DEMO)
     specs = [ModelSpec(1e6, 4e6), ModelSpec(1.05e6, 4e6), ModelSpec(3e6, 4e6)]
     res = extrapolate(law, specs)
     crosses = sorted(m.tokens_to_match for m in res.models)
-    assert crosses[1] / crosses[0] < 1.1  # the premise: close enough to collide unmoved
+    assert crosses[1] / crosses[0] < 1.1  # the premise: close enough to collide
     fig = plot_curves(None, law, res)
-    boxes = _marker_boxes(fig)
-    stars = [g for g in boxes if g.startswith("cross:")]
-    assert len(stars) == 2
-    for a, b in itertools.combinations(boxes, 2):
-        assert not _overlap(boxes[a], boxes[b], pad=0.5), f"{a} and {b} overlap"
+    _drawn(fig)
     ax = fig.axes[0]
     lines = {ln.get_gid(): ln for ln in ax.lines}
-    leaders = {t.get_gid(): t for t in ax.texts if (t.get_gid() or "").startswith("leader:")}
-    assert leaders, "a moved marker gets a leader to its place"
     for m in res.models:
         star = lines[f"cross:N={m.name}"]
-        # the data stay the answer; only the drawing moves
-        assert (star.get_xdata()[0], star.get_ydata()[0]) == pytest.approx((m.tokens_to_match, res.target.loss))
-    for g, t in leaders.items():
-        assert t.xy == pytest.approx(tuple(lines[g.removeprefix("leader:")].get_xydata()[0]))
+        # drawn exactly at the answer: the marker's own transform maps its data where the axes put them
+        drawn = star.get_transform().transform(star.get_xydata()[0])
+        assert drawn == pytest.approx(ax.transData.transform((m.tokens_to_match, res.target.loss)))
+    assert not [ln for ln in ax.lines if (ln.get_gid() or "").startswith("true-position:")]
+    labels = {t.get_gid(): t for t in ax.texts if (t.get_gid() or "").startswith("label:")}
+    crowded = {f"label:cross:N={m.name}" for m in res.models if m.params < 2e6}
+    assert crowded <= set(labels), "each crowded star gets a label"
+    for g, t in labels.items():
+        assert t.xy == pytest.approx(tuple(lines[g.removeprefix("label:")].get_xydata()[0]))
+        assert t.get_text() == g.split("N=", 1)[1]
+    boxes = [t.get_window_extent() for t in labels.values()]
+    for a, b in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b), "two labels overlap"
 
 
 def test_published_law_plot_claims_no_measurements_and_draws_the_floor_that_stops_a_model():
@@ -342,7 +346,7 @@ def _own_study(samples: bool, crossing: bool = True):
     return Study(points=pts, fit=law, result=res, curves=curves, curve_fits=own), own
 
 
-def test_own_curves_have_bands_from_their_draws_and_stars_off_other_curves():
+def test_own_curves_have_bands_from_their_draws_and_stars_on_other_curves_are_labelled():
     study, own = _own_study(samples=True)
     fig = plot_own_curves(study)
     ax = fig.axes[0]
@@ -356,18 +360,22 @@ def test_own_curves_have_bands_from_their_draws_and_stars_off_other_curves():
         assert verts[:, 1].min() == pytest.approx(lo.min(), rel=1e-9)
         assert verts[:, 1].max() == pytest.approx(hi.max(), rel=1e-9)
         assert np.all(lo <= fitted.get_ydata() + 1e-12) and np.all(fitted.get_ydata() <= hi + 1e-12)
-    r = _drawn(fig)
+    _drawn(fig)
     px = fig.dpi / 72
     size_of = {**{f"measured:r{n:g}": si(n) for n in SIZES}, **{f"own-fit:N={si(n)}": si(n) for n in SIZES}}
+    labels = {t.get_gid() for t in ax.texts if (t.get_gid() or "").startswith("label:")}
     for g, star in lines.items():
         if not g.startswith(("cross:", "at_target_compute:")):
             continue
-        box = star.get_window_extent(r)
-        c = np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2])
+        # the marker is drawn at its value...
+        c = star.get_transform().transform(star.get_xydata()[0])
+        assert c == pytest.approx(ax.transData.transform(star.get_xydata()[0]))
         for other, name in size_of.items():
             if name != g.split("N=", 1)[1] and other in lines:
                 d = _segment_distance(c, ax.transData.transform(lines[other].get_xydata()))
-                assert d >= 0.4 * star.get_markersize() * px - 1e-6, f"{g} sits on {other}"
+                # ...and one that sits on another size's curve says whose it is
+                assert d >= 0.4 * star.get_markersize() * px - 1e-6 or f"label:{g}" in labels, \
+                    f"{g} sits on {other} unlabelled"
     _legend_beside_data(fig)
 
 
