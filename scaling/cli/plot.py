@@ -71,6 +71,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+#: Highest --dpi accepted: a 6x4-inch figure at 2400 dpi is already ~550 MB of pixels.
+MAX_DPI = 2400
+
+
 def figure_path(out, kind: str, kinds) -> "Path":
     """Where ``--kind all`` puts the figure of ``kind``: STEM-KIND beside ``out``, or KIND when
     ``out``'s stem already names a kind (never ``curves-curves.png``)."""
@@ -92,6 +96,9 @@ def run(args) -> int:
     if out.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
         raise InputError(f"cannot tell the figure format from {out.name!r}", field="--output",
                          fix="end the file name in .png, .svg or .pdf")
+    if not 1 <= args.dpi <= MAX_DPI:  # matplotlib's own error is a traceback; a huge one exhausts memory
+        raise InputError(f"must lie in 1..{MAX_DPI}, got {args.dpi}", field="--dpi",
+                         fix="e.g. --dpi 150 (screen) or --dpi 300 (print)")
     check_output(out, "--output")
     study = study_from_args(args)
     kinds = tuple(report_kinds(study)) if args.kind == "all" else (args.kind,)
