@@ -25,11 +25,15 @@ def _write_inputs(d: Path) -> None:
     (d / "good.csv").write_text(POINTS)
     (d / "tabs.csv").write_text(POINTS.replace(",", "\t"))
     (d / "garbage.bin").write_bytes(bytes(range(256)) * 4)
-    (d / "not_a_fit.json").write_text(json.dumps({"hello": 1, "world": [1, 2]}))
+    (d / "not_a_fit.json").write_text(json.dumps({"law": "chinchilla", "E": 1.7}))
     # a sweep whose only run has a summary that is not text, and one whose summary was cut short
     for name, data in (("sweep_garbage", bytes(range(128, 256)) * 4), ("sweep_truncated", b'{"schema_version": 1, "st')):
         (d / name / "r").mkdir(parents=True)
         (d / name / "r" / "summary.json").write_bytes(data)
+    names = {1e6: "nano", 3e6: "micro", 1e7: "tiny", 3e7: "mini"}
+    rows = POINTS.splitlines()
+    (d / "named.csv").write_text("\n".join([rows[0] + ",model"] + [f"{r},{names[float(r.split(',')[0])]}"
+                                                                  for r in rows[1:]]) + "\n")
     (d / "sweep_bad_index").mkdir()
     (d / "sweep_bad_index" / "runs.csv").write_bytes(bytes(range(128, 256)) * 4)
 
@@ -52,6 +56,17 @@ CASES = [
     # --- misleading messages
     ("train: seq_len longer than the batch", ["train", "tokens=1e5", "seq_len=100000000"], "seq_len"),
     ("runs: a truncated summary.json", ["runs", "{d}/sweep_truncated"], "{d}/sweep_truncated/r/summary.json"),
+    ("demo: no bootstrap processes", ["demo", "--jobs", "0", "--out", "{d}/demo"], "--jobs"),
+    ("fit: no bootstrap processes", ["fit", "{d}/good.csv", "--jobs", "0", "-o", "{d}/fit.json"], "--jobs"),
+    ("extrapolate: unknown law", ["extrapolate", "--law", "hoffmann2023", "--models", "1e8", "--target", "1e9:1e10"],
+     "--law"),
+    ("fit: a JSON file that is not a fit", ["fit", "{d}/not_a_fit.json", "-o", "{d}/fit.json"],
+     "{d}/not_a_fit.json"),
+    ("train: two budgets", ["train", "tokens=1e5", "flops=1e12"], "tokens"),
+    ("sweep: the experiment's tokens beside budget=flops", ["sweep", "demo", "budget=flops", "--dry-run", "--out",
+                                                            "{d}/new_sweep"], "overrides"),
+    ("extrapolate: a target named by nothing in the data", ["extrapolate", "{d}/named.csv", "--law", "chinchilla",
+                                                            "--target", "maxi", "--no-curves"], "target"),
 ]
 
 
@@ -121,3 +136,53 @@ def test_seq_len_beyond_the_batch_does_not_suggest_a_batch_of_that_size(work, ca
     rc, cap = run_cli(_argv(["train", "tokens=1e5", "seq_len=100000000"], work, cache), capsys)
     line = one_line(cap.err, "scaling train", "seq_len")
     assert "multiple of 100000000" not in line and "longer than a whole batch" in line
+
+
+def test_an_unknown_law_names_the_known_ones_and_the_nearest(work, capsys):
+    rc, cap = run_cli(["extrapolate", "--law", "hoffmann2023", "--models", "1e8", "--target", "1e9:1e10"], capsys)
+    line = one_line(cap.err, "scaling extrapolate", "--law")
+    assert "has to be fitted" not in line and "did you mean hoffmann2022?" in line
+    assert all(name in line for name in ("chinchilla", "kaplan2020", "auto"))
+
+
+def test_a_json_file_that_is_not_a_fit_says_what_it_holds(work, capsys):
+    rc, cap = run_cli(["fit", str(work / "not_a_fit.json"), "-o", str(work / "fit.json")], capsys)
+    line = one_line(cap.err, "scaling fit", str(work / "not_a_fit.json"))
+    assert "must pass an index" not in line and "neither a table of points nor a saved fit" in line
+
+
+@pytest.mark.parametrize("argv, keep", [(["train", "tokens=1e5", "flops=1e12"], "flops"),
+                                        (["sweep", "demo", "budget=flops", "--dry-run", "--out", "{d}/new_sweep"],
+                                         "flops"),
+                                        (["sweep", "demo", "budget=tpp", "tokens_per_param=0", "--dry-run", "--out",
+                                          "{d}/new_sweep"], "tokens_per_param")],
+                         ids=["train", "sweep budget=flops", "sweep budget=tpp"])
+def test_two_budgets_name_both_and_the_null_that_fixes_it(work, cache, capsys, argv, keep):
+    rc, cap = run_cli(_argv(argv, work, cache), capsys)
+    assert rc == 2
+    line = cap.err.strip()
+    assert "\n" not in line and "tokens=" in line and f"{keep}=" in line
+    assert f"to keep {keep}, add tokens=null" in line and "preset or experiment" in line
+
+
+def test_a_tab_separated_csv_fits_like_the_comma_separated_one(work, capsys):
+    got = []
+    for name in ("good.csv", "tabs.csv"):
+        rc, cap = run_cli(["fit", str(work / name), "--law", "chinchilla", "--json"], capsys)
+        assert rc == 0 and cap.err == "", cap.err
+        got.append(json.loads(cap.out)["params"])
+    assert got[0] == got[1]
+
+
+def test_a_preset_name_works_as_the_target_as_it_does_in_models(work, capsys):
+    def target(spec):
+        rc, cap = run_cli(["extrapolate", str(work / "named.csv"), "--law", "chinchilla", "--target", spec,
+                           "--models", "nano,micro", "--no-curves", "--json"], capsys)
+        assert rc == 0, cap.err
+        return json.loads(cap.out)["target"]
+
+    by_name, by_size = target("mini"), target("3e7:1e9")
+    assert by_name["name"] == "mini" and by_name["how"] == "given model"
+    assert (by_name["params"], by_name["tokens"], by_name["loss"]) == (
+        by_size["params"], by_size["tokens"], by_size["loss"])
+    assert target("mini:3e10")["tokens"] == 3e10

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, print_json, sizes_from_args, study_summary
+from scaling.cli._common import (add_command, add_sizes_option, check_bootstrap, check_jobs,
+                                   print_json, sizes_from_args, study_summary)
 
 EXAMPLE = ("scaling plot runs/sweep -o curves.png\n"
            "  scaling plot points.csv --kind all -o figs/study.svg --law chinchilla --bootstrap 100")
@@ -38,6 +39,7 @@ def study_from_args(args):
     from analysis.extrapolate import run_study
 
     check_bootstrap(args.bootstrap)
+    check_jobs(args.jobs)
     return run_study(args.path, law=args.law, target=args.target, bootstrap=args.bootstrap, seed=args.seed,
                      n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
                      columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,

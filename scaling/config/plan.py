@@ -73,9 +73,19 @@ def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1, device_bytes
                           field="micro_batch", fix=f"use a divisor of {per_rank}")
 
     budget = [k for k in ("tokens", "tokens_per_param", "flops") if getattr(cfg, k) is not None]
-    if len(budget) != 1:
-        raise ConfigError("set exactly one budget" + (f" (got {', '.join(budget)})" if budget else ""),
-                          field="tokens", fix="give one of tokens=2e6, tokens_per_param=20, flops=1e15")
+    if not budget:
+        raise ConfigError("set exactly one budget (got none)", field="tokens",
+                          fix="give one of tokens=2e6, tokens_per_param=20, flops=1e15")
+    if len(budget) > 1:
+        # Usually one comes from a preset or experiment (e.g. the demo's own tokens) and one
+        # from the command line (budget=flops, tokens_per_param=...): name both, and the null.
+        got = " and ".join(f"{k}={getattr(cfg, k):g}" for k in budget)
+        keep = next((k for k in budget if k != "tokens"), budget[-1])
+        drop = [k for k in budget if k != keep]
+        raise ConfigError(f"set exactly one budget, got {got} (a preset or experiment may set one of them "
+                          "itself)", field=drop[0],
+                          fix=f"to keep {keep}, add {' '.join(f'{k}=null' for k in drop)}; or keep "
+                              f"{drop[0]} and add {keep}=null")
     per_tok_6n = F.flops_6n_per_token(args)
     per_tok = F.training_flops_per_token(args)
     if cfg.tokens is not None:
