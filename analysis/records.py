@@ -185,6 +185,17 @@ def check_output(path: str | os.PathLike, field: str, directory: bool = False) -
     if not os.access(p, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {path}: {p} is not writable", field=field,
                          fix="choose a location you can write to")
+    if directory:
+        # os.access trusts permission bits: root passes it everywhere, and a file system such
+        # as /proc refuses what the bits allow. A directory is filled later, by other
+        # processes (a sweep's jobs): try a file there now, and remove it again.
+        try:
+            fd, probe = tempfile.mkstemp(dir=p, prefix=".write-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise InputError(f"cannot write {path}: {p} refuses new files ({e.strerror or e})", field=field,
+                             fix="choose a location you can write to") from None
     return path
 
 

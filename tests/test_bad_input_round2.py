@@ -9,6 +9,9 @@ boundary matters (``python -m sweeps``, Ctrl-C) run in a child process.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -65,6 +68,10 @@ CASES = [
     ("train: two budgets", ["train", "tokens=1e5", "flops=1e12"], "tokens"),
     ("sweep: the experiment's tokens beside budget=flops", ["sweep", "demo", "budget=flops", "--dry-run", "--out",
                                                             "{d}/new_sweep"], "overrides"),
+    ("demo: an --out no file can be created in", ["demo", "--out", "/proc/x"], "--out"),
+    ("sweep: a dry run into an unwritable --out", ["sweep", "demo", "--dry-run", "--out", "/proc/x"], "--out"),
+    ("sweep: a dry run on a missing corpus", ["sweep", "demo", "--dry-run", "data.source={d}/nonexistent",
+                                              "--out", "{d}/new_sweep"], "overrides"),
     ("extrapolate: a target named by nothing in the data", ["extrapolate", "{d}/named.csv", "--law", "chinchilla",
                                                             "--target", "maxi", "--no-curves"], "target"),
 ]
@@ -186,3 +193,19 @@ def test_a_preset_name_works_as_the_target_as_it_does_in_models(work, capsys):
     assert (by_name["params"], by_name["tokens"], by_name["loss"]) == (
         by_size["params"], by_size["tokens"], by_size["loss"])
     assert target("mini:3e10")["tokens"] == 3e10
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["experiment=demo", "model=nano", "tokens=1e5", "hydra/launcher=basic", "sweep.root=/proc/x"], "sweep.root"),
+    (["experiment=demo", "tokenz=1", "sweep.root={tmp}/s"], "overrides"),
+    (["experiment=nosuch", "sweep.root={tmp}/s"], "overrides"),
+], ids=["unwritable sweep.root", "unknown key", "missing config group"])
+def test_python_m_sweeps_errors_are_one_line_with_exit_2(tmp_path, argv, field):
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = str(ROOT)
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "sweeps", "-m", *argv], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    one_line(proc.stderr, "python -m sweeps", field)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "multirun").exists()
