@@ -209,3 +209,21 @@ def test_python_m_sweeps_errors_are_one_line_with_exit_2(tmp_path, argv, field):
     assert proc.returncode == 2, proc.stderr
     one_line(proc.stderr, "python -m sweeps", field)
     assert not (tmp_path / "s").exists() and not (tmp_path / "multirun").exists()
+
+
+def test_ctrl_c_during_python_m_sweeps_is_one_line_with_exit_130(tmp_path):
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps", "-m", "experiment=demo", "model=nano", "tokens=2e6",
+                             "hydra/launcher=basic", "progress=none", f"sweep.root={tmp_path}/s"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,  # Ctrl-C reaches the whole process group
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(6)  # composed and training (or still starting: either way an interrupt)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "python -m sweeps: interrupted", err
