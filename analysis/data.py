@@ -143,11 +143,16 @@ def _read_source(source, policy: str = "raise") -> tuple[pd.DataFrame, str]:
             df = pd.read_json(path, lines=True)
         elif suffix == ".json":
             _refuse_saved_fit(path)
-            df = pd.read_json(path)
+            df = _read_json_table(path)
         elif suffix == ".tsv":
             df = pd.read_csv(path, sep="\t")
         else:
             df = pd.read_csv(path)
+            if df.shape[1] == 1:  # one column: maybe another delimiter (a spreadsheet's tab or ';' export)
+                head = str(df.columns[0])
+                sep = next((c for c in ("\t", ";", "|") if c in head), None)
+                if sep is not None:
+                    df = pd.read_csv(path, sep=sep)
     except ImportError as e:
         raise InputError(f"cannot read {suffix} files here ({e})", field=str(path),
                          fix="install pyarrow, or convert the table to CSV") from None
@@ -155,6 +160,25 @@ def _read_source(source, policy: str = "raise") -> tuple[pd.DataFrame, str]:
         raise TableError(f"not a readable table ({str(e).splitlines()[0]})", field=str(path),
                          fix="give a CSV with a header row, a Parquet file, or a run directory") from None
     return df, str(path)
+
+
+def _read_json_table(path: Path) -> pd.DataFrame:
+    """A JSON table (a list of row objects, or an object of columns), or a TableError
+    saying what the file holds instead of pandas' message about scalar values."""
+    try:
+        return pd.read_json(path)
+    except ValueError as e:
+        import json
+
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise e from None  # not JSON at all: the caller reports pandas' reason
+        what = (f"an object whose keys ({', '.join(list(map(str, obj))[:4])}) are not columns of rows"
+                if isinstance(obj, dict) else f"a JSON {type(obj).__name__}")
+        raise TableError(f"is JSON but neither a table of points nor a saved fit: it holds {what}",
+                         field=str(path), fix="give a list of rows such as [{\"params\": 1e6, \"tokens\": 1e8, "
+                         "\"loss\": 3.1}, ...], a CSV table, or a fit saved by `scaling fit -o fit.json`") from None
 
 
 def _refuse_saved_fit(path: Path) -> None:

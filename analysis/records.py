@@ -185,6 +185,17 @@ def check_output(path: str | os.PathLike, field: str, directory: bool = False) -
     if not os.access(p, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {path}: {p} is not writable", field=field,
                          fix="choose a location you can write to")
+    if directory:
+        # os.access trusts permission bits: root passes it everywhere, and a file system such
+        # as /proc refuses what the bits allow. A directory is filled later, by other
+        # processes (a sweep's jobs): try a file there now, and remove it again.
+        try:
+            fd, probe = tempfile.mkstemp(dir=p, prefix=".write-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise InputError(f"cannot write {path}: {p} refuses new files ({e.strerror or e})", field=field,
+                             fix="choose a location you can write to") from None
     return path
 
 
@@ -285,8 +296,13 @@ def iter_jsonl(path: str | os.PathLike, warn_torn: bool = True) -> Iterator[dict
     """Rows of a JSON-lines file. A torn final line is skipped (with a warning); a bad
     line anywhere else is an error, because it means the file was corrupted, not cut."""
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except UnicodeDecodeError as e:
+        raise RecordError(f"is not text (byte {e.start} is not UTF-8): not a JSON-lines record", field=str(path),
+                          fix="the file is corrupt; rerun the run, or point at the run directory it belongs in"
+                          ) from None
     # A file that ends in "\n" yields a final empty string; anything else there is torn.
     last = len(lines) - 1
     for i, line in enumerate(lines):
@@ -329,10 +345,18 @@ def read_summary(run_dir: str | os.PathLike) -> dict:
     path = Path(run_dir) / SUMMARY_FILE
     if not path.exists():
         raise RecordError("no summary file", field=str(path), fix="point at a run directory written by `scaling train`")
+    damaged = ("the file is damaged (e.g. a copy cut short); delete it and rerun the run's command, which "
+               "resumes from the run's newest checkpoint")
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise RecordError(f"not valid JSON ({e.msg})", field=str(path)) from None
+        raise RecordError(f"not valid JSON ({e.msg})", field=str(path), fix=damaged) from None
+    except UnicodeDecodeError as e:
+        raise RecordError(f"is not text (byte {e.start} is not UTF-8), so not a run summary", field=str(path),
+                          fix=damaged) from None
+    if not isinstance(summary, dict):
+        raise RecordError(f"holds a JSON {type(summary).__name__}, not a run summary (an object)", field=str(path),
+                          fix=damaged)
     missing = [k for k, (req, _) in SUMMARY_FIELDS.items() if req and k not in summary]
     if missing:
         raise RecordError(f"lacks {', '.join(missing)}", field=str(path))

@@ -12,7 +12,7 @@ import numpy as np
 from .errors import InputError, TableError
 from .text import si
 
-__all__ = ["ModelSpec", "Target", "parse_models", "parse_target", "models_from_points", "model_names"]
+__all__ = ["ModelSpec", "Target", "parse_models", "parse_target", "named_target", "models_from_points", "model_names"]
 
 
 @dataclass
@@ -108,6 +108,22 @@ def model_names(points) -> dict[float, str]:
     return out
 
 
+def named_target(target, known: "Sequence[ModelSpec]" = ()):
+    """``target`` as a :class:`ModelSpec` when it names one of the ``known`` models the way
+    :func:`parse_models` reads a name (``mini``, or ``mini:2e9`` at another budget), else
+    ``target`` unchanged (``largest``, a loss, ``N:D``: :func:`parse_target` reads those)."""
+    if not isinstance(target, str) or target.strip() == "largest":
+        return target
+    name = target.strip().partition(":")[0]
+    if any(m.name == name and m.name != si(m.params) for m in known):
+        spec = parse_models(target, known)[0]
+        if spec.tokens is None:
+            raise InputError(f"model {name!r} has no token count to serve as the target", field="target",
+                             fix=f"give it one, e.g. --target {name}:1e9")
+        return spec
+    return target
+
+
 def parse_target(text) -> str | float | tuple[float, float]:
     """``largest`` | a loss (``2.05``) | ``N:D`` (``65e9:1.4e12``)."""
     if isinstance(text, (tuple, list)):
@@ -124,7 +140,8 @@ def parse_target(text) -> str | float | tuple[float, float]:
         return _positive(s, "target")
     except InputError:
         raise InputError(f"cannot read {text!r}", field="target",
-                         fix="use largest, a loss such as 2.05, or PARAMS:TOKENS such as 65e9:1.4e12") from None
+                         fix="use largest, a loss such as 2.05, PARAMS:TOKENS such as 65e9:1.4e12, or a model of the "
+                             "data by name (e.g. mini, with a sweep whose run records name its preset)") from None
 
 
 def models_from_points(points, flops: str = "6nd") -> list[ModelSpec]:

@@ -15,7 +15,7 @@ from .errors import InputError
 from .extrapolate import extrapolate
 from .laws import get_law
 from .result import LawFit
-from .specs import ModelSpec, models_from_points, parse_models
+from .specs import ModelSpec, models_from_points, named_target, parse_models
 from .text import format_table, model_label, sci, si
 
 __all__ = ["Study", "run_study", "measured_curves", "fit_run_curves", "PublishedCase", "published_case"]
@@ -472,6 +472,8 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     else:
         raise InputError("no models to ask about", field="models",
                          fix="give a sweep directory or table, or --models such as 7e9,13e9")
+    if points is not None:  # a preset name (--target mini) stands for that model, as in --models
+        target = named_target(target, models_from_points(points, flops=flops))
     run_curves, curve_fits = {}, {}
     if curves and points is not None:
         run_curves = measured_curves(source, points)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from analysis.errors import ToolkitError
-from scaling.config import TrainConfig, to_train_config
+from scaling.config import TrainConfig, check_settings, to_train_config
 
 
 def run_dir_for(cfg: TrainConfig, out_dir: Optional[str | os.PathLike] = None) -> Path:
@@ -48,6 +48,7 @@ def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None) -> dict:
     subclasses with a one-line message naming the field.
     """
     cfg = to_train_config(cfg)
+    check_settings(cfg)  # before isolated() applies threads
     run_dir = run_dir_for(cfg, out_dir)
     with isolated(cfg):
         import torch

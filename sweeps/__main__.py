@@ -1,6 +1,8 @@
 """``python -m sweeps``: exit status 0 when every run completed (or was already complete),
-3 when the sweep finished but some runs failed or diverged (see runs.csv), and Hydra's 1
-for a config that does not compose."""
+3 when the sweep finished but some runs failed or diverged (see runs.csv), 2 with one
+line on stderr for a config that does not compose or a sweep.root that cannot be written,
+and 130 for Ctrl-C."""
+import os
 import sys
 
 #: Hydra modes of which it takes exactly one per call (hydra/_internal/utils.py, _run_hydra).
@@ -23,10 +25,43 @@ def _refuse_two_modes(argv: list[str]) -> None:
 
 _refuse_two_modes(sys.argv[1:])
 
+
+
+def _one_line(e: BaseException) -> str:
+    """An error that ended the sweep as one line: ``field: what (fix: ...)``."""
+    from analysis.errors import ToolkitError
+
+    if isinstance(e, ToolkitError):
+        return str(e)
+    if isinstance(e, OSError) and e.filename:
+        return (f"sweep.root: cannot write {e.filename} ({e.strerror or e}) "
+                "(fix: choose a sweep.root you can write to)")
+    text = " ".join(str(e).strip().splitlines()[0].split()) if str(e).strip() else type(e).__name__
+    module = type(e).__module__.split(".")[0]
+    if module in ("hydra", "omegaconf"):  # a key or config group that does not compose
+        return (f"overrides: {text} (fix: check the key or group against `python -m sweeps --cfg job` "
+                "or `python -m sweeps --help`)")
+    return f"{type(e).__name__}: {text} (fix: rerun with HYDRA_FULL_ERROR=1 for the traceback)"
+
+
+# Hydra prints its own multi-line report of an error and exits 1; with HYDRA_FULL_ERROR it
+# re-raises instead, so the error is one line here with status 2, as `scaling` prints it.
+_full_error = "HYDRA_FULL_ERROR" in os.environ
+os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+
 from sweeps.app import main  # noqa: E402  (after the check: it is instant, Hydra's import is not)
 from sweeps.index import LAST_SWEEP  # noqa: E402
 
-main()
+try:
+    main()
+except KeyboardInterrupt:  # Ctrl-C: what `scaling train` prints, not joblib's traceback
+    print("python -m sweeps: interrupted", file=sys.stderr)
+    sys.exit(130)
+except Exception as e:
+    if _full_error:  # the user asked for Hydra's full report
+        raise
+    print(f"python -m sweeps: error: {_one_line(e)}", file=sys.stderr)
+    sys.exit(2)
 counts = LAST_SWEEP.get("counts", {})
 bad = ", ".join(f"{counts[k]} {k}" for k in ("failed", "diverged") if counts.get(k))
 if bad:

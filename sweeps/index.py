@@ -52,8 +52,10 @@ INDEX_COLUMNS = ("run", "point", "status", "params", "params_nonembedding", "tok
 STATUS_ORDER = ("completed", "running", "interrupted", "resumable", "failed", "diverged")
 
 
-def index_rows(sweep_dir: str | Path) -> list[dict]:
-    """Rows of the index for every run at or below ``sweep_dir`` (see :data:`INDEX_COLUMNS`)."""
+def index_rows(sweep_dir: str | Path, unreadable: Optional[list] = None) -> list[dict]:
+    """Rows of the index for every run at or below ``sweep_dir`` (see :data:`INDEX_COLUMNS`).
+    A run whose summary cannot be read is skipped with a warning, or, given a list
+    ``unreadable``, its RecordError is appended there instead."""
     from .job import is_locked
 
     sweep_dir = Path(sweep_dir)
@@ -62,7 +64,10 @@ def index_rows(sweep_dir: str | Path) -> list[dict]:
         try:
             s = R.read_summary(run_dir)
         except RecordError as e:
-            warnings.warn(f"skipped a run whose record cannot be read: {e}")
+            if unreadable is not None:
+                unreadable.append(e)
+            else:
+                warnings.warn(f"skipped a run whose record cannot be read: {e}")
             continue
         status = s["status"]
         if status == "running" and not is_locked(run_dir):
@@ -118,11 +123,18 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def build_index(sweep_dir: str | Path):
-    """The index as a pandas DataFrame, built from the run records (nothing is written)."""
+def build_index(sweep_dir: str | Path, *, some_readable: bool = False):
+    """The index as a pandas DataFrame, built from the run records (nothing is written).
+    Runs whose records cannot be read are left out with a warning; with ``some_readable``,
+    when no run can be read, the first one's RecordError is raised instead of an empty index."""
     import pandas as pd
 
-    rows = index_rows(sweep_dir)
+    unreadable: list = []
+    rows = index_rows(sweep_dir, unreadable)
+    if unreadable and not rows and some_readable:
+        raise unreadable[0]
+    for e in unreadable:
+        warnings.warn(f"skipped a run whose record cannot be read: {e}")
     # the data-constrained columns only where some run has them, so ordinary indexes stay as they were
     extra = [c for c in ("unique_tokens", "epochs") if any(c in r for r in rows)]
     df = pd.DataFrame(rows, columns=list(INDEX_COLUMNS) + extra)
@@ -159,19 +171,45 @@ def read_index(path: str | Path):
 
     path = Path(path)
     if path.is_file():
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
+        return _read_index_file(path)
     if not path.exists():
         raise RecordError("no such file or directory", field=str(path),
                           fix="point at a sweep directory, e.g. demo_out/runs")
     if R.find_run_dirs(path):
-        return build_index(path)
+        return build_index(path, some_readable=True)
     for name in (INDEX_PARQUET, INDEX_CSV):
         if (path / name).exists() and (name != INDEX_PARQUET or _have_pyarrow()):
             return read_index(path / name)
     raise RecordError("no runs here (no summary.json below it and no runs.csv)", field=str(path),
                       fix="point at the sweep's directory (sweep.root), e.g. demo_out/runs")
+
+
+#: Columns a file must have to be read as a sweep index (``scaling runs`` shows them).
+INDEX_REQUIRED = ("run", "point", "status")
+
+
+def _read_index_file(path: Path):
+    """A ``runs.csv``/``runs.parquet`` file, or a RecordError naming it: not a table, or a
+    table that is not a sweep index (e.g. a table of points for ``scaling fit``)."""
+    import pandas as pd
+
+    fix = "point at a sweep directory (sweep.root) or the runs.csv written there, e.g. demo_out/runs"
+    try:
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except UnicodeDecodeError as e:
+        raise RecordError(f"is not text (byte {e.start} is not UTF-8), so not a sweep index", field=str(path),
+                          fix=fix) from None
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        why = " ".join(str(e).split())[:120] or type(e).__name__
+        raise RecordError(f"cannot be read as a sweep index ({why})", field=str(path), fix=fix) from None
+    missing = [c for c in INDEX_REQUIRED if c not in df.columns]
+    if missing:
+        points = {"params", "tokens", "loss"} <= set(df.columns) or {"N", "D", "loss"} <= set(df.columns)
+        what = ("a table of points (params, tokens, loss), not a sweep index" if points
+                else f"not a sweep index: it has no {', '.join(missing)} column")
+        raise RecordError(what, field=str(path),
+                          fix=(f"fit it with `scaling fit {path}`, or " if points else "") + fix)
+    return df
 
 
 def status_counts(df) -> dict:

@@ -148,8 +148,20 @@ def _train_tokens(data, seen: dict) -> tuple:
 
     key = json.dumps(to_dict(data), sort_keys=True)
     if key not in seen:
+        _check_source(data)  # a missing corpus fails the dry run as it would fail the run
         seen[key] = train_tokens_estimate(data)
     return seen[key]
+
+
+def _check_source(data) -> None:
+    """The DataError a run would meet first for ``data.source`` (missing, or no documents in
+    it); the estimate alone turns that into an unknown size."""
+    from scaling.data import list_documents
+    from scaling.shards import shard_paths
+
+    if data.source == "stdlib" or shard_paths(data.source):
+        return
+    list_documents(data)
 
 
 def run_experiment(experiment: Optional[str], out_dir: Optional[str | os.PathLike] = None,

@@ -247,12 +247,17 @@ def _real(argv, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+#: The fix a damaged summary.json is given: deleting it lets the run's command resume it.
+DAMAGED = ("the file is damaged (e.g. a copy cut short); delete it and rerun the run's command, which resumes "
+           "from the run's newest checkpoint")
+
+
 def test_runs_lists_a_sweep_with_a_truncated_summary_with_one_warning_line(truncated, tmp_path):
     sweep, summary, _ = truncated
     proc = _real(["runs", sweep], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [f"scaling runs: warning: skipped a run whose record cannot be read: "
-                                        f"{summary}: not valid JSON (Expecting ',' delimiter)"]
+                                        f"{summary}: not valid JSON (Expecting ',' delimiter) (fix: {DAMAGED})"]
     assert "11 runs: 11 completed" in proc.stdout
 
 
@@ -269,7 +274,7 @@ def test_on_bad_rows_omit_skips_the_truncated_run_with_a_warning(truncated, tmp_
     proc = _real(["fit", sweep, *CHINCHILLA, "--quiet", "--json", "--on-bad-rows", "omit"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [f"scaling fit: warning: skipped a run whose record cannot be read: "
-                                        f"{summary}: not valid JSON (Expecting ',' delimiter)"]
+                                        f"{summary}: not valid JSON (Expecting ',' delimiter) (fix: {DAMAGED})"]
     got = json.loads(proc.stdout)
     # the reference fit, on the sweep without that run, in this process
     capsys.readouterr()

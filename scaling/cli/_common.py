@@ -55,6 +55,16 @@ def check_bootstrap(n: int, field: str = "--bootstrap") -> int:
     return n
 
 
+def check_jobs(n) -> None:
+    """``--jobs``: None (all cores) or a positive number of processes, else a one-line InputError
+    (joblib reads 0 as no meaning and negative numbers as "all cores but some")."""
+    from analysis.errors import InputError
+
+    if n is not None and n < 1:
+        raise InputError(f"must be 1 or more, got {n}", field="--jobs",
+                         fix="e.g. --jobs 2, or leave it out to use all cores")
+
+
 def study_summary(study, written) -> dict:
     """``plot --json`` and ``report --json``: the files written and what a script needs to
     know about the study behind them (the extrapolation itself: ``scaling extrapolate --json``)."""

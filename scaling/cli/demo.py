@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, check_bootstrap, print_json, study_summary
+from scaling.cli._common import add_command, check_bootstrap, check_jobs, print_json, study_summary
 
 EXAMPLE = ("scaling demo --out demo_out                        # the demo experiment's 4 runs, on all cores\n"
            "  scaling demo --out demo_small --grid nano=2e6,micro=1e6,tiny=5e5     # smaller and quicker\n"
@@ -80,6 +80,7 @@ def run(args) -> int:
         raise InputError("--grid and model= or tokens= overrides both choose the runs", field="--grid",
                          fix="give either --grid MODEL=TOKENS,... or model=/tokens= overrides")
     check_bootstrap(args.bootstrap)
+    check_jobs(args.jobs)
     if args.lanes is not None and args.lanes < 1:
         raise InputError("must be 1 or more", field="--lanes", fix="e.g. --lanes 2")
     grid = parse_grid(args.grid) if args.grid else None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, print_json, sizes_from_args
+from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, check_jobs, print_json, sizes_from_args
 
 EXAMPLE = ("scaling extrapolate --published llama\n"
            "  scaling extrapolate --published llama --unique-tokens 1.4e12\n"
@@ -94,6 +94,7 @@ def run(args) -> int:
                              fix="give a sweep directory or table, --law hoffmann2022 with --models, "
                                  "or --published llama")
         law = "auto"
+    _check_law_name(law)
     if source is None and args.models is None:
         raise InputError("no models to ask about", field="--models",
                          fix="list sizes, e.g. --models 7e9,13e9 --target 65e9:1.4e12")
@@ -101,6 +102,7 @@ def run(args) -> int:
         raise InputError("--bootstrap needs a law fitted on data", field="--bootstrap",
                          fix="give PATH and a law to fit (chinchilla, gadre2024, kaplan_nd), or drop --bootstrap")
     check_bootstrap(args.bootstrap)
+    check_jobs(args.jobs)
     study = run_study(source, law=law, target=args.target, models=args.models, bootstrap=args.bootstrap,
                       seed=args.seed, n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
                       columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
@@ -123,6 +125,27 @@ def run(args) -> int:
         for note in study.notes:
             print(f"note: {note}")
     return 1 if args.strict and checked is not None and checked.failed else 0
+
+
+def _check_law_name(law: str) -> None:
+    """An InputError naming the known laws when ``law`` is none of them (nor a saved fit),
+    before the data are read: otherwise a typo reads as a law to fit with no data given."""
+    import difflib
+
+    from analysis.errors import InputError
+    from analysis.laws import LAWS
+    from analysis.laws.mix import is_mix
+    from analysis.published import PUBLISHED_LAWS
+
+    if law == "auto" or law in PUBLISHED_LAWS or law in LAWS or law.endswith(".json") or is_mix(law):
+        return
+    published = list(PUBLISHED_LAWS)
+    to_fit = ["auto", *LAWS]
+    near = difflib.get_close_matches(law, published + to_fit, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}? " if near else ""
+    raise InputError(f"unknown law {law!r}", field="--law",
+                     fix=f"{hint}published laws: {', '.join(published)}; laws to fit on data: {', '.join(to_fit)}; "
+                         "or a saved fit (.json)")
 
 
 def _run_published(args) -> int:

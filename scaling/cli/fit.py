@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, print_json, sizes_from_args
+from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, check_jobs, print_json, sizes_from_args
 
 LAW_CHOICES = ("auto", "chinchilla", "gadre2024", "kaplan", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c",
                "approach1", "approach2")
@@ -144,6 +144,7 @@ def run(args) -> int:
     from analysis.records import check_output
 
     check_bootstrap(args.bootstrap)
+    check_jobs(args.jobs)
     if not 0 < args.level < 1:
         raise InputError("must lie between 0 and 1", field="--level", fix="e.g. --level 0.9")
     if args.save:  # before the fit, which may take minutes, is thrown away

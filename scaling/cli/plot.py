@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, print_json, sizes_from_args, study_summary
+from scaling.cli._common import (add_command, add_sizes_option, check_bootstrap, check_jobs,
+                                   print_json, sizes_from_args, study_summary)
 
 EXAMPLE = ("scaling plot runs/sweep -o curves.png\n"
            "  scaling plot points.csv --kind all -o figs/study.svg --law chinchilla --bootstrap 100")
@@ -38,6 +39,7 @@ def study_from_args(args):
     from analysis.extrapolate import run_study
 
     check_bootstrap(args.bootstrap)
+    check_jobs(args.jobs)
     return run_study(args.path, law=args.law, target=args.target, bootstrap=args.bootstrap, seed=args.seed,
                      n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
                      columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
@@ -71,6 +73,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+#: Highest --dpi accepted: a 6x4-inch figure at 2400 dpi is already ~550 MB of pixels.
+MAX_DPI = 2400
+
+
 def figure_path(out, kind: str, kinds) -> "Path":
     """Where ``--kind all`` puts the figure of ``kind``: STEM-KIND beside ``out``, or KIND when
     ``out``'s stem already names a kind (never ``curves-curves.png``)."""
@@ -92,6 +98,9 @@ def run(args) -> int:
     if out.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
         raise InputError(f"cannot tell the figure format from {out.name!r}", field="--output",
                          fix="end the file name in .png, .svg or .pdf")
+    if not 1 <= args.dpi <= MAX_DPI:  # matplotlib's own error is a traceback; a huge one exhausts memory
+        raise InputError(f"must lie in 1..{MAX_DPI}, got {args.dpi}", field="--dpi",
+                         fix="e.g. --dpi 150 (screen) or --dpi 300 (print)")
     check_output(out, "--output")
     study = study_from_args(args)
     kinds = tuple(report_kinds(study)) if args.kind == "all" else (args.kind,)

@@ -72,6 +72,10 @@ def _dry_run(args, overrides) -> int:
                           fix="check the key against `python -m sweeps --cfg job`") from None
     invalid = [j for j in jobs if j.error]
     todo = [j for j in jobs if j.action != "skip" and not j.error]
+    if todo:  # the real run's first check: a sweep directory it cannot write
+        from analysis.records import check_output
+
+        check_output(todo[0].run_dir.parent, "--out" if args.out else "sweep.root", directory=True)
     device = estimate_times(todo) if todo and not args.no_estimate else None
     rows = [j.to_dict() for j in jobs]
     if args.json:

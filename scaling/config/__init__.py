@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .identity import HASH_ADDED_FIELDS, config_diff, config_hash, default_run_name
 from .ladder import BYTE_VOCAB, PRESETS, ModelArgs, Preset, model_args, shape_for_params, swiglu_hidden
-from .plan import Plan, resolve
+from .plan import Plan, check_settings, resolve
 from .schema import (FLOP_COUNTS, CooldownShape, DataConfig, ModelConfig, Logger, OnNonFinite, OptimConfig, Progress,
                      ScheduleConfig, ScheduleKind, Tokenizer, TrainConfig, from_overrides, to_dict,
                      to_train_config, to_yaml)
@@ -27,4 +27,4 @@ __all__ = ["TrainConfig", "ModelConfig", "DataConfig", "OptimConfig", "ScheduleC
            "CooldownShape", "Tokenizer", "OnNonFinite", "Progress", "Logger", "FLOP_COUNTS", "from_overrides",
            "to_train_config", "to_dict", "to_yaml", "Preset", "PRESETS", "BYTE_VOCAB", "ModelArgs", "model_args",
            "shape_for_params", "swiglu_hidden", "HASH_ADDED_FIELDS", "config_hash", "config_diff",
-           "default_run_name", "Plan", "resolve"]
+           "default_run_name", "Plan", "check_settings", "resolve"]

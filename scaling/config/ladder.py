@@ -148,6 +148,12 @@ def model_args(cfg: TrainConfig, vocab_size: int) -> ModelArgs:
             raise ConfigError(f"unknown preset {cfg.model!r}", field="model",
                               fix="use one of " + ", ".join(PRESETS) + ", or model=auto model_params=N")
         base, name = PRESETS[cfg.model], cfg.model
+    # None keeps the preset's value; anything else, 0 included, is the user's and is checked below
+    for fname in ("d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_hidden", "vocab_size"):
+        v = getattr(a, fname)
+        if v is not None and v < 1:
+            raise ConfigError(f"must be a positive integer, got {v}", field=f"arch.{fname}",
+                              fix=f"use a value >= 1, or arch.{fname}=null for the preset's")
     d = a.d_model or base.d_model
     n_layers = a.n_layers or base.n_layers
     n_heads = a.n_heads or (base.n_heads if d == base.d_model else max(1, d // (base.d_model // base.n_heads)))

@@ -16,7 +16,7 @@ from analysis import schedules
 from analysis.errors import ConfigError
 
 from .ladder import ModelArgs, model_args
-from .schema import FLOP_COUNTS, ScheduleKind, TrainConfig
+from .schema import FLOP_COUNTS, OptimConfig, ScheduleKind, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,19 @@ def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1, device_bytes
                           field="micro_batch", fix=f"use a divisor of {per_rank}")
 
     budget = [k for k in ("tokens", "tokens_per_param", "flops") if getattr(cfg, k) is not None]
-    if len(budget) != 1:
-        raise ConfigError("set exactly one budget" + (f" (got {', '.join(budget)})" if budget else ""),
-                          field="tokens", fix="give one of tokens=2e6, tokens_per_param=20, flops=1e15")
+    if not budget:
+        raise ConfigError("set exactly one budget (got none)", field="tokens",
+                          fix="give one of tokens=2e6, tokens_per_param=20, flops=1e15")
+    if len(budget) > 1:
+        # Usually one comes from a preset or experiment (e.g. the demo's own tokens) and one
+        # from the command line (budget=flops, tokens_per_param=...): name both, and the null.
+        got = " and ".join(f"{k}={getattr(cfg, k):g}" for k in budget)
+        keep = next((k for k in budget if k != "tokens"), budget[-1])
+        drop = [k for k in budget if k != keep]
+        raise ConfigError(f"set exactly one budget, got {got} (a preset or experiment may set one of them "
+                          "itself)", field=drop[0],
+                          fix=f"to keep {keep}, add {' '.join(f'{k}=null' for k in drop)}; or keep "
+                              f"{drop[0]} and add {keep}=null")
     per_tok_6n = F.flops_6n_per_token(args)
     per_tok = F.training_flops_per_token(args)
     if cfg.tokens is not None:
@@ -163,14 +173,30 @@ def _fitting_micro_batch(cfg: TrainConfig, vocab_size: int, world_size: int,
     return choice.micro_batch, choice.checkpointing
 
 
+def check_settings(cfg: TrainConfig) -> None:
+    """The checks that need neither the data nor the model: counts, the optimizer's numbers,
+    ``threads``. :func:`resolve` runs them too; :func:`scaling.train.train` runs them first,
+    before it applies ``threads`` or reads any data."""
+    _check_positive(cfg)
+
+
 def _check_positive(cfg: TrainConfig) -> None:
     for name in ("seq_len", "batch_tokens", "eval_count", "log_every", "keep_checkpoints"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"must be >= 1, got {getattr(cfg, name)}", field=name, fix="use a positive integer")
+    if cfg.seq_len > cfg.batch_tokens:  # else the batch check below suggests a batch of seq_len tokens
+        raise ConfigError(f"seq_len={cfg.seq_len} is longer than a whole batch (batch_tokens={cfg.batch_tokens})",
+                          field="seq_len", fix="use a context of a few hundred to a few thousand tokens, e.g. "
+                          "seq_len=256, or raise batch_tokens to a multiple of seq_len")
     mb = cfg.micro_batch
     if isinstance(mb, str) and mb != "auto" or isinstance(mb, int) and mb < 1:
         raise ConfigError(f"must be a positive integer or auto, got {mb!r}", field="micro_batch",
                           fix="use a positive integer, auto, or leave it unset for each process's whole share")
+    o = cfg.optim
+    for name in ("lr", "weight_decay", "beta1", "beta2", "eps", "grad_clip", "z_loss"):
+        if not math.isfinite(getattr(o, name)):  # NaN passes every comparison below
+            raise ConfigError(f"must be a finite number, got {getattr(o, name)}", field=f"optim.{name}",
+                              fix=f"give a number, e.g. optim.{name}={getattr(OptimConfig, name)}")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"must be positive, got {cfg.optim.lr}", field="optim.lr", fix="e.g. optim.lr=3e-3")
     if not cfg.optim.z_loss >= 0:
