@@ -142,11 +142,13 @@ def test_seeded_ladders_10x_beyond_the_largest_size_are_covered_without_covering
     # 20 tokens per parameter. The truth must lie inside the 90% interval in at least 5 of 6
     # seeds, and the interval must not be more than 3x the 90th-percentile error it needs.
     import importlib.util
+    import sys
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location(
         "law_choice", Path(__file__).resolve().parents[1] / "docs" / "studies" / "law_choice.py")
     study = importlib.util.module_from_spec(spec)
+    sys.modules["law_choice"] = study  # its dataclasses look their module up
     spec.loader.exec_module(study)
     out = study.synthetic_coverage(seeds=6)
     assert out["inside"] >= 5, out
