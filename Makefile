@@ -70,7 +70,7 @@ LINT_IMPORTS := $(VENV)/bin/lint-imports --no-cache --no-logo
 
 test: $(STAMP)
 	$(LINT_IMPORTS)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-fast: $(STAMP)
 	$(LINT_IMPORTS)
