@@ -220,7 +220,9 @@ class ExtrapolationResult:
                 elif not c.get("tokens_to_match") and cfrac is not None and cfrac < 1:
                     row["own curve: tokens to match"] += f" ({100 * (1 - cfrac):.0f}% of draws reach it)"
             rows.append(row)
-        return rows
+        # a model without an answer in some column (no own curve: an empty metrics file) shows "-"
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        return [{k: r.get(k, "-") for k in columns} for r in rows]
 
     def summary(self) -> list[str]:
         """One line per question, in words."""

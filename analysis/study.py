@@ -480,6 +480,11 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
         if run_curves:
             curve_fits, more = fit_run_curves(run_curves, specs, bootstrap=bootstrap, seed=seed, level=level)
             notes += more
+            with_curve = {float(c["params"].iloc[0]) for c in run_curves.values() if len(c)}
+            bare = [m for m in specs if np.isclose(points["params"], m.params, rtol=1e-6).any()
+                    and not any(np.isclose(m.params, n, rtol=1e-6) for n in with_curve)]
+            notes += [f"no own-curve answer for {model_label(m.params, m.name)}: its run has fewer than three "
+                      "logged validation losses (metrics.jsonl empty, missing or cut short)" for m in bare]
     result = extrapolate(fit, specs, target=target, flops=flops, level=level, curve_fits=curve_fits,
                          unique_tokens=unique_tokens)
     if checked is not None and checked.tied and result.n_draws:

@@ -227,3 +227,20 @@ def test_ctrl_c_during_python_m_sweeps_is_one_line_with_exit_130(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "python -m sweeps: interrupted", err
+
+
+def test_an_empty_metrics_file_shows_a_dash_not_none_in_the_own_curve_column(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    from scaling.cli import main as cli_main
+
+    src = Path(__file__).resolve().parents[1] / "docs" / "data" / "demo_runs"
+    runs = tmp_path / "runs"
+    shutil.copytree(src, runs)
+    (runs / "model=nano,tokens=8M-cad7172b" / "metrics.jsonl").write_text("")
+    assert cli_main(["extrapolate", str(runs)]) == 0
+    out = capsys.readouterr().out
+    nano = next(ln for ln in out.splitlines() if ln.startswith("nano (123k)"))
+    assert "None" not in out and nano.rstrip().endswith("-")
+    assert "note: no own-curve answer for nano (123k): its run has fewer than three logged validation losses" in out
