@@ -244,3 +244,17 @@ def test_an_empty_metrics_file_shows_a_dash_not_none_in_the_own_curve_column(tmp
     nano = next(ln for ln in out.splitlines() if ln.startswith("nano (123k)"))
     assert "None" not in out and nano.rstrip().endswith("-")
     assert "note: no own-curve answer for nano (123k): its run has fewer than three logged validation losses" in out
+
+
+def test_a_huge_vocabulary_is_refused_before_any_tokenising(tmp_path, capsys):
+    # data.vocab_size=100000000 with BPE trained a tokenizer and then tried to allocate a
+    # 25.6 GB embedding; it must be one line before anything is read or written.
+    from scaling.cli import main as cli_main
+
+    out_dir = tmp_path / "run"
+    code = cli_main(["train", "model=nano", "data.tokenizer=bpe", "data.vocab_size=100000000", "tokens=1e5",
+                     f"out={out_dir}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "data.vocab_size: a vocabulary of 100,000,000 tokens" in err and "1,048,576" in err
+    assert not out_dir.exists()

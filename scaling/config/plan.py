@@ -173,6 +173,11 @@ def _fitting_micro_batch(cfg: TrainConfig, vocab_size: int, world_size: int,
     return choice.micro_batch, choice.checkpointing
 
 
+#: The largest vocabulary accepted: in-use LLM vocabularies reach about 256k tokens (Gemma),
+#: so anything past 2^20 is a typo, and its embedding alone would not fit in memory.
+MAX_VOCAB = 1 << 20
+
+
 def check_settings(cfg: TrainConfig) -> None:
     """The checks that need neither the data nor the model: counts, the optimizer's numbers,
     ``threads``. :func:`resolve` runs them too; :func:`scaling.train.train` runs them first,
@@ -192,6 +197,13 @@ def _check_positive(cfg: TrainConfig) -> None:
     if isinstance(mb, str) and mb != "auto" or isinstance(mb, int) and mb < 1:
         raise ConfigError(f"must be a positive integer or auto, got {mb!r}", field="micro_batch",
                           fix="use a positive integer, auto, or leave it unset for each process's whole share")
+    for name, value in (("data.vocab_size", cfg.data.vocab_size), ("arch.vocab_size", cfg.arch.vocab_size)):
+        if value is not None and not (2 <= value <= MAX_VOCAB):
+            # checked before any tokenising: a typo such as 1e8 would train a tokenizer, then
+            # try to allocate an embedding of vocab x width floats (25.6 GB at 1e8 x 64)
+            raise ConfigError(f"a vocabulary of {value:,} tokens", field=name,
+                              fix=f"use 2 to {MAX_VOCAB:,} tokens (language models use about 32k-256k), "
+                                  "or leave it unset for the tokenizer's own")
     o = cfg.optim
     for name in ("lr", "weight_decay", "beta1", "beta2", "eps", "grad_clip", "z_loss"):
         if not math.isfinite(getattr(o, name)):  # NaN passes every comparison below
