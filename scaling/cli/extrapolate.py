@@ -29,7 +29,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.description = DESCRIPTION
     p.add_argument("path", nargs="?", help="sweep or run directory, CSV/Parquet table of points, or a saved fit (.json)")
     p.add_argument("--law", default=None,
-                   help="law to fit on PATH (auto [default: the lowest backtest error], chinchilla, gadre2024, "
+                   help="law to fit on PATH (auto [default: the floored law that best predicts larger sizes from "
+                        "smaller ones], chinchilla, gadre2024, "
                         "kaplan_nd) or a published law "
                         "(hoffmann2022, besiroglu2024, kaplan2020); with --published, a comma list of published laws")
     p.add_argument("--published", metavar="FAMILY", help="answer for a published model family from built-in facts (llama)")

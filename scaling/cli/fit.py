@@ -63,12 +63,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                 "shipped dataset such as porian2024:rw/tuned/short/const/standard/val "
                                 "(see `scaling datasets`)")
     p.add_argument("--law", default="auto", type=_law_name, metavar="LAW",
-                   help="auto (default: the law with the lowest backtest error, or a stacked combination of "
-                        "laws when that beats every one clearly), chinchilla, gadre2024, kaplan, "
+                   help="auto (default: among the laws with a loss floor, the one that best predicts larger "
+                        "sizes from smaller ones; analysis.policy), chinchilla, gadre2024, kaplan, "
                         "kaplan_nd, kaplan_n, kaplan_d, kaplan_c, approach1, approach2, or a combination "
                         "such as 'mix(chinchilla=0.6,kaplan_nd=0.4)'")
     p.add_argument("--backtest", action="store_true",
-                   help="also print the backtest table: each candidate law refitted without the largest runs")
+                   help="also print the backtest table: each candidate law fitted to the smaller sizes and "
+                        "scored on every larger one")
     add_sizes_option(p)
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
     p.add_argument("--allow-repeats", action="store_true",
