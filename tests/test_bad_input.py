@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from scaling.cli import main as cli_main
-from trainer_testing import TINY
+from trainer_testing import bad_input_argv, mtimes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,24 +128,13 @@ def work(tmp_path_factory):
     return d
 
 
-def _argv(argv, work, cache):
-    out = [a.format(d=work, cache=cache) for a in argv]
-    if out[0] == "train":  # a tiny model and corpus slice; every run would write under {d}/run
-        out = ["train", *TINY, f"data.cache_dir={cache}", f"out={work}/run", *out[1:]]
-    return out
-
-
-def _snapshot(d: Path) -> dict:
-    return {str(p.relative_to(d)): p.stat().st_mtime_ns for p in d.rglob("*")}
-
-
 @pytest.mark.parametrize("argv, field", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_naming_the_field_with_exit_2_and_no_output(work, cache, capsys, argv, field):
-    before = _snapshot(work)
+    before = mtimes(work)
     cmd = argv[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rc = cli_main(_argv(argv, work, cache))
+        rc = cli_main(bad_input_argv(argv, work, cache))
     err = capsys.readouterr().err
     assert rc == 2, err
     lines = err.strip().splitlines()
@@ -156,7 +145,7 @@ def test_bad_input_is_one_line_naming_the_field_with_exit_2_and_no_output(work, 
     shown = [w for w in caught if issubclass(w.category, (UserWarning, RuntimeWarning))
              and not issubclass(w.category, DeprecationWarning)]
     assert not shown, [str(w.message) for w in shown]  # they would be more lines on stderr
-    assert _snapshot(work) == before  # no partial output, no run directory
+    assert mtimes(work) == before  # no partial output, no run directory
 
 
 @pytest.mark.parametrize("argv, field", [

@@ -19,7 +19,7 @@ import pytest
 
 from cli_testing import POINTS
 from scaling.cli import main as cli_main
-from trainer_testing import TINY
+from trainer_testing import bad_input_argv, mtimes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,17 +84,6 @@ def work(tmp_path_factory):
     return d
 
 
-def _argv(argv, work, cache):
-    out = [a.format(d=work) for a in argv]
-    if out[0] == "train":  # a tiny model and corpus slice; every run would write under {d}/run
-        out = ["train", *TINY, f"data.cache_dir={cache}", f"out={work}/run", *out[1:]]
-    return out
-
-
-def _snapshot(d: Path) -> dict:
-    return {str(p.relative_to(d)): p.stat().st_mtime_ns for p in d.rglob("*")}
-
-
 def one_line(err: str, cmd: str, field: str) -> str:
     """The single stderr line, checked: ``scaling CMD: error: FIELD...(fix: ...)``."""
     lines = err.strip().splitlines()
@@ -120,11 +109,11 @@ def run_cli(argv, capsys):
 
 @pytest.mark.parametrize("argv, field", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_naming_the_field(work, cache, capsys, argv, field):
-    before = _snapshot(work)
-    rc, cap = run_cli(_argv(argv, work, cache), capsys)
+    before = mtimes(work)
+    rc, cap = run_cli(bad_input_argv(argv, work, cache), capsys)
     assert rc == 2, cap.err
     one_line(cap.err, f"scaling {argv[0]}", field.format(d=work))
-    assert _snapshot(work) == before  # no partial output, no run directory
+    assert mtimes(work) == before  # no partial output, no run directory
 
 
 def test_a_points_table_given_to_runs_says_it_is_not_a_sweep(work, capsys):
@@ -140,7 +129,7 @@ def test_a_truncated_summary_says_deleting_it_resumes(work, capsys):
 
 
 def test_seq_len_beyond_the_batch_does_not_suggest_a_batch_of_that_size(work, cache, capsys):
-    rc, cap = run_cli(_argv(["train", "tokens=1e5", "seq_len=100000000"], work, cache), capsys)
+    rc, cap = run_cli(bad_input_argv(["train", "tokens=1e5", "seq_len=100000000"], work, cache), capsys)
     line = one_line(cap.err, "scaling train", "seq_len")
     assert "multiple of 100000000" not in line and "longer than a whole batch" in line
 
@@ -165,7 +154,7 @@ def test_a_json_file_that_is_not_a_fit_says_what_it_holds(work, capsys):
                                           "{d}/new_sweep"], "tokens_per_param")],
                          ids=["train", "sweep budget=flops", "sweep budget=tpp"])
 def test_two_budgets_name_both_and_the_null_that_fixes_it(work, cache, capsys, argv, keep):
-    rc, cap = run_cli(_argv(argv, work, cache), capsys)
+    rc, cap = run_cli(bad_input_argv(argv, work, cache), capsys)
     assert rc == 2
     line = cap.err.strip()
     assert "\n" not in line and "tokens=" in line and f"{keep}=" in line

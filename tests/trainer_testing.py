@@ -129,3 +129,19 @@ def counted_run(monkeypatch, over):
     cfg = from_overrides(over)
     s = train(cfg)
     return seen["mode"].by_step, s, resolve(cfg, 256, 1)
+
+
+def bad_input_argv(argv, work, cache) -> list[str]:
+    """A bad-input case's command line with ``{d}`` (its work directory) and ``{cache}``
+    filled in; a ``train`` case also gets the tiny model and corpus slice, writing under {d}/run."""
+    out = [a.format(d=work, cache=cache) for a in argv]
+    if out[0] == "train":
+        out = ["train", *TINY, f"data.cache_dir={cache}", f"out={work}/run", *out[1:]]
+    return out
+
+
+def mtimes(d) -> dict:
+    """Every path under ``d`` with its modification time: what a refused command may not change."""
+    from pathlib import Path
+
+    return {str(p.relative_to(d)): p.stat().st_mtime_ns for p in Path(d).rglob("*")}
