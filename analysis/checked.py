@@ -18,7 +18,7 @@ from .overview import Check
 from .points import n_distinct
 from .size_cuts import AUTO_SIZES, describe_cut, largest_sizes
 
-__all__ = ["CheckedFit", "fit_checked", "checks_block", "checks_json", "AUTO"]
+__all__ = ["CheckedFit", "fit_checked", "checks_block", "checks_json", "AUTO", "prediction_distance"]
 
 AUTO = "auto"
 
@@ -171,6 +171,28 @@ ALL_SIZES = " [all sizes]"
 
 def all_sizes_name(law: str) -> str:
     return law + ALL_SIZES
+
+
+def prediction_distance(fit, n: float, d: float, checked: "CheckedFit | None" = None) -> dict:
+    """How far a prediction at (n, d) extrapolates: N over the largest fitted N, its tokens per
+    parameter against the range fitted at the fitted size nearest N, and, with a checked fit
+    that has a distance model, the tokens-per-parameter distance the interval uses, whether any
+    backtest split reached that far, and the half-width it adds (the same one
+    :meth:`CheckedFit.predict_interval` applies at (n, d))."""
+    top = float(fit.data_range.get("N", (n, n))[1])
+    out = {"params_ratio": n / top, "tokens_per_param": d / n}
+    near = (getattr(fit, "meta", None) or {}).get("tokens_per_param_by_size") or {}
+    if near:
+        sizes = np.array([float(k) for k in near])
+        k = list(near)[int(np.argmin(np.abs(np.log(sizes / n))))]
+        out["fitted_tokens_per_param_near_N"] = {"params": float(k), "range": list(near[k])}
+    dm = checked.distance_model if checked is not None else None
+    if dm is not None:
+        out["tokens_distance"] = float(checked.tokens_distance(n, d))
+        out["backtest_reach"] = dm.reach
+        out["beyond_every_split"] = bool(n / top > dm.reach)
+        out["half_width"] = float(checked.distance_half_width(n, D=d))
+    return out
 
 
 def most_tokens_per_param_near(sizes: np.ndarray, most: np.ndarray, N) -> np.ndarray:

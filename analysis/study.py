@@ -244,6 +244,11 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], boots
     return fits, notes
 
 
+def runs_of(points, params: float):
+    """The points of one model size (to a relative 1e-6, as sizes read back from text differ)."""
+    return points[np.isclose(points["params"].to_numpy(float), params, rtol=1e-6)]
+
+
 def measured_answers(result, points) -> None:
     """Set each smaller model's ``measured`` answer: where its own runs cross the target's
     loss (the target's measured loss where it has one), log-linear in tokens between the
@@ -258,7 +263,7 @@ def measured_answers(result, points) -> None:
     if loss is None:
         return
     for m in result.models:
-        runs = points[np.isclose(points["params"].to_numpy(float), m.params, rtol=1e-6)]
+        runs = runs_of(points, m.params)
         if runs.empty:
             continue
         crossing = measured_crossing(runs, float(loss))
@@ -311,7 +316,7 @@ def measured_agreement(result, points, level: float = 0.90):
     tol = max(MEASUREMENT_NOISE, float(norm.ppf(0.5 + level / 2)) * repeat_spread(points))
     bad, seen = [], 0
     for m in result.models:
-        runs = points[np.isclose(points["params"].to_numpy(float), m.params, rtol=1e-6)]
+        runs = runs_of(points, m.params)
         if runs.empty:
             continue
         seen += 1
@@ -481,7 +486,7 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
             curve_fits, more = fit_run_curves(run_curves, specs, bootstrap=bootstrap, seed=seed, level=level)
             notes += more
             with_curve = {float(c["params"].iloc[0]) for c in run_curves.values() if len(c)}
-            bare = [m for m in specs if np.isclose(points["params"], m.params, rtol=1e-6).any()
+            bare = [m for m in specs if not runs_of(points, m.params).empty
                     and not any(np.isclose(m.params, n, rtol=1e-6) for n in with_curve)]
             notes += [f"no own-curve answer for {model_label(m.params, m.name)}: its run has fewer than three "
                       "logged validation losses (metrics.jsonl empty, missing or cut short)" for m in bare]

@@ -106,6 +106,11 @@ def test_fit_json_gives_each_prediction_its_distance(capsys):
     assert lo == pytest.approx(5.0, rel=1e-3) and hi == pytest.approx(640.0, rel=1e-3)
     assert p["distance"]["beyond_every_split"] is False
     assert p["interval"][0] < p["loss"] < p["interval"][1]
+    # no bootstrap and no tied law here: the interval is exactly the half-width the row reports
+    assert not out["choice"]["tied_laws"]
+    hw = p["distance"]["half_width"]
+    assert p["interval"] == pytest.approx([p["loss"] * (1 - hw), p["loss"] * (1 + hw)], rel=1e-9)
+    assert p["distance"]["tokens_distance"] == pytest.approx(20 / 640)
     assert out["choice"]["error_growth"]["n_points"] > 0
     # every knob of the rule travels with its reason and what chose it
     knobs = out["choice"]["policy"]

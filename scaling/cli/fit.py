@@ -207,6 +207,8 @@ def run(args) -> int:
 def _predictions(fit, pairs, checked=None) -> list[dict]:
     import numpy as np
 
+    from analysis.checked import prediction_distance
+
     out = []
     for n, d in pairs:
         row = {"params": n, "tokens": d, "loss": float(fit.predict(N=n, D=d, C=6.0 * n * d))}
@@ -220,27 +222,6 @@ def _predictions(fit, pairs, checked=None) -> list[dict]:
         if warn:
             row["warnings"] = warn
         out.append(row)
-    return out
-
-
-def prediction_distance(fit, n, d, checked=None) -> dict:
-    """How far a prediction extrapolates: N over the largest fitted N, its tokens per
-    parameter against the range fitted at the fitted size nearest N, and whether any
-    backtest split reached that far."""
-    import numpy as np
-
-    top = float(fit.data_range.get("N", (n, n))[1])
-    out = {"params_ratio": n / top, "tokens_per_param": d / n}
-    near = (fit.meta.get("tokens_per_param_by_size") or {}) if hasattr(fit, "meta") else {}
-    if near:
-        sizes = np.array([float(k) for k in near])
-        k = list(near)[int(np.argmin(np.abs(np.log(sizes / n))))]
-        out["fitted_tokens_per_param_near_N"] = {"params": float(k), "range": list(near[k])}
-    dm = checked.distance_model if checked is not None else None
-    if dm is not None:
-        out["backtest_reach"] = dm.reach
-        out["beyond_every_split"] = bool(n / top > dm.reach)
-        out["half_width"] = float(checked.distance_half_width(n))
     return out
 
 
