@@ -173,13 +173,12 @@ class ExtrapolationResult:
                 where = "the target is a fitted size"
             else:
                 beyond = (f"beyond every backtest split (the farthest reached {d['reach']:.3g}x), so this rests on "
-                          "the growth model" if d["beyond_every_split"]
+                          "the error model" if d["beyond_every_split"]
                           else f"within the backtest's reach ({d['reach']:.3g}x)")
-                where = (f"the target is {d['params_ratio']:.3g}x the largest fitted size, {beyond} "
-                         f"({100 * d['growth_per_efold']:.2g}% error per e-fold, {d['source']})")
-            lines.append(f"Distance: {where}; intervals widened by +-{100 * d['half_width']:.2g}% of loss for the "
-                         "error expected there and the runs' own scatter; tokens to match carry it through the "
-                         "law's slope")
+                where = f"the target is {d['params_ratio']:.3g}x the largest fitted size, {beyond}"
+            lines.append(f"Distance: {where}; intervals widened by +-{100 * d['half_width']:.2g}% of loss: the fit's "
+                         f"scatter ({100 * d['scale']:.2g}%) at {d['z']:.2g} standard deviations from the centre of "
+                         "the fitted design; tokens to match carry it through the law's slope")
         return "\n".join(lines)
 
     def display_rows(self) -> list[dict[str, str]]:

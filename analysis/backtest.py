@@ -309,10 +309,12 @@ class LawChoice:
     #: best score at each cut the backtest tried
     keep: float = 1.0
     cut_scores: dict = field(default_factory=dict)
-    #: (distance policy, :mod:`analysis.policy`) the laws within the tie margin, and the
-    #: model of held-out error against distance that sizes the intervals
+    #: (distance policy, :mod:`analysis.policy`) the laws within the tie margin, the farthest
+    #: distance its backtest reached, and the error model that sizes the intervals
+    #: (:class:`analysis.policy.ErrorModel`, set once the law is fitted)
     tied_names: list = field(default_factory=list)
-    distance_model: object = None
+    reach: float = 1.0
+    error_model: object = None
     #: the policy's knobs with their reasons (:meth:`analysis.policy.LawPolicy.describe`)
     policy: dict | None = None
 
@@ -327,7 +329,7 @@ class LawChoice:
         fallback rule, which had no backtest to go by)."""
         if self.weights:
             return list(self.weights)
-        if self.distance_model is not None:
+        if self.policy is not None:
             return list(self.tied_names)
         return tied_laws(self.backtest, self.law) if self.backtest is not None and not self.fallback else []
 
@@ -336,9 +338,10 @@ class LawChoice:
         return held_out_errors(self.backtest, self.law, self.weights) if self.backtest is not None else []
 
     def to_dict(self) -> dict:
-        if self.distance_model is not None:
+        if self.policy is not None:
             return {"law": self.law, "reason": self.reason, "fallback": self.fallback, "score": self.score,
-                    "tied_laws": list(self.tied_names), "error_growth": self.distance_model.to_dict(),
+                    "tied_laws": list(self.tied_names), "backtest_reach": self.reach,
+                    "error_model": self.error_model.to_dict() if self.error_model is not None else None,
                     "policy": self.policy,
                     "backtest": self.backtest.to_dict() if self.backtest is not None else None}
         return {"law": self.law, "reason": self.reason, "fallback": self.fallback, "weights": self.weights,

@@ -90,11 +90,19 @@ def choose_resample(df: pd.DataFrame, law: str, n_col: str, resample: str, level
     end of a percentile interval come out, they set the interval's ends. With one run per
     size that happens often (4 sizes: 34% of resamples hold fewer than 3), so ``"auto"``
     then resamples points and says why in ``note``; ``"runs"`` keeps runs and warns.
+
+    A table without a run column whose sizes have several points each (cooldown or WSD
+    branches of one run, read without their run) is resampled by whole model sizes under
+    ``"auto"``, by the same rule, and the note says so.
     """
     has_runs = "run" in df.columns and df["run"].nunique() < len(df)
     if resample == "runs" and "run" not in df.columns:
         raise InputError("resample='runs' needs a run column", field="resample", fix="use 'points'")
-    if not has_runs:
+    by_size = (resample == "auto" and "run" not in df.columns
+               and np.unique(np.round(np.log(df[n_col].to_numpy(float)), 3)).size < len(df))
+    if by_size:
+        df = df.assign(run=np.round(np.log(df[n_col].to_numpy(float)), 3))
+    elif not has_runs:
         return None, "points", "", ""
     groups = df["run"].to_numpy()
     terms = get_law(law).size_terms
@@ -105,6 +113,14 @@ def choose_resample(df: pd.DataFrame, law: str, n_col: str, resample: str, level
     runs = f"{len(run_size)} runs, " + (f"{per_size[0]} per model size" if len(per_size) == 1
                                         else f"{per_size[0]} to {per_size[-1]} per model size")
     tail = (1 - level) / 2
+    if share <= tail and by_size:
+        return groups, "sizes", ("the bootstrap draws whole model sizes: the table has no run column and several "
+                                 "points share a size, and points of one run (its cooldown or WSD branches) share "
+                                 "its training noise; give a run column to resample runs instead"), ""
+    if by_size:
+        return None, "points", (f"the bootstrap resamples points: the table has no run column, and drawing whole "
+                                f"model sizes instead would leave {100 * share:.0f}% of resamples with fewer than "
+                                f"{len(terms)} distinct sizes, too few to determine {_and(terms)} of {law}"), ""
     if share <= tail:
         if resample == "points":
             return None, "points", ("the bootstrap resamples points, as asked, though whole runs could be "

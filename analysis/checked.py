@@ -56,11 +56,11 @@ class CheckedFit:
         parts = ["bootstrap" if self.fit.samples is not None else "point prediction"]
         if self.tied:
             parts.append("the laws the backtest cannot tell apart (" + ", ".join(self.tied) + ")")
-        dm = self.distance_model
-        if dm is not None:
-            parts.append(f"held-out error growing {100 * dm.growth:.2g}% per e-fold beyond the largest fitted size "
-                         f"({dm.source}) and {100 * dm.growth_tokens:.2g}% per e-fold beyond the tokens per "
-                         f"parameter fitted ({dm.tokens_source})")
+        em = self.error_model
+        if em is not None:
+            parts.append(f"a new run's scatter about the law ({100 * em.scale:.2g}%, {em.scale_source}) times "
+                         f"sqrt(1 + {em.leverage:g} z^2), z the distance from the centre of the fitted sizes and "
+                         f"tokens per parameter in standard deviations")
             return "covers " + ", ".join(parts)
         if self.backtest_error:
             parts.append(f"the held-out error of the backtest ({100 * self.backtest_error:.2g}%)")
@@ -78,7 +78,7 @@ class CheckedFit:
         if self.choice is not None and self.choice.weights:
             return (f"intervals: prediction intervals widened to cover each law of the combination on its own "
                     f"({names}): the backtest weighs them, it does not rule either out")
-        if self.distance_model is not None:
+        if self.error_model is not None:
             return (f"intervals: prediction intervals widened to cover {names} (the same backtest error as "
                     f"{self.fit.law}'s: these points cannot tell the laws apart)")
         return (f"intervals: prediction intervals widened to cover {names} (backtest error within "
@@ -95,9 +95,9 @@ class CheckedFit:
         return max((r["max_rel_error"] for r in rows), default=None)
 
     @property
-    def distance_model(self):
-        """The choice's model of held-out error against distance (:class:`analysis.policy.DistanceModel`), or None."""
-        return getattr(self.choice, "distance_model", None) if self.choice is not None else None
+    def error_model(self):
+        """The choice's model of a prediction's error (:class:`analysis.policy.ErrorModel`), or None."""
+        return getattr(self.choice, "error_model", None) if self.choice is not None else None
 
     def distance(self, N) -> np.ndarray:
         """N over the largest model size the law was fitted to (1 or less: inside the fitted sizes)."""
@@ -116,13 +116,12 @@ class CheckedFit:
         return (D / N) / most_tokens_per_param_near(sizes, np.array([v[1] for v in by_size.values()]), N)
 
     def distance_half_width(self, N, level: float | None = None, D=None) -> np.ndarray:
-        """Relative half-width the distance model adds at size N (and, with D, at its tokens per
-        parameter): 0 without a model, and inside the fitted range."""
-        dm = self.distance_model
-        if dm is None:
+        """Relative half-width the error model puts around a prediction at size N (and, with D,
+        at its tokens per parameter): 0 without a model."""
+        em = self.error_model
+        if em is None:
             return np.zeros_like(np.asarray(N, dtype=float))
-        td = 1.0 if D is None else self.tokens_distance(N, D)
-        return dm.half_width(self.distance(N), self.fit.ci_level if level is None else level, td)
+        return em.half_width(N, D, self.fit.ci_level if level is None else level)
 
     def predict_interval(self, N=None, D=None, C=None, level: float | None = None, backtest_error: bool = False):
         """(low, high) of a prediction: the chosen fit's bootstrap interval (its point prediction
@@ -130,12 +129,12 @@ class CheckedFit:
         there is neither a bootstrap nor a tied law.
 
         ``backtest_error``: also widen each side by the held-out error expected at this
-        distance: with ``--law auto``, the distance model's half-width at N
-        (:class:`analysis.policy.DistanceModel`); otherwise :attr:`backtest_error`, scaled by
+        distance: with ``--law auto``, the error model's half-width at (N, D)
+        (:class:`analysis.policy.ErrorModel`); otherwise :attr:`backtest_error`, scaled by
         z_level / z_0.90 (the interval ``python -m analysis.calibration`` measures)."""
         base = self.fit.predict_interval(N=N, D=D, C=C, level=level)
         lv = self.fit.ci_level if level is None else level
-        if backtest_error and self.distance_model is not None:
+        if backtest_error and self.error_model is not None:
             n_at = N if N is not None else self.fit.data_range.get("N", (1, 1))[1]
             w = self.distance_half_width(n_at, lv, D=D if (D is not None and N is not None) else None)
         else:
@@ -186,11 +185,12 @@ def prediction_distance(fit, n: float, d: float, checked: "CheckedFit | None" = 
         sizes = np.array([float(k) for k in near])
         k = list(near)[int(np.argmin(np.abs(np.log(sizes / n))))]
         out["fitted_tokens_per_param_near_N"] = {"params": float(k), "range": list(near[k])}
-    dm = checked.distance_model if checked is not None else None
-    if dm is not None:
+    em = checked.error_model if checked is not None else None
+    if em is not None:
         out["tokens_distance"] = float(checked.tokens_distance(n, d))
-        out["backtest_reach"] = dm.reach
-        out["beyond_every_split"] = bool(n / top > dm.reach)
+        out["z"] = float(np.sqrt(em.z2(n, d)))
+        out["backtest_reach"] = em.reach
+        out["beyond_every_split"] = bool(n / top > em.reach)
         out["half_width"] = float(checked.distance_half_width(n, D=d))
     return out
 
@@ -282,9 +282,8 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
         note = (f"sizes: fitted to {describe_cut(points, keep)}, {len(fitted)} of {len(points)} points; the "
                 f"{left} smaller sizes are left out ({why}; --sizes all fits every size)")
     fit = fit_law(fitted, law, allow_repeats=allow_repeats, **fit_options)
-    if choice is not None and getattr(choice, "distance_model", None) is not None:
-        rel = np.asarray(fit.predict_table(fitted), dtype=float) / fitted["loss"].to_numpy(float) - 1.0
-        choice.distance_model.noise = float(np.sqrt(np.mean(rel ** 2)))
+    if choice is not None and choice.policy is not None:
+        choice.error_model = POLICY.error_model(fit, fitted, choice.reach)
     # Laws the backtest cannot separate from the choice: their spread is part of the
     # prediction's uncertainty, which one law's bootstrap does not see.
     tied = {other: fit_law(fitted, other, allow_repeats=allow_repeats, **quiet, progress=False, uncertainty=False)

@@ -204,7 +204,7 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
 
     samples, ci, ci_method, boot_meta = None, {}, "asymptotic", {}
     if bootstrap:
-        groups, _, resample_note, resample_warning = choose_resample(df, law, n_col, resample, level)
+        groups, drawn, resample_note, resample_warning = choose_resample(df, law, n_col, resample, level)
         by_repeat = groups is None and repeats is not None and allow_repeats
         if by_repeat:
             # seeds of one (N, D) are one design point: drawn together, they cannot shrink the interval
@@ -238,7 +238,8 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
         ci = {p: (float(lo[j]), float(hi[j])) for j, p in enumerate(lawobj.params)}
         ci_method = "bootstrap"
         n_failed = int((~ok).sum())
-        unit = "points" if groups is None else ("(N, D) points" if by_repeat else "runs")
+        unit = "points" if groups is None else ("(N, D) points" if by_repeat else
+                                                ("model sizes" if drawn == "sizes" else "runs"))
         boot_meta = {"n": bootstrap, "failed": n_failed, "unit": unit,
                      "seconds": round(time.perf_counter() - tb, 3), "n_jobs": jobs, "seed": seed}
         if n_failed:

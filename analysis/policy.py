@@ -20,13 +20,13 @@ fitted will do. So the evidence is judged at that distance:
    fit Chinchilla's five parameters; they can fit gadre2024's four. A law whose fit to
    the whole table ends on a bound of its box (a collinear design, a floor at 0) is set
    aside for a candidate whose fit does not.
-5. **Error grows with distance.** Held-out relative errors are modelled as growing
-   linearly in ln d (the slope is fitted through the origin on the table's own splits),
-   normally spread; the 90% interval at distance d widens by 2.06 x slope x ln d (the
-   half-normal mean |e| = 0.80 sigma, so 1.645 sigma = 2.06 mean |e|), in quadrature with
-   the same for tokens per parameter beyond those fitted, and with the fit's own scatter
-   (a new run's loss scatters about the law wherever it is). A table with no split uses
-   :attr:`LawPolicy.growth_prior`, and an answer beyond every split says so.
+5. **Error is the fit's scatter, growing with distance from the fitted design.** A new
+   run's relative error has sd = s sqrt(1 + c z^2), as a regression's prediction interval
+   does: s is the fit's robust relative scatter (1.48 x the median absolute residual,
+   corrected for the parameters fitted), z^2 the squared distance of (ln N, ln D/N) from the
+   centre of the fitted points in units of their standard deviations, and c the
+   :attr:`LawPolicy.leverage`. A fit with too few residual degrees of freedom to measure its
+   scatter takes :attr:`LawPolicy.scale_prior`. An answer beyond every backtest split says so.
 """
 from __future__ import annotations
 
@@ -43,11 +43,7 @@ from .laws import get_law
 from .points import log_key, n_distinct
 from .text import si
 
-__all__ = ["Knob", "LawPolicy", "POLICY", "distance_backtest", "DistanceModel", "has_floor", "min_sizes"]
-
-#: 1.645 / 0.7979: the 90% half-width of a normal error in units of its mean absolute value.
-HALF_WIDTH_PER_MEAN_ABS = 1.6448536269514722 / math.sqrt(2.0 / math.pi)
-
+__all__ = ["Knob", "LawPolicy", "POLICY", "distance_backtest", "ErrorModel", "has_floor", "min_sizes", "robust_scale"]
 
 @dataclass(frozen=True)
 class Knob:
@@ -68,11 +64,21 @@ class LawPolicy:
                           "so only an exact tie goes to the simpler law",
                      "leave-one-source-out over Porian et al. 2024, Muennighoff et al. 2023 and Gadre et al. 2024 "
                      "(python docs/studies/law_choice.py): 0 of 0, 0.1, 0.25, 0.5, 1 on each held-out source")
-    growth_prior: Knob = Knob(0.03, "held-out relative error per e-fold of distance where the table has no split: "
-                                    "the median slope of the public development tables' own distance backtests",
-                              "the median over the 19 development tables with a split (Porian et al. 2024's 15, "
-                              "Muennighoff et al. 2023, Gadre et al. 2024's three below-1B tables); 2.6-3.6% with "
-                              "any one source left out (python docs/studies/law_choice.py)")
+    leverage: Knob = Knob(1.0, "the 90% interval's sd is the fit's scatter times sqrt(1 + c z^2), z the question's "
+                               "distance from the centre of the fitted design in standard deviations; c = 1 is the "
+                               "smallest value at which the interval holds 90% of every other source's questions",
+                          "leave-one-source-out over Porian et al. 2024, Muennighoff et al. 2023 and Gadre et al. "
+                          "2024 (python docs/studies/law_choice.py): 1 of 0.25, 0.5, 1, 2, 4 with each source held out")
+    scale_prior: Knob = Knob(0.017, "the relative scatter of a fit with fewer than min_dof residual degrees of "
+                                    "freedom: the median scatter of the public development tables' own fits",
+                             "the median over the 19 development tables that measure their own scatter (Porian et "
+                             "al. 2024's 15, Muennighoff et al. 2023, Gadre et al. 2024's three below-1B tables); "
+                             "1.4-1.8% with any one source left out (python docs/studies/law_choice.py)")
+    #: residual degrees of freedom a fit needs to measure its own scatter
+    min_dof: int = 3
+    #: the least standard deviation of ln N and ln D/N in z: a design with one budget (or one
+    #: size) says nothing about that direction, so half an e-fold stands in for its spread
+    spread_floor: float = 0.5
     #: most splits a backtest refits (log-spaced over the sizes): beyond that they repeat each other
     max_splits: int = 6
     require_floor: bool = True
@@ -123,12 +129,22 @@ class LawPolicy:
             choice = LawChoice(pick, reason, bt, score=scores[pick])
         choice.tied_names = tied_names if scores else []
         choice.policy = self.describe()
-        choice.distance_model = DistanceModel.from_backtest(
-            bt, choice.law, self.growth_prior.value, tokens_backtest(points, choice.law, **fit_options))
+        choice.reach = bt.farthest(choice.law)
         return choice
 
+    def error_model(self, fit, points: pd.DataFrame, reach: float = 1.0) -> ErrorModel:
+        """The :class:`ErrorModel` of ``fit`` (fitted to ``points``) under this policy."""
+        rel = np.asarray(fit.predict_table(points), dtype=float) / points["loss"].to_numpy(float) - 1.0
+        law = get_law(fit.law)
+        uses_tokens = "tokens" in points.columns and "D" in (law.inputs or ())
+        return ErrorModel.from_residuals(
+            rel, len(law.params), points["params"].to_numpy(float),
+            points["tokens"].to_numpy(float) if uses_tokens else None, prior=self.scale_prior.value,
+            leverage=self.leverage.value, spread_floor=self.spread_floor, min_dof=self.min_dof, reach=reach)
+
     def describe(self) -> dict:
-        return {"tie": vars(self.tie), "growth_prior": vars(self.growth_prior), "max_splits": self.max_splits,
+        return {"tie": vars(self.tie), "leverage": vars(self.leverage), "scale_prior": vars(self.scale_prior),
+                "min_dof": self.min_dof, "spread_floor": self.spread_floor, "max_splits": self.max_splits,
                 "require_floor": self.require_floor}
 
 
@@ -240,107 +256,73 @@ def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int
     return BacktestResult(rows, tuple(laws), notes, kind="distance")
 
 
-def tokens_backtest(points: pd.DataFrame, law: str, max_splits: int = 3, **fit_options) -> list[tuple[float, float]]:
-    """(distance, |relative error|) of ``law`` fitted to the points up to a tokens-per-parameter
-    threshold and predicting the longer runs of the same sizes; the distance is a point's
-    tokens per parameter over the most its size was fitted at. The thresholds are the
-    table's largest ``max_splits`` that leave a determinable fit: the splits most like
-    extrapolating a fit to every point in D."""
-    from .fit import fit_law
-
-    df = points.reset_index(drop=True)
-    tpp = (df["tokens"] / df["params"]).to_numpy(float)
-    keys = log_key(df["params"])
-    levels = np.unique(np.round(np.log(tpp), 3))
-    options = {"progress": False, **fit_options, "uncertainty": False}
-    options.pop("bootstrap", None)
-    pairs, used = [], 0
-    for lv in levels[::-1][1:]:
-        if used >= max_splits:
-            break
-        cut = math.exp(lv) * (1 + 1e-6)
-        train_mask = tpp <= cut
-        train = df[train_mask]
-        top = {k: tpp[train_mask & (keys == k)].max() for k in np.unique(keys[train_mask])}
-        test_mask = ~train_mask & np.isin(keys, list(top))
-        if not test_mask.any() or not determinable(train, law):
-            continue
-        try:
-            fit = fit_law(train, law, **options)
-        except ToolkitError:
-            continue
-        test = df[test_mask]
-        pred = np.asarray(fit.predict_table(test), dtype=float)
-        rel = np.abs(pred / test["loss"].to_numpy(float) - 1.0)
-        dist = tpp[test_mask] / np.array([top[k] for k in keys[test_mask]])
-        pairs += [(float(d), float(e)) for d, e in zip(dist, rel) if d > 1.0 and np.isfinite(e)]
-        used += 1
-    return pairs
-
-
-def _slope(pairs) -> tuple[float, float]:
-    """Least-squares slope of |e| on ln d through the origin, and the farthest d."""
-    ln_d = np.log([p[0] for p in pairs])
-    err = np.array([p[1] for p in pairs])
-    return float(np.sum(err * ln_d) / np.sum(ln_d ** 2)), float(np.exp(ln_d.max()))
+def robust_scale(rel_residuals, n_params: int) -> float:
+    """The fit's relative scatter: 1.4826 x the median absolute relative residual (the
+    standard deviation of a normal sample, unmoved by a few runs the law does not fit), times
+    sqrt(n / (n - p)) for the p parameters fitted to the n points."""
+    r = np.abs(np.asarray(rel_residuals, dtype=float))
+    n = len(r)
+    return float(1.482602218505602 * np.median(r) * math.sqrt(n / max(n - n_params, 1)))
 
 
 @dataclass
-class DistanceModel:
-    """Held-out relative error against distance: in size, d = N / (largest fitted N), mean
-    |e| = ``growth`` x ln d; in tokens, d_D = (D/N) / (the most D/N fitted at that size),
-    mean |e| = ``growth_tokens`` x ln d_D; each slope fitted through the origin on the
-    table's own splits (:func:`distance_backtest`, :func:`tokens_backtest`). The two add in
-    quadrature."""
+class ErrorModel:
+    """A prediction's relative error, as a regression's prediction interval sizes it: the
+    fit's own scatter ``scale``, growing with how far the question lies from the centre of the
+    fitted design, sd = scale x sqrt(1 + leverage x z^2), where z^2 = ((ln N - mean) / sd)^2
+    + ((ln D/N - mean) / sd)^2 over the fitted points (each sd at least ``spread_floor``)."""
 
-    growth: float
-    source: str
-    #: the farthest distance a split reached (1.0: none)
+    scale: float
+    scale_source: str
+    #: mean and standard deviation of ln N and of ln(D/N) over the fitted points (D/N: None
+    #: for a law without tokens)
+    centre: tuple
+    spread: tuple
+    leverage: float = 1.0
+    #: the farthest distance (N over the largest fitted N) a backtest split reached (1.0: none)
     reach: float = 1.0
-    n_points: int = 0
-    points: list = field(default_factory=list, repr=False)
-    growth_tokens: float = 0.0
-    tokens_source: str = ""
-    tokens_reach: float = 1.0
-    #: RMS relative residual of the final fit: a new run scatters about the law by this much
-    #: wherever it is, so no prediction interval of a measured loss is narrower
-    noise: float = 0.0
+    n_residuals: int = 0
 
     @classmethod
-    def from_backtest(cls, bt: BacktestResult | None, law: str, prior: float,
-                      tokens_pairs: list | None = None) -> "DistanceModel":
-        pairs = []
-        if bt is not None:
-            for r in bt.rows_of(law, ok=True):
-                d = getattr(r, "distances", None)
-                if d is None:
-                    continue
-                pairs += [(float(x), abs(p / o - 1.0)) for x, p, o in zip(d, r.pred, r.observed) if x > 1.0]
-        if tokens_pairs:
-            gt, reach_t = _slope(tokens_pairs)
-            tok = dict(growth_tokens=gt, tokens_source=f"this table's {len(tokens_pairs)} longer runs",
-                       tokens_reach=reach_t)
+    def from_residuals(cls, rel_residuals, n_params: int, params, tokens=None, *, prior: float,
+                       leverage: float, spread_floor: float, min_dof: int, reach: float = 1.0) -> "ErrorModel":
+        """The model for a fit with these relative residuals at these points (``tokens`` None:
+        size only); fewer than ``min_dof`` residual degrees of freedom take the ``prior`` scale."""
+        r = np.asarray(rel_residuals, dtype=float)
+        dof = len(r) - n_params
+        if dof >= min_dof:
+            scale = robust_scale(r, n_params)
+            src = f"this fit's {len(r)} points (1.48 x median |residual| x sqrt(n/(n-p)))"
         else:
-            tok = dict(growth_tokens=prior, tokens_source="prior (no longer run of a fitted size to predict)")
-        if not pairs:
-            return cls(prior, "prior (no split of this table reaches beyond its fitted sizes)", **tok)
-        g, reach = _slope(pairs)
-        return cls(g, f"this table's {len(pairs)} held-out points", reach=reach, n_points=len(pairs), points=pairs,
-                   **tok)
+            scale = prior
+            src = (f"prior ({len(r)} points leave {max(dof, 0)} degrees of freedom for {n_params} parameters; "
+                   f"at least {min_dof} are needed to measure the scatter)")
+        ln_n = np.log(np.asarray(params, dtype=float))
+        centre, spread = [float(ln_n.mean())], [max(float(ln_n.std()), spread_floor)]
+        if tokens is not None:
+            ln_t = np.log(np.asarray(tokens, dtype=float)) - ln_n
+            centre.append(float(ln_t.mean()))
+            spread.append(max(float(ln_t.std()), spread_floor))
+        return cls(scale, src, tuple(centre), tuple(spread), leverage, reach, len(r))
 
-    def half_width(self, distance, level: float = 0.90, tokens_distance=1.0) -> np.ndarray:
-        """Relative half-width of the ``level`` interval at ``distance`` in size and
-        ``tokens_distance`` in tokens per parameter (0 inside the fitted range of both)."""
+    def z2(self, N, D=None) -> np.ndarray:
+        """Squared standardised distance of (N, D) from the centre of the fitted design (in
+        ln N only when D is None or the law has no tokens)."""
+        ln_n = np.log(np.asarray(N, dtype=float))
+        z2 = ((ln_n - self.centre[0]) / self.spread[0]) ** 2
+        if D is not None and len(self.centre) > 1:
+            ln_t = np.log(np.asarray(D, dtype=float)) - ln_n
+            z2 = z2 + ((ln_t - self.centre[1]) / self.spread[1]) ** 2
+        return z2
+
+    def half_width(self, N, D=None, level: float = 0.90) -> np.ndarray:
+        """Relative half-width of the ``level`` interval of a run's loss at (N, D)."""
         from scipy.stats import norm
 
         z = float(norm.ppf(0.5 + level / 2))
-        ln_d = np.log(np.maximum(np.asarray(distance, dtype=float), 1.0))
-        ln_t = np.log(np.maximum(np.asarray(tokens_distance, dtype=float), 1.0))
-        # mean |e| = g ln d is a normal error of sd g ln d / 0.798; the run's own scatter adds in quadrature
-        sd = np.hypot(np.hypot(self.growth * ln_d, self.growth_tokens * ln_t) / math.sqrt(2.0 / math.pi), self.noise)
-        return z * sd
+        return z * self.scale * np.sqrt(1.0 + self.leverage * self.z2(N, D))
 
     def to_dict(self) -> dict:
-        return {"growth_per_efold": self.growth, "source": self.source, "reach": self.reach,
-                "n_points": self.n_points, "growth_per_efold_tokens": self.growth_tokens,
-                "tokens_source": self.tokens_source, "tokens_reach": self.tokens_reach, "noise": self.noise}
+        return {"scale": self.scale, "scale_source": self.scale_source, "leverage": self.leverage,
+                "centre_ln": list(self.centre), "spread_ln": list(self.spread), "reach": self.reach,
+                "n_residuals": self.n_residuals}

@@ -347,7 +347,7 @@ _WITH_TOKENS = ("flops_to_match", "compute_multiple", "compute_multiple_own")
 
 def widen_by_distance(result, checked, level: float) -> None:
     """Widen ``result``'s intervals by the held-out error expected at each answer's distance
-    beyond the largest fitted size (:class:`analysis.policy.DistanceModel`).
+    from the fitted design (:class:`analysis.policy.ErrorModel`).
 
     The target's loss is uncertain by its half-width w_t at its size and tokens per
     parameter, each smaller model's own loss by w_m at its size and at the tokens it needs
@@ -363,14 +363,15 @@ def widen_by_distance(result, checked, level: float) -> None:
     t = result.target
     if t.params is None or t.loss is None:
         return
-    fit, dm, law = result.law, checked.distance_model, result.law.law
+    fit, em, law = result.law, checked.error_model, result.law.law
     z = float(norm.ppf(0.5 + level / 2))
     w_t = float(checked.distance_half_width(t.params, level, D=t.tokens))
     lo, hi = t.loss_interval or (t.loss, t.loss)
     t.loss_interval = (lo * (1 - w_t), hi * (1 + w_t))
     ratio = float(checked.distance(t.params))
-    result.distance = {"params_ratio": ratio, "half_width": w_t, "growth_per_efold": dm.growth,
-                       "source": dm.source, "reach": dm.reach, "beyond_every_split": bool(ratio > dm.reach)}
+    result.distance = {"params_ratio": ratio, "half_width": w_t, "z": float(np.sqrt(em.z2(t.params, t.tokens))),
+                       "scale": em.scale, "source": em.scale_source, "reach": em.reach,
+                       "beyond_every_split": bool(ratio > em.reach)}
     U = result.unique_tokens
     for m in result.models:
         if m.loss_at_target_compute is not None:
@@ -495,7 +496,7 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     if checked is not None and checked.tied and result.n_draws:
         widen_by_tied_laws(result, checked.tied, specs, target=target, flops=flops, level=level,
                            unique_tokens=unique_tokens)
-    if checked is not None and checked.distance_model is not None:
+    if checked is not None and checked.error_model is not None:
         widen_by_distance(result, checked, level)
     if points is not None:
         measured_answers(result, points)

@@ -9,7 +9,7 @@ import pytest
 from analysis import datasets as D
 from analysis.checked import fit_checked
 from analysis.laws import chinchilla
-from analysis.policy import HALF_WIDTH_PER_MEAN_ABS, POLICY, DistanceModel, distance_backtest, has_floor
+from analysis.policy import POLICY, ErrorModel, distance_backtest, has_floor
 from scaling.cli import main
 
 
@@ -36,17 +36,22 @@ def test_auto_takes_a_law_with_a_floor_and_predicts_gadres_7b():
     assert "kaplan_nd (no floor)" in checked.choice.reason
     err = _errors(checked, D.load("gadre2024:rpj/targets"))
     assert np.all(np.abs(err) < 0.01), err
-    # its 90% interval, bootstrap-free, is the distance model's width around the point: held-out
-    # error growing with ln distance (a normal error whose mean |e| is g ln d), and the fit's own
-    # scatter, its RMS relative residual on the points it was fitted to, in quadrature
-    lo, hi = checked.predict_interval(N=6.89e9, D=1.378e11, backtest_error=True)
-    pred = checked.fit.predict(N=6.89e9, D=1.378e11)
+    # its 90% interval, bootstrap-free, is the error model's width around the point: the fit's
+    # robust scatter (1.4826 x median |relative residual| x sqrt(n / (n - 4))) times
+    # sqrt(1 + z^2), z^2 the squared standardised distance of (ln N, ln D/N) from the fitted
+    # points' means (a regression's prediction interval)
+    N, Dt = 6.89e9, 1.378e11
+    lo, hi = checked.predict_interval(N=N, D=Dt, backtest_error=True)
+    pred = checked.fit.predict(N=N, D=Dt)
     pts = D.load("gadre2024:rpj/small")
-    rms = np.sqrt(np.mean((checked.fit.predict_table(pts) / pts["loss"] - 1) ** 2))
-    assert checked.distance_model.noise == pytest.approx(rms)
-    g = checked.distance_model.growth * np.log(6.89e9 / 411616256)
-    w = 1.6448536269514722 * np.hypot(g / np.sqrt(2 / np.pi), rms)
+    rel = checked.fit.predict_table(pts) / pts["loss"] - 1
+    s = 1.482602218505602 * np.median(np.abs(rel)) * np.sqrt(len(pts) / (len(pts) - 4))
+    ln_n, ln_t = np.log(pts["params"]), np.log(pts["tokens"] / pts["params"])
+    z2 = ((np.log(N) - ln_n.mean()) / ln_n.std(ddof=0)) ** 2 + ((np.log(Dt / N) - ln_t.mean()) / ln_t.std(ddof=0)) ** 2
+    w = 1.6448536269514722 * s * np.sqrt(1 + POLICY.leverage.value * z2)
     np.testing.assert_allclose([lo, hi], [pred * (1 - w), pred * (1 + w)], rtol=1e-9)
+    # the 7B lies 3.4 standard deviations of ln N beyond the centre, so its interval is wider than the 1B's
+    assert checked.distance_half_width(N, D=Dt) > checked.distance_half_width(1.44e9, D=2.88e10) > 1.645 * s
 
 
 def test_distance_backtest_fits_smaller_sizes_and_scores_each_larger_one():
@@ -61,23 +66,27 @@ def test_distance_backtest_fits_smaller_sizes_and_scores_each_larger_one():
         assert r.mean_rel_error == pytest.approx(np.mean(np.abs(rel)))
 
 
-def test_distance_model_slope_is_least_squares_through_the_origin():
-    class Row:
-        def __init__(self, d, e):
-            self.distances, self.pred, self.observed, self.error = d, [1 + x for x in e], [1.0] * len(e), ""
-
-    class BT:
-        rows = [Row([2.0, 4.0], [0.01, -0.03])]
-
-        def rows_of(self, law, ok=False):
-            return self.rows
-
-    dm = DistanceModel.from_backtest(BT(), "x", prior=0.5)
-    ln = np.log([2.0, 4.0])
-    assert dm.growth == pytest.approx(np.sum(np.array([0.01, 0.03]) * ln) / np.sum(ln ** 2))
-    assert dm.reach == pytest.approx(4.0) and dm.n_points == 2
-    assert DistanceModel.from_backtest(None, "x", prior=0.5).growth == 0.5
-    assert dm.half_width(0.5) == 0.0  # inside the fitted sizes: no widening
+def test_error_model_takes_its_scale_from_the_residuals_or_from_the_prior():
+    rng = np.random.default_rng(0)
+    N = np.repeat(np.geomspace(1e7, 1e9, 5), 4)
+    Dt = N * np.tile([5.0, 10.0, 20.0, 40.0], 5)
+    res = rng.normal(0, 0.01, len(N))
+    em = ErrorModel.from_residuals(res, 4, N, Dt, prior=0.5, leverage=1.0, spread_floor=0.5, min_dof=3)
+    assert em.scale == pytest.approx(1.482602218505602 * np.median(np.abs(res)) * np.sqrt(20 / 16))
+    assert 0.007 < em.scale < 0.014  # a normal sample's sd, measured robustly
+    # at the centre of the design the half-width is the scatter's own 90% band
+    centre_n, centre_t = np.exp(np.mean(np.log(N))), np.exp(np.mean(np.log(Dt / N)))
+    assert em.half_width(centre_n, centre_n * centre_t) == pytest.approx(1.6448536269514722 * em.scale)
+    # one standard deviation of ln N out: sqrt(2) times that
+    far = centre_n * np.exp(np.std(np.log(N)))
+    assert em.half_width(far, far * centre_t) == pytest.approx(1.6448536269514722 * em.scale * np.sqrt(2))
+    # five points and four parameters leave one degree of freedom: the scatter is not measured
+    few = ErrorModel.from_residuals(res[:5], 4, N[:5], Dt[:5], prior=0.5, leverage=1.0, spread_floor=0.5, min_dof=3)
+    assert few.scale == 0.5 and "prior" in few.scale_source
+    # one budget per size: ln D/N has no spread, and half an e-fold stands in for it
+    one = ErrorModel.from_residuals(res, 4, N, N * 20.0, prior=0.5, leverage=1.0, spread_floor=0.5, min_dof=3)
+    assert one.spread[1] == 0.5
+    assert one.z2(1e8, 20 * 1e8 * np.e) == pytest.approx(((np.log(1e8) - one.centre[0]) / one.spread[0]) ** 2 + 4.0)
 
 
 @pytest.mark.slow
@@ -111,27 +120,13 @@ def test_fit_json_gives_each_prediction_its_distance(capsys):
     hw = p["distance"]["half_width"]
     assert p["interval"] == pytest.approx([p["loss"] * (1 - hw), p["loss"] * (1 + hw)], rel=1e-9)
     assert p["distance"]["tokens_distance"] == pytest.approx(20 / 640)
-    assert out["choice"]["error_growth"]["n_points"] > 0
+    em = out["choice"]["error_model"]
+    assert em["n_residuals"] == 32 and 0 < em["scale"] < 0.05
+    assert hw == pytest.approx(1.6448536269514722 * em["scale"] * np.sqrt(1 + em["leverage"] * p["distance"]["z"] ** 2))
     # every knob of the rule travels with its reason and what chose it
     knobs = out["choice"]["policy"]
-    assert knobs["tie"]["value"] == POLICY.tie.value and knobs["growth_prior"]["value"] == POLICY.growth_prior.value
-    assert all(knobs[k]["reason"] and knobs[k]["chosen_on"] for k in ("tie", "growth_prior"))
-
-
-def test_tokens_backtest_scores_longer_runs_of_the_fitted_sizes():
-    from analysis.policy import tokens_backtest
-
-    df = D.load("gadre2024:rw/small")
-    pairs = tokens_backtest(df, "gadre2024", allow_repeats=True)
-    tpp = df["tokens"] / df["params"]
-    # the largest threshold leaves only M = 640 out: those runs are 2x the most their size was fitted at
-    assert pairs and all(d > 1.0 for d, _ in pairs)
-    assert sum(np.isclose(d, 2.0) for d, _ in pairs) >= int((np.isclose(tpp, 640)).sum())
-    # sizes and tokens add in quadrature in the half-width
-    dm = DistanceModel(0.02, "", growth_tokens=0.01)
-    w = dm.half_width(np.e, 0.90, tokens_distance=np.e ** 2)
-    assert w == pytest.approx(HALF_WIDTH_PER_MEAN_ABS * np.hypot(0.02, 0.02))
-    assert dm.half_width(0.5, 0.90, tokens_distance=0.5) == 0.0
+    assert knobs["tie"]["value"] == POLICY.tie.value and knobs["leverage"]["value"] == POLICY.leverage.value
+    assert all(knobs[k]["reason"] and knobs[k]["chosen_on"] for k in ("tie", "leverage", "scale_prior"))
 
 
 def test_checked_fit_measures_tokens_distance_at_the_nearest_fitted_size():

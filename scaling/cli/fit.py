@@ -299,13 +299,13 @@ def _emit(args, fit, predict, compute, extra, checked=None) -> int:
                 for p in preds]
         fmt = {"params": si, "tokens": si, "x largest N": lambda v: f"{v:.3g}x", "D/N": lambda v: f"{v:.3g}"}
         print("\n".join("    " + ln for ln in format_table(rows, formats=fmt).splitlines()))
-        if checked is not None and (checked.backtest_error or checked.distance_model is not None):
+        if checked is not None and (checked.backtest_error or checked.error_model is not None):
             print(f"    interval: {checked.interval_note()}")
         beyond = [p for p in preds if p["distance"].get("beyond_every_split")]
         if beyond:
             reach = beyond[0]["distance"]["backtest_reach"]
             print(f"    - {len(beyond)} of {len(preds)} predictions lie beyond every backtest split (farthest "
-                  f"{reach:.3g}x): their intervals rest on the growth model's extrapolation")
+                  f"{reach:.3g}x): their intervals rest on the error model's extrapolation")
         for p in preds:
             for w in p.get("warnings", []):
                 print(f"    - {w}")
