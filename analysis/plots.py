@@ -198,6 +198,19 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
             markers += [(n, m) for m in _mark_answers(fig, ax, n, c, ans.tokens_at_target_compute,
                                                       ans.loss_at_target_compute, cross, target.loss, grid[-1],
                                                       names.get(n))]
+            meas = getattr(ans, "measured", None)
+            if meas:
+                # where the model's own runs cross the target's loss, beside the law's star: the
+                # measured answer (hollow, at its longest run, when no run reached the loss)
+                reached = meas.get("tokens") is not None
+                x = meas["tokens"] if reached else meas.get("longest")
+                if x:
+                    label = (f"{model_label(n, names.get(n), 'N=')}: its runs cross the target at {si(x)} tokens"
+                             if reached else f"{model_label(n, names.get(n), 'N=')}: not reached by its longest "
+                                             f"run, {si(x)} tokens")
+                    ax.plot([x], [meas["target_loss"]], "D" if reached else ">", color=c, ms=8,
+                            mfc=c if reached else "white", mec="0.1" if reached else c, mew=1.2, zorder=6,
+                            label=label, gid=f"measured-crossing:N={si(n)}")
     if target is not None:
         what = f"target {target.name}" if target.params is not None else "target"
         ax.axhline(target.loss, color="0.15", lw=1.0, ls=(0, (1, 2)), label=f"{what} loss {target.loss:.4g}",

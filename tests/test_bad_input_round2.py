@@ -224,7 +224,7 @@ def test_an_empty_metrics_file_shows_a_dash_not_none_in_the_own_curve_column(tmp
 
     from scaling.cli import main as cli_main
 
-    src = Path(__file__).resolve().parents[1] / "docs" / "data" / "demo_runs"
+    src = Path(__file__).resolve().parent / "data" / "first_demo_runs"
     runs = tmp_path / "runs"
     shutil.copytree(src, runs)
     (runs / "model=nano,tokens=8M-cad7172b" / "metrics.jsonl").write_text("")

@@ -9,7 +9,9 @@ import pytest
 
 from scaling.cli import main
 
-RUNS = Path(__file__).resolve().parents[1] / "docs" / "data" / "demo_runs"
+#: the records of the demo's first design (nano, micro, tiny, mini; its largest model undertrained):
+#: nano's run contradicts the law's answer for target micro, a case these tests need
+RUNS = Path(__file__).resolve().parent / "data" / "first_demo_runs"
 NANO, MICRO = "model=nano,tokens=8M-cad7172b", "model=micro,tokens=4M-ec125fd4"
 #: the first line carrying an answer or fitted number in each command's text output
 FIRST_NUMBER = re.compile(r"^\s*(param\s+value|Law: |model\s+tokens|\[\[[a-z_0-9]+\]\] )")

@@ -36,6 +36,9 @@ class Preset:
 #: with nanoGPT directly. Head size is 32 on the small rungs, 64-128 above. The names are
 #: the approximate non-embedding parameter counts.
 PRESETS: dict[str, Preset] = {
+    "atto": Preset(32, 1, 1),          # ~16k: the demo's smallest rungs, below nano,
+    "femto": Preset(32, 2, 1),         # ~33k  so that on 2 CPU cores the smaller models can
+    "pico": Preset(48, 2, 2),          # ~56k  train past the largest one's compute
     "nano": Preset(64, 2, 2),          # ~0.1M
     "micro": Preset(96, 3, 3),         # ~0.33M
     "tiny": Preset(128, 4, 4),         # ~0.85M
