@@ -25,7 +25,7 @@ def test_the_runs_block_is_what_scaling_runs_prints(tmp_path, capsys):
 def test_the_loss_table_holds_every_committed_point():
     pts = load_points(str(RUNS))
     table = SWEEPS.split("checks every number):", 1)[1]
-    rows = re.findall(r"^\| (\d+[kM]) \|(.*)\|$", table, re.M)
+    rows = re.findall(r"^\| (\d+(?:\.\d+)?[kM]) \|(.*)\|$", table, re.M)
     sizes = sorted(pts["params"].unique())
     seen = 0
     for label, cells in rows:

@@ -422,3 +422,37 @@ def test_a_size_cut_draws_the_left_out_sizes_hollow_and_their_law_dotted_with_ma
         assert line.get_markerfacecolor() == "white"
         assert f"fit:N={si(n)}" not in gids(fig) and f"extrapolation:N={si(n)}" in gids(fig)
     assert f"fit:N={si(float(df['params'].max()))}" in gids(fig)
+
+
+def test_measured_crossings_sit_where_each_models_own_runs_cross_the_target():
+    # the committed demo runs: pico and femto cross nano's measured loss between two of their
+    # budgets (diamonds there); atto never does (a hollow triangle at its longest run)
+    from pathlib import Path
+
+    from analysis.data import load_points
+    from analysis.study import run_study
+
+    runs = Path(__file__).resolve().parents[1] / "docs" / "data" / "demo_runs"
+    study = run_study(str(runs), law="gadre2024", curves=False, bootstrap=0)
+    pts = load_points(str(runs))
+    target = float(pts[pts["params"] == pts["params"].max()]["loss"].iloc[-1])
+    fig = plot_curves(pts, study.fit, study.result)
+    _drawn(fig)
+    ax = fig.axes[0]
+    lines = {ln.get_gid(): ln for ln in ax.lines}
+    for n in sorted(pts["params"].unique())[:-1]:
+        own = pts[pts["params"] == n].sort_values("tokens")
+        t, l = own["tokens"].to_numpy(), own["loss"].to_numpy()
+        marker = lines[f"measured-crossing:N={si(n)}"]
+        below = np.flatnonzero(l <= target)
+        if below.size:  # log-linear in tokens between the two budgets that bracket the target
+            i = below[0]
+            f = (l[i - 1] - target) / (l[i - 1] - l[i])
+            expect = (np.exp(np.log(t[i - 1]) + f * np.log(t[i] / t[i - 1])), target)
+            assert marker.get_marker() == "D"
+        else:
+            expect = (t[-1], target)
+            assert marker.get_marker() == ">" and marker.get_markerfacecolor() == "white"
+        drawn = marker.get_transform().transform(marker.get_xydata()[0])
+        assert drawn == pytest.approx(ax.transData.transform(expect))
+    assert sum(lines[g].get_marker() == "D" for g in lines if g and g.startswith("measured-crossing:")) == 2
