@@ -76,6 +76,10 @@ def check_repeats(points: pd.DataFrame, allow: bool = False) -> np.ndarray | Non
                      fix="drop the copies, or pass --allow-repeats (allow_repeats=True) if they are separate seeds")
 
 
+#: The range of a plausible loss in nats per token (:func:`data_checks`).
+LOSS_PLAUSIBLE = (0.1, 15.0)
+
+
 def data_checks(points: pd.DataFrame) -> list[Check]:
     """Units and consistency of the table itself."""
     out = []
@@ -90,10 +94,20 @@ def data_checks(points: pd.DataFrame) -> list[Check]:
                         "or parameters in units instead of counts?")
     if np.min(N) < 1e3:
         problems.append(f"models of {num(float(np.min(N)))} parameters: sizes given in millions or billions?")
+    # a loss in nats per token lies above ~0.1 for any real text and below ln(vocabulary):
+    # 13.9 for the largest vocabulary the trainer takes (2^20), so 15 leaves a margin
+    L = points["loss"].to_numpy(float)
+    if np.max(L) > LOSS_PLAUSIBLE[1]:
+        problems.append(f"losses up to {num(float(np.max(L)))}, above ln(vocabulary) for any vocabulary up to 2^20 "
+                        f"(at most {LOSS_PLAUSIBLE[1]:g} nats per token): losses multiplied by 100, or perplexities "
+                        "instead of losses?")
+    if np.min(L) < LOSS_PLAUSIBLE[0]:
+        problems.append(f"losses as small as {num(float(np.min(L)))} (below {LOSS_PLAUSIBLE[0]:g} nats per token, "
+                        "which no language model reaches on real text): losses divided by 1000, or another unit?")
     out.append(Check("units plausible", "fail" if problems else "ok",
                      "; ".join(problems) if problems else
                      f"N {si(float(N.min()))} .. {si(float(N.max()))}, D/N {num(float(tpp.min()), 3)} .. "
-                     f"{num(float(tpp.max()), 3)}"))
+                     f"{num(float(tpp.max()), 3)}, loss {num(float(L.min()), 3)} .. {num(float(L.max()), 3)}"))
     if "flops" in points.columns and not _flops_derived(points):
         ratio = points["flops"].to_numpy(float) / (6.0 * N * D)
         off = np.flatnonzero((ratio > FLOP_FACTOR) | (ratio < 1 / FLOP_FACTOR))

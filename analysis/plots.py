@@ -122,7 +122,7 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
     fitted_d = (fit.data_range.get("D") if fit is not None and not fit.is_published else None)
     # sizes below the fitted range were left out of the fit (a size cut, analysis.size_cuts)
     fitted_n = fit.data_range.get("N") if fit is not None and not fit.is_published else None
-    markers, floors = [], []
+    markers, floors, legend_kinds = [], [], set()
     for n in sizes:
         c = colors[n]
         own = points[points["params"] == n] if has_points else None
@@ -205,9 +205,12 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
                 reached = meas.get("tokens") is not None
                 x = meas["tokens"] if reached else meas.get("longest")
                 if x:
-                    label = (f"{model_label(n, names.get(n), 'N=')}: its runs cross the target at {si(x)} tokens"
-                             if reached else f"{model_label(n, names.get(n), 'N=')}: not reached by its longest "
-                                             f"run, {si(x)} tokens")
+                    # one legend entry per kind, as for the squares: per model it would crowd the legend
+                    kind = "measured-reached" if reached else "measured-unreached"
+                    label = None if kind in legend_kinds else (
+                        "where its own runs cross the target's loss" if reached
+                        else "its longest run, which never reached the target's loss")
+                    legend_kinds.add(kind)
                     ax.plot([x], [meas["target_loss"]], "D" if reached else ">", color=c, ms=8,
                             mfc=c if reached else "white", mec="0.1" if reached else c, mew=1.2, zorder=6,
                             label=label, gid=f"measured-crossing:N={si(n)}")

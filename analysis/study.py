@@ -448,6 +448,13 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
 
         points = load_points(source, columns=columns, policy=policy)
         notes += table_notes(points)
+        if isinstance(unique_tokens, (int, float)) and 0 < unique_tokens < float(points["tokens"].min()):
+            # every run of the table already trained on more tokens than exist: the law fitted
+            # to them cannot answer under that limit
+            raise InputError(f"{float(unique_tokens):.4g} unique tokens is fewer than the smallest run of the table "
+                             f"trained on ({si(float(points['tokens'].min()))} tokens)", field="--unique-tokens",
+                             fix="give the unique tokens of the corpus the answers may repeat, at least the "
+                                 "tokens of the table's runs (e.g. --unique-tokens 1e9)")
     if ready is None:
         if points is None:
             raise InputError(f"law {to_fit!r} has to be fitted, and no data were given", field="law",

@@ -148,6 +148,11 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
             raise InputError(f"the budgets of {', '.join(ignored)} were not applied: experiment {experiment!r} "
                              "does not take its tokens from sweep.tokens_by_model", field="--grid",
                              fix="give model= and tokens= overrides instead")
+    if len({j.params for j in jobs}) < 2:
+        # found here, not after training: a joint law needs two model sizes or more
+        raise InputError(f"the sweep has one model size ({si(jobs[0].params)} parameters), and a scaling law "
+                         "needs two or more", field="--grid" if grid is not None else "overrides",
+                         fix="add a second size, e.g. --grid pico=2e6,nano=1e6")
     if lanes is not None:
         if _launcher_of(experiment, overrides, launcher) != "joblib":
             raise InputError("sets the joblib launcher's workers, and this sweep uses another launcher",

@@ -72,6 +72,10 @@ CASES = [
     ("sweep: a dry run into an unwritable --out", ["sweep", "demo", "--dry-run", "--out", "/proc/x"], "--out"),
     ("sweep: a dry run on a missing corpus", ["sweep", "demo", "--dry-run", "data.source={d}/nonexistent",
                                               "--out", "{d}/new_sweep"], "overrides"),
+    ("extrapolate: fewer unique tokens than any run trained on",
+     ["extrapolate", "{d}/good.csv", "--law", "data_constrained", "--unique-tokens", "10", "--no-curves"],
+     "--unique-tokens"),
+    ("demo: a grid of one model size", ["demo", "--grid", "nano=2e5", "--out", "{d}/demo_one"], "--grid"),
     ("extrapolate: a target named by nothing in the data", ["extrapolate", "{d}/named.csv", "--law", "chinchilla",
                                                             "--target", "maxi", "--no-curves"], "target"),
 ]

@@ -63,7 +63,8 @@ FLAGGED = {
                       "[FAIL] FLOPs agree with 6ND: 12 of 25 rows are more than 2x off 6ND", True),
     "two_sizes": (grid(sizes=[1e8, 4e8]), "[WARN] the fit reports no other problems: only 2 distinct model sizes", False),
     "collinear_D_20N": (grid(sizes=np.geomspace(2e7, 2e9, 10), tpp=(20,)), "[WARN]", False),
-    "loss_in_percent": (G.assign(loss=G["loss"] * 100), "[FAIL] no parameter at a bound: parameter E = 10", True),
+    "loss_in_percent": (G.assign(loss=G["loss"] * 100), "[FAIL] units plausible: losses up to ", True),
+    "loss_in_thousandths": (G.assign(loss=G["loss"] / 1000), "[FAIL] units plausible: losses as small as ", True),
     "constant_loss": (G.assign(loss=3.0), "[FAIL] loss falls with D", True),
 }
 

@@ -139,6 +139,8 @@ def test_help_has_an_example(capsys):
     (["--lanes", "2", "--launcher", "basic"], "lanes"),
     (["model=small"], "sweep.tokens_by_model"),
     (["--experiment", "overtrain", "--grid", "nano=2e5"], "--grid"),
+    (["--grid", "nano=2e5"], "--grid"),  # one model size: no law, so nothing is trained
+    (["model=nano"], "overrides"),
 ])
 def test_bad_input_is_one_line_naming_the_field(tmp_path, capsys, argv, field):
     assert main(["demo", "--out", str(tmp_path / "out")] + argv) == 2

@@ -456,3 +456,7 @@ def test_measured_crossings_sit_where_each_models_own_runs_cross_the_target():
         drawn = marker.get_transform().transform(marker.get_xydata()[0])
         assert drawn == pytest.approx(ax.transData.transform(expect))
     assert sum(lines[g].get_marker() == "D" for g in lines if g and g.startswith("measured-crossing:")) == 2
+    # one legend entry per kind of marker, whatever the number of models
+    labels = [ln.get_label() for ln in ax.lines if (ln.get_gid() or "").startswith("measured-crossing:")]
+    assert sorted(lb for lb in labels if not lb.startswith("_")) == [
+        "its longest run, which never reached the target's loss", "where its own runs cross the target's loss"]
