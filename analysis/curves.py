@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import FitError, InputError, RecordError, TableError
-from .laws.schedule import (ANNEALING, CONVENTIONS, LUO2025, MULTIPOWER, SCHEDULE_LAWS, TISSUE_LAMBDA, ScheduleLaw,
+from .laws.schedule import (CONVENTIONS, LUO2025, MULTIPOWER, SCHEDULE_LAWS, TISSUE_LAMBDA, ScheduleLaw,
                             annealing_areas, luo_multipower, tissue_annealing)
 from .optimize import HUBER_DELTA, huber
 from .result import LawFit, _read_json, bound_warnings, warnings_block
@@ -49,9 +49,6 @@ __all__ = ["CURVE_LAWS", "published_curve", "CONVENTIONS", "read_curve", "fit_cu
 CURVE_EXTRAPOLATION = 2.0
 #: Loss-curve laws: the per-run saturating power law in D, and the schedule laws.
 CURVE_LAWS = ("saturating_power",) + tuple(SCHEDULE_LAWS)
-ANNEALING_PARAMS = ANNEALING.params
-MULTIPOWER_PARAMS = MULTIPOWER.params
-CITATIONS = {law.name: law.citation for law in SCHEDULE_LAWS.values()}
 
 
 # ---------------------------------------------------------------------- reading curves
@@ -295,9 +292,6 @@ class CurveFit:
     @property
     def law_obj(self) -> ScheduleLaw:
         return SCHEDULE_LAWS[self.law]
-
-    def _vector(self):
-        return np.array([self.params[p] for p in self.param_names])
 
     def predict_schedule(self, schedule: Schedule, steps) -> np.ndarray:
         """Loss at ``steps`` (1-based) of a per-step schedule."""

@@ -49,9 +49,6 @@ __all__ = [
     "Study", "run_study", "measured_curves", "fit_run_curves", "with_data_limit",
 ]
 
-SARDANA2023 = ("Sardana and Frankle 2023, 'Beyond Chinchilla-Optimal: Accounting for Inference in "
-               "Language Model Scaling Laws'")
-
 # The study layer builds on this module, so its names are re-exported lazily (PEP 562):
 # analysis.extrapolate.run_study keeps working without an import cycle.
 _STUDY_NAMES = ("Study", "run_study", "measured_curves", "fit_run_curves", "PublishedCase", "published_case")

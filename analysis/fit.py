@@ -37,21 +37,10 @@ from .uncertainty import asymptotic_ci, fit_warnings
 
 __all__ = ["fit_law", "FIT_LAWS", "HUBER_DELTA", "EPOCH_GRID", "huber", "pick_kaplan_law",
            "frontier_points", "lower_envelope", "bootstrap_indices", "parallel_map", "choose_resample", "short_of_sizes",
-           "SIZE_TERMS", "solve_form", "asymptotic_ci", "fit_warnings", "get_form"]
+           "solve_form", "asymptotic_ci", "fit_warnings"]
 
 #: Laws :func:`fit_law` can fit (at import; :func:`analysis.laws.fittable` is always current).
 FIT_LAWS = fittable()
-#: Parameters of each law that only differences between model sizes determine
-#: (:attr:`analysis.laws.Law.size_terms`).
-SIZE_TERMS = {name: law.size_terms for name, law in LAWS.items() if law.size_terms}
-
-
-def get_form(law: str):
-    """The internal form of a fittable law (InputError for others)."""
-    obj = get_law(law)
-    if obj.form is None:
-        obj.check_fittable()
-    return obj.form
 
 
 # ---------------------------------------------------------------------- data preparation

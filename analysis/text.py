@@ -3,7 +3,7 @@ and Markdown tables."""
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 _SI = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 
@@ -107,5 +107,3 @@ def _looks_numeric(s: str) -> bool:
         return False
 
 
-def bullet_list(items: Iterable[str]) -> str:
-    return "\n".join(f"  - {it}" for it in items)

@@ -33,9 +33,6 @@ PROBE_MAX_STEPS = 4
 #: Shapes whose one probe step is expected above this many seconds are not probed but
 #: scaled from a smaller probe, so that a dry run stays quick (total well under a minute).
 PROBE_MAX_STEP_SECONDS = 0.5
-#: A first guess of this machine's FLOP/s, to choose which shapes to probe; replaced by
-#: the measured FLOP/s as soon as the first probe has run.
-_FIRST_GUESS_FLOPS = {"cpu": 2e10, "cuda": 5e13}
 
 
 #: Probe results of this process, by device name, shape, batch and sequence length: a

@@ -209,6 +209,3 @@ def run_name(tc: C.TrainConfig) -> str:
     return f"{readable_name(tc)}-{C.config_hash(tc)[:HASH_CHARS]}"
 
 
-def run_name_of(cfg: Any) -> str:
-    """:func:`run_name` of a composed job config (used by Hydra to place the job)."""
-    return run_name(split_job_config(cfg)[0])

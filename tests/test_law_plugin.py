@@ -108,3 +108,40 @@ def test_registration_is_checked():
         register_law(Law("chinchilla", henighan2020, tuple(TRUE), ("N", "D")))
     with pytest.raises(InputError, match="unknown law"):
         get_law("henighan2020")
+
+
+def test_a_law_module_named_in_the_environment_is_usable_from_the_command_line(tmp_path, monkeypatch, capsys):
+    # one file that registers the law, named in SCALING_LAW_MODULES: `scaling fit --law` takes it
+    import json
+    from pathlib import Path
+
+    from scaling.cli import main
+
+    module = tmp_path / "my_laws.py"
+    module.write_text(f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+                      "from test_law_plugin import HENIGHAN\n"
+                      "from analysis.laws import register_law\n"
+                      "register_law(HENIGHAN, replace=True)\n")
+    ladder().to_csv(tmp_path / "points.csv", index=False)
+    monkeypatch.setenv("SCALING_LAW_MODULES", str(module))
+    try:
+        assert main(["fit", str(tmp_path / "points.csv"), "--law", "henighan2020", "--quiet", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["law"] == "henighan2020"
+        assert out["params"]["alpha_N"] == pytest.approx(TRUE["alpha_N"], rel=0.1)
+    finally:
+        LAWS.pop("henighan2020", None)
+    # without the module the name is a usage error listing what --law takes
+    monkeypatch.delenv("SCALING_LAW_MODULES")
+    with pytest.raises(SystemExit) as e:
+        main(["fit", str(tmp_path / "points.csv"), "--law", "henighan2020"])
+    assert e.value.code == 2 and "invalid choice: 'henighan2020'" in capsys.readouterr().err
+    # a module that does not exist, or fails, is one line naming the variable
+    monkeypatch.setenv("SCALING_LAW_MODULES", str(tmp_path / "nope.py"))
+    assert main(["fit", str(tmp_path / "points.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("scaling: error: SCALING_LAW_MODULES:")
+    (tmp_path / "broken.py").write_text("raise ValueError('no such law here')\n")
+    monkeypatch.setenv("SCALING_LAW_MODULES", str(tmp_path / "broken.py"))
+    assert main(["fit", str(tmp_path / "points.csv")]) == 2
+    assert "ValueError: no such law here" in capsys.readouterr().err

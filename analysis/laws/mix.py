@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InputError
 from .base import Law
 
-__all__ = ["MIX_PREFIX", "mix_name", "parse_mix", "mix_law", "is_mix", "split_params"]
+__all__ = ["MIX_PREFIX", "mix_name", "parse_mix", "mix_law", "is_mix"]
 
 MIX_PREFIX = "mix("
 _TERM = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=\s*([0-9.eE+-]+)\s*$")
@@ -62,13 +62,6 @@ def parse_mix(name: str) -> dict[str, float]:
         raise InputError(f"{name!r} needs two or more laws with weights summing to 1 (they sum to "
                          f"{sum(out.values()):.4g})", field="law", fix=fix)
     return out
-
-
-def split_params(weights: Mapping[str, float], params: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """The combination's prefixed parameters, per component law."""
-    from . import LAWS
-
-    return {n: {p: params[f"{n}.{p}"] for p in LAWS[n].params} for n in weights}
 
 
 def mix_law(weights: Mapping[str, float] | str) -> Law:

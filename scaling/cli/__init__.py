@@ -14,6 +14,7 @@ import sys
 import warnings
 
 from analysis.errors import ToolkitError
+from scaling.cli._common import LAW_MODULES_ENV, load_user_laws
 
 #: subcommand -> module. Order is the order shown by ``scaling --help``.
 COMMANDS = {
@@ -86,6 +87,13 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if os.environ.get(LAW_MODULES_ENV):
+        # the user's laws join the registry before any --law is read
+        try:
+            load_user_laws()
+        except ToolkitError as e:
+            print(f"scaling: error: {e}", file=sys.stderr)
+            return 2
     parser = build_parser(only=_command_in(argv))
     args = _parse(parser, argv)
     if not getattr(args, "func", None):

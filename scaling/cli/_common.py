@@ -78,3 +78,50 @@ def study_summary(study, written) -> dict:
         out["choice"], out["checks"] = d["choice"], d["checks"]
         out["failed_checks"] = sum(c["status"] == "fail" for c in d["checks"])
     return out
+
+
+#: Environment variable naming modules that register laws of their own (``os.pathsep``
+#: separated: a ``.py`` file or an importable module name each), loaded before any
+#: command reads its ``--law``: a law registered with :func:`analysis.laws.register_law`
+#: in one file is usable from every command with no edit to the package.
+LAW_MODULES_ENV = "SCALING_LAW_MODULES"
+
+
+def load_user_laws(environ=None) -> list[str]:
+    """Import the modules :data:`LAW_MODULES_ENV` names (each once); the names imported."""
+    import importlib
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    from analysis.errors import InputError
+
+    env = os.environ if environ is None else environ
+    loaded = []
+    for item in [s.strip() for s in env.get(LAW_MODULES_ENV, "").split(os.pathsep) if s.strip()]:
+        try:
+            if item.endswith(".py"):
+                path = Path(item).expanduser().resolve()
+                if not path.is_file():
+                    raise InputError(f"{item}: no such file", field=LAW_MODULES_ENV,
+                                     fix="give the path of a Python file that calls analysis.laws.register_law")
+                name = f"scaling_user_laws_{path.stem}_{abs(hash(str(path))) % 10 ** 8}"
+                if name not in sys.modules:
+                    spec = importlib.util.spec_from_file_location(name, path)
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules[name] = module
+                    try:
+                        spec.loader.exec_module(module)
+                    except BaseException:
+                        del sys.modules[name]
+                        raise
+            else:
+                importlib.import_module(item)
+        except InputError:
+            raise
+        except Exception as e:  # the user's module: its error, in one line
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise InputError(f"{item}: {type(e).__name__}: {first}", field=LAW_MODULES_ENV,
+                             fix="fix that module, or remove it from the variable") from None
+        loaded.append(item)
+    return loaded

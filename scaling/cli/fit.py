@@ -6,8 +6,14 @@ import math
 
 from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, check_jobs, print_json, sizes_from_args
 
-LAW_CHOICES = ("auto", "chinchilla", "gadre2024", "kaplan", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c",
-               "approach1", "approach2")
+
+
+def law_choices() -> tuple[str, ...]:
+    """What --law takes: auto, kaplan's pick, every law of the registry that fits points
+    (laws of SCALING_LAW_MODULES included), and the two allocation approaches."""
+    from analysis.laws import fittable
+
+    return ("auto", "kaplan", *fittable(), "approach1", "approach2")
 
 EXAMPLE = ("scaling fit runs/sweep --bootstrap 1000 --predict 7e9:1.4e12\n"
            "  scaling fit runs/sweep --backtest --law chinchilla\n"
@@ -37,14 +43,15 @@ failed check into exit status 1.
 
 
 def _law_name(value: str) -> str:
-    """A law of LAW_CHOICES, or a stacked combination mix(LAW=WEIGHT,...) (checked here, so a
-    typo is a usage error before any loading)."""
+    """A law of :func:`law_choices`, or a stacked combination mix(LAW=WEIGHT,...) (checked
+    here, so a typo is a usage error before any loading)."""
     import argparse
 
     from analysis.errors import InputError
     from analysis.laws.mix import is_mix, parse_mix
 
-    if value in LAW_CHOICES:
+    choices = law_choices()
+    if value in choices:
         return value
     if is_mix(value):
         try:
@@ -52,7 +59,7 @@ def _law_name(value: str) -> str:
         except InputError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
         return value
-    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(LAW_CHOICES)}, "
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(choices)}, "
                                      "or mix(LAW=WEIGHT,...))")
 
 
@@ -65,8 +72,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--law", default="auto", type=_law_name, metavar="LAW",
                    help="auto (default: among the laws with a loss floor, the one that best predicts larger "
                         "sizes from smaller ones; analysis.policy), chinchilla, gadre2024, kaplan, "
-                        "kaplan_nd, kaplan_n, kaplan_d, kaplan_c, approach1, approach2, or a combination "
-                        "such as 'mix(chinchilla=0.6,kaplan_nd=0.4)'")
+                        "kaplan_nd, kaplan_n, kaplan_d, kaplan_c, approach1, approach2, any law a module in "
+                        "SCALING_LAW_MODULES registers, or a combination such as 'mix(chinchilla=0.6,kaplan_nd=0.4)'")
     p.add_argument("--backtest", action="store_true",
                    help="also print the backtest table: each candidate law fitted to the smaller sizes and "
                         "scored on every larger one")
