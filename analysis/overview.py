@@ -315,12 +315,30 @@ def _measured_checks(points) -> list[Check]:
             by_n.append(f"at {si(float(g['tokens'].iloc[i]))} tokens N={si(float(g['params'].iloc[i + 1]))} has "
                         f"{num(loss[i + 1])}, not below N={si(float(g['params'].iloc[i]))}'s {num(loss[i])}")
     n_budgets = int(sum(g["_n"].nunique() >= 2 for _, g in pts.groupby("_d")))
+    steps_d = int(sum(len(g) - 1 for _, g in pts.groupby("_n")))
+    steps_n = int(sum(len(g) - 1 for _, g in pts.groupby("_d") if g["_n"].nunique() >= 2))
     return [
-        Check("measured loss falls with tokens in every run", "warn" if by_d else "ok",
-              "; ".join(by_d) if by_d else f"{pts['_n'].nunique()} model sizes"),
-        Check("measured loss falls with size at every shared budget", "warn" if by_n else "ok",
-              "; ".join(by_n) if by_n else f"{n_budgets} budgets shared by several sizes"),
+        _rising("measured loss falls with tokens in every run", by_d, steps_d, "tokens",
+                f"{pts['_n'].nunique()} model sizes"),
+        _rising("measured loss falls with size at every shared budget", by_n, steps_n, "size",
+                f"{n_budgets} budgets shared by several sizes"),
     ]
+
+
+#: items of a failed measured check shown before "... and K more"
+_SHOWN = 4
+
+
+def _rising(name: str, items: list[str], steps: int, what: str, ok: str) -> Check:
+    """A few rises are noise (a WARN); loss rising in most steps is not a loss at all (a FAIL)."""
+    if not items:
+        return Check(name, "ok", ok)
+    shown = "; ".join(items[:_SHOWN]) + (f"; ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+    if 2 * len(items) > steps:
+        return Check(name, "fail", f"loss does not fall with {what} in {len(items)} of {steps} steps, so these are "
+                                   f"not losses of training runs (another column, or a metric where higher is "
+                                   f"better?): {shown}")
+    return Check(name, "warn", shown)
 
 
 def checks_text(checks: Sequence[Check]) -> str:

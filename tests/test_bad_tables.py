@@ -66,6 +66,10 @@ FLAGGED = {
     "loss_in_percent": (G.assign(loss=G["loss"] * 100), "[FAIL] units plausible: losses up to ", True),
     "loss_in_thousandths": (G.assign(loss=G["loss"] / 1000), "[FAIL] units plausible: losses as small as ", True),
     "constant_loss": (G.assign(loss=3.0), "[FAIL] loss falls with D", True),
+    # loss rising in every run: not a training loss (accuracy, or another column)
+    "rising_everywhere": (G.assign(loss=2 * (G["params"] / 1e7) ** 0.1 * (G["tokens"] / 1e8) ** 0.05),
+                          "[FAIL] measured loss falls with tokens in every run: loss does not fall with tokens in",
+                          True),
 }
 
 
