@@ -98,6 +98,8 @@ SUMMARY_FIELDS: dict[str, tuple[bool, str]] = {
     "compile": (False, "whether the model was wrapped in torch.compile"),
     "precision": (False, "training precision, e.g. fp32 or bf16 autocast"),
     "skipped_steps": (False, "updates skipped for a non-finite loss or gradient (on_nonfinite=skip)"),
+    "lost_metric_rows": (False, "metrics.jsonl rows a resume found missing (the file cut short or edited): a gap "
+                                "in the curve"),
     "tokens_per_s": (False, "mean training throughput over the timed steps"),
     "unique_tokens": (False, "data-constrained runs: the unique training tokens U the run repeats (null: the whole training split)"),
     "epochs": (False, "passes over the training data: tokens_trained / unique_tokens (or / the training split's tokens)"),

@@ -82,16 +82,26 @@ def restore(t: "Trainer") -> Resumed:
     got = Resumed(step=int(state["step"]), wall_offset=float(state["wall_time"]),
                   branch_rows=list(state["branches"]), skipped_steps=int(state.get("skipped_steps", 0)),
                   last_train_loss=state.get("last_train_loss"))
-    trim_records(t, got.step, got.branch_rows)
+    trim_records(t, got.step, got.branch_rows, expected_rows=state.get("metrics_rows"))
     log.info(f"resumed from {path} at step {got.step}")
     return got
 
 
-def trim_records(t: "Trainer", step: int, branches: list) -> None:
-    """Drop rows the resumed run will log again, so no step appears twice."""
+def trim_records(t: "Trainer", step: int, branches: list, expected_rows: int | None = None) -> None:
+    """Drop rows the resumed run will log again, so no step appears twice; say so when the
+    metrics record holds fewer rows up to ``step`` than the checkpoint saw written
+    (``expected_rows``): rows lost from the file cannot be logged again."""
     if t.is_main:
-        for name in (records.METRICS_FILE, NONFINITE_FILE):
-            records.truncate_jsonl(t.run_dir / name, lambda r: r.get("step", 0) <= step)
+        kept = records.truncate_jsonl(t.run_dir / records.METRICS_FILE, lambda r: r.get("step", 0) <= step)
+        records.truncate_jsonl(t.run_dir / NONFINITE_FILE, lambda r: r.get("step", 0) <= step)
+        if expected_rows is not None and kept < expected_rows:
+            lost = expected_rows - kept
+            t.lost_metric_rows += lost
+            log.warning(f"{records.METRICS_FILE} holds {kept} rows up to step {step}, but {expected_rows} were "
+                        f"written before the checkpoint: {lost} row(s) were lost (the file was cut short or "
+                        f"edited) and cannot be logged again; the run goes on, and its loss curve has a gap "
+                        f"(summary.json: lost_metric_rows)")
+        t.metrics_rows = kept
         done = {(b["fork_step"], b["step"]) for b in branches}
         records.truncate_jsonl(t.run_dir / records.BRANCHES_FILE,
                                lambda r: (r.get("fork_step"), r.get("step")) in done)
@@ -107,7 +117,7 @@ def save(t: "Trainer", step: int) -> None:
             "model": t.raw.state_dict(), "optimizer": t.opt.state_dict(),
             "rng": ckpt.rng_state(), "wall_time": t.wall(), "branches": list(t.branch_rows),
             "config_hash": t.hash, "config": to_dict(t.cfg), "skipped_steps": t.skipped_steps,
-            "last_train_loss": t.last_train_loss,
+            "last_train_loss": t.last_train_loss, "metrics_rows": t.metrics_rows,
         }, keep=t.cfg.keep_checkpoints)
         t.metrics.sync()
     D.barrier(t.world)

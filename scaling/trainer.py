@@ -80,6 +80,10 @@ class Trainer:
         self.logger = None  # logger=tensorboard|wandb: the metric rows again, live (scaling.loggers)
         self.branch_rows: list[dict] = []
         self.skipped_steps = 0
+        # rows in metrics.jsonl (rank 0), saved with each checkpoint so a resume can tell
+        # when rows were lost from the file; and how many a resume found lost
+        self.metrics_rows = 0
+        self.lost_metric_rows = 0
         self.final_val: Optional[float] = None
         self.last_train_loss: Optional[float] = None
         self.recent: deque = deque(maxlen=8)  # the last metric rows, for diverged.json
@@ -204,6 +208,7 @@ class Trainer:
                 self.recent.append(row)
                 if self.is_main:
                     self.metrics.append(row)
+                    self.metrics_rows += 1
                     if self.logger is not None:  # the row's values are host floats already: no extra read
                         self.logger.log(row)
                     ckpt.fault_point("step", step)
@@ -490,6 +495,7 @@ class Trainer:
             "compile": self.compiled,
             "precision": self.precision,
             "skipped_steps": self.skipped_steps,
+            "lost_metric_rows": self.lost_metric_rows,
             "tokens_per_s": (self.tokens_timed / self.train_time) if self.train_time > 0 else None,
             "error": error,
             "wall_time": self.wall(),

@@ -112,3 +112,29 @@ def test_damaged_newest_checkpoint_resumes_from_the_one_before(cache, reference,
     with pytest.warns(UserWarning, match="skipping checkpoint"):
         train(from_overrides(tiny_overrides(cache, out, *EXTRA)))
     _check_resumed_matches(out, reference)
+
+
+def test_a_metrics_record_cut_short_before_the_checkpoint_is_reported_on_resume(cache, tmp_path, caplog):
+    # the record lost rows the checkpoint saw written: they cannot be logged again, and the
+    # resume says so (log line and summary.json) instead of leaving a silent gap
+    import logging
+
+    out = tmp_path / "cut"
+    proc = start_train(cache, out, EXTRA)
+    wait_for_rows(proc, out, 30)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_RESUMABLE
+    stopped = records.read_summary(out)["steps_trained"]
+    path = out / records.METRICS_FILE
+    lines = path.read_text().splitlines(keepends=True)
+    keep = int(0.7 * len(lines))
+    path.write_text("".join(lines[:keep]))
+    with caplog.at_level(logging.WARNING):
+        train(from_overrides(tiny_overrides(cache, out, *EXTRA)))
+    lost = stopped - keep
+    assert any(f"{lost} row(s) were lost" in r.getMessage() for r in caplog.records), caplog.text[-2000:]
+    s = records.read_summary(out)
+    assert s["status"] == "completed" and s["lost_metric_rows"] == lost
+    steps = [r["step"] for r in records.read_metrics(out)]
+    assert steps == list(range(1, keep + 1)) + list(range(stopped + 1, STEPS + 1))  # the gap, and nothing twice
