@@ -51,11 +51,13 @@ os.environ.setdefault("HYDRA_FULL_ERROR", "1")
 
 from sweeps.app import main  # noqa: E402  (after the check: it is instant, Hydra's import is not)
 from sweeps.index import LAST_SWEEP  # noqa: E402
+from sweeps.launch import PARENT_REPORTS_INTERRUPT  # noqa: E402
 
 try:
     main()
 except KeyboardInterrupt:  # Ctrl-C: what `scaling train` prints, not joblib's traceback
-    print("python -m sweeps: interrupted", file=sys.stderr)
+    if not os.environ.get(PARENT_REPORTS_INTERRUPT):  # a parent (scaling demo) says it once, itself
+        print("python -m sweeps: interrupted", file=sys.stderr)
     sys.exit(130)
 except Exception as e:
     if _full_error:  # the user asked for Hydra's full report

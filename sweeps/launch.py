@@ -164,6 +164,11 @@ def _check_source(data) -> None:
     list_documents(data)
 
 
+#: Set in the child ``python -m sweeps`` that :func:`run_experiment` launches: on Ctrl-C the
+#: caller prints its own one line, so the child prints none.
+PARENT_REPORTS_INTERRUPT = "SWEEPS_PARENT_REPORTS_INTERRUPT"
+
+
 def run_experiment(experiment: Optional[str], out_dir: Optional[str | os.PathLike] = None,
                    overrides: Iterable[str] = (), launcher: Optional[str] = None, quiet: bool = False,
                    check: bool = True, env: Optional[dict] = None, timeout: Optional[float] = None):
@@ -206,7 +211,7 @@ def run_experiment(experiment: Optional[str], out_dir: Optional[str | os.PathLik
     if launcher is not None:
         cmd.append(f"hydra/launcher={launcher}")
     cmd += overrides
-    child_env = {**os.environ, **(env or {})}
+    child_env = {**os.environ, **(env or {}), PARENT_REPORTS_INTERRUPT: "1"}
     # The child must import this checkout's packages even when run from elsewhere.
     repo = str(Path(__file__).resolve().parents[1])
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, child_env.get("PYTHONPATH")) if p)

@@ -222,6 +222,26 @@ def test_ctrl_c_during_python_m_sweeps_is_one_line_with_exit_130(tmp_path):
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "python -m sweeps: interrupted", err
 
 
+def test_ctrl_c_during_scaling_demo_training_is_one_line_with_exit_130(tmp_path):
+    # the demo's sweep child is told its parent reports the interrupt: one line in all
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "scaling", "demo", "--out", str(tmp_path / "demo"),
+                             "--grid", "pico=2e6,nano=1e6"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((tmp_path / "demo" / "runs").glob("*/metrics.jsonl")):
+        time.sleep(0.5)  # until a run is training
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines() == ["scaling demo: interrupted"], err[-2000:]
+
+
 def test_an_empty_metrics_file_shows_a_dash_not_none_in_the_own_curve_column(tmp_path, capsys):
     import shutil
     from pathlib import Path
