@@ -59,7 +59,8 @@ import numpy as np
 from analysis.errors import ConfigError, DataError
 from analysis.records import atomic_write_json
 
-from .shards import LLMC_HEADER_INTS, LLMC_MAGIC, load_shards, open_shard, shard_paths, write_shard  # noqa: F401
+from .shards import (LLMC_HEADER_INTS, LLMC_MAGIC, load_shards, open_shard, recorded_vocab,  # noqa: F401
+                     shard_paths, write_shard)
 from .tokens import Corpus, TokenStream, token_dtype  # noqa: F401
 
 CACHE_VERSION = 1
@@ -374,8 +375,10 @@ def expected_vocab(cfg) -> Optional[int]:
     (pre-tokenized shards that do not say)."""
     if cfg.tokenizer.value == "bpe":
         return _bpe_vocab(cfg)
-    if cfg.source != "stdlib" and cfg.vocab_size is None and shard_paths(cfg.source):
-        return None
+    if cfg.source != "stdlib" and cfg.vocab_size is None:
+        paths = shard_paths(cfg.source)
+        if paths:
+            return recorded_vocab(paths)  # None: the shards do not say
     return cfg.vocab_size or 256
 
 

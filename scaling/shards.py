@@ -39,6 +39,14 @@ def shard_paths(source: str) -> Optional[List[Path]]:
     return None
 
 
+def recorded_vocab(paths: List[Path]) -> Optional[int]:
+    """The vocabulary the shards' ``.json`` headers record (the largest), or None: known
+    before any token is read, so a run's name and its budget can use it."""
+    side = [json.loads(p.with_suffix(".json").read_text()).get("vocab_size")
+            for p in paths if p.with_suffix(".json").exists()]
+    return max((v for v in side if v), default=None)
+
+
 def open_shard(path: Path):
     """(tokens as a read-only memmap, dtype, layout name) of one pre-tokenized file."""
     side = path.with_suffix(".json")
@@ -101,11 +109,7 @@ def load_shards(cfg, paths: List[Path]) -> Corpus:
     opened = {p: open_shard(p) for p in paths}
     widest = max(np.dtype(dt).itemsize for _, dt, _ in opened.values())
     limit = 1 << (8 * widest)
-    vocab = cfg.vocab_size
-    if vocab is None:
-        side = [json.loads(p.with_suffix(".json").read_text()).get("vocab_size")
-                for p in paths if p.with_suffix(".json").exists()]
-        vocab = max((v for v in side if v), default=None)
+    vocab = cfg.vocab_size if cfg.vocab_size is not None else recorded_vocab(paths)
     if vocab is None:
         raise ConfigError("pre-tokenized shards do not record their vocabulary", field="data.vocab_size",
                           fix="set data.vocab_size to the tokenizer's size, e.g. 50257 for GPT-2 tokens")

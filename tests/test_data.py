@@ -189,3 +189,23 @@ def test_shards_need_a_validation_file_and_a_sound_header(tmp_path):
 def test_byte_tokenizer_rejects_another_vocab(tmp_path):
     with pytest.raises(ConfigError, match="^data.vocab_size"):
         D.load_corpus(cfg(tmp_path, vocab_size=300))
+
+
+def test_a_run_on_shards_is_named_from_the_vocabulary_their_headers_record(tmp_path, monkeypatch):
+    # toolkit-layout shards record their vocabulary in .json headers; with no data.vocab_size
+    # and a tokens_per_param budget (tokens follow from the parameter count, which the
+    # vocabulary sets), the run directory's name and summary.run_name must agree
+    from scaling.config import from_overrides
+    from scaling.train import run_dir_for, train
+
+    rng = np.random.default_rng(0)
+    D.write_shard(tmp_path / "d_train.bin", rng.integers(0, 1000, 60000), 1000, "toolkit")
+    D.write_shard(tmp_path / "d_val.bin", rng.integers(0, 1000, 8000), 1000, "toolkit")
+    assert D.expected_vocab(DataConfig(source=str(tmp_path))) == 1000
+    monkeypatch.chdir(tmp_path)
+    cfg = from_overrides(["model=atto", "tokens_per_param=1", f"data.source={tmp_path}", "seq_len=32",
+                          "batch_tokens=1024", "eval_count=2", "data.val_tokens=1024", "progress=none",
+                          "device=cpu", "threads=1"])
+    run_dir = run_dir_for(cfg)
+    summary = train(cfg)
+    assert run_dir.name == summary["run_name"] and (tmp_path / run_dir / "summary.json").exists()
