@@ -423,7 +423,7 @@ def widen_by_tied_laws(result, tied: Mapping[str, Any], specs, **options) -> Non
 def run_study(source=None, law="auto", target="largest", models=None, bootstrap: int = 0, seed: int = 0,
               n_jobs: int | None = None, level: float = 0.90, flops: str = "6nd", curves: bool = True,
               columns=None, policy: str = "raise", resample: str = "auto", allow_repeats: bool = False,
-              backtest: bool = False, unique_tokens: float | None = None, sizes=None) -> Study:
+              backtest: bool = False, unique_tokens: float | None = None, sizes=None, checked=None) -> Study:
     """Load points, fit (or take) a law, and answer the compute-matched questions.
 
     ``source``: a sweep/run directory, a CSV/Parquet table or a DataFrame (see
@@ -437,6 +437,9 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     ``unique_tokens``: answer under a limit of U unique tokens (:func:`analysis.extrapolate.extrapolate`).
     ``sizes``: which sizes the law is fitted to (:func:`analysis.checked.fit_checked`: ``auto``
     with ``law="auto"``, else every size; or a fraction of the largest).
+    ``checked``: a :class:`analysis.checked.CheckedFit` of these same points, used as it is
+    (``law``, ``bootstrap`` and the fit options are then not read), so that several questions
+    about one table fit it once.
     """
     ready, to_fit = _law_from(law)
     if ready is not None and sizes is not None:
@@ -455,7 +458,16 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
                              f"trained on ({si(float(points['tokens'].min()))} tokens)", field="--unique-tokens",
                              fix="give the unique tokens of the corpus the answers may repeat, at least the "
                                  "tokens of the table's runs (e.g. --unique-tokens 1e9)")
-    if ready is None:
+    if checked is not None:
+        import dataclasses
+
+        if points is None:
+            raise InputError("a checked fit answers about the points it was fitted to", field="source",
+                             fix="pass the same points table as source")
+        # a copy: this study appends its own checks (measured agreement) to the list
+        checked = dataclasses.replace(checked, checks=list(checked.checks))
+        fit = checked.fit
+    elif ready is None:
         if points is None:
             raise InputError(f"law {to_fit!r} has to be fitted, and no data were given", field="law",
                              fix="give a sweep directory or table, or a published law such as hoffmann2022")

@@ -138,7 +138,15 @@ def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target
     if not longer:
         raise InputError(f"no run trains beyond {max_tpp:g} tokens per parameter, so nothing measures the answer",
                          field="--max-tpp", fix="lower --max-tpp below the longest runs' tokens per parameter")
-    pairs, notes, law_name, reason = [], [], None, ""
+    from .checked import fit_checked
+    from .data import load_points
+
+    pairs, notes = [], []
+    # one fit of the runs it may see answers every pair: the targets differ, the table does not
+    checked = fit_checked(load_points(train), law, allow_repeats=allow_repeats, bootstrap=bootstrap, seed=seed, level=level,
+                          progress=False)
+    law_name = checked.fit.law
+    reason = checked.choice.reason if checked.choice else f"law: {law_name}"
     for lk in sizes:
         at = df[keys == lk]
         j = int(np.argmin(np.abs(np.log(at["tokens"] / at["params"] / target_tpp))))
@@ -146,11 +154,9 @@ def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target
         smaller = [sk for sk in longer if sk < lk]
         if not smaller:
             continue
-        study = run_study(train, law=law, target=f"{target['params']:.10g}:{target['tokens']:.10g}",
-                          models=",".join(f"{real[sk]:.10g}" for sk in smaller), curves=False,
-                          bootstrap=bootstrap, level=level, seed=seed, allow_repeats=allow_repeats)
-        law_name = study.fit.law
-        reason = study.checked.choice.reason if study.checked and study.checked.choice else f"law: {law_name}"
+        study = run_study(train, target=f"{target['params']:.10g}:{target['tokens']:.10g}",
+                          models=",".join(f"{real[sk]:.10g}" for sk in smaller), curves=False, level=level,
+                          allow_repeats=allow_repeats, checked=checked)
         answers = {log_key(pd.Series([m.params]))[0]: m for m in study.result.models}
         for sk in smaller:
             m = answers.get(sk)

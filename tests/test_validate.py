@@ -40,6 +40,24 @@ def test_gadre_pairs_are_measured_from_the_runs_the_fit_never_saw():
     assert all(p.ratio == pytest.approx(p.predicted_tokens / p.measured_tokens) for p in measured)
 
 
+def test_one_fit_answers_every_pair_as_a_fresh_study_of_the_same_runs_would():
+    # validate fits the runs it may see once; each pair's answer must be what scaling
+    # extrapolate's study, fitting that table afresh for the pair's target, answers
+    from analysis.study import run_study
+
+    df = D.load("gadre2024:rw")
+    r = backtest_tokens_to_match(df, allow_repeats=True)
+    train = df[df["tokens"] / df["params"] <= 40 * (1 + 1e-6)].reset_index(drop=True)
+    checked = [p for p in r.pairs if p.predicted_tokens is not None and p.low is not None][:3]
+    assert checked
+    for p in checked:
+        study = run_study(train, target=f"{p.large:.10g}:{p.target_tokens:.10g}", models=f"{p.small:.10g}",
+                          curves=False, allow_repeats=True)
+        (m,) = study.result.models
+        assert m.tokens_to_match == pytest.approx(p.predicted_tokens, rel=1e-9)
+        assert m.intervals["tokens_to_match"][0] == pytest.approx(p.low, rel=1e-9)
+
+
 def test_validate_command_prints_each_pair_and_refuses_a_table_without_longer_runs(capsys, tmp_path):
     assert main(["validate", "gadre2024:rw", "--allow-repeats", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
