@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from .result import LawFit
 from .specs import Target
-from .text import format_table, model_label, num, sci, si
+from .text import format_table, model_label, num, sci, si, wrapped_table
 
 __all__ = ["ModelAnswer", "ExtrapolationResult", "FLOP_CONVENTIONS", "QUANTITIES"]
 
@@ -256,7 +256,8 @@ class ExtrapolationResult:
         """The answers as an aligned text table (intervals in brackets)."""
         rows = self.display_rows()
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        text = (format_table(rows, columns, formats={k: str for k in columns}) if rows
+        # in blocks of at most 116 columns (120 with the demo's indent), each naming its model
+        text = (wrapped_table(rows, columns, formats={k: str for k in columns}) if rows
                 else "(no model smaller than the target)")
         parts = [self.header(), "", text] if header else [text]
         parts += self.footnotes()

@@ -71,6 +71,31 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
     return "\n".join(lines)
 
 
+def wrapped_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
+                  formats: dict[str, Any] | None = None, width: int = 116) -> str:
+    """:func:`format_table`, split into blocks of columns at most ``width`` characters wide
+    (a terminal's 120 less an indent), each block repeating the first column so that every
+    line names its row; blocks are separated by a blank line. One column wider than
+    ``width`` beside the first stands in a block of its own."""
+    rows = list(rows)
+    if columns is None:
+        columns = list(rows[0].keys()) if rows else []
+    formats = formats or {}
+    if len(columns) < 2:
+        return format_table(rows, columns, formats)
+    widths = {c: max([len(c)] + [len(formats.get(c, num)(r.get(c))) for r in rows]) for c in columns}
+    key, rest = columns[0], list(columns[1:])
+    blocks, block, used = [], [], widths[key]
+    for c in rest:
+        if block and used + 2 + widths[c] > width:
+            blocks.append(block)
+            block, used = [], widths[key]
+        block.append(c)
+        used += 2 + widths[c]
+    blocks.append(block)
+    return "\n\n".join(format_table(rows, [key, *b], formats) for b in blocks)
+
+
 def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
                    formats: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> str:
     """A GitHub-style pipe table of ``rows`` (dicts). Without ``formats`` the cells are

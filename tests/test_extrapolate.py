@@ -437,3 +437,27 @@ def test_a_non_embedding_law_says_when_sizes_come_without_that_count():
 
     assert published_law("kaplan2020").n_column == "params_nonembedding"
     assert published_law("hoffmann2022").n_column == "params"
+
+
+def test_the_answers_table_fits_116_columns_and_every_block_names_its_models():
+    # with the own-curve column and bootstrap intervals the table is about 250 characters
+    # wide; it is split into blocks of columns, each starting with the model column
+    rng = np.random.default_rng(0)
+    draws = np.array([[P[k] for k in ("E", "A", "B", "alpha", "beta")]]) * rng.normal(1, 0.01, (50, 5))
+    fit = LawFit("chinchilla", P, samples=draws)
+    specs = [ModelSpec(3e8, 5e9, name="small"), ModelSpec(6e8, 8e9, name="medium"), ModelSpec(N_T, D_T)]
+    curves = {n: LawFit("saturating_power", {"E": 1.9, "B": 300.0, "beta": 0.25}, n_points=40) for n in (3e8, 6e8)}
+    res = extrapolate(fit, specs, curve_fits=curves)
+    rows = res.display_rows()
+    wide = sum(max(len(k), *(len(r[k]) for r in rows)) + 2 for k in rows[0])
+    assert wide > 116  # the premise: one table would not fit
+    table = res.table(header=False).split("\n\n")[0]
+    blocks = [b for b in res.table(header=False).split("\n\n") if b.startswith("model")]
+    assert len(blocks) >= 2 and table == blocks[0]
+    seen = []
+    for b in blocks:
+        lines = b.splitlines()[:2 + len(rows)]  # the header, its rule, one line per model (footnotes follow)
+        assert all(len(ln) <= 116 for ln in lines)
+        assert [ln.split("  ")[0].strip() for ln in lines[2:]] == [r["model"].strip() for r in rows]
+        seen += [c for c in rows[0] if c in lines[0]]
+    assert set(rows[0]) <= set(seen)  # every column is in some block
