@@ -57,7 +57,67 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+#: A run on a CPU expected to train longer than this many seconds is announced with a
+#: warning before it starts (the README's example model=tiny tokens_per_param=20 takes 15-30 min).
+LONG_CPU_RUN_SECONDS = 600
+#: Above this many FLOPs per optimizer step no probe is timed (one step would take seconds
+#: on a CPU); the estimate is then a lower bound at :data:`CPU_FLOPS_BOUND`.
+PROBE_MAX_STEP_FLOPS = 5e11
+CPU_FLOPS_BOUND = 1e11
+
+
+def estimate(cfg):
+    """(seconds of training steps, tokens/s, how it was measured, device) for a fresh run of
+    ``cfg`` on this machine, or None when the config does not resolve (the run reports why):
+    a short timed probe of the run's model (:func:`sweeps.estimate.probe_tokens_per_s`) with
+    the run's threads, or, for a shape too large to probe quickly, its FLOPs at
+    :data:`CPU_FLOPS_BOUND` (a lower bound on a CPU). Validation, checkpoints and WSD branches
+    add to it."""
+    import torch
+
+    from analysis.errors import ToolkitError
+    from scaling import distributed as D
+    from scaling import preflight
+    from scaling.config import check_settings, resolve
+    from scaling.data import expected_vocab
+    from sweeps.estimate import probe_tokens_per_s
+
+    try:
+        check_settings(cfg)
+        plan = resolve(cfg, expected_vocab(cfg.data) or cfg.arch.vocab_size or 256)
+        dev = preflight.resolve_device(cfg.device, D.World())
+    except ToolkitError:
+        return None
+    step_flops = plan.flops_per_token * plan.batch_tokens
+    if dev.type == "cpu" and step_flops > PROBE_MAX_STEP_FLOPS:
+        tps, how = CPU_FLOPS_BOUND / plan.flops_per_token, f"at least: its FLOPs at {CPU_FLOPS_BOUND:.0e} FLOP/s"
+    else:
+        default = torch.get_num_threads()
+        try:
+            torch.set_num_threads(cfg.threads or default)
+            tps, how = probe_tokens_per_s(cfg, plan, dev), "a short timed probe"
+        finally:
+            torch.set_num_threads(default)
+    return plan.tokens / tps, tps, how, dev
+
+
+def long_run_warning(cfg) -> str | None:
+    """The warning for a fresh CPU run expected to train longer than :data:`LONG_CPU_RUN_SECONDS`."""
+    from analysis.text import si
+    from sweeps.estimate import duration
+
+    got = estimate(cfg)
+    if got is None or got[3].type != "cpu" or got[0] <= LONG_CPU_RUN_SECONDS:
+        return None
+    seconds, tps, how, _ = got
+    return (f"this run will train for about {duration(seconds)} on this CPU ({si(tps)} tokens/s, {how}); "
+            "fewer tokens, a smaller model or a GPU make it shorter (Ctrl-C stops it, and rerunning resumes)")
+
+
 def run(args) -> int:
+    import os
+    import warnings
+
     from scaling.config import from_overrides
 
     cfg = from_overrides(args.overrides)
@@ -65,9 +125,12 @@ def run(args) -> int:
         return _show(cfg)
     from scaling.train import run_dir_for, train
 
+    # before a fresh single-process run only: a resumed or finished one says where it stands itself
+    if os.environ.get("WORLD_SIZE", "1") == "1" and not (run_dir_for(cfg) / "summary.json").exists():
+        warning = long_run_warning(cfg)
+        if warning:
+            warnings.warn(warning)
     summary = train(cfg)
-    import os
-
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     run_dir = run_dir_for(cfg)
@@ -107,6 +170,16 @@ def _show(cfg) -> int:
     est = estimate_memory(cfg, vocab_size=vocab, micro_batch=plan.micro_batch,
                           checkpointing=plan.activation_checkpointing)
     print(f"# memory per GPU (scaling.memory's estimate, docs/kernels.md): {format_estimate(est)}")
+    from analysis.text import si
+    from scaling.flops import count_params, nonembedding_params
+    from sweeps.estimate import duration
+
+    print(f"# parameters: {count_params(plan.model):,} ({nonembedding_params(plan.model):,} non-embedding)")
+    got = estimate(cfg)
+    if got is not None:
+        seconds, tps, how, dev = got
+        print(f"# training time on this machine ({dev.type}): about {duration(seconds)} for {si(plan.tokens)} tokens "
+              f"at {si(tps)} tokens/s ({how}; validation, checkpoints and branches add to it)")
     if plan.activation_checkpointing and not cfg.activation_checkpointing:
         print(f"# micro_batch=auto turned on activation checkpointing: without it not even one sequence "
               f"fits this GPU's {gpu / 2**30:.1f} GiB")
