@@ -56,6 +56,8 @@ DEFAULT_OUT = DEMO_OUT
 DEFAULT_BOOTSTRAP = DEMO_BOOTSTRAP
 SWEEP_SUBDIR = DEMO_SWEEP_SUBDIR
 REPORT_SUBDIR = DEMO_REPORT_SUBDIR
+#: The notebooks of a source checkout (a pip install has none: they are not package data).
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 #: Statuses after which a run will not change without being resubmitted.
 _BROKEN = ("failed", "diverged")
 
@@ -248,8 +250,12 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     seconds["total"] = time.perf_counter() - t_start
 
     figures = [name for name in written if name.endswith(".png")]
-    echo(f"Notebooks: notebooks/01_loss_vs_tokens.ipynb, 02_fit_scaling_laws.ipynb, 03_undertraining.ipynb "
-         f"(parameter sweep_dir = {str(sweep_dir.resolve())!r})")
+    names = "01_loss_vs_tokens.ipynb, 02_fit_scaling_laws.ipynb, 03_undertraining.ipynb"
+    if NOTEBOOKS.is_dir():
+        echo(f"Notebooks: notebooks/{names} (parameter sweep_dir = {str(sweep_dir.resolve())!r})")
+    else:  # installed with pip: the notebooks come with the source checkout, not the package
+        echo(f"Notebooks: notebooks/ of the source repository ({names}; not installed by pip), with parameter "
+             f"sweep_dir = {str(sweep_dir.resolve())!r}")
     echo(f"Done in {seconds['total'] / 60:.1f} min (sweep {seconds['sweep']:.0f} s: {len(todo)} run(s) trained, "
          f"{len(done)} reused; analysis {seconds['fit'] + seconds['report']:.0f} s)"
          + (f"; {len(failed)} run(s) failed: {', '.join(failed)}" if failed else ""))

@@ -147,3 +147,18 @@ def test_bad_input_is_one_line_naming_the_field(tmp_path, capsys, argv, field):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("scaling demo: error:") and field in err
     assert not (tmp_path / "out" / "runs").exists()  # refused before anything was trained
+
+
+def test_a_pip_install_without_notebooks_is_told_where_they_are(tmp_path, monkeypatch):
+    # the committed demo runs: nothing trains; with no notebooks/ beside the package (a pip
+    # install), the demo says they come with the source repository instead of a dead path
+    import scaling.demo as demo_mod
+    import scaling.docs_build as DB
+
+    assert DB.seed_demo(tmp_path / "demo_out") == 4
+    monkeypatch.setattr(demo_mod, "NOTEBOOKS", tmp_path / "no_notebooks_here")
+    lines = []
+    demo_mod.run_demo(tmp_path / "demo_out", bootstrap=0, echo=lines.append)
+    (line,) = [ln for ln in lines if ln.startswith("Notebooks:")]
+    assert line.startswith("Notebooks: notebooks/ of the source repository (01_loss_vs_tokens.ipynb")
+    assert "not installed by pip" in line
