@@ -4,6 +4,11 @@ The run record (``metrics.jsonl``) stays the source of truth; a logger receives 
 rows, written by rank 0 at the same log steps, so it adds no read of the device and no
 row the record lacks. Each numeric column of a row becomes one scalar under its own name
 (``train_loss``, ``val_loss``, ``lr``, ``tokens_per_s``, ...) at the row's ``step``.
+Scaling studies compare runs by tokens and compute, not steps: TensorBoard also gets each
+loss against tokens (``val_loss/by_tokens``) and against training FLOPs in units of 1e9
+(``val_loss/by_gflops``: its steps are integers, and FLOPs pass 2^63); W&B plots the
+losses against ``tokens`` by default (``define_metric``), and any logged column, ``flops``
+included, can be chosen as the x axis.
 
 Both libraries are optional extras (``pip install 'scaling-toolkit[tensorboard]'`` or
 ``[wandb]``) and are imported only when a run asks for them, so the trainer imports and
@@ -31,6 +36,10 @@ WANDB_DIR = "wandb"
 WANDB_DEFAULT_PROJECT = "scaling-toolkit"
 
 
+#: The columns also charted against tokens and FLOPs.
+LOSSES = ("train_loss", "val_loss")
+
+
 def scalars(row: dict) -> dict:
     """The row's finite numeric values except ``step``, the x axis."""
     return {k: float(v) for k, v in row.items()
@@ -47,8 +56,14 @@ class TensorBoardLogger:
         self.writer.add_text("config", f"{run_name}\n\n" + "\n".join(f"    {k}: {v}" for k, v in config.items()))
 
     def log(self, row: dict) -> None:
-        for k, v in scalars(row).items():
+        values = scalars(row)
+        for k, v in values.items():
             self.writer.add_scalar(k, v, global_step=int(row["step"]))
+        for k in LOSSES:
+            if k in values:
+                self.writer.add_scalar(f"{k}/by_tokens", values[k], global_step=int(row["tokens"]))
+                if "flops" in row:
+                    self.writer.add_scalar(f"{k}/by_gflops", values[k], global_step=int(row["flops"] / 1e9))
 
     def close(self, ok: bool = True) -> None:
         self.writer.close()
@@ -66,6 +81,10 @@ class WandbLogger:
         mode = os.environ.get("WANDB_MODE") or "offline"
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT") or WANDB_DEFAULT_PROJECT, name=run_name,
                               id=run_id, resume="allow", dir=str(run_dir), mode=mode, config=config)
+        # the losses against tokens by default, as scaling studies compare runs
+        self.run.define_metric("tokens")
+        for k in LOSSES:
+            self.run.define_metric(k, step_metric="tokens")
 
     def log(self, row: dict) -> None:
         self.run.log(scalars(row), step=int(row["step"]))

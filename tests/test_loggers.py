@@ -41,7 +41,15 @@ def test_tensorboard_events_hold_the_metric_rows(cache, tmp_path):
     assert {"train_loss", "val_loss", "lr", "tokens", "tokens_per_s"} <= set(expected)
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
-    assert sorted(acc.Tags()["scalars"]) == sorted(expected)
+    rows = records.read_metrics(run_dir)
+    # the losses also against tokens and against training FLOPs (in units of 1e9)
+    for k in ("train_loss", "val_loss"):
+        at = [r for r in rows if k in r]
+        assert [(e.step, e.value) for e in acc.Scalars(f"{k}/by_tokens")] == [
+            (r["tokens"], pytest.approx(np.float32(r[k]))) for r in at]
+        assert [e.step for e in acc.Scalars(f"{k}/by_gflops")] == [int(r["flops"] / 1e9) for r in at]
+    by = {f"{k}/by_{x}" for k in ("train_loss", "val_loss") for x in ("tokens", "gflops")}
+    assert sorted(set(acc.Tags()["scalars"]) - by) == sorted(expected)
     for key, want in expected.items():
         got = [(e.step, e.value) for e in acc.Scalars(key)]
         assert [g[0] for g in got] == [w[0] for w in want], key  # the log steps, each once
@@ -82,8 +90,10 @@ def test_wandb_offline_run_holds_the_metric_rows(cache, tmp_path, monkeypatch):
     s = train(cfg)
     assert s["status"] == "completed"
     (path,) = glob.glob(str(run_dir / "wandb" / "offline-run-*" / f"run-{config_hash(cfg)}.wandb"))
-    history = {}
+    history, step_metric = {}, {}
     for rec in _wandb_records(path):
+        if rec.WhichOneof("record_type") == "metric" and rec.metric.name:
+            step_metric[rec.metric.name] = rec.metric.step_metric
         if rec.WhichOneof("record_type") == "history":
             items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item}
             for k, v in items.items():
@@ -91,6 +101,8 @@ def test_wandb_offline_run_holds_the_metric_rows(cache, tmp_path, monkeypatch):
                         history.setdefault(k, []).append((rec.history.step.num, float(v)))
     expected = _scalars(records.read_metrics(run_dir))
     assert history == expected  # JSON keeps the float64 values exactly
+    # the losses are charted against tokens by default
+    assert step_metric.get("train_loss") == step_metric.get("val_loss") == "tokens"
 
 
 def test_the_logger_leaves_the_run_name_and_host_reads_alone(cache, tmp_path, monkeypatch):
