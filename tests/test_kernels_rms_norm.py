@@ -135,3 +135,20 @@ def test_bad_shapes_raise_named_error():
     dev = ANY_DEVICE
     with pytest.raises(InputError, match="rms_norm.*weight"):
         rms_norm(torch.randn(3, 8, device=dev), torch.randn(7, device=dev))
+
+
+def test_the_kernels_pin_triton_fp_fusion_and_a_users_setting_wins():
+    # Triton 3.9 warns at the first compiled launch that its FP-fusion default changes in
+    # 3.10; the kernels were checked with fusion on, so importing them pins it (silencing
+    # the warning), unless the user set it
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, scaling.kernels.rms_norm; print(os.environ['TRITON_DEFAULT_FP_FUSION'])"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_DEFAULT_FP_FUSION"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "TRITON_DEFAULT_FP_FUSION": "0"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"

@@ -18,6 +18,11 @@ from analysis.errors import ConfigError, InputError
 #: Read once, like ``triton.jit`` itself does when the kernels are decorated.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")
 
+# Triton 3.9 fuses multiply-adds unless told otherwise and warns on every first launch that
+# 3.10 will not. The kernels were checked against float64 with fusion on: keep it, and say
+# so, which also silences the warning (a user's own setting wins).
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+
 #: When True every output buffer the kernels allocate starts as NaN, so an element a
 #: kernel forgets to write fails the comparison instead of passing as leftover memory.
 #: The tests turn it on; it costs one fill per buffer, so it is off otherwise.
