@@ -37,7 +37,7 @@ def run_dir_for(cfg: TrainConfig, out_dir: Optional[str | os.PathLike] = None) -
         return Path("runs") / f"model={cfg.model}"
 
 
-def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None) -> dict:
+def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None, before_training=None) -> dict:
     """Train one model for exactly its token budget and return its ``summary.json`` contents.
 
     ``cfg`` is a :class:`~scaling.config.TrainConfig`, or a dict / OmegaConf config with
@@ -45,7 +45,8 @@ def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None) -> dict:
     run with the same configuration is returned as is; an unfinished one is resumed
     from its newest valid checkpoint (``resume=auto``). Under ``torchrun`` every rank
     calls this; rank 0 writes the record. Errors are :class:`analysis.errors.ToolkitError`
-    subclasses with a one-line message naming the field.
+    subclasses with a one-line message naming the field. ``before_training(plan, device)``
+    runs on rank 0 of a fresh run after every check, before the first step.
     """
     cfg = to_train_config(cfg)
     check_settings(cfg)  # before isolated() applies threads
@@ -62,7 +63,7 @@ def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None) -> dict:
         world = D.setup(device_type)
         try:
             resolve_device(cfg.device, world)  # fail on a bad device before any work
-            summary = Trainer(cfg, run_dir, world).run()
+            summary = Trainer(cfg, run_dir, world, before_training=before_training).run()
             # rank 0 is still writing the record: a rank that tears gloo down under it can
             # abort at exit ("terminate called without an active exception")
             D.barrier(world)

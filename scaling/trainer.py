@@ -64,10 +64,13 @@ class Trainer:
     """One run: ``Trainer(cfg, run_dir, world).run()`` returns the summary dict."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, world: D.World, *, prefetch: bool = True,
-                 read_every_step: bool = False):
+                 read_every_step: bool = False, before_training=None):
         """``prefetch=False`` and ``read_every_step=True`` restore the loop as it was before
         the loader and the deferred reads (the baseline ``scaling.bench train`` compares
-        with); a run's record does not depend on them."""
+        with); a run's record does not depend on them. ``before_training(plan, device)`` is
+        called on rank 0 of a fresh run once every check has passed, before the first step
+        (the command line announces a long run there)."""
+        self.before_training = before_training
         self.cfg, self.run_dir, self.world = cfg, Path(run_dir), world
         self.prefetch, self.read_every_step = prefetch, read_every_step
         self.is_main = world.is_main
@@ -121,6 +124,8 @@ class Trainer:
             if err is not None:
                 raise err from None
             raise
+        if self.is_main and start == 0 and self.before_training is not None:
+            self.before_training(self.plan, self.device)
         plan, a = self.plan, self.plan.model
         ok = False
         reporter = Reporter(self.cfg.progress, plan, start, self.is_main)

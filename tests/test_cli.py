@@ -26,9 +26,19 @@ def test_a_long_cpu_run_is_announced_before_it_starts_and_show_config_estimates_
     # tokens per parameter the warning must come before any training, as one line
     import scaling.train as T
 
+    import torch
+
+    from scaling.config import resolve
+
     calls = []
-    monkeypatch.setattr(T, "train", lambda cfg: calls.append(cfg) or {"status": "completed", "run_name": "r",
-                                                                      "final_val_loss": 1.0})
+
+    def fake_train(cfg, before_training=None):
+        # what train() does once every check has passed: hand the hook the run's plan
+        calls.append(cfg)
+        before_training(resolve(cfg, 256), torch.device("cpu"))
+        return {"status": "completed", "run_name": "r", "final_val_loss": 1.0}
+
+    monkeypatch.setattr(T, "train", fake_train)
     import warnings
 
     with pytest.warns(UserWarning, match=r"^this run will train for about [\d.]+ (min|h) on this CPU") as got:

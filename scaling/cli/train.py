@@ -66,13 +66,14 @@ PROBE_MAX_STEP_FLOPS = 5e11
 CPU_FLOPS_BOUND = 1e11
 
 
-def estimate(cfg):
-    """(seconds of training steps, tokens/s, how it was measured, device) for a fresh run of
-    ``cfg`` on this machine, or None when the config does not resolve (the run reports why):
-    a short timed probe of the run's model (:func:`sweeps.estimate.probe_tokens_per_s`) with
-    the run's threads, or, for a shape too large to probe quickly, its FLOPs at
-    :data:`CPU_FLOPS_BOUND` (a lower bound on a CPU). Validation, checkpoints and WSD branches
-    add to it."""
+def estimate(cfg, plan=None, device=None):
+    """(seconds of training steps, tokens/s, how it was measured, device) for ``cfg`` on this
+    machine (``plan`` and ``device``: the run's own, else resolved here; None when the config
+    does not resolve, and the run reports why): a short timed probe of the run's model
+    (:func:`sweeps.estimate.probe_tokens_per_s`) with the run's threads, or, for a shape too
+    large to probe quickly on a CPU, its FLOPs at :data:`CPU_FLOPS_BOUND` (a lower bound).
+    Validation, checkpoints and WSD branches add to it. The probe leaves torch's random
+    state as it found it."""
     import torch
 
     from analysis.errors import ToolkitError
@@ -82,41 +83,48 @@ def estimate(cfg):
     from scaling.data import expected_vocab
     from sweeps.estimate import probe_tokens_per_s
 
-    try:
-        check_settings(cfg)
-        plan = resolve(cfg, expected_vocab(cfg.data) or cfg.arch.vocab_size or 256)
-        dev = preflight.resolve_device(cfg.device, D.World())
-    except ToolkitError:
-        return None
-    step_flops = plan.flops_per_token * plan.batch_tokens
-    if dev.type == "cpu" and step_flops > PROBE_MAX_STEP_FLOPS:
-        tps, how = CPU_FLOPS_BOUND / plan.flops_per_token, f"at least: its FLOPs at {CPU_FLOPS_BOUND:.0e} FLOP/s"
-    else:
-        default = torch.get_num_threads()
+    if plan is None:
         try:
-            torch.set_num_threads(cfg.threads or default)
-            tps, how = probe_tokens_per_s(cfg, plan, dev), "a short timed probe"
-        finally:
-            torch.set_num_threads(default)
-    return plan.tokens / tps, tps, how, dev
+            check_settings(cfg)
+            plan = resolve(cfg, expected_vocab(cfg.data) or cfg.arch.vocab_size or 256)
+            device = preflight.resolve_device(cfg.device, D.World())
+        except ToolkitError:
+            return None
+    if device.type == "cpu" and plan.flops_per_token * plan.batch_tokens > PROBE_MAX_STEP_FLOPS:
+        return (plan.tokens * plan.flops_per_token / CPU_FLOPS_BOUND, CPU_FLOPS_BOUND / plan.flops_per_token,
+                f"at least: its FLOPs at {CPU_FLOPS_BOUND:.0e} FLOP/s", device)
+    default, rng = torch.get_num_threads(), torch.random.get_rng_state()
+    try:
+        torch.set_num_threads(cfg.threads or default)
+        tps = probe_tokens_per_s(cfg, plan, device)
+    finally:
+        torch.set_num_threads(default)
+        torch.random.set_rng_state(rng)
+    return plan.tokens / tps, tps, "a short timed probe", device
 
 
-def long_run_warning(cfg) -> str | None:
-    """The warning for a fresh CPU run expected to train longer than :data:`LONG_CPU_RUN_SECONDS`."""
+def announce_long_run(cfg):
+    """``before_training`` for :func:`scaling.train.train`: warn when a CPU run is expected
+    to train longer than :data:`LONG_CPU_RUN_SECONDS` (every check has passed by then)."""
+    import warnings
+
     from analysis.text import si
     from sweeps.estimate import duration
 
-    got = estimate(cfg)
-    if got is None or got[3].type != "cpu" or got[0] <= LONG_CPU_RUN_SECONDS:
-        return None
-    seconds, tps, how, _ = got
-    return (f"this run will train for about {duration(seconds)} on this CPU ({si(tps)} tokens/s, {how}); "
-            "fewer tokens, a smaller model or a GPU make it shorter (Ctrl-C stops it, and rerunning resumes)")
+    def hook(plan, device) -> None:
+        if device.type != "cpu":
+            return
+        seconds, tps, how, _ = estimate(cfg, plan, device)
+        if seconds > LONG_CPU_RUN_SECONDS:
+            warnings.warn(f"this run will train for about {duration(seconds)} on this CPU ({si(tps)} tokens/s, "
+                          f"{how}); fewer tokens, a smaller model or a GPU make it shorter (Ctrl-C stops it, and "
+                          "rerunning resumes)")
+
+    return hook
 
 
 def run(args) -> int:
     import os
-    import warnings
 
     from scaling.config import from_overrides
 
@@ -125,12 +133,7 @@ def run(args) -> int:
         return _show(cfg)
     from scaling.train import run_dir_for, train
 
-    # before a fresh single-process run only: a resumed or finished one says where it stands itself
-    if os.environ.get("WORLD_SIZE", "1") == "1" and not (run_dir_for(cfg) / "summary.json").exists():
-        warning = long_run_warning(cfg)
-        if warning:
-            warnings.warn(warning)
-    summary = train(cfg)
+    summary = train(cfg, before_training=announce_long_run(cfg))
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     run_dir = run_dir_for(cfg)
