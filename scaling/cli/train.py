@@ -64,6 +64,9 @@ LONG_CPU_RUN_SECONDS = 600
 #: on a CPU); the estimate is then a lower bound at :data:`CPU_FLOPS_BOUND`.
 PROBE_MAX_STEP_FLOPS = 5e11
 CPU_FLOPS_BOUND = 1e11
+#: A run whose training FLOPs take less than LONG_CPU_RUN_SECONDS even at this slow a rate
+#: is short for certain: no probe is run for it (it would only slow every small run down).
+CPU_FLOPS_SLOW = 1e9
 
 
 def estimate(cfg, plan=None, device=None):
@@ -112,7 +115,7 @@ def announce_long_run(cfg):
     from sweeps.estimate import duration
 
     def hook(plan, device) -> None:
-        if device.type != "cpu":
+        if device.type != "cpu" or plan.tokens * plan.flops_per_token < LONG_CPU_RUN_SECONDS * CPU_FLOPS_SLOW:
             return
         seconds, tps, how, _ = estimate(cfg, plan, device)
         if seconds > LONG_CPU_RUN_SECONDS:
@@ -178,7 +181,11 @@ def _show(cfg) -> int:
     from sweeps.estimate import duration
 
     print(f"# parameters: {count_params(plan.model):,} ({nonembedding_params(plan.model):,} non-embedding)")
-    got = estimate(cfg)
+    try:
+        got = estimate(cfg)
+    except Exception as e:  # advisory: a device the probe cannot use does not stop --show-config
+        print(f"# training time on this machine: not estimated ({type(e).__name__}: {str(e).splitlines()[0]})")
+        got = None
     if got is not None:
         seconds, tps, how, dev = got
         print(f"# training time on this machine ({dev.type}): about {duration(seconds)} for {si(plan.tokens)} tokens "
