@@ -5,7 +5,7 @@ law; and the same questions for a published model family (:func:`published_case`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -459,13 +459,11 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
                              fix="give the unique tokens of the corpus the answers may repeat, at least the "
                                  "tokens of the table's runs (e.g. --unique-tokens 1e9)")
     if checked is not None:
-        import dataclasses
-
         if points is None:
             raise InputError("a checked fit answers about the points it was fitted to", field="source",
                              fix="pass the same points table as source")
         # a copy: this study appends its own checks (measured agreement) to the list
-        checked = dataclasses.replace(checked, checks=list(checked.checks))
+        checked = replace(checked, checks=list(checked.checks))
         fit = checked.fit
     elif ready is None:
         if points is None:
