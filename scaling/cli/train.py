@@ -69,33 +69,20 @@ CPU_FLOPS_BOUND = 1e11
 CPU_FLOPS_SLOW = 1e9
 
 
-def estimate(cfg, plan=None, device=None):
-    """(seconds of training steps, tokens/s, how it was measured, device) for ``cfg`` on this
-    machine (``plan`` and ``device``: the run's own, else resolved here; None when the config
-    does not resolve, and the run reports why): a short timed probe of the run's model
+def estimate(cfg, plan, device):
+    """(seconds of training steps, tokens/s, how it was measured) for ``cfg``'s resolved
+    ``plan`` on ``device``: a short timed probe of the run's model
     (:func:`sweeps.estimate.probe_tokens_per_s`) with the run's threads, or, for a shape too
     large to probe quickly on a CPU, its FLOPs at :data:`CPU_FLOPS_BOUND` (a lower bound).
     Validation, checkpoints and WSD branches add to it. The probe leaves torch's random
     state as it found it."""
     import torch
 
-    from analysis.errors import ToolkitError
-    from scaling import distributed as D
-    from scaling import preflight
-    from scaling.config import check_settings, resolve
-    from scaling.data import expected_vocab
     from sweeps.estimate import probe_tokens_per_s
 
-    if plan is None:
-        try:
-            check_settings(cfg)
-            plan = resolve(cfg, expected_vocab(cfg.data) or cfg.arch.vocab_size or 256)
-            device = preflight.resolve_device(cfg.device, D.World())
-        except ToolkitError:
-            return None
     if device.type == "cpu" and plan.flops_per_token * plan.batch_tokens > PROBE_MAX_STEP_FLOPS:
         return (plan.tokens * plan.flops_per_token / CPU_FLOPS_BOUND, CPU_FLOPS_BOUND / plan.flops_per_token,
-                f"at least: its FLOPs at {CPU_FLOPS_BOUND:.0e} FLOP/s", device)
+                f"at least: its FLOPs at {CPU_FLOPS_BOUND:.0e} FLOP/s")
     default, rng = torch.get_num_threads(), torch.random.get_rng_state()
     try:
         torch.set_num_threads(cfg.threads or default)
@@ -103,7 +90,7 @@ def estimate(cfg, plan=None, device=None):
     finally:
         torch.set_num_threads(default)
         torch.random.set_rng_state(rng)
-    return plan.tokens / tps, tps, "a short timed probe", device
+    return plan.tokens / tps, tps, "a short timed probe"
 
 
 def announce_long_run(cfg):
@@ -117,7 +104,7 @@ def announce_long_run(cfg):
     def hook(plan, device) -> None:
         if device.type != "cpu" or plan.tokens * plan.flops_per_token < LONG_CPU_RUN_SECONDS * CPU_FLOPS_SLOW:
             return
-        seconds, tps, how, _ = estimate(cfg, plan, device)
+        seconds, tps, how = estimate(cfg, plan, device)
         if seconds > LONG_CPU_RUN_SECONDS:
             warnings.warn(f"this run will train for about {duration(seconds)} on this CPU ({si(tps)} tokens/s, "
                           f"{how}); fewer tokens, a smaller model or a GPU make it shorter (Ctrl-C stops it, and "
@@ -177,17 +164,18 @@ def _show(cfg) -> int:
                           checkpointing=plan.activation_checkpointing)
     print(f"# memory per GPU (scaling.memory's estimate, docs/kernels.md): {format_estimate(est)}")
     from analysis.text import si
+    from scaling import distributed as D
+    from scaling import preflight
     from scaling.flops import count_params, nonembedding_params
     from sweeps.estimate import duration
 
     print(f"# parameters: {count_params(plan.model):,} ({nonembedding_params(plan.model):,} non-embedding)")
-    try:
-        got = estimate(cfg)
+    try:  # the plan above, on the device the run would use
+        dev = preflight.resolve_device(cfg.device, D.World())
+        seconds, tps, how = estimate(cfg, plan, dev)
     except Exception as e:  # advisory: a device the probe cannot use does not stop --show-config
         print(f"# training time on this machine: not estimated ({type(e).__name__}: {str(e).splitlines()[0]})")
-        got = None
-    if got is not None:
-        seconds, tps, how, dev = got
+    else:
         print(f"# training time on this machine ({dev.type}): about {duration(seconds)} for {si(plan.tokens)} tokens "
               f"at {si(tps)} tokens/s ({how}; validation, checkpoints and branches add to it)")
     if plan.activation_checkpointing and not cfg.activation_checkpointing:
