@@ -7,17 +7,42 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .result import LawFit
+from .result import LawFit, law_json
 from .specs import Target
 from .text import format_table, model_label, num, sci, si, wrapped_table
 
-__all__ = ["ModelAnswer", "ExtrapolationResult", "FLOP_CONVENTIONS", "QUANTITIES"]
+__all__ = ["ModelAnswer", "ExtrapolationResult", "FLOP_CONVENTIONS", "QUANTITIES", "NEVER", "encode_never"]
 
 FLOP_CONVENTIONS = {
     "6nd": "FLOPs counted as 6ND for training and 2N per inference token (Kaplan et al. 2020, Sec. 2.1)",
     "detailed": ("FLOPs per training token from the data's detailed count (Hoffmann et al. 2022, App. F); "
                  "inference costs one third of that per token (forward pass only)"),
 }
+
+#: How ``--json`` writes "never" (docs/json.md): an answer no number of tokens reaches,
+#: because the model's floor lies above the target's loss. ``null`` keeps its meaning of
+#: "not applicable" or "not computed", so a reader never confuses the two.
+NEVER = "never"
+#: The answers that are "never" for a model that cannot reach the target.
+NEVER_QUANTITIES = ("tokens_to_match", "flops_to_match", "compute_multiple", "compute_multiple_own",
+                    "breakeven_inference_tokens", "epochs_to_match")
+
+
+def encode_never(d: dict) -> dict:
+    """``d`` (one model's answers, or its own curve's) with "never" written as :data:`NEVER`:
+    the point answers when ``tokens_to_match`` is unreachable, and each interval end that no
+    draw reached (+inf)."""
+    out = dict(d)
+    if "tokens_to_match" in out and out["tokens_to_match"] is None:
+        for q in NEVER_QUANTITIES:
+            if q in out and out[q] is None:
+                out[q] = NEVER
+    ivs = out.get("intervals")
+    if ivs:
+        out["intervals"] = {q: [NEVER if (q in NEVER_QUANTITIES and v is not None and math.isinf(v)) else v
+                                for v in iv] for q, iv in ivs.items()}
+    return out
+
 
 #: Quantities computed per model, in output order; all get intervals when draws exist.
 QUANTITIES = ("loss_at_target_compute", "tokens_to_match", "flops_to_match", "compute_multiple",
@@ -68,7 +93,29 @@ class ModelAnswer:
             return None
         return bool(self.loss_at_target_compute < self.target_loss)
 
-    def to_dict(self) -> dict:
+    def agreement_note(self, level: float) -> str | None:
+        """Why the point answer and its interval disagree about "never", or None when they agree.
+
+        The point comes from the fit itself, the interval from the bootstrap draws, so a point
+        can reach the target while more draws than the interval's tail leaves out never do
+        (and the reverse)."""
+        frac, iv = self.unreachable_fraction, self.intervals.get("tokens_to_match")
+        if frac is None or iv is None:
+            return None
+        tail = 100 * (1 - level) / 2
+        if self.reachable and not math.isfinite(iv[1]):
+            return (f"the fit itself reaches the target's loss, but {100 * frac:.0f}% of the interval's draws never "
+                    f"do (more than the {tail:g}% its upper tail leaves out), so its upper end is never: the point "
+                    "is the fit's answer, the interval how far it could be off")
+        if not self.reachable and math.isfinite(iv[1]):
+            return (f"the fit itself never reaches the target's loss (its floor {self.floor:.4g} lies above it), but "
+                    f"{100 * (1 - frac):.0f}% of the interval's draws do, so the interval is finite: the floor is "
+                    "too uncertain to rule an answer out")
+        return None
+
+    def to_dict(self, never: bool = True) -> dict:
+        """JSON-ready answers; ``never``: write unreachable answers as :data:`NEVER` (False:
+        None and +inf, as a table column of numbers needs)."""
         d = {k: getattr(self, k) for k in (
             "name", "params", "law_params", "tokens", "flops", "loss", "loss_source", "floor", "reachable",
             "tokens_at_target_compute", "loss_at_target_compute", "wins_at_equal_compute",
@@ -83,10 +130,10 @@ class ModelAnswer:
         if self.run is not None:
             d["run"] = self.run
         if self.curve is not None:
-            d["curve"] = self.curve
+            d["curve"] = encode_never(self.curve) if never else self.curve
         if self.measured is not None:
             d["measured"] = dict(self.measured)
-        return d
+        return encode_never(d) if never else d
 
 
 
@@ -114,13 +161,12 @@ class ExtrapolationResult:
         """JSON-ready: ``target`` (params, tokens, flops, loss) and ``models`` (see the CLI docs)."""
         law = self.law
         out = {
-            "law": {"name": law.name or law.law, "law": law.law, "source": law.source,
-                    "citation": law.law_obj.citation, "params": dict(law.params),
-                    "bootstrap_draws": self.n_draws},
+            "law": law_json(law, self.n_draws),
             "flop_convention": FLOP_CONVENTIONS[self.flops],
-            "level": self.level if self.n_draws else None,
+            # the level of every interval below (bootstrap or error model); null when none has one
+            "level": self.level if (self.n_draws or any(m.intervals for m in self.models)) else None,
             "target": self.target.to_dict(),
-            "models": [m.to_dict() for m in self.models],
+            "models": [self._model_json(m) for m in self.models],
             "warnings": list(self.warnings),
         }
         if self.unique_tokens is not None:
@@ -129,13 +175,20 @@ class ExtrapolationResult:
             out["distance"] = dict(self.distance)
         return out
 
+    def _model_json(self, m: ModelAnswer) -> dict:
+        d = m.to_dict()
+        note = m.agreement_note(self.level)
+        if note:
+            d["note"] = note
+        return d
+
     def to_frame(self):
         """One row per model; interval ends as ``<quantity>_low`` / ``<quantity>_high``."""
         import pandas as pd
 
         rows = []
         for m in self.models:
-            d = m.to_dict()
+            d = m.to_dict(never=False)
             ivs = d.pop("intervals")
             curve = d.pop("curve", None)
             for q, (lo, hi) in ivs.items():
@@ -247,6 +300,7 @@ class ExtrapolationResult:
         notes = []
         if any(m.loss_source == "law" for m in self.models):
             notes.append("* own loss predicted by the law at the model's own tokens (not measured)")
+        notes += [f"{m.name}: {m.agreement_note(self.level)}" for m in self.models if m.agreement_note(self.level)]
         if any(m.breakeven_inference_tokens == 0 for m in self.models):
             notes.append("break-even 0: the model is already cheaper to train to the target's loss, "
                          "so it is the cheaper choice from the first served token")

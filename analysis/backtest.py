@@ -173,7 +173,9 @@ class BacktestResult:
         return pd.DataFrame([r.public() for r in self.rows])
 
     def to_dict(self) -> dict:
-        return {"rows": [r.public() for r in self.rows], "summary": self.summary(), "notes": list(self.notes),
+        # "law" in --json always holds a law object (docs/json.md); a row names its law
+        rows = [{("law_name" if k == "law" else k): v for k, v in r.public().items()} for r in self.rows]
+        return {"rows": rows, "summary": self.summary(), "notes": list(self.notes),
                 "sizes": cut_label(self.keep), "kind": self.kind}
 
     def _display(self) -> list[dict]:
@@ -338,16 +340,15 @@ class LawChoice:
         return held_out_errors(self.backtest, self.law, self.weights) if self.backtest is not None else []
 
     def to_dict(self) -> dict:
+        # the backtest itself is not repeated here: CheckedFit.to_dict puts it beside the choice
         if self.policy is not None:
-            return {"law": self.law, "reason": self.reason, "fallback": self.fallback, "score": self.score,
+            return {"law_name": self.law, "reason": self.reason, "fallback": self.fallback, "score": self.score,
                     "tied_laws": list(self.tied_names), "backtest_reach": self.reach,
                     "error_model": self.error_model.to_dict() if self.error_model is not None else None,
-                    "policy": self.policy,
-                    "backtest": self.backtest.to_dict() if self.backtest is not None else None}
-        return {"law": self.law, "reason": self.reason, "fallback": self.fallback, "weights": self.weights,
+                    "policy": self.policy}
+        return {"law_name": self.law, "reason": self.reason, "fallback": self.fallback, "weights": self.weights,
                 "score": self.score, "sizes": cut_label(self.keep),
-                "cut_scores": {cut_label(k): v for k, v in self.cut_scores.items()},
-                "backtest": self.backtest.to_dict() if self.backtest is not None else None}
+                "cut_scores": {cut_label(k): v for k, v in self.cut_scores.items()}}
 
 
 _SHORT = {"largest_size": "largest size", "two_largest_sizes": "two largest sizes",

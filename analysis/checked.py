@@ -18,7 +18,8 @@ from .overview import Check
 from .points import n_distinct
 from .size_cuts import AUTO_SIZES, describe_cut, largest_sizes
 
-__all__ = ["CheckedFit", "fit_checked", "checks_block", "checks_json", "AUTO", "prediction_distance"]
+__all__ = ["CheckedFit", "fit_checked", "checks_block", "checks_json", "AUTO", "prediction_distance",
+           "save_checked", "saved_fit_dict", "load_checked"]
 
 AUTO = "auto"
 
@@ -37,6 +38,10 @@ class CheckedFit:
     #: the fraction of the largest sizes fitted (:mod:`analysis.size_cuts`) and what that left out
     keep: float = 1.0
     sizes_note: str = ""
+    #: a saved fit's error model and how its law was chosen (:func:`load_checked`): the
+    #: choice itself, with its backtest, is not saved
+    saved_error_model: object = None
+    saved_reason: str = ""
 
     @property
     def failed(self) -> bool:
@@ -45,6 +50,8 @@ class CheckedFit:
     def header_lines(self) -> list[str]:
         """What goes above any number: the auto choice, then failed and warned checks."""
         lines = [self.choice.reason] if self.choice is not None else []
+        if self.saved_reason:
+            lines.append(f"saved fit: {self.saved_reason}")
         if self.sizes_note:
             lines.append(self.sizes_note)
         if self.tied:
@@ -97,7 +104,9 @@ class CheckedFit:
     @property
     def error_model(self):
         """The choice's model of a prediction's error (:class:`analysis.policy.ErrorModel`), or None."""
-        return getattr(self.choice, "error_model", None) if self.choice is not None else None
+        if self.choice is None:
+            return self.saved_error_model
+        return getattr(self.choice, "error_model", None)
 
     def distance(self, N) -> np.ndarray:
         """N over the largest model size the law was fitted to (1 or less: inside the fitted sizes)."""
@@ -162,6 +171,59 @@ class CheckedFit:
         if self.tied:
             out["tied_laws"] = {"laws": list(self.tied), "note": self.widening_line()}
         return out
+
+
+#: The key of a saved fit (``scaling fit -o``) that holds what its intervals need beyond the
+#: law's own bootstrap: the tied laws' fits and the error model (docs/json.md).
+SAVED_INTERVALS = "intervals_from"
+
+
+def save_checked(checked: CheckedFit, path) -> None:
+    """Save ``checked.fit`` as :meth:`LawFit.save` does, plus what its intervals need: the
+    laws its choice could not tell apart (each a saved LawFit) and its error model, so that
+    ``scaling extrapolate FIT.json`` gives the intervals ``scaling extrapolate TABLE`` gives."""
+    from .records import atomic_write_json
+
+    atomic_write_json(path, saved_fit_dict(checked))
+
+
+def saved_fit_dict(checked: CheckedFit) -> dict:
+    """The saved-fit record of :func:`save_checked` as a dict."""
+    fit = checked.fit
+    d = {"kind": fit.KIND, **fit.to_dict()}
+    extra = {}
+    if checked.tied:
+        extra["tied_laws"] = {name: f.to_dict() for name, f in checked.tied.items()}
+    if checked.error_model is not None:
+        extra["error_model"] = checked.error_model.to_dict()
+    reason = checked.choice.reason if checked.choice is not None else checked.saved_reason
+    if reason:
+        extra["reason"] = reason
+    if extra:
+        d[SAVED_INTERVALS] = extra
+    return d
+
+
+def load_checked(path) -> CheckedFit:
+    """A fit saved by :func:`save_checked` (or :meth:`LawFit.save`), with its tied laws and
+    error model when the file has them; no checks (they belong to the data it was fitted to)."""
+    import json
+    from pathlib import Path
+
+    from .errors import RecordError
+    from .policy import ErrorModel
+    from .result import LawFit
+
+    fit = LawFit.load(path)
+    extra = json.loads(Path(path).read_text(encoding="utf-8")).get(SAVED_INTERVALS) or {}
+    try:
+        tied = {str(k): LawFit.from_dict({kk: vv for kk, vv in v.items() if kk != "kind"})
+                for k, v in (extra.get("tied_laws") or {}).items()}
+        em = ErrorModel.from_dict(extra["error_model"]) if extra.get("error_model") else None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RecordError(f"its {SAVED_INTERVALS!r} section cannot be read ({e})", field=str(path),
+                          fix="save the fit again with `scaling fit TABLE -o FIT.json`") from None
+    return CheckedFit(fit, tied=tied, saved_error_model=em, saved_reason=str(extra.get("reason", "")))
 
 
 #: The suffix naming the chosen law fitted to every size, beside a choice fitted to the largest.

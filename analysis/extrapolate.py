@@ -38,7 +38,7 @@ import numpy as np
 from .answers import FLOP_CONVENTIONS, QUANTITIES, ExtrapolationResult, ModelAnswer
 from .errors import InputError
 from .laws import D_MAX, get_law
-from .result import LawFit, check_interval_args
+from .result import LawFit, check_interval_args, law_json
 from .specs import ModelSpec, Target, models_from_points, parse_models, parse_target
 from .text import num, si
 
@@ -46,12 +46,12 @@ __all__ = [
     "ModelSpec", "Target", "ModelAnswer", "ExtrapolationResult", "extrapolate",
     "parse_target", "parse_models", "models_from_points", "floor_loss", "tokens_to_match",
     "breakeven_inference_tokens", "PublishedCase", "published_case", "FLOP_CONVENTIONS", "D_MAX",
-    "Study", "run_study", "measured_curves", "fit_run_curves", "with_data_limit",
+    "Study", "run_study", "run_studies", "measured_curves", "fit_run_curves", "with_data_limit",
 ]
 
 # The study layer builds on this module, so its names are re-exported lazily (PEP 562):
 # analysis.extrapolate.run_study keeps working without an import cycle.
-_STUDY_NAMES = ("Study", "run_study", "measured_curves", "fit_run_curves", "PublishedCase", "published_case")
+_STUDY_NAMES = ("Study", "run_study", "run_studies", "measured_curves", "fit_run_curves", "PublishedCase", "published_case")
 
 
 def __getattr__(name):
@@ -376,8 +376,7 @@ def _curve_answer(curve: LawFit, model: ModelSpec, target: Target, convention: s
     draws = _draw_params(curve)
     a = _answer(curve.law, curve.params, draws, model, target,
                 target.loss if draws is not None else None, convention, level, model.params)
-    a["law"] = curve.law
-    a["params"] = dict(curve.params)
+    a["law"] = law_json(curve)
     a["n_points"] = curve.n_points
     a["intervals"] = {k: list(v) for k, v in a["intervals"].items()}
     return a

@@ -326,3 +326,10 @@ class ErrorModel:
         return {"scale": self.scale, "scale_source": self.scale_source, "leverage": self.leverage,
                 "centre_ln": list(self.centre), "spread_ln": list(self.spread), "reach": self.reach,
                 "n_residuals": self.n_residuals}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ErrorModel":
+        """Inverse of :meth:`to_dict` (a saved fit carries its error model)."""
+        return cls(float(d["scale"]), str(d["scale_source"]), tuple(float(x) for x in d["centre_ln"]),
+                   tuple(float(x) for x in d["spread_ln"]), float(d["leverage"]), float(d["reach"]),
+                   int(d.get("n_residuals", 0)))

@@ -183,6 +183,7 @@ def build_report(source, out_dir, law="auto", target="largest", models=None, boo
     ``figures`` (PNG file name -> (Figure, caption)) add to the standard contents.
     Returns file name -> path of what was written.
     """
+    from .checked import saved_fit_dict
     from .extrapolate import run_study
     from .plots import figure_bytes
 
@@ -200,8 +201,10 @@ def build_report(source, out_dir, law="auto", target="largest", models=None, boo
             raise InputError(f"cannot add figure {name!r}", field="figures",
                              fix="name extra figures NAME.png, distinct from " + ", ".join(REPORT_FILES))
         figures[name], captions[name] = figure_bytes(fig, "png"), caption
-    results = {"fit.json": json.dumps(_jsonable({"kind": study.fit.KIND, **study.fit.to_dict()}), indent=2,
-                                      sort_keys=True) + "\n",  # as LawFit.save writes it
+    saved = (saved_fit_dict(study.checked) if study.checked is not None and study.checked.fit is study.fit
+             else {"kind": study.fit.KIND, **study.fit.to_dict()})
+    results = {"fit.json": json.dumps(_jsonable(saved), indent=2,
+                                      sort_keys=True) + "\n",  # as `scaling fit -o` writes it
                "extrapolation.csv": study.result.to_frame().to_csv(index=False)}
     extra = []
     if study.points is not None and not study.fit.is_published:

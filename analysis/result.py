@@ -36,6 +36,23 @@ CORRELATION_LIMIT = 0.995
 RELATIVE_STDERR_LIMIT = 0.5
 
 
+def law_json(fit, draws: int | None = None) -> dict:
+    """The one JSON shape of a law in every command's ``--json`` (docs/json.md): ``name``
+    (what the user asked for: ``hoffmann2022``, ``chinchilla``, ``approach2``), ``form`` (the
+    registered law it evaluates), ``source`` (``fit``, or the paper for a published law),
+    ``citation`` and ``params``; ``bootstrap_draws`` where draws exist."""
+    form = getattr(fit, "law", None) or getattr(fit, "method", "")
+    try:
+        citation = fit.law_obj.citation
+    except (AttributeError, KeyError, InputError):
+        citation = getattr(fit, "CITATION", {}).get(form, "")
+    out = {"name": getattr(fit, "name", "") or form, "form": form, "source": getattr(fit, "source", "fit"),
+           "citation": citation or None, "params": dict(fit.params)}
+    n = draws if draws is not None else (0 if getattr(fit, "samples", None) is None else len(fit.samples))
+    out["bootstrap_draws"] = int(n)
+    return out
+
+
 def warnings_block(items: list[str]) -> list[str]:
     """The report lines listing a fit's warnings (none when there are none)."""
     return ["[[Warnings]]"] + [f"    - {w}" for w in items] if items else []

@@ -18,7 +18,7 @@ from .result import LawFit
 from .specs import ModelSpec, models_from_points, named_target, parse_models
 from .text import format_table, model_label, sci, si
 
-__all__ = ["Study", "run_study", "measured_curves", "fit_run_curves", "PublishedCase", "published_case"]
+__all__ = ["Study", "run_study", "run_studies", "measured_curves", "fit_run_curves", "PublishedCase", "published_case"]
 
 
 @dataclass
@@ -152,17 +152,21 @@ class Study:
         return list(self.checked.checks) if self.checked is not None else []
 
 
-def _law_from(law) -> tuple[LawFit | None, str]:
-    """A ready LawFit (object, published name or saved JSON), else the name of a law to fit."""
+def _law_from(law) -> tuple[LawFit | None, str, Any]:
+    """A ready LawFit (object, published name or saved JSON), else the name of a law to fit;
+    third, a saved fit's :class:`analysis.checked.CheckedFit` (its tied laws and error model)."""
     from .published import PUBLISHED_LAWS, published_law
 
     if isinstance(law, LawFit):
-        return law, ""
+        return law, "", None
     if law in PUBLISHED_LAWS:
-        return published_law(law), ""
+        return published_law(law), "", None
     if isinstance(law, str) and law.endswith(".json"):
-        return LawFit.load(law), ""
-    return None, str(law)
+        from .checked import load_checked
+
+        saved = load_checked(law)
+        return saved.fit, "", saved
+    return None, str(law), None
 
 
 def measured_curves(source, points) -> dict:
@@ -297,6 +301,10 @@ def repeat_spread(points) -> float:
     return float(np.median(sds)) if sds else 0.0
 
 
+#: The name of :func:`measured_agreement`'s check (one per target: a study asks one).
+MEASURED_AGREEMENT = "measured runs agree with the answers"
+
+
 def measured_agreement(result, points, level: float = 0.90):
     """A self-check of the answers against the runs they come from: it fails when a smaller
     model's measured run contradicts its answer. Either the law says the model matches the
@@ -309,7 +317,7 @@ def measured_agreement(result, points, level: float = 0.90):
 
     from .overview import Check
 
-    name = "measured runs agree with the answers"
+    name = MEASURED_AGREEMENT
     t, fit = result.target, result.law
     if t.loss is None or not result.models:
         return Check(name, "ok", "no smaller model to check")
@@ -423,7 +431,8 @@ def widen_by_tied_laws(result, tied: Mapping[str, Any], specs, **options) -> Non
 def run_study(source=None, law="auto", target="largest", models=None, bootstrap: int = 0, seed: int = 0,
               n_jobs: int | None = None, level: float = 0.90, flops: str = "6nd", curves: bool = True,
               columns=None, policy: str = "raise", resample: str = "auto", allow_repeats: bool = False,
-              backtest: bool = False, unique_tokens: float | None = None, sizes=None, checked=None) -> Study:
+              backtest: bool = False, unique_tokens: float | None = None, sizes=None, checked=None,
+              progress=None) -> Study:
     """Load points, fit (or take) a law, and answer the compute-matched questions.
 
     ``source``: a sweep/run directory, a CSV/Parquet table or a DataFrame (see
@@ -437,11 +446,13 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     ``unique_tokens``: answer under a limit of U unique tokens (:func:`analysis.extrapolate.extrapolate`).
     ``sizes``: which sizes the law is fitted to (:func:`analysis.checked.fit_checked`: ``auto``
     with ``law="auto"``, else every size; or a fraction of the largest).
+    ``progress``: the bootstrap's progress on stderr (None: a bar on a terminal, log lines
+    otherwise; False: nothing, as ``--quiet`` asks).
     ``checked``: a :class:`analysis.checked.CheckedFit` of these same points, used as it is
     (``law``, ``bootstrap`` and the fit options are then not read), so that several questions
     about one table fit it once.
     """
-    ready, to_fit = _law_from(law)
+    ready, to_fit, saved = _law_from(law)
     if ready is not None and sizes is not None:
         raise InputError(f"--sizes chooses the sizes a law is fitted to, and {ready.name} is already fitted",
                          field="--sizes", fix="drop --sizes, or give a law to fit such as auto or chinchilla")
@@ -474,18 +485,19 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
         if to_fit != AUTO:
             get_law(to_fit).check_joint()
         checked = fit_checked(points, to_fit, run_backtest=backtest, allow_repeats=allow_repeats, sizes=sizes,
-                              bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, resample=resample)
+                              bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, resample=resample,
+                              progress=progress)
         fit = checked.fit
     else:
         fit = ready
-        checked = None
+        checked = saved  # a saved fit's tied laws and error model size its intervals as before
         if points is not None:
             from .checked import CheckedFit
             from .checks import data_checks, ordered, self_checks
 
             # a published law was fitted to other data: only the table itself can be checked
             checks = ordered(data_checks(points)) if fit.is_published else self_checks(fit, points)
-            checked = CheckedFit(fit, checks=checks)
+            checked = replace(saved, checks=checks) if saved is not None else CheckedFit(fit, checks=checks)
     if models is not None:
         known = models_from_points(points, flops=flops) if points is not None else ()
         specs = parse_models(models, known) if isinstance(models, str) else [
@@ -535,3 +547,23 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     return Study(points=points, fit=fit, result=result, curves=run_curves, curve_fits=curve_fits, notes=notes,
                  source="" if source is None else (points.attrs.get("source", "") if points is not None else ""),
                  checked=checked)
+
+
+def run_studies(source=None, targets: Sequence = ("largest",), law="auto", **options) -> list[Study]:
+    """:func:`run_study` for each of several ``targets``, the table fitted once: the first
+    study's checked fit (law choice, bootstrap, tied laws, error model) answers every other
+    target, so the answers differ only in what they were asked."""
+    targets = list(targets)
+    if not targets:
+        raise InputError("no target given", field="--target", fix="give one or more, e.g. --target 1e9:2e10,largest")
+    first = run_study(source, law=law, target=targets[0], **options)
+    studies = [first]
+    fitted_here = _law_from(law)[0] is None and first.checked is not None and source is not None
+    if fitted_here:  # the fit's own checks; each study adds its target's measured agreement
+        base = replace(first.checked, checks=[c for c in first.checked.checks if c.name != MEASURED_AGREEMENT])
+    for target in targets[1:]:
+        if fitted_here:
+            studies.append(run_study(source, law=law, target=target, checked=base, **options))
+        else:  # a published or saved law: nothing to refit
+            studies.append(run_study(source, law=law, target=target, **options))
+    return studies

@@ -73,7 +73,7 @@ class TokensBacktest:
                 "inside": int(sum(inside)), "with_interval": len(inside)}
 
     def to_dict(self) -> dict:
-        return {"law": self.law, "reason": self.reason, "max_tokens_per_param": self.max_tpp,
+        return {"law_name": self.law, "reason": self.reason, "max_tokens_per_param": self.max_tpp,
                 "target_tokens_per_param": self.target_tpp, "level": self.level,
                 "pairs": [p.to_dict() for p in self.pairs], "summary": self.summary(), "notes": list(self.notes)}
 

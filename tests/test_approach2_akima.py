@@ -134,7 +134,7 @@ def test_cli_optimum_akima(capsys):
     out, _ = capsys.readouterr()
     d = json.loads(out)
     ref = FITS.loc[name.split(":", 1)[1]]
-    assert code == 0 and ref["a_ci95_lo"] <= d["params"]["a"] <= ref["a_ci95_hi"] and d["bootstrap"] > 500
+    assert code == 0 and ref["a_ci95_lo"] <= d["law"]["params"]["a"] <= ref["a_ci95_hi"] and d["law"]["bootstrap_draws"] > 500
     code = main(["fit", name, "--optimum", "akima", "--quiet"])
     _, err = capsys.readouterr()
     assert code == 2 and "--optimum" in err and "--law approach2" in err and len(err.strip().splitlines()) == 1

@@ -52,8 +52,8 @@ def test_plot_json_lists_the_files_and_the_fit(points, capsys, tmp_path):
     assert got["written"] == [str(tmp_path / f"study-{k}.png") for k in ("curves", "isoflop", "residuals", "frontier")]
     assert all(Path(p).stat().st_size > 0 for p in got["written"])
     ref = json.loads(_out(capsys, ["fit", points, *CHINCHILLA, "--quiet", "--json"]))
-    assert got["law"]["law"] == "chinchilla" and got["n_points"] == ref["n_points"] == 12
-    for k, v in ref["params"].items():  # the figures come from the same fit as `scaling fit`
+    assert got["law"]["form"] == "chinchilla" and got["n_points"] == ref["n_points"] == 12
+    for k, v in ref["law"]["params"].items():  # the figures come from the same fit as `scaling fit`
         assert got["law"]["params"][k] == pytest.approx(v, rel=1e-10), k
     assert got["target"]["params"] == 3e7 and got["target"]["tokens"] == 1e9  # the largest model and budget
 

@@ -283,8 +283,8 @@ def test_on_bad_rows_omit_skips_the_truncated_run_with_a_warning(truncated, tmp_
     assert ref.err == ""
     want = json.loads(ref.out)
     assert got["n_points"] == want["n_points"] == 11
-    for k, v in want["params"].items():  # the same fit as on the sweep without that run
-        assert got["params"][k] == pytest.approx(v, rel=1e-10), k
+    for k, v in want["law"]["params"].items():  # the same fit as on the sweep without that run
+        assert got["law"]["params"][k] == pytest.approx(v, rel=1e-10), k
 
 
 def test_report_skips_the_truncated_run_under_omit(truncated, tmp_path, capsys):

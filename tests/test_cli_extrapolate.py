@@ -55,7 +55,10 @@ def test_published_llama_json(capsys):
         assert set(law["target"]) >= {"params", "tokens", "flops", "loss"}
         assert all(MODEL_KEYS <= set(m) for m in law["models"])
     besi7 = d["laws"][1]["models"][0]
-    assert besi7["tokens_to_match"] is None and besi7["reachable"] is False
+    # "never" is written as such (docs/json.md), never as the null of "not applicable"
+    assert besi7["tokens_to_match"] == "never" and besi7["reachable"] is False
+    assert besi7["flops_to_match"] == "never" and besi7["breakeven_inference_tokens"] == "never"
+    assert besi7["loss_at_target_compute"] > 0  # the equal-compute answer exists
 
 
 def test_published_llama_table_labels_sources(capsys):
@@ -164,7 +167,7 @@ def test_table_of_curves_gives_own_curve_answers_in_json(tmp_path, capsys, saved
     assert d["target"]["params"] == 1e8 and d["target"]["tokens"] == 2e9
     for m in d["models"]:
         c = m["curve"]
-        assert c["law"] == "saturating_power" and c["n_points"] >= 4
+        assert c["law"]["form"] == "saturating_power" and c["n_points"] >= 4
         # Curves drawn from the law itself: the own-curve answer agrees with the joint law.
         assert c["loss_at_target_compute"] == pytest.approx(m["loss_at_target_compute"], rel=1e-3)
 
@@ -184,8 +187,8 @@ def test_own_curve_answers_get_intervals_with_bootstrap(tmp_path, capsys, saved_
     d = _json(capsys, ["extrapolate", str(path), "--law", str(saved_fit), "--bootstrap", "40", "--json"])
     for m in d["models"]:
         c = m["curve"]
-        lo, hi = c["intervals"]["tokens_to_match"]   # hi None: beyond reach in the top draws
-        assert lo < c["tokens_to_match"] and (hi is None or c["tokens_to_match"] < hi)
+        lo, hi = c["intervals"]["tokens_to_match"]   # hi "never": beyond reach in the top draws
+        assert lo < c["tokens_to_match"] and (hi == "never" or c["tokens_to_match"] < hi)
     assert main(["extrapolate", str(path), "--law", str(saved_fit), "--bootstrap", "40"]) == 0
     table = capsys.readouterr().out
     # the table comes in blocks of columns, each naming the model; the own curve's is the last

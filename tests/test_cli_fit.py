@@ -40,7 +40,7 @@ def test_fit_json_contract_with_predictions(table, capsys):
                           "7e9:1.4e12,70e9:1.4e12,1e12:3e13", "--quiet")
     assert code == 0
     d = json.loads(out)
-    assert d["law"] == "chinchilla" and set(d["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert d["law"]["name"] == "chinchilla" and set(d["law"]["params"]) == {"E", "A", "B", "alpha", "beta"}
     assert d["n_points"] == 35 and all(len(v) == 2 for v in d["ci"].values())
     assert [(p["params"], p["tokens"]) for p in d["predictions"]] == [(7e9, 1.4e12), (70e9, 1.4e12), (1e12, 3e13)]
     truth = laws.chinchilla(70e9, 1.4e12, **TRUE)
@@ -53,7 +53,7 @@ def test_fit_bootstrap_gives_prediction_intervals_and_saves(table, capsys, tmp_p
     code, out, _ = run(capsys, "fit", table, "--law", "gadre2024", "--bootstrap", "12", "--jobs", "1", "--json",
                        "--predict", "1e9:2e10", "--save", tmp_path / "fit.json", "--quiet")
     d = json.loads(out)
-    assert code == 0 and d["law"] == "gadre2024" and d["bootstrap"] == 12
+    assert code == 0 and d["law"]["name"] == "gadre2024" and d["law"]["bootstrap_draws"] == 12
     lo, hi = d["predictions"][0]["interval"]
     assert lo <= d["predictions"][0]["loss"] <= hi
     saved = json.loads((tmp_path / "fit.json").read_text())
@@ -65,7 +65,7 @@ def test_fit_report_kaplan_and_allocation(table, capsys):
     assert code == 0 and "[[kaplan_nd]]" in out and "[[kaplan_c]]" in out
     code, out, _ = run(capsys, "fit", table, "--law", "approach2", "--compute", "1e22", "--json")
     d = json.loads(out)
-    assert code == 0 and d["law"] == "approach2" and set(d["params"]) == {"a", "b", "k_N", "k_D"}
+    assert code == 0 and d["law"]["name"] == "approach2" and set(d["law"]["params"]) == {"a", "b", "k_N", "k_D"}
     assert d["allocation"][0]["flops"] == 1e22 and d["allocation"][0]["tokens_per_param"] > 1
     code, out, _ = run(capsys, "fit", table, "--law", "chinchilla", "--compute", "1e21", "--quiet")
     assert "[[Compute-optimal allocation]]" in out and "a (derived)" in out

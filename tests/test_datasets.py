@@ -198,11 +198,11 @@ def test_scaling_fit_runs_on_a_shipped_configuration(capsys):
     code, out, _ = run(capsys, "fit", CONFIG, "--law", "chinchilla", "--json", "--quiet")
     assert code == 0
     d = json.loads(out)
-    assert d["law"] == "chinchilla" and d["n_points"] == 121 and d["n_sizes"] == 16
+    assert d["law"]["name"] == "chinchilla" and d["n_points"] == 121 and d["n_sizes"] == 16
     code, out, _ = run(capsys, "fit", CONFIG, "--json", "--quiet")
     d = json.loads(out)
     # auto chose by backtest, and says so
-    assert code == 0 and d["choice"]["reason"].startswith(f"auto: {d['law']}") and d["backtest"]["rows"]
+    assert code == 0 and d["choice"]["reason"].startswith(f"auto: {d['law']['name']}") and d["backtest"]["rows"]
     code, out, _ = run(capsys, "fit", "porian2024:rw/base/short/chinchilla/standard/val", "--law", "approach2",
                        "--json", "--quiet")
     assert code == 0 and json.loads(out)["n_budgets"] >= 10

@@ -163,7 +163,7 @@ def test_demo_json_is_the_only_thing_on_stdout(demo, capsys):
     assert sorted(Path(p).name for p in d["written"]) == sorted(res.written)
     assert all(Path(p).is_file() for p in d["written"])
     assert sorted(d["reused"]) == sorted(res.trained) and d["trained"] == [] and d["failed"] == []
-    assert d["sweep_dir"] == str(res.sweep_dir) and d["law"]["law"] == res.study.fit.law
+    assert d["sweep_dir"] == str(res.sweep_dir) and d["law"]["form"] == res.study.fit.law
     assert d["law"]["params"] == pytest.approx(res.study.fit.params, rel=1e-12)
 
 

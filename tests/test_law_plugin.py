@@ -127,8 +127,8 @@ def test_a_law_module_named_in_the_environment_is_usable_from_the_command_line(t
     try:
         assert main(["fit", str(tmp_path / "points.csv"), "--law", "henighan2020", "--quiet", "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
-        assert out["law"] == "henighan2020"
-        assert out["params"]["alpha_N"] == pytest.approx(TRUE["alpha_N"], rel=0.1)
+        assert out["law"]["name"] == "henighan2020"
+        assert out["law"]["params"]["alpha_N"] == pytest.approx(TRUE["alpha_N"], rel=0.1)
     finally:
         LAWS.pop("henighan2020", None)
     # without the module the name is a usage error listing what --law takes

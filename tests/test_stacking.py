@@ -131,9 +131,9 @@ def test_the_cli_fits_a_named_combination_and_refuses_a_bad_one(tmp_path, capsys
     _table().to_csv(path, index=False)
     assert main(["fit", str(path), "--law", "mix(chinchilla=0.5,kaplan_nd=0.5)", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["law"] == "mix(chinchilla=0.5,kaplan_nd=0.5)"
+    assert out["law"]["name"] == "mix(chinchilla=0.5,kaplan_nd=0.5)"
     direct = fit_law(_table(), "chinchilla", progress=False)
-    assert out["params"]["chinchilla.E"] == pytest.approx(direct.params["E"], rel=1e-9)
+    assert out["law"]["params"]["chinchilla.E"] == pytest.approx(direct.params["E"], rel=1e-9)
     with pytest.raises(SystemExit) as e:
         main(["fit", str(path), "--law", "mix(chinchilla=0.7,kaplan_nd=0.4)"])
     assert e.value.code == 2

@@ -117,8 +117,12 @@ def run_fit(args) -> int:
         with writing_output("--output", args.output):
             fit.save(args.output)
     if args.json:
+        from analysis.result import law_json
+
         out = fit.to_dict()
         out.pop("samples", None)
+        out["law"] = law_json(fit)
+        out.pop("params", None)  # inside "law", the one shape of a law in --json (docs/json.md)
         out["cli_notes"] = notes
         print_json(out)
     else:
@@ -218,7 +222,9 @@ def run_predict(args) -> int:
         with writing_output("--output", args.output):
             atomic_write_text(args.output, pred.to_csv(index=False))
     if args.json:
-        out = {"law": fit.law, "schedule": str(args.schedule), "warmup_end": int(pred.attrs["warmup_end"]),
+        from analysis.result import law_json
+
+        out = {"law": law_json(fit), "schedule": str(args.schedule), "warmup_end": int(pred.attrs["warmup_end"]),
                "assumed": pred.attrs["assumed"],
                "predictions": [{k: (None if v != v else v) for k, v in row.items()}
                                for row in pred.to_dict(orient="records")]}

@@ -37,7 +37,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--models", help="sizes to ask about, PARAMS or PARAMS:TOKENS, comma separated (default: the data's)")
     p.add_argument("--target", default="largest",
                    help="largest (default: the largest model at its largest budget), a loss such as 2.05, "
-                        "or PARAMS:TOKENS such as 65e9:1.4e12")
+                        "PARAMS:TOKENS such as 65e9:1.4e12, or a model of the data by name; a comma list asks "
+                        "about each (the table is fitted once; --json then prints {\"targets\": [...]})")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap refits for intervals (default 0)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--level", type=float, default=0.90, help="interval level (default 0.90)")
@@ -56,6 +57,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--columns", help="map table columns, e.g. 'params=Model Size,tokens=Training Tokens'")
     p.add_argument("--on-bad-rows", choices=("raise", "omit"), default="raise", dest="policy",
                    help="refuse (default) or drop rows with missing or non-positive values")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (the bootstrap's), so stderr holds only warnings and errors")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print a JSON object instead of the table")
     out.add_argument("--csv", action="store_true", help="print one CSV row per model instead of the table")
@@ -81,7 +84,7 @@ def run(args) -> int:
 
     if args.published:
         return _run_published(args)
-    from analysis.extrapolate import run_study
+    from analysis.extrapolate import run_studies
     from analysis.published import PUBLISHED_LAWS
 
     law, source = args.law, args.path
@@ -104,28 +107,47 @@ def run(args) -> int:
                          fix="give PATH and a law to fit (chinchilla, gadre2024, kaplan_nd), or drop --bootstrap")
     check_bootstrap(args.bootstrap)
     check_jobs(args.jobs)
-    study = run_study(source, law=law, target=args.target, models=args.models, bootstrap=args.bootstrap,
-                      seed=args.seed, n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
-                      columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
-                      unique_tokens=args.unique_tokens, sizes=sizes_from_args(args))
-    result = study.result
-    checked = study.checked
+    targets = [t.strip() for t in str(args.target).split(",")]
+    if any(not t for t in targets):
+        raise InputError(f"empty target in {args.target!r}", field="--target",
+                         fix="separate targets by single commas, e.g. --target 1e9:2e10,3e9:6e10")
+    studies = run_studies(source, targets=targets, law=law, models=args.models, bootstrap=args.bootstrap,
+                          seed=args.seed, n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
+                          columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
+                          unique_tokens=args.unique_tokens, sizes=sizes_from_args(args),
+                          progress=False if args.quiet else None)
     if args.json:
-        d = result.to_dict()
-        d["notes"] = study.notes
-        if checked is not None:
-            d.update(checked.to_dict())
-        print_json(d)
+        objs = [_study_json(s) for s in studies]
+        print_json(objs[0] if len(objs) == 1 else {"targets": objs})
     elif args.csv:
-        print(result.to_frame().to_csv(index=False), end="")
+        import pandas as pd
+
+        frames = [s.result.to_frame() for s in studies]
+        if len(frames) > 1:
+            for t, f in zip(targets, frames):
+                f.insert(0, "target", t)
+        print(pd.concat(frames, ignore_index=True).to_csv(index=False), end="")
     else:
-        head = checked.header_lines() if checked is not None else []
-        if head:
-            print("\n".join(head) + "\n")
-        print(result.table())
-        for note in study.notes:
-            print(f"note: {note}")
-    return 1 if args.strict and checked is not None and checked.failed else 0
+        for i, (t, study) in enumerate(zip(targets, studies)):
+            if len(studies) > 1:
+                print(("\n" if i else "") + f"=== target {i + 1} of {len(studies)}: {t} ===\n")
+            head = study.checked.header_lines() if study.checked is not None and (i == 0 or len(studies) == 1) else []
+            if head:
+                print("\n".join(head) + "\n")
+            print(study.result.table())
+            for note in study.notes:
+                print(f"note: {note}")
+    failed = any(s.checked is not None and s.checked.failed for s in studies)
+    return 1 if args.strict and failed else 0
+
+
+def _study_json(study) -> dict:
+    """One target's answers in the documented shape (docs/json.md, ``extrapolate``)."""
+    d = study.result.to_dict()
+    d["notes"] = study.notes
+    if study.checked is not None:
+        d.update(study.checked.to_dict())
+    return d
 
 
 def _check_law_name(law: str) -> None:

@@ -251,7 +251,9 @@ def _allocations(fit, budgets) -> list[dict]:
 
 
 def _summary(fit) -> dict:
-    d = {"law": fit.law, "params": fit.params, "ci": {k: [v[0], v[1]] for k, v in fit.ci.items()},
+    from analysis.result import law_json
+
+    d = {"law": law_json(fit), "ci": {k: [v[0], v[1]] for k, v in fit.ci.items()},
          "ci_level": fit.ci_level, "n_points": fit.n_points, "n_sizes": fit.n_sizes, "n_budgets": fit.n_budgets,
          "stderr": fit.stderr, "method": getattr(fit, "method", fit.law), "warnings": list(fit.warnings),
          "notes": list(fit.meta.get("notes", []))}
@@ -260,8 +262,6 @@ def _summary(fit) -> dict:
         dci = fit.derived_ci()
         if dci:
             d["derived_ci"] = {k: [v[0], v[1]] for k, v in dci.items()}
-    if fit.samples is not None:
-        d["bootstrap"] = int(len(fit.samples))
     if getattr(fit, "points", None):
         d["optima"] = fit.points
     return d
@@ -276,7 +276,12 @@ def _emit(args, fit, predict, compute, extra, checked=None) -> int:
         from analysis.records import writing_output
 
         with writing_output("--save", args.save):
-            fit.save(args.save)
+            if checked is not None:  # with what its intervals need: tied laws, error model
+                from analysis.checked import save_checked
+
+                save_checked(checked, args.save)
+            else:
+                fit.save(args.save)
     if args.json:
         out = _summary(fit)
         if predict:
