@@ -10,7 +10,10 @@ On a synthetic 250-point table (IsoFLOP-style design, drawn from the Besiroglu e
 3. 1,000 bootstrap refits of our fit across worker processes;
 
 and prints how far apart the two optima are (objective, parameters, and the predicted
-loss at 70B parameters and 1.4T tokens).
+loss at 70B parameters and 1.4T tokens). The first two run interleaved in ``--rounds``
+rounds (:mod:`analysis.rounds`: each round times both, the order swapped every round):
+their times are medians over the rounds, and the speed-up is taken within each round and
+shown as median (min-max), with a warning when it spreads by more than 10%.
 
 ``python -m analysis.bench --backtest`` instead times what ``scaling fit --backtest``
 does (:func:`analysis.checked.fit_checked` with ``auto``: the distance backtest of every candidate
@@ -31,6 +34,7 @@ from .fit import EPOCH_GRID, HUBER_DELTA, fit_law, huber
 from .optimize import single_thread_blas
 from .laws import chinchilla
 from .published import besiroglu2024
+from .rounds import DEFAULT_ROUNDS, interleave, median, ratio, spread_text, spread_warning, timed
 from .text import format_table, num
 
 FAR = (70e9, 1.4e12)  # Chinchilla itself: far outside the synthetic table
@@ -117,11 +121,16 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline-starts", type=int, default=None, metavar="K",
                     help="run the plain baseline from K evenly spaced grid points and scale its time to the "
                          "full grid (default: all 4,500; takes minutes)")
+    ap.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                    help="interleaved rounds of our fit and the plain baseline; the speed-up is taken within "
+                         f"each round and shown as median (min-max) (default {DEFAULT_ROUNDS})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backtest", action="store_true",
                     help="time `scaling fit --backtest` on a 240-point table and the 15 Porian et al. 2024 "
                          "configurations instead")
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.backtest:
         return backtest_timings(240, args.seed)
     jobs = args.jobs or os.cpu_count() or 1
@@ -131,9 +140,6 @@ def main(argv=None) -> int:
           f"with 1.5% log-normal noise; {os.cpu_count()} CPU cores, {jobs} worker(s)", flush=True)
 
     fit_law(pts, "chinchilla", progress=False)  # imports and first-call costs out of the timings
-    t = time.perf_counter()
-    ours = fit_law(pts, "chinchilla", progress=False)
-    t_ours = time.perf_counter() - t
 
     grid = EPOCH_GRID
     if args.baseline_starts and args.baseline_starts < len(grid):
@@ -141,10 +147,23 @@ def main(argv=None) -> int:
         starts, scale = grid[idx], len(grid) / len(idx)
     else:
         starts, scale = grid, 1.0
-    print(f"plain baseline: scipy L-BFGS-B from {len(starts)} grid points ...", flush=True)
-    t = time.perf_counter()
-    f_base, th_base = baseline(pts, starts)
-    t_base = (time.perf_counter() - t) * scale
+    print(f"our fit and plain scipy L-BFGS-B from {len(starts)} grid points, {args.rounds} interleaved "
+          "round(s) ...", flush=True)
+    got = {}
+
+    def ours_fit():
+        got["ours"] = fit_law(pts, "chinchilla", progress=False)
+
+    def plain_fit():
+        got["base"] = baseline(pts, starts)
+
+    secs = interleave({"ours": timed(ours_fit), "plain": timed(plain_fit)}, args.rounds,
+                      on_call=lambda r, name, t: print(f"  round {r + 1}: {name} {t:.2f} s", file=sys.stderr,
+                                                       flush=True))
+    secs["plain"] = [t * scale for t in secs["plain"]]
+    t_ours, t_base = median(secs["ours"]), median(secs["plain"])
+    speedup = ratio(secs["plain"], secs["ours"])
+    ours, (f_base, th_base) = got["ours"], got["base"]
 
     print(f"bootstrap: {args.bootstrap} refits on {jobs} worker(s) ...", flush=True)
     t = time.perf_counter()
@@ -160,22 +179,30 @@ def main(argv=None) -> int:
         {"run": "our fit (grid scored at once, 8 L-BFGS starts, analytic gradient)", "seconds": t_ours,
          "objective": ours.objective},
         {"run": f"plain scipy L-BFGS-B from all {len(grid)} grid points{est}", "seconds": t_base,
-         "objective": f_base},
+         "objective": f_base, "x": speedup, "spread": spread_text(speedup)},
         {"run": f"{args.bootstrap} bootstrap refits, {jobs} worker(s)", "seconds": t_boot, "objective": None},
     ]
     print()
-    print(format_table(rows, formats={"run": str, "seconds": lambda v: f"{v:.2f}",
-                                      "objective": lambda v: "-" if v is None else f"{v:.6e}"}))
+    print(format_table(rows, ["run", "seconds", "objective", "x", "spread"],
+                       formats={"run": str, "seconds": lambda v: f"{v:.2f}",
+                                "objective": lambda v: "-" if v is None else f"{v:.6e}",
+                                "x": lambda v: "-" if v is None else v.text(digits=0),
+                                "spread": lambda v: v or "-"},
+                       headers={"seconds": "seconds (median)", "x": "time over ours"}))
     print()
     prow = [{"param": k, "ours": ours.params[k], "plain grid": base[k], "true": besiroglu2024().params[k],
              "boot 90% low": boot.ci[k][0], "boot 90% high": boot.ci[k][1]} for k in base]
     print(format_table(prow, formats={"param": str}))
     print()
-    print(f"speed-up of the fit: {t_base / t_ours:.0f}x; optimum: objective difference "
+    print(f"speed-up of the fit: {speedup.text(digits=0)} over {speedup.rounds} interleaved round(s) "
+          f"(median, min-max); optimum: objective difference "
           f"{ours.objective - f_base:+.2e}, largest relative parameter difference {rel:.1e}; "
           f"loss at N=70B, D=1.4T: {num(far_ours, 6)} vs {num(far_base, 6)}")
     ok = ours.objective <= f_base * (1 + 1e-6) and abs(far_ours / far_base - 1) < 1e-4 and t_boot < 60
     print("target (same optimum, 1000 refits under 60 s): " + ("met" if ok else "NOT met"))
+    warning = spread_warning({"plain L-BFGS-B time over our fit's": speedup})
+    if warning:
+        print(warning)
     return 0
 
 

@@ -4,6 +4,7 @@ configs fail with one line naming the field, and one run leaves no state behind.
 import logging
 import math
 import random
+import re
 import shutil
 import signal
 
@@ -237,12 +238,13 @@ def test_train_benchmark_prints_ours_against_the_reference(capsys):
     from scaling.bench.__main__ import main as bench_main
 
     rc = bench_main(["train", "--sizes", "nano", "--kernels", "eager", "--steps", "1", "--warmup", "0",
-                     "--seq-len", "32", "--batch", "2"])
+                     "--seq-len", "32", "--batch", "2", "--rounds", "1"])
     out = capsys.readouterr().out
     assert rc == 0
     lines = [ln for ln in out.splitlines() if ln.startswith("nano")]
     assert len(lines) == 2 and "nanoGPT-style eager" in lines[1]
-    assert lines[0].split()[-1].endswith("x")  # the ratio column is filled in
+    # the ratio column is filled in: "vs ref", a median over the rounds (its range when they differ)
+    assert re.search(r" 1\.00x +- +\d+\.\d\dx( \(\d+\.\d\d-\d+\.\d\d\))? ", lines[0])
     assert bench_main(["train", "--sizes", "huge"]) == 2
 
 

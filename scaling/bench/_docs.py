@@ -62,6 +62,16 @@ def check_blocks(path: str | Path, names: list[str]) -> None:
     replace_blocks(_read(path), {n: "" for n in names}, source=str(path))
 
 
+def blocks_in(path: str | Path, names: list[str]) -> list[str]:
+    """Those of ``names`` whose markers the page at ``path`` holds (a block whose markers
+    are there but broken fails as in :func:`replace_blocks`)."""
+    path = Path(path)
+    text = _read(path)
+    found = [n for n in names if any(m in text for m in _markers(n))]
+    replace_blocks(text, {n: "" for n in found}, source=str(path))
+    return found
+
+
 def write_blocks(path: str | Path, blocks: dict[str, str]) -> None:
     """Replace the named blocks of the Markdown file at ``path``, atomically."""
     from analysis.records import atomic_write_text

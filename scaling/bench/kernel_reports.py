@@ -165,13 +165,20 @@ def columns(rows):
     return cols
 
 
-def progress(op, model, what, ms):
-    # One plain line per measurement: long runs show where they are, in logs too.
-    shown = "failed" if ms is None else f"{ms:8.3f} ms"
-    print(f"  {op:9s} {model:5s} {what:14s} {shown}", file=sys.stderr, flush=True)
+def _cell(x):
+    from analysis.rounds import Ratio
+    from analysis.text import num
+
+    return x.text(unit="") if isinstance(x, Ratio) else num(x, 3)
 
 
 def markdown(rows, cols):
-    from analysis.text import markdown_table, num
+    from analysis.text import markdown_table
 
-    return markdown_table(rows, cols, {c: lambda x: num(x, 3) for c in cols})
+    return markdown_table(rows, cols, {c: _cell for c in cols})
+
+
+def aligned(rows, cols):
+    from analysis.text import format_table
+
+    return format_table(rows, cols, {c: _cell for c in cols})

@@ -1,7 +1,8 @@
 """How the kernel benchmark times: ``triton.testing.do_bench`` (CUDA events, median of many
 runs) for forward, backward alone, and fused linear cross-entropy's forward + backward with
-its peak memory; the device's copy bandwidth as the yardstick; and the rule that only a
-provider that computes the op correctly gets a time.
+its peak memory; the device's copy bandwidth as the yardstick; the rule that only a
+provider that computes the op correctly gets a time; and the providers of one op and
+shape timed in interleaved rounds, so that ratios between them are taken within a round.
 """
 from __future__ import annotations
 
@@ -83,8 +84,9 @@ def time_flce(fn, inputs, device):
     return ms, peak
 
 
-def checked(timer, op, name, fn, inputs, device, bound, failures, default):
-    """Time ``fn`` only when it computes the op within ``bound``; returns (result, error)."""
+def check(op, name, fn, inputs, bound, failures):
+    """(whether ``fn`` computes the op within ``bound`` and may be timed, its error or None);
+    a failure is appended to ``failures`` and printed."""
     try:
         err = P.rel_err(op, fn, inputs)
         problem = None if err <= bound else f"relative error {err:.2g} against float64 exceeds {bound:g}"
@@ -93,8 +95,32 @@ def checked(timer, op, name, fn, inputs, device, bound, failures, default):
     if problem:
         failures.append(f"{op} {name}: {problem}; not timed")
         print(f"  {failures[-1]}", file=sys.stderr, flush=True)
-        return default, err
-    return guarded(timer, fn, inputs, device, what=f"{op} {name}", default=default), err
+        return False, err
+    return True, err
+
+
+def checked_rounds(timer, op, model, provs, inputs, device, bound, failures, default, rounds):
+    """Check every provider, then time those that passed in ``rounds`` interleaved rounds
+    (:func:`analysis.rounds.interleave`: each round times each one once, in an order
+    rotated every round). Returns ({name: [timer result per round]}, {name: error}); a
+    provider that failed its check has no entry in the first."""
+    from analysis.rounds import interleave
+
+    errs, ok = {}, []
+    for name, fn in provs.items():
+        passed, errs[name] = check(op, name, fn, inputs, bound, failures)
+        if passed:
+            ok.append(name)
+
+    def one(name):
+        return lambda: guarded(timer, provs[name], inputs, device, what=f"{op} {name}", default=default)
+
+    def progress(r, name, got):
+        ms = got[0] if isinstance(got, tuple) else got
+        print(f"  {op:9s} {model:5s} {name:14s} round {r + 1}: "
+              + ("failed" if ms is None else f"{ms:8.3f} ms"), file=sys.stderr, flush=True)
+
+    return interleave({name: one(name) for name in ok}, rounds, on_call=progress), errs
 
 
 def guarded(timer, fn, inputs, device, *, what, default):

@@ -2,7 +2,11 @@
 
 Per op and shape, times eager PyTorch, ``torch.compile`` of the same function, our
 Triton kernels and Liger-Kernel (when importable), forward and backward separately,
-with ``triton.testing.do_bench`` (CUDA events, median of many runs). For the
+with ``triton.testing.do_bench`` (CUDA events, median of many runs), in ``--rounds``
+interleaved rounds (each round times every provider once, the order rotated each round;
+:mod:`analysis.rounds`): a time is the median over the rounds, a ratio is taken within
+each round and shown as median (min-max), with a warning when it spreads by more than
+10%. For the
 element-wise ops it converts our time into achieved bandwidth from the fewest bytes the
 op must move (each input read once, each output written once) and compares that with
 the device's measured copy bandwidth (a 1 GiB device-to-device copy, bytes read plus
@@ -26,6 +30,7 @@ import argparse
 import datetime as _dt
 import sys
 
+from analysis.rounds import DEFAULT_ROUNDS
 from scaling.bench import kernel_providers as P
 from scaling.bench import kernel_reports as Rp
 from scaling.bench import kernel_timing as T
@@ -42,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ops", default=",".join(OPS), help=f"comma-separated subset of {','.join(OPS)}")
     p.add_argument("--dtype", default="bf16", choices=("bf16", "fp16", "fp32"), help="activation dtype")
     p.add_argument("--tokens", type=int, default=8 * 1024, help="tokens per step, B*T (default 8192)")
+    p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                   help="interleaved rounds: each round times every provider of an op and shape once, in an "
+                        "order rotated each round; times are medians over the rounds, ratios are taken within "
+                        f"a round and shown as median (min-max) (default {DEFAULT_ROUNDS})")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (saves its compile time)")
     p.add_argument("--no-liger", action="store_true", help="skip Liger-Kernel even if it is installed")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs/benchmarks.md)")
@@ -80,6 +89,8 @@ def _main(argv):
         raise InputError(f"unknown op {bad[0]!r}", field="--ops", fix="choose from " + ",".join(OPS))
     if args.tokens < 1:
         raise InputError(f"--tokens={args.tokens} is not positive", field="--tokens", fix="pass e.g. 8192")
+    if args.rounds < 1:
+        raise InputError(f"--rounds={args.rounds} is not positive", field="--rounds", fix="pass e.g. 7")
     if args.write_docs:
         import torch
 
@@ -109,7 +120,7 @@ def _bench(args, ops, device) -> int:
     import torch
 
     from analysis.records import atomic_write_json
-    from analysis.text import format_table
+    from analysis.rounds import median, plain, ratio, spread_warning
 
     dry = device != "cuda"
     # The interpreter runs no bf16 arithmetic worth timing, and torch.compile on the CPU
@@ -125,6 +136,7 @@ def _bench(args, ops, device) -> int:
           "device-to-device, read + write)")
     bound = P.ERR_BOUND[dtype_name]
     rows, flce_rows, failures = [], [], []
+    comparisons = {}
     for op in ops:
         provs = P.providers(op, not (args.no_compile or dry), not args.no_liger)
         for s in P.shapes(min(args.tokens, 64) if dry else args.tokens, tiny=dry):
@@ -132,18 +144,18 @@ def _bench(args, ops, device) -> int:
                 for vocab in ((300, 517) if dry else (32000, 50257)):
                     inputs = P.inputs(op, s, dtype, device, vocab)
                     r = {"op": op, "model": s["model"], "shape": f"M{s['M']} C{s['C']} V{vocab}"}
-                    errs = {}
-                    for name, fn in provs.items():
-                        (ms, peak), err = T.checked(T.time_flce, op, name, fn, inputs, device, bound, failures,
-                                                   default=(None, None))
-                        errs[name] = err
-                        r[f"{name} ms"] = ms
-                        r[f"{name} peak GiB"] = None if peak is None else peak / 2 ** 30
-                        Rp.progress(op, s["model"], name, ms)
+                    got, errs = T.checked_rounds(T.time_flce, op, s["model"], provs, inputs, device, bound,
+                                                 failures, (None, None), args.rounds)
+                    ms = {name: [g[0] for g in v] for name, v in got.items()}
+                    for name in provs:
+                        peaks = [g[1] for g in got.get(name, ()) if g[1] is not None]
+                        r[f"{name} ms"] = median(ms.get(name, ()))
+                        r[f"{name} peak GiB"] = max(peaks) / 2 ** 30 if peaks else None
                     r["peak ours/eager"] = Rp.ratio(r["ours peak GiB"], r["eager peak GiB"])
-                    r["x eager"] = Rp.ratio(r["eager ms"], r["ours ms"])
-                    if "liger ms" in r:
-                        r["x liger"] = Rp.ratio(r["liger ms"], r["ours ms"])
+                    r["x eager"] = ratio(ms.get("eager", ()), ms.get("ours", ()))
+                    if "liger" in provs:
+                        r["x liger"] = ratio(ms.get("liger", ()), ms.get("ours", ()))
+                    r["spread"] = _spread(r, comparisons, f"{op} {s['model']} V{vocab}")
                     r["ours err"] = errs["ours"]
                     flce_rows.append(r)
                 continue
@@ -151,26 +163,27 @@ def _bench(args, ops, device) -> int:
             bytes_f, bytes_b = P.min_bytes(op, inputs)
             shape = {"rms_norm": f"{s['M']}x{s['C']}", "swiglu": f"{s['M']}x{s['H']}",
                      "rope": f"B{s['B']} nh{s['nh']} T{s['T']} hs{s['hs']}"}[op]
-            checked = {name: T.checked(T.time_fwd_bwd, op, name, fn, inputs, device, bound, failures,
-                                      default=(None, None)) for name, fn in provs.items()}
-            times = {name: tt for name, (tt, _) in checked.items()}
+            got, errs = T.checked_rounds(T.time_fwd_bwd, op, s["model"], provs, inputs, device, bound, failures,
+                                         (None, None), args.rounds)
             for i, pas in enumerate(("fwd", "bwd")):
                 r = {"op": op, "model": s["model"], "shape": shape, "pass": pas}
-                for name, tt in times.items():
-                    r[f"{name} ms"] = tt[i]
-                    Rp.progress(op, s["model"], f"{name} {pas}", tt[i])
-                ours = times["ours"][i]
+                times = {name: [g[i] for g in v] for name, v in got.items()}
+                for name in provs:
+                    r[f"{name} ms"] = median(times.get(name, ()))
+                ours = r["ours ms"]
                 gbs = (bytes_f, bytes_b)[i] / (ours * 1e-3) if ours else None
                 r["ours GB/s"] = None if gbs is None else gbs / 1e9
                 r["% of copy"] = None if gbs is None else 100 * gbs / copy_bw
                 for base in ("eager", "compile", "liger"):
-                    if base in times:
-                        r[f"x {base}"] = Rp.ratio(times[base][i], ours)
-                r["ours err"] = checked["ours"][1]
+                    if base in provs:
+                        r[f"x {base}"] = ratio(times.get(base, ()), times.get("ours", ()))
+                r["spread"] = _spread(r, comparisons, f"{op} {s['model']} {pas}")
+                r["ours err"] = errs["ours"]
                 rows.append(r)
-    fmt = Rp.markdown if args.markdown else format_table
+    fmt = Rp.markdown if args.markdown else Rp.aligned
     if rows:
-        print("\nElement-wise ops: median ms; GB/s from the minimum bytes moved; x = speedup of ours")
+        print(f"\nElement-wise ops: median ms over {args.rounds} interleaved rounds; GB/s from the minimum bytes "
+              "moved; x = speed-up of ours, median (min-max) of the per-round ratios")
         print(fmt(rows, Rp.columns(rows)))
     if flce_rows:
         from scaling.kernels import cross_entropy as CE
@@ -182,8 +195,14 @@ def _bench(args, ops, device) -> int:
         print(fmt(flce_rows, Rp.columns(flce_rows)))
     checks = (f"Every provider is checked before it is timed: \"ours err\" is our kernels' worst relative "
               f"error (output and every gradient) against a float64 reference; above {bound:g} a provider "
-              "is not timed." + "".join(f"\n- {f}" for f in failures))
+              f"is not timed. The providers of each op and shape are timed in {args.rounds} interleaved rounds "
+              "(each round times each once, the order rotated every round); spread: the row's widest "
+              "(max - min) / median of a ratio over the rounds." + "".join(f"\n- {f}" for f in failures))
     print("\n" + checks)
+    warning = spread_warning(comparisons)
+    if warning:
+        print(warning)
+        checks += "\n\n**" + warning.lstrip("# ").replace("warning:", "Warning:", 1) + "**"
     if args.write_docs:
         from scaling.bench._docs import write_blocks
 
@@ -198,10 +217,19 @@ def _bench(args, ops, device) -> int:
         write_blocks(args.write_docs, blocks)
     if args.json:
         atomic_write_json(args.json, {"device": dev, "date": when, "torch": torch.__version__,
-                                      "dtype": dtype_name, "copy_GBps": copy_bw / 1e9,
+                                      "dtype": dtype_name, "copy_GBps": copy_bw / 1e9, "rounds": args.rounds,
                                       "err_bound": bound, "failed_checks": failures,
-                                      "elementwise": rows, "flce": flce_rows})
+                                      "elementwise": [plain(r) for r in rows], "flce": [plain(r) for r in flce_rows]})
     return 0
+
+
+def _spread(row, comparisons, where):
+    """The row's widest spread as a table cell; its ratios also go into ``comparisons``."""
+    from analysis.rounds import Ratio, spread_text
+
+    got = {f"{where} ours vs {k[2:]}": v for k, v in row.items() if k.startswith("x ") and isinstance(v, Ratio)}
+    comparisons.update(got)
+    return spread_text(max(got.values(), key=lambda r: r.spread)) if got else None
 
 
 if __name__ == "__main__":
