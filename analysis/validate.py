@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from .answers import NEVER
 from .errors import InputError
 from .points import log_key
 from .text import format_table, si
@@ -36,6 +37,8 @@ class PairCheck:
     high: float | None = None
     never_fraction: float | None = None
     note: str = ""
+    #: the law says the small model never reaches the target (its floor lies above it)
+    never: bool = False
 
     @property
     def ratio(self) -> float | None:
@@ -51,7 +54,14 @@ class PairCheck:
         return bool(self.low <= self.measured_tokens <= high)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "ratio": self.ratio, "inside": self.inside}
+        """JSON-ready; "never" written as such (docs/json.md): the prediction when the law never
+        reaches the target, the interval's upper end when no bound was found."""
+        d = {**asdict(self), "ratio": self.ratio, "inside": self.inside}
+        if self.never:
+            d["predicted_tokens"] = NEVER
+        if self.low is not None and self.high is None:
+            d["high"] = NEVER
+        return d
 
 
 @dataclass
@@ -166,5 +176,6 @@ def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target
             pairs.append(PairCheck(real[sk], real[lk], float(target["tokens"]), float(target["loss"]), measured,
                                    m.tokens_to_match if m is not None else None,
                                    lo, (hi if hi is not None and math.isfinite(hi) else None),
-                                   m.unreachable_fraction if m is not None else None))
+                                   m.unreachable_fraction if m is not None else None,
+                                   never=m is not None and not m.reachable))
     return TokensBacktest(pairs, law_name or law, reason, max_tpp, target_tpp, level, notes)

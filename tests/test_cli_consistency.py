@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scaling.cli import main as cli_main
-from cli_testing import CHINCHILLA, POINTS
+from cli_testing import CHINCHILLA, POINTS, assert_json_schema
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,7 @@ def test_train_json_lists_the_run_record(capsys, tmp_path):
     assert cli_main(["train", "model=nano", "tokens=4096", "seq_len=64", "batch_tokens=1024", "data.max_bytes=1000000",
                      "data.val_frac=0.1", "data.val_tokens=1024", f"out={out}", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)  # progress goes to stderr
+    assert_json_schema(got, "train")
     assert got["run_dir"] == str(out) and got["status"] == "completed"
     assert got["written"] == sorted(str(p) for p in out.rglob("*") if p.is_file())
     assert json.loads((out / "summary.json").read_text()) == got["summary"]

@@ -194,3 +194,37 @@ def test_own_curve_answers_get_intervals_with_bootstrap(tmp_path, capsys, saved_
     # the table comes in blocks of columns, each naming the model; the own curve's is the last
     row = [line for line in table.splitlines() if line.strip().startswith("10M ")][-1]
     assert re.search(r"\] \(\d+% of draws: never\)$|\]$", row.rstrip()), row
+
+
+def test_a_saved_fit_carries_what_its_intervals_need(tmp_path, capsys):
+    # The earlier rule (--sizes auto) ties chinchilla to gadre2024 on this table, and the
+    # auto rule sizes intervals by an error model: `extrapolate FIT.json` must give the
+    # intervals `extrapolate TABLE` gives, not the narrower ones of the law's bootstrap alone.
+    from analysis.bench import synthetic_table
+
+    table = tmp_path / "syn.csv"
+    synthetic_table().to_csv(table, index=False)
+    fit = tmp_path / "fit.json"
+    assert main(["fit", str(table), "--sizes", "auto", "--bootstrap", "12", "--jobs", "1", "--quiet",
+                 "-o", str(fit)]) == 0
+    capsys.readouterr()
+    saved = json.loads(fit.read_text())
+    assert list(saved["intervals_from"]["tied_laws"]) == ["chinchilla"]
+    ask = ["--models", "3e9,1e10", "--target", "3.4e10:5e11", "--json", "--quiet"]
+    from_file = _json(capsys, ["extrapolate", str(fit), *ask])
+    from_table = _json(capsys, ["extrapolate", str(table), "--sizes", "auto", "--bootstrap", "12", "--jobs", "1",
+                                "--no-curves", *ask])
+    assert from_file["tied_laws"]["laws"] == ["chinchilla"]
+    for a, b in zip(from_file["models"], from_table["models"]):
+        assert a["intervals"] == b["intervals"] and a["tokens_to_match"] == b["tokens_to_match"]
+    # the tied law is used: moved (its floor 20% lower), it widens the saved fit's intervals;
+    # without the section they are the bootstrap's alone
+    moved = json.loads(fit.read_text())
+    moved["intervals_from"]["tied_laws"]["chinchilla"]["params"]["E"] *= 0.8
+    (tmp_path / "moved.json").write_text(json.dumps(moved))
+    bare = {k: v for k, v in saved.items() if k != "intervals_from"}
+    (tmp_path / "bare.json").write_text(json.dumps(bare))
+    wide = _json(capsys, ["extrapolate", str(tmp_path / "moved.json"), *ask])["models"][1]["intervals"]
+    narrow = _json(capsys, ["extrapolate", str(tmp_path / "bare.json"), *ask])["models"][1]["intervals"]
+    assert wide["loss_at_target_compute"][0] < narrow["loss_at_target_compute"][0]
+    assert wide["tokens_to_match"][0] <= narrow["tokens_to_match"][0]

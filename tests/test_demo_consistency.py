@@ -159,6 +159,9 @@ def test_demo_json_is_the_only_thing_on_stdout(demo, capsys):
     import json
 
     d = json.loads(got.out)
+    from cli_testing import assert_json_schema
+
+    assert_json_schema(d, "demo")
     assert "all 3 runs finished already" in got.err and "Report:" in got.err
     assert sorted(Path(p).name for p in d["written"]) == sorted(res.written)
     assert all(Path(p).is_file() for p in d["written"])
