@@ -50,6 +50,8 @@ METRIC_FIELDS: dict[str, tuple[bool, str]] = {
     "lr": (True, "learning rate used for this step"),
     "train_loss": (True, "mean training cross-entropy (nats/token) over this step's global batch"),
     "val_loss": (False, "validation cross-entropy (nats/token) on the fixed held-out set, when measured at this step"),
+    "val_bpb": (False, "val_loss in bits per byte of the held-out text: val_loss / ln 2 / val_bytes_per_token "
+                       "(summary.json); absent where the text's bytes are unknown (pre-tokenized shards)"),
     "tokens_per_s": (False, "training throughput over the last logging interval"),
     "mfu": (False, "model FLOPs utilisation, when the device's peak FLOP/s is known"),
     "grad_norm": (False, "global gradient norm before clipping"),
@@ -65,6 +67,7 @@ BRANCH_FIELDS: dict[str, tuple[bool, str]] = {
     "flops_6n": (True, "6ND FLOPs at the end of the branch"),
     "flops": (True, "detailed (App. F) FLOPs at the end of the branch"),
     "val_loss": (True, "validation loss at the end of the branch's cooldown"),
+    "val_bpb": (False, "that loss in bits per byte (see METRIC_FIELDS); absent where unknown"),
     "train_loss": (False, "training loss on the branch's last step"),
 }
 
@@ -81,6 +84,11 @@ SUMMARY_FIELDS: dict[str, tuple[bool, str]] = {
     "flops_6n": (True, "6ND training FLOPs for the tokens trained"),
     "flops_per_token": (False, "detailed training FLOPs per token"),
     "final_val_loss": (False, "validation loss at the end of training (null until finished)"),
+    "final_val_bpb": (False, "final_val_loss in bits per byte: final_val_loss / ln 2 / val_bytes_per_token (null "
+                             "until finished, or where the bytes are unknown)"),
+    "val_bytes_per_token": (False, "bytes of held-out text per predicted token of the validation set (1 for the "
+                                   "byte tokenizer); null where unknown (pre-tokenized shards record no text); "
+                                   "absent in records written before it was kept"),
     "final_train_loss": (False, "training loss at the last step"),
     "branches": (False, "list of branch rows (see BRANCH_FIELDS)"),
     "model": (False, "architecture: preset, d_model, n_layers, n_heads, vocab_size, seq_len"),
@@ -104,6 +112,17 @@ SUMMARY_FIELDS: dict[str, tuple[bool, str]] = {
     "unique_tokens": (False, "data-constrained runs: the unique training tokens U the run repeats (null: the whole training split)"),
     "epochs": (False, "passes over the training data: tokens_trained / unique_tokens (or / the training split's tokens)"),
 }
+
+
+def bits_per_byte(loss, bytes_per_token) -> float | None:
+    """A loss in nats per token as bits per byte of text, the unit that compares runs with
+    different tokenizers (Gao et al. 2020, The Pile): loss / ln 2 / bytes per token. None
+    where either is unknown (a record without ``val_bytes_per_token``, or pre-tokenized
+    shards, whose text is unknown)."""
+    if loss is None or not bytes_per_token:
+        return None
+    loss = float(loss)
+    return loss / (math.log(2) * float(bytes_per_token)) if math.isfinite(loss) else None
 
 
 # --------------------------------------------------------------------------- writing

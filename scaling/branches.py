@@ -49,9 +49,12 @@ def run_branch(t: "Trainer", fork: int, end: int) -> dict:
         ckpt.set_rng_state(saved[2])
         t.skipped_steps = skipped
     tokens = end * t.plan.batch_tokens
-    return {"tokens": tokens, "step": end, "fork_step": fork,
-            "flops_6n": tokens * t.plan.flops_6n_per_token, "flops": tokens * t.plan.flops_per_token,
-            "val_loss": val, "train_loss": loss}
+    row = {"tokens": tokens, "step": end, "fork_step": fork,
+           "flops_6n": tokens * t.plan.flops_6n_per_token, "flops": tokens * t.plan.flops_per_token,
+           "val_loss": val, "train_loss": loss}
+    if t.val_bytes_per_token:
+        row["val_bpb"] = t.bits_per_byte(val)
+    return row
 
 
 def record_branch(t: "Trainer", b: dict, reporter: "Reporter") -> None:

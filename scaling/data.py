@@ -29,6 +29,11 @@ documents are joined with a NUL byte. ``bpe`` trains a byte-level BPE with the H
 ``errors="replace"`` (the count of files that needed it is kept in the header), and
 joins documents with an ``<|endoftext|>`` token (id 0).
 
+Bytes per token: a text corpus knows how many bytes of text each token id stands for
+(``Corpus.token_bytes``: 1 for every byte token, the NUL separator included; a BPE token's
+UTF-8 bytes, none for ``<|endoftext|>``), so the trainer can report validation loss in bits
+per byte. Pre-tokenized shards carry no text, so there it is unknown (None).
+
 Token cache: ``<cache>/tokens/<key>/{train,val}.bin`` (uint16 when the vocabulary fits,
 else uint32) with ``meta.json`` describing tokenizer, dtype, counts and a content hash,
 and ``tokenizer.json`` for BPE. The key hashes the file list (paths, sizes, mtimes) and
@@ -61,7 +66,7 @@ from analysis.records import atomic_write_json
 
 from .shards import (LLMC_HEADER_INTS, LLMC_MAGIC, load_shards, open_shard, recorded_vocab,  # noqa: F401
                      shard_paths, write_shard)
-from .tokens import Corpus, TokenStream, token_dtype  # noqa: F401
+from .tokens import Corpus, TokenStream, predicted_bytes, token_dtype  # noqa: F401
 
 CACHE_VERSION = 1
 DOC_SEP_BYTE = 0              # joins documents for the byte tokenizer
@@ -226,6 +231,25 @@ def load_tokenizer(path: Path):
     return Tokenizer.from_file(str(path))
 
 
+def bpe_token_bytes(tok, vocab_size: int) -> Optional[np.ndarray]:
+    """Bytes of text each id of a byte-level BPE stands for (for bits per byte): the
+    byte-level alphabet writes every byte as one character, so a token's length in
+    characters is its length in bytes. The end-of-text token that joins documents is no
+    text and counts none, as do ids the tokenizer never produces. None if a token is not
+    written in that alphabet (not a byte-level BPE: its bytes are unknown)."""
+    from tokenizers import pre_tokenizers
+
+    alphabet = set(pre_tokenizers.ByteLevel.alphabet())
+    out = np.zeros(vocab_size, dtype=np.int64)
+    for token, i in tok.get_vocab(with_added_tokens=True).items():
+        if token == EOT or not 0 <= i < vocab_size:
+            continue
+        if not set(token) <= alphabet:
+            return None
+        out[i] = len(token)
+    return out
+
+
 # --------------------------------------------------------------------------- cache
 
 def _cache_key(cfg, docs: List[Document]) -> str:
@@ -365,7 +389,12 @@ def load_text_corpus(cfg, cache_dir: Optional[str] = None, build: bool = True) -
     if train.n_tokens == 0:
         raise DataError("the training split is empty", field="data.val_frac",
                         fix="lower data.val_frac or add documents")
-    return Corpus(train, val, int(meta["vocab_size"]), meta)
+    vocab = int(meta["vocab_size"])
+    if meta["tokenizer"] == "bpe":
+        token_bytes = bpe_token_bytes(load_tokenizer(dest / "tokenizer.json"), vocab)
+    else:  # one byte per token, the NUL that joins documents included
+        token_bytes = np.ones(vocab, dtype=np.int64)
+    return Corpus(train, val, vocab, meta, token_bytes)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -443,7 +472,7 @@ def restrict_unique(corpus: Corpus, cfg, seq_len: int, budget_tokens: int, n_par
                           fix="raise tokens to a multiple of data.unique_tokens, or drop data.unique_tokens")
     train = corpus.train.head(u)
     meta = dict(corpus.meta, unique_tokens=u, train_tokens_full=corpus.train.n_tokens)
-    return Corpus(train, corpus.val, corpus.vocab_size, meta)
+    return Corpus(train, corpus.val, corpus.vocab_size, meta, corpus.token_bytes)
 
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from analysis.errors import DataError
 
-__all__ = ["TokenStream", "Corpus", "token_dtype"]
+__all__ = ["TokenStream", "Corpus", "token_dtype", "predicted_bytes"]
 
 
 class TokenStream:
@@ -114,6 +114,18 @@ class Corpus:
     val: TokenStream
     vocab_size: int
     meta: dict
+    #: Bytes of text each token id stands for (index: the id), or None where the text is
+    #: unknown (pre-tokenized shards): what bits per byte is computed from.
+    token_bytes: Optional[np.ndarray] = None
+
+
+def predicted_bytes(windows: np.ndarray, token_bytes: Optional[np.ndarray]) -> Optional[int]:
+    """Bytes of text the predicted tokens of evaluation ``windows`` stand for (each window's
+    tokens after its first, the ones its loss averages over), or None when ``token_bytes``
+    is unknown."""
+    if token_bytes is None:
+        return None
+    return int(np.asarray(token_bytes, dtype=np.int64)[np.asarray(windows)[:, 1:]].sum())
 
 
 def token_dtype(vocab_size: int):

@@ -88,6 +88,7 @@ class Trainer:
         self.metrics_rows = 0
         self.lost_metric_rows = 0
         self.final_val: Optional[float] = None
+        self.val_bytes_per_token: Optional[float] = None  # set with the validation set (bits per byte)
         self.last_train_loss: Optional[float] = None
         self.recent: deque = deque(maxlen=8)  # the last metric rows, for diverged.json
         self.nonfinite: Optional[dict] = None  # what the last non-finite step looked like
@@ -386,7 +387,7 @@ class Trainer:
         return got.step
 
     def _setup(self) -> None:
-        from scaling.data import data_warnings, expected_vocab, load_corpus, restrict_unique
+        from scaling.data import data_warnings, expected_vocab, load_corpus, predicted_bytes, restrict_unique
         from scaling.model import Transformer
 
         cfg = self.cfg
@@ -415,6 +416,10 @@ class Trainer:
         val = self.corpus.val.windows(cfg.seq_len, cfg.data.val_tokens)
         diag.check_tokens(val, self.corpus.vocab_size, "the validation set")
         self.val_windows = torch.from_numpy(val)
+        # bits per byte (Gao et al. 2020): the bytes of text the validation loss averages
+        # over, per token; None where the text is unknown (pre-tokenized shards)
+        val_bytes = predicted_bytes(val, self.corpus.token_bytes)
+        self.val_bytes_per_token = val_bytes / val[:, 1:].size if val_bytes else None
         a = plan.model
         self.kernels = kernels = preflight.choose_kernels(cfg.kernels, self.device)
 
@@ -459,11 +464,18 @@ class Trainer:
                "tokens_per_s": tps, "wall_time": self.wall()}
         if val is not None:
             row["val_loss"] = val
+            if self.val_bytes_per_token:
+                row["val_bpb"] = self.bits_per_byte(val)
         if self.unique:  # a data-constrained run: passes over its unique tokens so far
             row["epochs"] = tokens / self.unique
         if self.peak_flops:
             row["mfu"] = self.palm_per_token * tps / (self.peak_flops * self.world.size)
         return row
+
+    def bits_per_byte(self, loss: Optional[float]) -> Optional[float]:
+        """A validation loss (nats per token) in bits per byte of the held-out text;
+        None where either is unknown (:func:`analysis.records.bits_per_byte`)."""
+        return records.bits_per_byte(loss, self.val_bytes_per_token)
 
     def _summary(self, status: str, step: int, error: Optional[str] = None) -> dict:
         a, plan = self.plan.model, self.plan
@@ -483,6 +495,8 @@ class Trainer:
             "flops_6n": trained * plan.flops_6n_per_token,
             "flops_per_token": plan.flops_per_token,
             "final_val_loss": self.final_val if status == "completed" else None,
+            "final_val_bpb": self.bits_per_byte(self.final_val) if status == "completed" else None,
+            "val_bytes_per_token": self.val_bytes_per_token,
             "final_train_loss": self.last_train_loss,
             "branches": list(self.branch_rows),
             "model": {"preset": a.preset, "d_model": a.d_model, "n_layers": a.n_layers, "n_heads": a.n_heads,

@@ -15,6 +15,10 @@ branch (Hägele et al. 2024) from ``branches.jsonl``. Columns (:data:`INDEX_COLU
 ``flops``, ``flops_6n`` training FLOPs at this point: detailed (Hoffmann et al. 2022,
                         App. F) and 6ND
 ``loss``                validation loss at this point (empty until the run has one)
+``bpb``                 that loss in bits per byte of the held-out text (loss / ln 2 /
+                        the summary's ``val_bytes_per_token``); only where some run's
+                        record keeps its bytes per token, and empty where it is unknown
+                        (pre-tokenized shards)
 ``model``, ``budget``   the run's preset and budget as written
 ``config_hash``         hash of the resolved training config
 ``wall_time``           seconds of training, over all attempts
@@ -88,6 +92,7 @@ def index_rows(sweep_dir: str | Path, unreadable: Optional[list] = None) -> list
         except RecordError as e:
             warnings.warn(f"{run_dir}: branches unreadable ({e}); listing the run without them")
             branches = []
+        first = len(rows)
         for b in sorted(branches, key=lambda b: b.get("tokens") or 0):
             rows.append(_point(base, f"branch@{b.get('tokens')}", b.get("tokens"), b.get("flops"),
                                b.get("flops_6n"), b.get("val_loss")))
@@ -95,6 +100,9 @@ def index_rows(sweep_dir: str | Path, unreadable: Optional[list] = None) -> list
         rows.append(_point(base, "final", s.get("tokens_trained") if done else s.get("tokens"),
                            s.get("flops") if done else None, s.get("flops_6n") if done else None,
                            s.get("final_val_loss")))
+        if "val_bytes_per_token" in s:  # records written before bits per byte lack the key
+            for r in rows[first:]:
+                r["bpb"] = R.bits_per_byte(r["loss"], s["val_bytes_per_token"])
     return rows
 
 
@@ -136,7 +144,8 @@ def build_index(sweep_dir: str | Path, *, some_readable: bool = False):
     for e in unreadable:
         warnings.warn(f"skipped a run whose record cannot be read: {e}")
     # the data-constrained columns only where some run has them, so ordinary indexes stay as they were
-    extra = [c for c in ("unique_tokens", "epochs") if any(c in r for r in rows)]
+    # bits per byte only where some record keeps its bytes per token, so older indexes stay as they were
+    extra = [c for c in ("bpb", "unique_tokens", "epochs") if any(c in r for r in rows)]
     df = pd.DataFrame(rows, columns=list(INDEX_COLUMNS) + extra)
     # Smallest model first, then its runs and points by tokens: the order a ladder is read in.
     order = df.assign(_p=df["params"].astype(float).fillna(float("inf")),

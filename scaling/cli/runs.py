@@ -69,17 +69,25 @@ def run(args) -> int:
     for r in rows:
         r["name"] = _readable(r["run"])
         r["error"] = _short(r.get("error"))
-    cols = ["name", "point", "status", "params", "tokens", "tokens_per_param", "flops", "loss", "error"]
+    cols = ["name", "point", "status", "params", "tokens", "tokens_per_param", "flops", "loss", "bpb", "error"]
+    if "bpb" not in df.columns:  # records written before bits per byte was kept
+        cols.remove("bpb")
     if not any(r.get("error") for r in rows):
         cols.remove("error")
     print(format_table(rows, cols, formats={"params": si, "tokens": si, "flops": sci, "tokens_per_param": _tpp,
-                                            "loss": lambda x: num(x, 4), "error": lambda x: x or ""},
+                                            "loss": lambda x: num(x, 4), "bpb": lambda x: num(x, 4),
+                                            "error": lambda x: x or ""},
                        headers={"name": "run", "tokens_per_param": "tok/param", "flops": "FLOPs (detailed)",
-                                "loss": "val loss"}))
+                                "loss": "val loss", "bpb": "bits/byte"}))
     print(f"\n{format_counts(counts)}; {int(df.shape[0])} points shown")
     # Fits and reports count 6ND, which differs from the detailed count by up to 2x at these sizes.
     print("FLOPs (detailed): the model's count per token (Hoffmann et al. 2022, App. F) x tokens; "
           "6ND is flops_6n in --json and --csv")
+    if "bpb" in cols:
+        print("bits/byte: val loss / ln 2 / bytes of held-out text per token (Gao et al. 2020), comparable "
+              "across tokenizers" + ("; - where the bytes are unknown (pre-tokenized shards) or the record "
+                                     "predates them" if any(r.get("bpb") is None and r.get("loss") is not None
+                                                            for r in rows) else ""))
     if written:
         print(f"index written: {written['csv']}" + (f" and {written['parquet']}" if written["parquet"] else ""))
     return 0

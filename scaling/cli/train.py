@@ -137,6 +137,12 @@ def run(args) -> int:
         return EXIT_RESUMABLE
     loss = summary.get("final_val_loss")
     loss_txt = f", final val loss {loss:.4f}" if loss is not None else ""
+    if loss is not None and summary.get("final_val_bpb") is not None:
+        loss_txt += f" ({summary['final_val_bpb']:.4f} bits per byte)"
+    elif loss is not None and "val_bytes_per_token" in summary:  # kept, and unknown
+        shards = (summary.get("data") or {}).get("tokenizer") == "pre-tokenized"
+        loss_txt += (" (bits per byte unavailable: "
+                     + ("pre-tokenized shards record no text bytes)" if shards else "the text's bytes are unknown)"))
     print(f"{status}: {summary['run_name']}{loss_txt}")
     print(f"run record: {run_dir}")
     return 0
