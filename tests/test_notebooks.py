@@ -65,6 +65,35 @@ def test_notebooks_define_nothing_and_import_only_the_library(name):
                 assert node.module.split(".")[0] in IMPORT_ROOTS, cell.source
 
 
+def _quiet_kernel_manager():
+    """jupyter_client's kernel manager without the SIGINT it sends before every shutdown
+    request. papermill shuts the kernel down as soon as the reply to its last
+    ``kernel_info`` request arrives, while the kernel may still be inside that request's
+    handler, where SIGINT raises KeyboardInterrupt: the kernel then logs
+    ``[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.`` for a notebook that ran
+    clean. Every cell has finished by then, so the interrupt has nothing to stop; the
+    shutdown request (and SIGTERM, then SIGKILL, after ``shutdown_wait_time``) still ends
+    the kernel."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self):
+            if getattr(self, "shutting_down", False):
+                return
+            await super()._async_interrupt_kernel()
+
+    return QuietShutdownKernelManager
+
+
+def _papermill(src: Path, dest: Path, parameters: dict, cwd: Path, quiet: bool = True) -> None:
+    import papermill as pm
+
+    # Any cell error raises PapermillExecutionError with the cell and its traceback.
+    pm.execute_notebook(str(src), str(dest), parameters=parameters, kernel_name="python3", cwd=str(cwd),
+                        execution_timeout=300, progress_bar=False, log_output=False,
+                        **({"kernel_manager_class": _quiet_kernel_manager()} if quiet else {}))
+
+
 def _execute(name: str, sweep_dir: Path, tmp_path: Path):
     """Run a notebook through papermill, as CI and a user would: the sweep directory (and
     the bootstrap size, where the notebook has one) injected after its parameters cell."""
@@ -72,11 +101,8 @@ def _execute(name: str, sweep_dir: Path, tmp_path: Path):
 
     declared = pm.inspect_notebook(str(NOTEBOOK_DIR / name))
     params = {"sweep_dir": str(sweep_dir), "bootstrap": BOOTSTRAP}
-    # Any cell error raises PapermillExecutionError with the cell and its traceback.
-    pm.execute_notebook(str(NOTEBOOK_DIR / name), str(tmp_path / name),
-                        parameters={k: v for k, v in params.items() if k in declared},
-                        kernel_name="python3", cwd=str(NOTEBOOK_DIR), execution_timeout=300,
-                        progress_bar=False, log_output=False)
+    _papermill(NOTEBOOK_DIR / name, tmp_path / name, {k: v for k, v in params.items() if k in declared},
+               NOTEBOOK_DIR)
     nb = nbformat.read(tmp_path / name, as_version=4)
     injected = [c for c in _code_cells(nb) if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and f"sweep_dir = \"{sweep_dir}\"" in injected[0].source
@@ -180,3 +206,28 @@ def test_make_install_installs_the_notebooks_extra():
     lock = (root / ".ci" / "requirements.lock").read_text()
     for name in ("jupyterlab", "papermill", "pytest", "torch"):
         assert re.search(rf"^{name}==\S+ \\\n\s+--hash=sha256:[0-9a-f]{{64}}", lock, re.M), name
+
+
+#: A notebook whose kernel lingers in its handler of papermill's closing ``kernel_info``
+#: request, so papermill's shutdown always lands there (by chance it does on a busy machine).
+_LINGERING = """\
+import time
+kernel = get_ipython().kernel
+answer = kernel.shell_handlers["kernel_info_request"]
+async def linger(*args):
+    await answer(*args)
+    time.sleep(1.0)
+kernel.shell_handlers["kernel_info_request"] = linger
+"""
+
+
+def test_papermill_shutdown_prints_no_keyboardinterrupt(tmp_path, capfd):
+    # The kernel writes its log to the stderr it inherits: the captured file descriptor.
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(_LINGERING)]
+    nbformat.write(nb, tmp_path / "linger.ipynb")
+    _papermill(tmp_path / "linger.ipynb", tmp_path / "plain.ipynb", {}, tmp_path, quiet=False)
+    assert "KeyboardInterrupt" in capfd.readouterr().err  # the race, made certain: the line appears
+    _papermill(tmp_path / "linger.ipynb", tmp_path / "quiet.ipynb", {}, tmp_path)
+    assert "KeyboardInterrupt" not in capfd.readouterr().err
