@@ -170,7 +170,7 @@ def test_a_tab_separated_csv_fits_like_the_comma_separated_one(work, capsys):
     for name in ("good.csv", "tabs.csv"):
         rc, cap = run_cli(["fit", str(work / name), "--law", "chinchilla", "--json"], capsys)
         assert rc == 0 and cap.err == "", cap.err
-        got.append(json.loads(cap.out)["params"])
+        got.append(json.loads(cap.out)["law"]["params"])
     assert got[0] == got[1]
 
 
