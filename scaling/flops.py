@@ -1,6 +1,6 @@
 """Exact parameter and FLOP accounting for the model in ``scaling.model``.
 
-Everything here is arithmetic on a :class:`scaling.config.ModelArgs`, with no torch, so
+Everything here is arithmetic on a :class:`scaling.shapes.ModelArgs`, with no torch, so
 sweeps and the analysis side can plan budgets without building a model. The tests check
 the parameter counts against ``sum(p.numel())`` of the built module.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from scaling.config import ModelArgs
+from scaling.shapes import ModelArgs
 
 
 # --------------------------------------------------------------------------- parameters

@@ -38,8 +38,11 @@ from typing import Optional
 
 from analysis.errors import ConfigError
 
-from scaling import config as C
 from scaling import flops as F
+# the modules, not the package: scaling.config's resolve() imports this module for micro_batch=auto
+from scaling.config.ladder import BYTE_VOCAB, model_args
+from scaling.config.schema import Tokenizer, TrainConfig
+from scaling.shapes import ModelArgs
 
 #: Bytes outside the allocator's count on a CUDA device: the context, cuBLAS and
 #: cuDNN workspaces, NCCL buffers. Taken off the device before the margin.
@@ -88,7 +91,7 @@ def _elem(precision: str) -> int:
     return 2 if precision == "bf16" else 4
 
 
-def saved_bytes_per_token(a: C.ModelArgs, kernels: str, precision: str) -> dict:
+def saved_bytes_per_token(a: ModelArgs, kernels: str, precision: str) -> dict:
     """Bytes one block keeps for backward per token, by op. ``kernels`` is ``eager``
     (also ``compile``: counted as eager, an upper bound for what Inductor keeps) or
     ``triton``; ``precision`` is ``bf16`` (autocast) or ``fp32``."""
@@ -120,7 +123,7 @@ def saved_bytes_per_token(a: C.ModelArgs, kernels: str, precision: str) -> dict:
     return {"attn_norm": norm, "rope": rope, **attn, "mlp_norm": norm, "mlp": mlp}
 
 
-def _head_bytes_per_token(a: C.ModelArgs, kernels: str, precision: str) -> int:
+def _head_bytes_per_token(a: ModelArgs, kernels: str, precision: str) -> int:
     """Final norm, loss and token ids, per token, kept for backward."""
     e = _elem(precision)
     if kernels == "triton":
@@ -132,7 +135,7 @@ def _head_bytes_per_token(a: C.ModelArgs, kernels: str, precision: str) -> int:
     return 2 * RESIDUAL_BYTES * a.d_model + 4 + a.d_model * e + 4 * a.vocab_size + 2 * INDEX_BYTES
 
 
-def _matrix_params(a: C.ModelArgs) -> int:
+def _matrix_params(a: ModelArgs) -> int:
     """Weights the blocks' linear layers cast under autocast."""
     per_layer = a.d_model * (a.n_heads + 2 * a.n_kv_heads) * a.head_dim + a.n_heads * a.head_dim * a.d_model \
         + 3 * a.d_model * a.ffn_hidden
@@ -151,7 +154,7 @@ def _resolve_choice(kernels: str, precision: str, device_type: str) -> tuple[str
     return ("triton" if kernels == "triton" else "eager"), precision
 
 
-def estimate_model_memory(a: C.ModelArgs, micro_batch: int, *, kernels: str = "triton", precision: str = "bf16",
+def estimate_model_memory(a: ModelArgs, micro_batch: int, *, kernels: str = "triton", precision: str = "bf16",
                           checkpointing: bool = False, world_size: int = 1,
                           device_type: str = "cuda") -> MemoryEstimate:
     """Peak bytes per GPU for model ``a`` trained on micro-batches of ``micro_batch``
@@ -207,20 +210,20 @@ def estimate_model_memory(a: C.ModelArgs, micro_batch: int, *, kernels: str = "t
                           autocast_weights=autocast_w, transient=transient, parts=parts)
 
 
-def _vocab(cfg: C.TrainConfig, vocab_size: Optional[int]) -> int:
+def _vocab(cfg: TrainConfig, vocab_size: Optional[int]) -> int:
     if vocab_size:
         return int(vocab_size)
     if cfg.arch.vocab_size:
         return int(cfg.arch.vocab_size)
     if cfg.data.vocab_size:
         return int(cfg.data.vocab_size)
-    if cfg.data.tokenizer == C.Tokenizer.bpe:
+    if cfg.data.tokenizer == Tokenizer.bpe:
         raise ConfigError("the BPE vocabulary size is needed to estimate memory", field="data.vocab_size",
                           fix="set data.vocab_size (or arch.vocab_size)")
-    return C.BYTE_VOCAB
+    return BYTE_VOCAB
 
 
-def estimate_memory(cfg: C.TrainConfig, *, vocab_size: Optional[int] = None, world_size: int = 1,
+def estimate_memory(cfg: TrainConfig, *, vocab_size: Optional[int] = None, world_size: int = 1,
                     micro_batch: Optional[int] = None, checkpointing: Optional[bool] = None,
                     device_type: str = "cuda") -> MemoryEstimate:
     """Peak bytes per GPU of a training config on ``world_size`` processes.
@@ -232,14 +235,14 @@ def estimate_memory(cfg: C.TrainConfig, *, vocab_size: Optional[int] = None, wor
     """
     if checkpointing is None:
         checkpointing = cfg.activation_checkpointing
-    a = C.model_args(cfg, _vocab(cfg, vocab_size))
+    a = model_args(cfg, _vocab(cfg, vocab_size))
     per_rank = _per_rank(cfg, world_size)
     mb = micro_batch or (cfg.micro_batch if isinstance(cfg.micro_batch, int) else None) or per_rank
     return estimate_model_memory(a, mb, kernels=cfg.kernels, precision=cfg.precision, checkpointing=checkpointing,
                                  world_size=world_size, device_type=device_type)
 
 
-def _per_rank(cfg: C.TrainConfig, world_size: int) -> int:
+def _per_rank(cfg: TrainConfig, world_size: int) -> int:
     seqs = cfg.batch_tokens // cfg.seq_len
     if cfg.batch_tokens % cfg.seq_len or seqs % world_size:
         raise ConfigError(f"batch_tokens={cfg.batch_tokens} does not split into sequences of {cfg.seq_len} "
@@ -257,7 +260,7 @@ class MicroBatchChoice:
     usable_bytes: int
 
 
-def pick_micro_batch(cfg: C.TrainConfig, device_bytes: int, margin: float = 0.1, *,
+def pick_micro_batch(cfg: TrainConfig, device_bytes: int, margin: float = 0.1, *,
                      vocab_size: Optional[int] = None, world_size: int = 1,
                      device_type: str = "cuda", checkpointing: Optional[bool] = None) -> MicroBatchChoice:
     """The largest micro-batch (a divisor of each process's share of the batch) whose

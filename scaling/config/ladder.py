@@ -15,6 +15,9 @@ from typing import List
 
 from analysis.errors import ConfigError
 
+from scaling import flops as F
+from scaling.shapes import ModelArgs
+
 from .schema import TrainConfig
 
 # --------------------------------------------------------------------------- presets
@@ -60,28 +63,6 @@ BYTE_VOCAB = 256
 # --------------------------------------------------------------------------- architecture
 
 
-@dataclass(frozen=True)
-class ModelArgs:
-    """A concrete architecture: every number the model and the FLOP count need."""
-
-    d_model: int
-    n_layers: int
-    n_heads: int
-    n_kv_heads: int
-    ffn_hidden: int
-    vocab_size: int
-    seq_len: int
-    tie_embeddings: bool = True
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    init_std: float = 0.02
-    preset: str = "custom"
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-
 def swiglu_hidden(d_model: int, multiple_of: int = 64) -> int:
     """LLaMA's SwiGLU width: 2/3 of a 4d MLP, so the three matrices cost what two 4d ones
     would (Shazeer 2020; Touvron et al. 2023), rounded up to a multiple for fast matmuls."""
@@ -97,8 +78,6 @@ def shape_for_params(target: float, multiple_of: int = 64) -> Preset:
     log width between neighbouring presets), so a requested size lands on a shape
     consistent with the named rungs.
     """
-    from scaling import flops as F
-
     if not target or target <= 0:
         raise ConfigError(f"needs a positive parameter count, got {target!r}", field="model_params",
                           fix="e.g. model=auto model_params=3e6")

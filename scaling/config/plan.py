@@ -15,7 +15,11 @@ from typing import List, Optional
 from analysis import schedules
 from analysis.errors import ConfigError
 
-from .ladder import ModelArgs, model_args
+from scaling import flops as F
+from scaling import memory
+from scaling.shapes import ModelArgs
+
+from .ladder import model_args
 from .schema import FLOP_COUNTS, OptimConfig, ScheduleKind, TrainConfig
 
 
@@ -49,8 +53,6 @@ def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1, device_bytes
     known: ``micro_batch=auto`` then takes :func:`scaling.memory.pick_micro_batch`'s
     choice (with activation checkpointing where only that fits), and each process's
     whole share elsewhere."""
-    from scaling import flops as F  # here, not at the top: scaling.flops imports scaling.config
-
     args = model_args(cfg, vocab_size)
     _check_positive(cfg)
 
@@ -166,8 +168,6 @@ def resolve(cfg: TrainConfig, vocab_size: int, world_size: int = 1, device_bytes
 def _fitting_micro_batch(cfg: TrainConfig, vocab_size: int, world_size: int,
                          device_bytes: int) -> tuple[int, bool]:
     """(micro-batch, activation checkpointing) of micro_batch=auto on a device."""
-    from scaling import memory  # here: scaling.memory imports scaling.config
-
     choice = memory.pick_micro_batch(cfg, device_bytes, vocab_size=vocab_size, world_size=world_size,
                                      checkpointing=True if cfg.activation_checkpointing else None)
     return choice.micro_batch, choice.checkpointing
