@@ -30,10 +30,10 @@ def compose(experiment: Optional[str] = None, overrides: Sequence[str] = (), ret
     Sweep overrides (``a=1,2``) are not expanded here; see :func:`plan`. Hydra's own
     errors (unknown key, unknown group option) propagate with Hydra's message.
     """
+    # The schemas and resolvers this needs are registered already: importing this module
+    # ran sweeps/__init__.py first (an `import sweeps` here was an import cycle).
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
-
-    import sweeps  # noqa: F401  (schemas and resolvers)
 
     ov = ([f"experiment={experiment}"] if experiment else []) + list(overrides)
     with initialize_config_module(config_module="sweeps.conf", version_base="1.3"):
