@@ -5,7 +5,7 @@ the toolkit ships (the 15 configurations of Porian et al. 2024, each whole and a
 over-trained part) and of the demo sweep, and scored on the held-out points.
 
 ``auto``'s own error is measured honestly (:func:`nested_auto`): for each split, the law
-is chosen by :func:`analysis.backtest.select_law` on that split's training points only
+is chosen by :func:`analysis.selection.backtest.select_law` on that split's training points only
 (an inner backtest of the training part), and that law's error on the held-out points is
 auto's. Choosing with the held-out points in view would make auto the best law by
 construction.
@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .backtest import SPLITS, BacktestResult, auto_candidates, backtest, held_out_errors, select_law
+from .selection.backtest import SPLITS, BacktestResult, auto_candidates, backtest, held_out_errors, select_law
 
 __all__ = ["AUTO_ROW", "OVERTRAINED_TPP", "Ladder", "ladders", "nested_auto", "ladder_summary", "main",
            "replace_block", "DEMO_POINTS"]
@@ -47,7 +47,7 @@ class Ladder:
 def ladders(which: Sequence[str] = ("porian", "overtrained", "demo")) -> list[Ladder]:
     """The tables the docs backtest: each Porian configuration whole (``porian``), its points
     at ``OVERTRAINED_TPP`` tokens per parameter or more (``overtrained``), and the demo."""
-    from .datasets import list_datasets, load
+    from .data.datasets import list_datasets, load
 
     out = []
     names = [n for n in list_datasets() if n.startswith("porian2024:")]
@@ -79,8 +79,8 @@ def nested_auto(points: pd.DataFrame, outer: BacktestResult, laws: Sequence[str]
                 splits: Sequence[str] = SPLITS, **fit_options) -> list[NestedRow]:
     """Auto's held-out error on each split of ``outer``, with the law chosen on that split's
     training points alone (an inner backtest of the training part, then
-    :func:`~analysis.backtest.select_law`)."""
-    from .backtest import _prepare, splits_for
+    :func:`~analysis.selection.backtest.select_law`)."""
+    from .selection.backtest import _prepare, splits_for
 
     df = _prepare(points)
     chosen, _ = splits_for(df, splits)

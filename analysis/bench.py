@@ -16,7 +16,7 @@ their times are medians over the rounds, and the speed-up is taken within each r
 shown as median (min-max), with a warning when it spreads by more than 10%.
 
 ``python -m analysis.bench --backtest`` instead times what ``scaling fit --backtest``
-does (:func:`analysis.checked.fit_checked` with ``auto``: the distance backtest of every candidate
+does (:func:`analysis.selection.checked.fit_checked` with ``auto``: the distance backtest of every candidate
 law, the choice, the fit, the tied laws and the self-checks) on a 240-point synthetic table
 and on each of the 15 Porian et al. 2024 configurations; the target is 3 s each.
 """
@@ -30,12 +30,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from .fit import EPOCH_GRID, HUBER_DELTA, fit_law, huber
-from .optimize import single_thread_blas
+from .fitting.fit import EPOCH_GRID, HUBER_DELTA, fit_law, huber
+from .fitting.optimize import single_thread_blas
 from .laws import chinchilla
-from .published import besiroglu2024
+from .data.published import besiroglu2024
 from .rounds import DEFAULT_ROUNDS, interleave, median, ratio, spread_text, spread_warning, timed
-from .text import format_table, num
+from .common.text import format_table, num
 
 FAR = (70e9, 1.4e12)  # Chinchilla itself: far outside the synthetic table
 
@@ -91,8 +91,8 @@ BACKTEST_TARGET_S = 3.0
 
 def backtest_timings(points: int = 240, seed: int = 0) -> int:
     """Seconds of ``scaling fit --backtest`` (in process, after one warm-up) per table."""
-    from .checked import fit_checked
-    from .datasets import list_datasets, load
+    from .selection.checked import fit_checked
+    from .data.datasets import list_datasets, load
 
     tables = [(f"synthetic {points}-point table", synthetic_table(points, seed))]
     tables += [(n, load(n)) for n in list_datasets() if n.startswith("porian2024:")]

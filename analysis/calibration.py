@@ -8,7 +8,7 @@ intervals are scored, each built from the training points only:
 * ``bootstrap``: the percentile interval of the chosen law's bootstrap refits;
 * ``+ laws``: that interval widened to cover the point predictions of every candidate law
   the training part's own backtest could not tell apart from the choice (within
-  :data:`analysis.backtest.TIE`);
+  :data:`analysis.selection.backtest.TIE`);
 * ``+ backtest``: the ``+ laws`` interval widened on each side by the chosen law's
   largest relative error in the training part's own backtest (one step further out than
   the points it was fitted on), scaled by z_level / z_0.90 so that at 90% it is that
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .backtest import _prepare, splits_for
+from .selection.backtest import _prepare, splits_for
 
 __all__ = ["LEVELS", "SplitCalibration", "calibrate_table", "coverage", "stderr_ratios", "main", "VARIANTS"]
 
@@ -61,9 +61,9 @@ class SplitCalibration:
 def calibrate_table(name: str, points: pd.DataFrame, bootstrap: int = 50, seed: int = 0, n_jobs: int = 2,
                     levels=LEVELS) -> list[SplitCalibration]:
     """Each split's held-out points against the intervals of the fit ``--law auto`` makes of
-    its training points (:func:`analysis.checked.fit_checked`: law, combination and size cut
+    its training points (:func:`analysis.selection.checked.fit_checked`: law, combination and size cut
     chosen there, tied laws fitted to the same points)."""
-    from .checked import AUTO, fit_checked
+    from .selection.checked import AUTO, fit_checked
 
     df = _prepare(points)
     chosen, _ = splits_for(df)
@@ -111,7 +111,7 @@ def stderr_ratios(points: pd.DataFrame, law: str = "chinchilla", bootstrap: int 
     """Per parameter: the bootstrap's standard deviation over the asymptotic standard error
     (in log space for the positive scale constants, whose bootstrap is log-skewed: the
     asymptotic error of a scale X is compared as stderr(X) / X with sd(log X))."""
-    from .fit import fit_law
+    from .fitting.fit import fit_law
     from .laws import get_law
 
     fit = fit_law(points, law, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, progress=False)
@@ -148,7 +148,7 @@ def summary_lines(results: list[SplitCalibration], level: float = 0.9) -> str:
 
 
 def figure(results: list[SplitCalibration], path: Path, levels=LEVELS) -> None:
-    from matplotlib.figure import Figure  # no pyplot, as in analysis.plots
+    from matplotlib.figure import Figure  # no pyplot, as in analysis.reporting.plots
 
     fig = Figure(figsize=(10, 4.2))
     ax1, ax2 = fig.subplots(1, 2)

@@ -18,8 +18,8 @@ import sys
 
 import numpy as np
 
-from .errors import TableError, ToolkitError
-from .text import format_table, num, si
+from .common.errors import TableError, ToolkitError
+from .common.text import format_table, num, si
 
 __all__ = ["equal_tokens_table", "main"]
 
@@ -70,7 +70,7 @@ def _figure(points, path) -> None:
     ax.set_title("Repeated data: solid, dashed, dotted = fewest to most unique tokens U", fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     fig.legend(loc="outside right upper", fontsize=7)
-    from .plots import save_figure
+    from .reporting.plots import save_figure
 
     save_figure(fig, path)
 
@@ -80,9 +80,9 @@ def main(argv=None) -> int:
     p.add_argument("sweep", help="a sweep directory of the data_constrained preset (or a table with unique_tokens)")
     p.add_argument("--figure", metavar="PNG", help="also draw loss against tokens per (size, U)")
     args = p.parse_args(argv)
-    from .data import load_points
-    from .fit import fit_law
-    from .profile import profile
+    from .data.loading import load_points
+    from .fitting.fit import fit_law
+    from .fitting.profile import profile
 
     try:
         pts = load_points(args.sweep)

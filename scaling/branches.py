@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING
 
-from analysis import records
+from analysis.common import records
 from scaling import checkpoint as ckpt
 
 if TYPE_CHECKING:

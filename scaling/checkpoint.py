@@ -37,8 +37,8 @@ from typing import Optional
 
 import torch
 
-from analysis.errors import CheckpointError
-from analysis.records import atomic_write_json
+from analysis.common.errors import CheckpointError
+from analysis.common.records import atomic_write_json
 
 CKPT_DIR = "checkpoints"
 FORMAT = 1

@@ -61,8 +61,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from analysis.errors import ConfigError, DataError
-from analysis.records import atomic_write_json
+from analysis.common.errors import ConfigError, DataError
+from analysis.common.records import atomic_write_json
 
 from .shards import (LLMC_HEADER_INTS, LLMC_MAGIC, load_shards, open_shard, recorded_vocab,  # noqa: F401
                      shard_paths, write_shard)
@@ -489,7 +489,7 @@ def size_warning(model, n_params: int, n_nonembedding: int) -> Optional[str]:
     """A one-line warning when the vocabulary makes a named preset much larger than its
     name, e.g. ``nano`` (~0.1M) with GPT-2's 50,257 tokens has 3.3M parameters; else None.
     ``model`` is the run's :class:`scaling.config.ModelArgs`."""
-    from analysis.text import si
+    from analysis.common.text import si
 
     if model.preset == "custom" or not n_nonembedding or n_params < EMBEDDING_WARN_RATIO * n_nonembedding:
         return None
@@ -505,7 +505,7 @@ def epochs_warning(tokens: float, train_tokens: Optional[int], cfg, exact: bool 
     purpose. ``exact=False``: ``train_tokens`` is an upper bound (BPE before tokenizing),
     so the epochs are a lower bound. Repeated tokens are worth less than fresh ones
     (Muennighoff et al. 2023), so a law fitted to such runs is not the single-epoch law."""
-    from analysis.text import si
+    from analysis.common.text import si
 
     constrained = any(getattr(cfg, k, None) is not None
                       for k in ("unique_tokens", "unique_fraction", "unique_tokens_per_param"))

@@ -12,12 +12,12 @@ the built-in corpus, from nothing to a report.
 2. the joint law with bootstrap intervals, by default the candidate with the lowest
    backtest error (``law="auto"``: Chinchilla Approach 3, Hoffmann et al. 2022, eq. 2,
    Gadre et al. 2024 or Kaplan et al. 2020's L(N, D)), and each model's own stable-phase
-   curve L(D) = E + B / D^beta (:func:`analysis.extrapolate.run_study`);
+   curve L(D) = E + B / D^beta (:func:`analysis.extrapolation.extrapolate.run_study`);
 3. the compute-matched extrapolation of the smaller models against the largest, from the
    joint law and from each model's own curve, and sanity checks of the fitted law
-   (:func:`analysis.overview.law_checks`);
+   (:func:`analysis.reporting.overview.law_checks`);
 4. the report, its figures, the fit as JSON and the extrapolation as CSV
-   (:func:`analysis.report.build_report`, as ``scaling report`` writes them).
+   (:func:`analysis.reporting.report.build_report`, as ``scaling report`` writes them).
 
 Everything is printed as it happens; the last lines name the report and the figures.
 This module sits on the composition-root side: it drives the sweeps (Hydra, torch in the
@@ -36,14 +36,14 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 import sweeps
-from analysis.errors import ConfigError, InputError
+from analysis.common.errors import ConfigError, InputError
 from analysis.laws import get_law
-from analysis.overview import checks_text
-from analysis.records import check_output, writing_output
-from analysis.report import build_report
-from analysis.study import run_study
-from analysis.specs import model_names
-from analysis.text import model_label, sci, si
+from analysis.reporting.overview import checks_text
+from analysis.common.records import check_output, writing_output
+from analysis.reporting.report import build_report
+from analysis.extrapolation.study import run_study
+from analysis.extrapolation.specs import model_names
+from analysis.common.text import model_label, sci, si
 from scaling.config import PRESETS
 from scaling.defaults import DEMO_BOOTSTRAP, DEMO_OUT, DEMO_REPORT_SUBDIR, DEMO_SWEEP_SUBDIR
 from sweeps.index import build_index
@@ -69,8 +69,8 @@ class DemoResult:
     out_dir: Path
     sweep_dir: Path
     report_dir: Path
-    study: object                     # analysis.extrapolate.Study
-    checks: list                      # analysis.overview.Check
+    study: object                     # analysis.extrapolation.extrapolate.Study
+    checks: list                      # analysis.reporting.overview.Check
     written: dict[str, Path]          # file name -> path, report and figures
     trained: list[str] = field(default_factory=list)   # runs this call started or resumed
     reused: list[str] = field(default_factory=list)    # finished runs found and reused
@@ -115,10 +115,10 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     overrides (:func:`grid_overrides`). ``launcher`` replaces the experiment's launcher,
     and ``lanes`` sets the joblib launcher's number of workers. ``bootstrap`` refits give
     the intervals (0: asymptotic ones only), drawing ``resample`` as
-    :func:`analysis.fit.fit_law` takes it (``auto``: whole runs when there are enough runs
+    :func:`analysis.fitting.fit.fit_law` takes it (``auto``: whole runs when there are enough runs
     per model size, else points, and the fit's report says which and why); ``n_jobs``
     bounds the bootstrap's processes; ``env`` adds environment variables for the training
-    processes. ``law`` is the joint law, as :func:`analysis.study.run_study` takes it
+    processes. ``law`` is the joint law, as :func:`analysis.extrapolation.study.run_study` takes it
     (``auto``: the candidate with the lowest backtest error, and the output says which
     and why). ``echo`` receives every line of progress and results.
 

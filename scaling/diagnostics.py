@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Iterable, Optional
 
 import torch
 
-from analysis import records
-from analysis.errors import DataError, RecordError
+from analysis.common import records
+from analysis.common.errors import DataError, RecordError
 from scaling import checkpoint as ckpt
 
 if TYPE_CHECKING:

@@ -258,7 +258,7 @@ def save_records(sweep_dir: Path, dest: Path = DEMO_RUNS, points: Path = DEMO_PO
 
 def points_frame(sweep_dir: Path):
     """The (N, D, loss) points of a sweep as docs/data/demo_points.csv holds them."""
-    from analysis.records import points_table
+    from analysis.common.records import points_table
 
     df = points_table(sweep_dir)
     df = df.sort_values(["params", "tokens"], kind="stable")

@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from analysis.errors import ConfigError
+from analysis.common.errors import ConfigError
 
 #: Subdirectories of the run directory that each logger writes.
 TENSORBOARD_DIR = "tensorboard"

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from analysis.errors import ConfigError
+from analysis.common.errors import ConfigError
 
 from scaling import flops as F
 # the modules, not the package: scaling.config's resolve() imports this module for micro_batch=auto

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from analysis.errors import InputError
+from analysis.common.errors import InputError
 from scaling.config import ModelArgs
 from scaling.kernels import Ops, get_ops
 

@@ -17,8 +17,8 @@ from typing import Callable, Optional
 
 import torch
 
-from analysis import records
-from analysis.errors import ConfigError
+from analysis.common import records
+from analysis.common.errors import ConfigError
 from scaling import checkpoint as ckpt
 from scaling import distributed as D
 from scaling.config import Plan, TrainConfig
@@ -99,7 +99,7 @@ def check_space(run_dir: Path, n_params: int, plan: Plan, cfg: TrainConfig) -> N
     need = copies * ckpt_size + RECORD_SLACK_BYTES + METRIC_ROW_BYTES * (plan.total_steps // cfg.log_every + 1)
     free = shutil.disk_usage(run_dir).free
     if need > free:
-        from analysis.text import si
+        from analysis.common.text import si
 
         raise ConfigError(f"needs about {si(need)}B free for {copies} checkpoint(s) of {si(ckpt_size)}B "
                           f"and the record, but {run_dir} has {si(free)}B free", field="out",

@@ -37,7 +37,7 @@ class Reporter:
                 self.bar.set_postfix(post, refresh=False)
         elif self.mode == Progress.log and row and (step - self.last_line >= self.every or "val_loss" in row
                                                      or step == self.plan.total_steps):
-            from analysis.text import si
+            from analysis.common.text import si
 
             self.last_line = step
             val = f" val {row['val_loss']:.4f}" if row.get("val_loss") is not None else ""

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
-from analysis import records
-from analysis.errors import CheckpointError
+from analysis.common import records
+from analysis.common.errors import CheckpointError
 from scaling import checkpoint as ckpt
 from scaling import distributed as D
 from scaling.config import config_diff, to_dict

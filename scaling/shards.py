@@ -14,8 +14,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from analysis.errors import ConfigError, DataError, InputError
-from analysis.records import atomic_write_json
+from analysis.common.errors import ConfigError, DataError, InputError
+from analysis.common.records import atomic_write_json
 
 from .tokens import Corpus, TokenStream, token_dtype
 
@@ -132,7 +132,7 @@ def load_shards(cfg, paths: List[Path]) -> Corpus:
 def write_shard(path: str | os.PathLike, tokens, vocab_size: int, layout: str = "llm.c") -> Path:
     """Write tokens as a shard the trainer reads: ``llm.c`` (header + tokens) or ``toolkit``
     (bare tokens + ``.json`` header). Written atomically."""
-    from analysis.records import atomic_write_bytes
+    from analysis.common.records import atomic_write_bytes
 
     path = Path(path)
     arr = np.asarray(tokens)

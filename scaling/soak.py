@@ -44,8 +44,8 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from analysis import records as R
-from analysis.text import format_table
+from analysis.common import records as R
+from analysis.common.text import format_table
 from scaling.config import to_train_config
 from scaling.train import train
 from sweeps.index import INDEX_CSV, build_index

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from analysis.errors import DataError
+from analysis.common.errors import DataError
 
 __all__ = ["TokenStream", "Corpus", "token_dtype", "predicted_bytes"]
 

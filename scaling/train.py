@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from analysis.errors import ToolkitError
+from analysis.common.errors import ToolkitError
 from scaling.config import TrainConfig, check_settings, to_train_config
 
 
@@ -44,7 +44,7 @@ def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None, before_training
     the same keys (e.g. a Hydra job's). A run directory that already holds a completed
     run with the same configuration is returned as is; an unfinished one is resumed
     from its newest valid checkpoint (``resume=auto``). Under ``torchrun`` every rank
-    calls this; rank 0 writes the record. Errors are :class:`analysis.errors.ToolkitError`
+    calls this; rank 0 writes the record. Errors are :class:`analysis.common.errors.ToolkitError`
     subclasses with a one-line message naming the field. ``before_training(plan, device)``
     runs on rank 0 of a fresh run after every check, before the first step.
     """

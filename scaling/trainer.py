@@ -9,7 +9,7 @@ branch forking at this step, a periodic checkpoint, and a SIGTERM check. A check
 therefore always covers every branch forked at or before its step, which is what lets
 a resumed run re-log exactly the rows an uninterrupted run would.
 
-Only rank 0 writes the record (``analysis.records`` defines its format).
+Only rank 0 writes the record (``analysis.common.records`` defines its format).
 
 This file reads top to bottom: :meth:`Trainer.run` (set-up and how a run ends),
 :meth:`Trainer.loop`, :meth:`Trainer.train_step`, :meth:`Trainer.evaluate`, then the
@@ -18,7 +18,7 @@ the run directory, disk, device and kernels before any work), :mod:`scaling.resu
 (checkpoints and trimming the record on resume), :mod:`scaling.branches` (WSD cooldown
 branches), :mod:`scaling.signals` (SIGTERM), :mod:`scaling.diagnostics` (non-finite
 steps, bad token ids, a full disk), :mod:`scaling.progress` (the progress bar) and
-:mod:`analysis.schedules` (the learning-rate schedule).
+:mod:`analysis.common.schedules` (the learning-rate schedule).
 
 Faults: the output directory is checked for write access and free space before any
 data is read or step is taken; a non-finite loss or gradient stops the run (or skips
@@ -39,9 +39,9 @@ from typing import Optional
 
 import torch
 
-from analysis import records
-from analysis.errors import DivergenceError
-from analysis.schedules import ScheduleKind, lr_factor
+from analysis.common import records
+from analysis.common.errors import DivergenceError
+from analysis.common.schedules import ScheduleKind, lr_factor
 from scaling import __version__
 from scaling import branches as B
 from scaling import checkpoint as ckpt
@@ -474,7 +474,7 @@ class Trainer:
 
     def bits_per_byte(self, loss: Optional[float]) -> Optional[float]:
         """A validation loss (nats per token) in bits per byte of the held-out text;
-        None where either is unknown (:func:`analysis.records.bits_per_byte`)."""
+        None where either is unknown (:func:`analysis.common.records.bits_per_byte`)."""
         return records.bits_per_byte(loss, self.val_bytes_per_token)
 
     def _summary(self, status: str, step: int, error: Optional[str] = None) -> dict:

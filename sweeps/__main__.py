@@ -29,7 +29,7 @@ _refuse_two_modes(sys.argv[1:])
 
 def _one_line(e: BaseException) -> str:
     """An error that ended the sweep as one line: ``field: what (fix: ...)``."""
-    from analysis.errors import ToolkitError
+    from analysis.common.errors import ToolkitError
 
     if isinstance(e, ToolkitError):
         return str(e)

@@ -45,7 +45,7 @@ def estimate_times(jobs: Sequence, device: str = "auto") -> str:
     resolved; returns the name of the device the estimate is for."""
     import torch
 
-    from analysis.records import RecordError, find_run_dirs, read_summary
+    from analysis.common.records import RecordError, find_run_dirs, read_summary
     from scaling import distributed as D
     from scaling import preflight
 
@@ -141,7 +141,7 @@ def probe_tokens_per_s(cfg, plan, device) -> float:
 def plan_warnings(jobs: Sequence) -> List[str]:
     """The runs' data warnings, one line each: a size warning once per preset, and the
     epochs over all runs that plan more tokens than the corpus holds."""
-    from analysis.text import si
+    from analysis.common.text import si
 
     out: List[str] = []
     over = [j for j in jobs if j.epochs is not None and j.epochs > 1]

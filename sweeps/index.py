@@ -28,7 +28,7 @@ branch (Hägele et al. 2024) from ``branches.jsonl``. Columns (:data:`INDEX_COLU
 The files are written atomically (temporary file, then rename), after every multirun
 (a Hydra callback) and by ``scaling runs SWEEP_DIR --reindex``. Reading never needs
 them: :func:`build_index` scans the run records themselves. The table has the columns
-``analysis.data.load_points`` reads (``params``, ``tokens``, ``loss``, ``run``); keep
+``analysis.data.loading.load_points`` reads (``params``, ``tokens``, ``loss``, ``run``); keep
 ``status == "completed"`` rows (and branch rows) for fitting.
 
 This module is torch-free.
@@ -41,8 +41,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
-from analysis import records as R
-from analysis.errors import RecordError
+from analysis.common import records as R
+from analysis.common.errors import RecordError
 
 log = logging.getLogger("sweeps")
 

@@ -36,8 +36,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from analysis import records as R
-from analysis.errors import ConfigError, DivergenceError, ToolkitError
+from analysis.common import records as R
+from analysis.common.errors import ConfigError, DivergenceError, ToolkitError
 
 from .naming import HASH_CHARS, readable_name, split_job_config
 

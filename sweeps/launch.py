@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, List, Optional, Sequence
 
-from analysis.errors import ConfigError, InputError
+from analysis.common.errors import ConfigError, InputError
 
 #: Launcher presets (``hydra/launcher=NAME``).
 LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
@@ -101,7 +101,7 @@ def _is_sweep(override: str) -> bool:
 def plan(experiment: Optional[str] = None, overrides: Sequence[str] = ()) -> List[PlannedRun]:
     """Every job of a multirun with its run directory, its recorded status and what a
     submission would do, its exact size, tokens and FLOPs. Nothing is trained or written."""
-    from analysis.errors import ToolkitError
+    from analysis.common.errors import ToolkitError
     from scaling import config as C
 
     from scaling.data import data_warnings
@@ -191,7 +191,7 @@ def run_experiment(experiment: Optional[str], out_dir: Optional[str | os.PathLik
         Capture the child's output instead of passing it through (it is attached to the
         error if the launch fails).
     check:
-        Raise :class:`~analysis.errors.ConfigError` if the sweep could not run at all
+        Raise :class:`~analysis.common.errors.ConfigError` if the sweep could not run at all
         (a config that does not compose); runs that failed are not an error here, they
         are in the index with ``status == "failed"``.
 

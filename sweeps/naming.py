@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from typing import Any, Tuple
 
-from analysis.errors import ConfigError
-from analysis.text import si
+from analysis.common.errors import ConfigError
+from analysis.common.text import si
 
 from scaling import config as C
 

@@ -7,7 +7,7 @@ import contextlib
 import pytest
 import torch
 
-from analysis import records
+from analysis.common import records
 from scaling import config as C
 from scaling import memory as MEM
 from scaling.kernels import _utils as U

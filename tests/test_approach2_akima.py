@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import datasets, laws
-from analysis.approaches import akima_optimum, approach2, loglog_fit
-from analysis.errors import InputError
+from analysis import laws
+from analysis.data import datasets
+from analysis.fitting.approaches import akima_optimum, approach2, loglog_fit
+from analysis.common.errors import InputError
 from scaling.cli import main
 
 CONFIGS = [n for n in datasets.list_datasets() if n.startswith("porian2024:")]

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.backtest import TIE, backtest, law_scores, select_law, tied_laws
+from analysis.selection.backtest import TIE, backtest, law_scores, select_law, tied_laws
 from analysis.backtest_tables import nested_auto, replace_block
-from analysis.checked import fit_checked
-from analysis.fit import fit_law
+from analysis.selection.checked import fit_checked
+from analysis.fitting.fit import fit_law
 from analysis.laws import chinchilla, gadre2024
 
 SIZES = np.geomspace(2e7, 1.2e9, 6)
@@ -64,7 +64,7 @@ def test_nested_auto_chooses_on_the_training_part_only():
     for r in rows:
         sp_rows = {o.law: o for o in outer.rows if o.split == r.split}
         # The choice is what select_law makes of the training points alone ...
-        from analysis.backtest import splits_for
+        from analysis.selection.backtest import splits_for
 
         sp = next(s for s in splits_for(df)[0] if s.name == r.split)
         assert r.chosen == select_law(df[~sp.test].reset_index(drop=True)).law

@@ -42,7 +42,7 @@ def _write_inputs(d: Path) -> None:
     (d / "garbage.csv").write_bytes(bytes(range(256)) * 4)
     (d / "curve_no_lr.csv").write_text("step,loss\n" + "".join(f"{s},{3 - s / 100}\n" for s in range(1, 50)))
     (d / "empty_corpus").mkdir()
-    from analysis import records as R
+    from analysis.common import records as R
 
     summary = {k: None for k, (req, _) in R.SUMMARY_FIELDS.items() if req}
     summary.update(schema_version=R.SCHEMA_VERSION, run_name="r", status="completed", params=1000,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.errors import InputError
+from analysis.common.errors import InputError
 from scaling.bench import _docs
 from scaling.kernels import _utils as U
 

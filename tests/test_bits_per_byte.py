@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import records
+from analysis.common import records
 from scaling import data as D
 from scaling.cli import main as cli_main
 from scaling.config import from_overrides

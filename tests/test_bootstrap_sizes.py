@@ -3,8 +3,8 @@ branches of one run) is bootstrapped by whole model sizes, and says so."""
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import bootstrap_indices, choose_resample
-from analysis.fit import fit_law
+from analysis.fitting.bootstrap import bootstrap_indices, choose_resample
+from analysis.fitting.fit import fit_law
 from analysis.laws import chinchilla
 
 

@@ -52,10 +52,10 @@ def test_never_matching_while_a_run_did_is_a_fail():
     import numpy as np
     import pandas as pd
 
-    from analysis.answers import ExtrapolationResult, ModelAnswer
-    from analysis.fit import fit_law
-    from analysis.specs import Target
-    from analysis.study import measured_agreement
+    from analysis.extrapolation.answers import ExtrapolationResult, ModelAnswer
+    from analysis.fitting.fit import fit_law
+    from analysis.extrapolation.specs import Target
+    from analysis.extrapolation.study import measured_agreement
 
     pts = pd.DataFrame({"params": [1e8] * 3 + [4e8] * 3, "tokens": [2e9, 4e9, 8e9, 8e9, 1.6e10, 3.2e10],
                         "loss": [3.3, 3.1, 3.0, 2.9, 2.8, 2.7]})
@@ -123,7 +123,7 @@ def test_demo_prints_failed_checks_above_every_number_and_strict_exits_1(tmp_pat
 def test_extrapolate_puts_each_models_measured_crossing_beside_the_laws_answer(capsys):
     import math
 
-    from analysis.data import load_points
+    from analysis.data.loading import load_points
 
     assert main(["extrapolate", str(RUNS), "--no-curves", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import records as R
+from analysis.common import records as R
 from cli_testing import CHINCHILLA, POINTS
 from scaling.cli import main as cli_main
 
@@ -199,7 +199,7 @@ def test_an_absurd_bootstrap_is_refused_at_once(work, capsys, argv):
 
 def test_the_bootstrap_bound_itself_is_accepted():
     from scaling.cli._common import MAX_BOOTSTRAP, check_bootstrap
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     assert check_bootstrap(MAX_BOOTSTRAP) == MAX_BOOTSTRAP and check_bootstrap(0) == 0
     with pytest.raises(InputError, match="more than the"):

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from analysis import laws
-from analysis.curves import annealing_areas, schedule_from_rows, tissue_annealing
-from analysis.published import besiroglu2024
+from analysis.fitting.curves import annealing_areas, schedule_from_rows, tissue_annealing
+from analysis.data.published import besiroglu2024
 from scaling.cli import main
 
 TRUE = besiroglu2024().params

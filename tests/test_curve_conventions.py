@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.curves import CurveFit, Schedule, fit_curve, published_curve
-from analysis.errors import InputError
+from analysis.fitting.curves import CurveFit, Schedule, fit_curve, published_curve
+from analysis.common.errors import InputError
 from analysis.laws.schedule import LUO2025
 
 T, W, PEAK, END = 24000, 2160, 3e-4, 3e-5

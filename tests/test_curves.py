@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.curves import (CurveFit, annealing_areas, fit_curve, luo_multipower, read_curve,
+from analysis.fitting.curves import (CurveFit, annealing_areas, fit_curve, luo_multipower, read_curve,
                              schedule_from_rows, tissue_annealing)
-from analysis.errors import TableError
-from analysis.result import LawFit, load_result
+from analysis.common.errors import TableError
+from analysis.fitting.result import LawFit, load_result
 
 T, W, PEAK = 2000, 100, 3e-3
 STEPS = np.arange(1, T + 1)

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from analysis.errors import ConfigError, DataError
+from analysis.common.errors import ConfigError, DataError
 from scaling import data as D
 from scaling.config import DataConfig, Tokenizer
 

@@ -7,20 +7,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.backtest import auto_candidates
-from analysis.data import load_points
-from analysis.errors import InputError, TableError
-from analysis.extrapolate import extrapolate, published_case
-from analysis.fit import fit_law
+from analysis.selection.backtest import auto_candidates
+from analysis.data.loading import load_points
+from analysis.common.errors import InputError, TableError
+from analysis.extrapolation.extrapolate import extrapolate, published_case
+from analysis.fitting.fit import fit_law
 from analysis.laws import decay_law, get_law
 from analysis.laws.muennighoff import MUENNIGHOFF2023_BASE, PAPER_START, effective_data
-from analysis.profile import profile
-from analysis.published import published_law
-from analysis.result import LawFit
-from analysis.specs import ModelSpec
+from analysis.fitting.profile import profile
+from analysis.data.published import published_law
+from analysis.fitting.result import LawFit
+from analysis.extrapolation.specs import ModelSpec
 
 # The authors' notebook (utils/parametric_fit.ipynb, cells 29, 33, 34), as recorded in
-# analysis/datasets/muennighoff2023_constants.csv.
+# analysis/data/datasets/muennighoff2023_constants.csv.
 PAPER_R_D, PAPER_R_N = 15.387756, 5.309743
 PAPER_OBJECTIVE = 0.01582593657
 R2_LAW, R2_NO_DECAY = 0.7722046085, 0.4451684379
@@ -201,7 +201,7 @@ def test_cli_published_llama_with_unique_tokens(capsys):
 
 
 def test_plot_repetition(curated, tmp_path):
-    from analysis.plots import gids, plot_repetition, save_figure
+    from analysis.reporting.plots import gids, plot_repetition, save_figure
 
     fig = plot_repetition(published_law("muennighoff2023"), points=curated)
     names = gids(fig)
@@ -230,7 +230,7 @@ def test_cli_refuses_unique_tokens_above_tokens(tmp_path, capsys):
 
 
 def test_saved_decay_fit_round_trips(paper_fit, curated, tmp_path):
-    from analysis.result import load_result
+    from analysis.fitting.result import load_result
 
     paper_fit.save(tmp_path / "fit.json")
     back = load_result(tmp_path / "fit.json")
@@ -239,9 +239,9 @@ def test_saved_decay_fit_round_trips(paper_fit, curated, tmp_path):
 
 def test_the_report_of_a_table_with_unique_tokens_draws_repetition(tmp_path):
     """A study on repeated data gets the repetition figure in its report."""
-    from analysis import datasets
-    from analysis.report import build_report
-    from analysis.study import run_study
+    from analysis.data import datasets
+    from analysis.reporting.report import build_report
+    from analysis.extrapolation.study import run_study
 
     pts = datasets.load("muennighoff2023:curated")
     study = run_study(pts, law="muennighoff2023", curves=False)

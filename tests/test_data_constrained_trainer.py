@@ -6,8 +6,8 @@ import signal
 import numpy as np
 import pytest
 
-from analysis import records
-from analysis.errors import ConfigError
+from analysis.common import records
+from analysis.common.errors import ConfigError
 from scaling import data as D
 from scaling.config import config_hash, from_overrides
 from scaling.train import train

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.data import describe_points, load_points, parse_columns, table_notes
-from analysis.errors import InputError, TableError
-from analysis.fit import fit_law
-from analysis.records import SCHEMA_VERSION, atomic_write_json
+from analysis.data.loading import describe_points, load_points, parse_columns, table_notes
+from analysis.common.errors import InputError, TableError
+from analysis.fitting.fit import fit_law
+from analysis.common.records import SCHEMA_VERSION, atomic_write_json
 
 
 def _table():

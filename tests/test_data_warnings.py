@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from analysis.text import si
+from analysis.common.text import si
 from scaling import data as D
 from scaling import flops as F
 from scaling.cli import main as cli_main

@@ -1,4 +1,4 @@
-"""analysis.datasets: the shipped public ladders, their names, descriptions and licences,
+"""analysis.data.datasets: the shipped public ladders, their names, descriptions and licences,
 and `scaling datasets` / `scaling fit NAME` with no user files."""
 import csv
 import fnmatch
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import datasets
-from analysis.data import load_points
-from analysis.errors import InputError, TableError
+from analysis.data import datasets
+from analysis.data.loading import load_points
+from analysis.common.errors import InputError, TableError
 from scaling.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ CONFIG = "porian2024:rw/tuned/short/const/standard/val"
 
 def _csv_rows(stem):
     """The shipped CSV read with the csv module alone: a reference independent of the loaders."""
-    text = resources.files("analysis.datasets").joinpath(f"{stem}.csv").read_text(encoding="utf-8")
+    text = resources.files("analysis.data.datasets").joinpath(f"{stem}.csv").read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -165,11 +165,11 @@ def test_licences_are_shipped_beside_the_tables():
 def test_package_data_globs_cover_every_data_file():
     tomllib = pytest.importorskip("tomllib")
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["analysis"]
-    data = [p.name for p in (ROOT / "analysis" / "datasets").iterdir()
+    data = [p.name for p in (ROOT / "analysis" / "data" / "datasets").iterdir()
             if p.is_file() and p.suffix not in (".py", ".pyc")]
     assert len(data) == 10  # seven tables and three licences
     for name in data:
-        assert any(fnmatch.fnmatch(f"datasets/{name}", g) for g in globs), name
+        assert any(fnmatch.fnmatch(f"data/datasets/{name}", g) for g in globs), name
     for stem in datasets.TABLES:
         assert not datasets.table(stem).empty
 

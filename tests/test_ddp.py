@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import records
+from analysis.common import records
 from scaling.config import from_overrides
 from scaling.train import train
 from trainer_testing import losses, tiny_overrides

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import records as R
-from analysis.result import LawFit
+from analysis.common import records as R
+from analysis.fitting.result import LawFit
 from demo_testing import TINY_GRID, TINY_OVERRIDES, TINY_RUNS
 from scaling.cli import main
 

@@ -48,7 +48,7 @@ def test_models_are_named_by_their_preset_and_numbers_still_work(demo, capsys):
                              "--models", "nano,micro,tiny"])
     assert [m["name"] for m in by_name["models"]] == ["nano", "micro"] and by_name["target"]["name"] == "tiny"
     # The same question with the sizes and budgets as numbers, read from the run records.
-    from analysis import records as R
+    from analysis.common import records as R
 
     pts = R.points_table(sweep)
     finals = pts[pts["point"] == "final"].set_index("model")
@@ -69,8 +69,8 @@ def test_an_unknown_model_name_is_one_line_naming_the_known_ones(demo, capsys):
 
 
 def test_tables_and_figures_label_models_with_name_and_size(demo, capsys):
-    from analysis.plots import plot_curves, plot_runs
-    from analysis.text import si
+    from analysis.reporting.plots import plot_curves, plot_runs
+    from analysis.common.text import si
 
     study = demo["result"].study
     sizes = {m: si(float(g["params"].iloc[0])) for m, g in study.points.groupby("model")}
@@ -101,14 +101,14 @@ def test_scaling_report_writes_what_the_demo_report_holds(demo, capsys, tmp_path
     for heading in ("## Data", "## Sanity checks", "## Fit", "## Compute-matched extrapolation", "## Figures"):
         assert heading in md
     # The same data, law, seed and refits as the demo: the same fit, to the last digit.
-    from analysis.result import LawFit
+    from analysis.fitting.result import LawFit
 
     assert LawFit.load(tmp_path / "rep" / "fit.json").params == pytest.approx(res.study.fit.params, rel=1e-10)
     assert (tmp_path / "rep" / "extrapolation.csv").read_text() == (res.report_dir / "extrapolation.csv").read_text()
 
 
 def test_plot_offers_every_figure_of_the_report(demo, capsys, tmp_path):
-    from analysis.report import REPORT_FILES, REPORT_KINDS
+    from analysis.reporting.report import REPORT_FILES, REPORT_KINDS
     from scaling.cli.plot import REPORT_KINDS as CLI_KINDS
 
     assert CLI_KINDS == REPORT_KINDS == tuple(n[:-4] for n in REPORT_FILES if n.endswith(".png"))
@@ -183,7 +183,7 @@ def test_curve_fit_works_by_default_on_a_demo_run(demo, capsys, tmp_path):
     assert "note: law: annealing (--law auto" in out
     assert "note: loss: train_loss" in out  # a few val_loss rows cannot pin 4 parameters
     assert "at its upper bound" not in out and "at its lower bound" not in out, out
-    from analysis.curves import CurveFit
+    from analysis.fitting.curves import CurveFit
 
     fit = CurveFit.load(tmp_path / "fit.json")
     assert fit.meta["models"][nano.name]["name"] == "nano"

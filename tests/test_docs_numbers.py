@@ -3,8 +3,8 @@
 import re
 from pathlib import Path
 
-from analysis.data import load_points
-from analysis.fit import fit_law
+from analysis.data.loading import load_points
+from analysis.fitting.fit import fit_law
 from scaling.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Compute-matched extrapolation against hand computations and published numbers.
 
-Every expected value here is computed independently of analysis.extrapolate: by writing
+Every expected value here is computed independently of analysis.extrapolation.extrapolate: by writing
 the formula out with math, by a numerical root find on the law itself, or from the
 numbers printed in the papers.
 """
@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from scipy.optimize import brentq
 
-from analysis.errors import InputError, TableError
-from analysis.extrapolate import (ModelSpec, breakeven_inference_tokens, extrapolate, floor_loss,
+from analysis.common.errors import InputError, TableError
+from analysis.extrapolation.extrapolate import (ModelSpec, breakeven_inference_tokens, extrapolate, floor_loss,
                                   models_from_points, parse_models, parse_target, published_case,
                                   tokens_to_match)
-from analysis.result import LawFit
+from analysis.fitting.result import LawFit
 
 # A made-up law with Chinchilla-like exponents (not any published fit).
 P = {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}
@@ -317,7 +317,7 @@ def test_parse_models_and_errors():
 
 def _write_sweep(root, sizes=(1e7, 3e7, 1e8), budgets=(4e8, 1.2e9), n_logged=12):
     """A sweep in the documented run-record format, losses drawn from the law P."""
-    from analysis.records import JsonlAppender, atomic_write_json
+    from analysis.common.records import JsonlAppender, atomic_write_json
 
     for n in sizes:
         for d in budgets:
@@ -337,7 +337,7 @@ def _write_sweep(root, sizes=(1e7, 3e7, 1e8), budgets=(4e8, 1.2e9), n_logged=12)
 
 
 def test_study_from_run_records_reads_each_runs_curve(tmp_path):
-    from analysis.extrapolate import measured_curves, run_study
+    from analysis.extrapolation.extrapolate import measured_curves, run_study
 
     sweep = _write_sweep(tmp_path / "sweep")
     study = run_study(sweep, law=LawFit("chinchilla", P))
@@ -399,8 +399,8 @@ def _ladder_with_embeddings():
 
 
 def test_a_law_on_non_embedding_n_is_evaluated_there_for_the_models_and_the_target():
-    from analysis.extrapolate import run_study
-    from analysis.fit import fit_law
+    from analysis.extrapolation.extrapolate import run_study
+    from analysis.fitting.fit import fit_law
 
     df = _ladder_with_embeddings()
     fit = fit_law(df, "kaplan_nd", progress=False)
@@ -435,7 +435,7 @@ def test_a_non_embedding_law_says_when_sizes_come_without_that_count():
     assert any("1B came without that count" in w for w in res.warnings)
     assert "N in the law: non-embedding parameters" in res.table()
     # Kaplan et al.'s own laws count N without embeddings as well; Chinchilla's with them.
-    from analysis.published import published_law
+    from analysis.data.published import published_law
 
     assert published_law("kaplan2020").n_column == "params_nonembedding"
     assert published_law("hoffmann2022").n_column == "params"

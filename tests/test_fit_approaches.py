@@ -4,12 +4,12 @@ import pandas as pd
 import pytest
 
 from analysis import laws
-from analysis.allocation import compute_optimal
-from analysis.approaches import approach1, approach2
-from analysis.errors import InputError, TableError
-from analysis.fit import fit_law
-from analysis.published import besiroglu2024, hoffmann2022, kaplan2020
-from analysis.result import AllocationFit, load_result
+from analysis.fitting.allocation import compute_optimal
+from analysis.fitting.approaches import approach1, approach2
+from analysis.common.errors import InputError, TableError
+from analysis.fitting.fit import fit_law
+from analysis.data.published import besiroglu2024, hoffmann2022, kaplan2020
+from analysis.fitting.result import AllocationFit, load_result
 
 TRUE = besiroglu2024().params
 A_TRUE = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])  # N_opt ~ C^a (Hoffmann et al. 2022, eq. 4)

@@ -7,9 +7,9 @@ from scipy.special import huber as scipy_huber
 
 from analysis import laws
 from analysis.bench import baseline, synthetic_table
-from analysis.fit import EPOCH_GRID, fit_law
-from analysis.published import besiroglu2024
-from analysis.result import LawFit, load_result
+from analysis.fitting.fit import EPOCH_GRID, fit_law
+from analysis.data.published import besiroglu2024
+from analysis.fitting.result import LawFit, load_result
 
 TRUE = besiroglu2024().params
 FAR = (70e9, 1.4e12)  # Chinchilla: 23x the largest model and 2.3x the most tokens below
@@ -115,7 +115,7 @@ def test_asymptotic_standard_errors_agree_with_the_bootstrap_spread():
 
 
 def test_a_parameter_near_zero_is_reported_with_its_standard_error_not_a_percentage():
-    from analysis.result import uncertainty_warnings
+    from analysis.fitting.result import uncertainty_warnings
 
     params = {"E": 1e-3, "A": 300.0, "B": 50.0, "alpha": 0.6, "beta": 0.3}
     stderr = {"E": 0.4, "A": 100.0, "B": 60.0, "alpha": 0.33, "beta": 0.01}
@@ -143,7 +143,7 @@ def _enumerated_shortfall(run_sizes, needed):
     ((1, 2, 3, 4), 3), ((1, 2, 3, 4), 4), ((1, 1, 2, 3), 3), ((1, 1, 1, 2, 3), 3), ((1, 2, 2, 3, 3, 3), 3),
     ((1, 1, 2, 2), 2), ((1, 2), 3)])
 def test_share_of_whole_run_resamples_short_of_sizes_is_exact(run_sizes, needed):
-    from analysis.fit import short_of_sizes
+    from analysis.fitting.fit import short_of_sizes
 
     assert short_of_sizes(run_sizes, needed) == pytest.approx(_enumerated_shortfall(run_sizes, needed), abs=1e-12)
 
@@ -151,7 +151,7 @@ def test_share_of_whole_run_resamples_short_of_sizes_is_exact(run_sizes, needed)
 def test_share_short_of_sizes_matches_the_closed_form_for_one_run_per_size():
     from math import factorial
 
-    from analysis.fit import short_of_sizes
+    from analysis.fitting.fit import short_of_sizes
 
     for n in (3, 4, 6, 9):  # all n sizes survive in n!/n^n of the resamples
         assert short_of_sizes(range(n), n) == pytest.approx(1 - factorial(n) / n ** n, rel=1e-12)

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from analysis import laws
-from analysis.fit import fit_law
-from analysis.published import besiroglu2024
+from analysis.fitting.fit import fit_law
+from analysis.data.published import besiroglu2024
 
 TRUE = besiroglu2024().params
 FAR = (70e9, 1.4e12)

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from analysis import laws
-from analysis.fit import fit_law, frontier_points, pick_kaplan_law
-from analysis.published import kaplan2020, kaplan2020_c, kaplan2020_n
+from analysis.fitting.fit import fit_law, frontier_points, pick_kaplan_law
+from analysis.data.published import kaplan2020, kaplan2020_c, kaplan2020_n
 
 SIZES = np.geomspace(1e7, 1e9, 6)
 

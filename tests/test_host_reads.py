@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from analysis import records
-from analysis.errors import DivergenceError
+from analysis.common import records
+from analysis.common.errors import DivergenceError
 from scaling.config import from_overrides
 from scaling.diagnostics import DIVERGED_FILE
 from scaling.train import train

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from analysis.errors import InputError
+from analysis.common.errors import InputError
 from scaling.kernels import _utils as U
 from scaling.kernels import cross_entropy as CE
 from scaling.kernels import reference as R

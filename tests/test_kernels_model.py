@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from analysis.errors import ConfigError
+from analysis.common.errors import ConfigError
 from scaling.kernels import _utils as U
 from scaling.kernels import get_ops, resolve_kernels
 

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import InputError
-from analysis.extrapolate import ModelSpec, extrapolate, models_from_points
-from analysis.fit import fit_law
+from analysis.common.errors import InputError
+from analysis.extrapolation.extrapolate import ModelSpec, extrapolate, models_from_points
+from analysis.fitting.fit import fit_law
 from analysis.laws import LAWS, Law, get_law, register_law
-from analysis.plots import plot_curves
-from analysis.result import LawFit
+from analysis.reporting.plots import plot_curves
+from analysis.fitting.result import LawFit
 
 TRUE = {"E": 1.7, "N_c": 3e8, "D_c": 2e9, "alpha_N": 0.34, "alpha_D": 0.28}
 
@@ -91,7 +91,7 @@ def test_a_new_law_is_fitted_extrapolated_and_plotted_without_library_changes(re
 
 
 def test_bootstrap_and_allocation_work_for_the_new_law(registered):
-    from analysis.allocation import compute_optimal
+    from analysis.fitting.allocation import compute_optimal
 
     fit = fit_law(ladder(1), "henighan2020", bootstrap=8, n_jobs=1, progress=False)
     assert fit.samples.shape == (8, 5)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from analysis import laws
-from analysis.errors import InputError
-from analysis.published import (LLAMA, PUBLISHED_LAWS, besiroglu2024, hoffmann2022, kaplan2020,
+from analysis.common.errors import InputError
+from analysis.data.published import (LLAMA, PUBLISHED_LAWS, besiroglu2024, hoffmann2022, kaplan2020,
                                 published_law)
-from analysis.result import LawFit, bound_warnings, correlation_warnings
+from analysis.fitting.result import LawFit, bound_warnings, correlation_warnings
 
 
 def test_chinchilla_law_at_chinchilla_scale():

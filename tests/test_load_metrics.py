@@ -1,4 +1,4 @@
-"""analysis.records.load_metrics: every logged row of a sweep's runs in one frame, checked
+"""analysis.common.records.load_metrics: every logged row of a sweep's runs in one frame, checked
 against the runs' own metrics.jsonl files read line by line."""
 import json
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import records
-from analysis.errors import RecordError
+from analysis.common import records
+from analysis.common.errors import RecordError
 from scaling.config import from_overrides
 from scaling.train import train
 from trainer_testing import tiny_overrides

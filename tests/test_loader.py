@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.errors import DataError
+from analysis.common.errors import DataError
 from scaling.loader import Loader
 from scaling.tokens import TokenStream
 

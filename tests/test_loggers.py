@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from analysis import records
-from analysis.errors import ConfigError
+from analysis.common import records
+from analysis.common.errors import ConfigError
 from scaling.config import config_hash, from_overrides
 from scaling.train import train
 from trainer_testing import counted_run, tiny_overrides

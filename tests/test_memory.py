@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from analysis.errors import ConfigError
+from analysis.common.errors import ConfigError
 from scaling import config as C
 from scaling import memory as MEM
 from scaling.kernels import _utils as U

@@ -2,7 +2,7 @@
 whole share where no GPU is known, outside the run's identity either way."""
 import pytest
 
-from analysis.errors import ConfigError
+from analysis.common.errors import ConfigError
 from scaling import config as C
 from scaling import memory as MEM
 from scaling.cli import main as cli_main

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analysis.errors import ConfigError
+from analysis.common.errors import ConfigError
 from scaling import flops
 from scaling.config import PRESETS, ModelArgs, TrainConfig, model_args, shape_for_params, swiglu_hidden
 from scaling.model import Transformer

@@ -127,7 +127,7 @@ def _images(nb) -> int:
 def _chinchilla(demo):
     """The notebooks' Chinchilla study of the demo's sweep (the demo itself fits --law auto)."""
     if "chinchilla" not in demo:
-        from analysis.study import run_study
+        from analysis.extrapolation.study import run_study
 
         demo["chinchilla"] = run_study(demo["result"].sweep_dir, law="chinchilla", bootstrap=BOOTSTRAP, seed=0,
                                        n_jobs=2, curves=True)
@@ -135,7 +135,7 @@ def _chinchilla(demo):
 
 
 def test_01_loss_vs_tokens_runs_on_the_sweep(demo, tmp_path):
-    from analysis.data import load_points
+    from analysis.data.loading import load_points
 
     sweep = demo["result"].sweep_dir
     nb = _execute("01_loss_vs_tokens.ipynb", sweep, tmp_path)
@@ -143,7 +143,7 @@ def test_01_loss_vs_tokens_runs_on_the_sweep(demo, tmp_path):
     assert f"{len(pts)} points from {pts['run'].nunique()} runs: {pts['params'].nunique()} model sizes" in _text(nb)
     assert _images(nb) == 2  # loss vs tokens, loss vs compute with the frontier
     # every logged row of the sweep in one frame, summarised per model
-    from analysis.records import load_metrics
+    from analysis.common.records import load_metrics
 
     metrics = load_metrics(sweep)
     assert "last_train_loss" in _text(nb) and len(metrics) == sum(
@@ -153,7 +153,7 @@ def test_01_loss_vs_tokens_runs_on_the_sweep(demo, tmp_path):
 def test_02_fit_scaling_laws_runs_on_the_sweep(demo, tmp_path):
     import papermill as pm
 
-    from analysis.overview import METHODS, fit_methods
+    from analysis.reporting.overview import METHODS, fit_methods
 
     nb = _execute("02_fit_scaling_laws.ipynb", demo["result"].sweep_dir, tmp_path)
     text = _text(nb)

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import InputError
-from analysis.extrapolate import ModelSpec, Study, extrapolate, models_from_points
-from analysis.overview import (allocation_table, checks_markdown, compute_frontier, fit_methods, law_checks,
+from analysis.common.errors import InputError
+from analysis.extrapolation.extrapolate import ModelSpec, Study, extrapolate, models_from_points
+from analysis.reporting.overview import (allocation_table, checks_markdown, compute_frontier, fit_methods, law_checks,
                                parameter_table)
-from analysis.plots import gids, plot_own_curves, plot_runs
-from analysis.report import build_report
-from analysis.result import AllocationFit, LawFit
+from analysis.reporting.plots import gids, plot_own_curves, plot_runs
+from analysis.reporting.report import build_report
+from analysis.fitting.result import AllocationFit, LawFit
 
 P = {"E": 1.8, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.28}
 SIZES = (1e7, 3e7, 1e8, 3e8)
@@ -117,7 +117,7 @@ def _status(checks):
 
 
 def test_checks_pass_on_a_good_fit_of_the_law():
-    from analysis.fit import fit_law
+    from analysis.fitting.fit import fit_law
 
     pts = _points(noise=0.003)
     st = _status(law_checks(fit_law(pts, "chinchilla"), pts))

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
-from analysis.errors import InputError
-from analysis.extrapolate import ModelSpec, extrapolate, models_from_points
-from analysis.plots import (figure_bytes, gids, plot_curves, plot_isoflop, plot_residuals, save_figure)
-from analysis.result import LawFit
+from analysis.common.errors import InputError
+from analysis.extrapolation.extrapolate import ModelSpec, extrapolate, models_from_points
+from analysis.reporting.plots import (figure_bytes, gids, plot_curves, plot_isoflop, plot_residuals, save_figure)
+from analysis.fitting.result import LawFit
 
 P = {"E": 1.8, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.28}
 SIZES = (1e7, 3e7, 1e8, 3e8)

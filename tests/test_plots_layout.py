@@ -14,13 +14,13 @@ import pytest
 from matplotlib.colors import to_rgb
 from scipy.optimize import minimize_scalar
 
-from analysis.extrapolate import ModelSpec, Study, extrapolate, models_from_points, published_case
-from analysis.figure_style import _segment_distance
-from analysis.overview import compute_frontier
-from analysis.plots import gids, plot_curves, plot_isoflop, plot_own_curves, plot_residuals, plot_runs
-from analysis.residual_trend import residual_trends
-from analysis.result import LawFit
-from analysis.text import si
+from analysis.extrapolation.extrapolate import ModelSpec, Study, extrapolate, models_from_points, published_case
+from analysis.reporting.figure_style import _segment_distance
+from analysis.reporting.overview import compute_frontier
+from analysis.reporting.plots import gids, plot_curves, plot_isoflop, plot_own_curves, plot_residuals, plot_runs
+from analysis.selection.residual_trend import residual_trends
+from analysis.fitting.result import LawFit
+from analysis.common.text import si
 
 # About the demo's fit (README): losses 1.2 to 5 over its logged curves, the target near 1.6.
 DEMO = {"E": 0.63, "A": 667.0, "B": 66.5, "alpha": 0.67, "beta": 0.31}
@@ -387,16 +387,16 @@ def test_own_curves_without_draws_say_there_is_no_band():
 
 
 def test_figure_modules_import_in_any_order():
-    # analysis.plots imports plots_repetition and plots_overview at its top; they import only
+    # analysis.reporting.plots imports plots_repetition and plots_overview at its top; they import only
     # the shared style module, so importing any of them first works.
-    for first in ("analysis.plots_repetition", "analysis.plots_overview", "analysis.figure_style", "analysis.plots"):
-        code = f"import {first}; import analysis.plots as p; assert p.plot_repetition.__module__ == " \
-               "'analysis.plots_repetition'"
+    for first in ("analysis.reporting.plots_repetition", "analysis.reporting.plots_overview", "analysis.reporting.figure_style", "analysis.reporting.plots"):
+        code = f"import {first}; import analysis.reporting.plots as p; assert p.plot_repetition.__module__ == " \
+               "'analysis.reporting.plots_repetition'"
         subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_frontier_wins_are_the_stretches_between_changes_of_size():
-    from analysis.plots_overview import frontier_wins
+    from analysis.reporting.plots_overview import frontier_wins
 
     fr = pd.DataFrame({"params": [1.0, 1.0, 2.0, 1.0], "flops": [10.0, 20.0, 30.0, 40.0]})
     assert frontier_wins(fr) == [(1.0, 10.0, 30.0), (2.0, 30.0, 40.0), (1.0, 40.0, 40.0)]
@@ -405,8 +405,8 @@ def test_frontier_wins_are_the_stretches_between_changes_of_size():
 def test_a_size_cut_draws_the_left_out_sizes_hollow_and_their_law_dotted_with_many_sizes():
     """Ten sizes (a two-column legend) and a fit to the largest 7: the sizes the fit never saw
     are drawn with hollow markers and their law all dotted; the title and legend stay on the page."""
-    from analysis.checked import fit_checked
-    from analysis.size_cuts import bent_ladder, largest_sizes
+    from analysis.selection.checked import fit_checked
+    from analysis.selection.size_cuts import bent_ladder, largest_sizes
 
     df = bent_ladder(0, 0.08)
     checked = fit_checked(df, sizes="auto", progress=False)
@@ -429,8 +429,8 @@ def test_measured_crossings_sit_where_each_models_own_runs_cross_the_target():
     # budgets (diamonds there); atto never does (a hollow triangle at its longest run)
     from pathlib import Path
 
-    from analysis.data import load_points
-    from analysis.study import run_study
+    from analysis.data.loading import load_points
+    from analysis.extrapolation.study import run_study
 
     runs = Path(__file__).resolve().parents[1] / "docs" / "data" / "demo_runs"
     study = run_study(str(runs), law="gadre2024", curves=False, bootstrap=0)

@@ -1,4 +1,4 @@
-"""The distance policy of ``--law auto`` (analysis.policy) on real public runs whose answers
+"""The distance policy of ``--law auto`` (analysis.selection.policy) on real public runs whose answers
 were measured (Gadre et al. 2024), and on seeded ladders whose law is known."""
 import json
 
@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import datasets as D
-from analysis.checked import fit_checked
+from analysis.data import datasets as D
+from analysis.selection.checked import fit_checked
 from analysis.laws import chinchilla
-from analysis.policy import POLICY, ErrorModel, distance_backtest, has_floor
+from analysis.selection.policy import POLICY, ErrorModel, distance_backtest, has_floor
 from scaling.cli import main
 
 

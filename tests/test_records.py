@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from analysis import records
-from analysis.errors import RecordError
+from analysis.common import records
+from analysis.common.errors import RecordError
 
 
 def _summary(**kw):

@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from analysis import records as R
-from analysis.data import load_points
+from analysis.common import records as R
+from analysis.data.loading import load_points
 from scaling.diagnostics import DIVERGED_FILE
 from sweeps import job as J
 from sweeps.index import INDEX_CSV, write_index

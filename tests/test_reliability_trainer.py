@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import records
-from analysis.errors import CheckpointError, ConfigError, DataError, DivergenceError, RecordError
+from analysis.common import records
+from analysis.common.errors import CheckpointError, ConfigError, DataError, DivergenceError, RecordError
 from scaling import checkpoint as ckpt
 from scaling.cli import main as cli_main
 from scaling.cli.train import EXIT_RESUMABLE
@@ -345,7 +345,7 @@ def test_checkpoint_from_another_config_names_the_key(cache, reference, tmp_path
 
 
 def test_sequence_longer_than_the_context_is_an_input_error():
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
     from scaling.config import ModelArgs
     from scaling.model import Transformer
 

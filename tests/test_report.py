@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import InputError
-from analysis.extrapolate import run_study
-from analysis.report import build_report, markdown_table, markdown_to_html
-from analysis.result import LawFit
+from analysis.common.errors import InputError
+from analysis.extrapolation.extrapolate import run_study
+from analysis.reporting.report import build_report, markdown_table, markdown_to_html
+from analysis.fitting.result import LawFit
 from scaling.cli import main
 
 P = {"E": 1.8, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.28}
@@ -56,12 +56,12 @@ def test_report_holds_data_fit_table_and_figures(tmp_path):
 
 
 def test_failure_leaves_no_report(tmp_path, monkeypatch):
-    import analysis.plots
+    import analysis.reporting.plots
 
     def boom(*a, **k):
         raise InputError("cannot draw", field="kind")
 
-    monkeypatch.setattr(analysis.plots, "plot_study", boom)
+    monkeypatch.setattr(analysis.reporting.plots, "plot_study", boom)
     with pytest.raises(InputError):
         build_report(_points(), tmp_path / "rep", law=_fit())
     assert not (tmp_path / "rep").exists() or not any((tmp_path / "rep").iterdir())

@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from analysis import records
+from analysis.common import records
 from scaling import checkpoint as ckpt
 from scaling.cli.train import EXIT_RESUMABLE
 from scaling.config import from_overrides

@@ -1,4 +1,4 @@
-"""The learning-rate schedule (analysis.schedules) against hand computations of its formulas,
+"""The learning-rate schedule (analysis.common.schedules) against hand computations of its formulas,
 and the trainer's logged rates against the same definition the curve laws read."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import records
-from analysis.schedules import (CooldownShape, ScheduleKind, cooldown_start, decay_start, lr_factor, planned,
+from analysis.common import records
+from analysis.common.schedules import (CooldownShape, ScheduleKind, cooldown_start, decay_start, lr_factor, planned,
                                 schedule_from_rows, warmup_steps)
 from scaling.config import from_overrides, resolve
 from trainer_testing import run

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.backtest import CUT_GAIN, backtest, backtests_by_cut, held_out_errors
+from analysis.selection.backtest import CUT_GAIN, backtest, backtests_by_cut, held_out_errors
 from analysis.backtest_tables import nested_auto
-from analysis.checked import ALL_SIZES, fit_checked
-from analysis.errors import InputError
-from analysis.fit import fit_law
+from analysis.selection.checked import ALL_SIZES, fit_checked
+from analysis.common.errors import InputError
+from analysis.fitting.fit import fit_law
 from analysis.laws import chinchilla
-from analysis.size_cuts import MIN_KEPT_SIZES, describe_cut, kept_count, largest_sizes, parse_sizes
+from analysis.selection.size_cuts import MIN_KEPT_SIZES, describe_cut, kept_count, largest_sizes, parse_sizes
 
 FREE = {"E": 1.8, "A": 4000.0, "B": 100.0, "alpha": 0.5, "beta": 0.25}
 SIZES = np.geomspace(2e7, 2e9, 8)
@@ -132,7 +132,7 @@ def test_the_cli_sizes_option(tmp_path):
 
 
 def test_sizes_is_refused_where_nothing_is_fitted_to_sizes(tmp_path):
-    from analysis.study import run_study
+    from analysis.extrapolation.study import run_study
 
     with pytest.raises(InputError, match=r"^--sizes: --sizes chooses the sizes a law is fitted to, and hoffmann2022"):
         run_study(None, law="hoffmann2022", models=[7e9], sizes=0.5)
@@ -145,14 +145,14 @@ def test_sizes_is_refused_where_nothing_is_fitted_to_sizes(tmp_path):
 
 
 def test_an_extrapolation_warns_for_the_sizes_below_the_cut():
-    from analysis.study import run_study
+    from analysis.extrapolation.study import run_study
 
     df = ladder(0, bend=0.08)
     study = run_study(df, curves=False, sizes="auto")
     kept = largest_sizes(df, study.checked.keep)
     below = sorted(set(df["params"]) - set(kept["params"]))
     assert below
-    from analysis.text import si
+    from analysis.common.text import si
 
     want = f"{', '.join(si(n) for n in below)} lie below the sizes the law was fitted to (from {si(kept['params'].min())} up"
     assert any(w.startswith(want) for w in study.result.warnings), study.result.warnings

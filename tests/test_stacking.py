@@ -1,17 +1,17 @@
-"""Stacked combinations of laws (analysis.laws.mix, analysis.stacking) and auto choosing one."""
+"""Stacked combinations of laws (analysis.laws.mix, analysis.selection.stacking) and auto choosing one."""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.backtest import BacktestResult, BacktestRow, select_law
-from analysis.errors import InputError
-from analysis.fit import fit_law
+from analysis.selection.backtest import BacktestResult, BacktestRow, select_law
+from analysis.common.errors import InputError
+from analysis.fitting.fit import fit_law
 from analysis.laws import LAWS, get_law
 from analysis.laws.mix import mix_law, mix_name, parse_mix
-from analysis.result import LawFit
-from analysis.stacking import combined_rows, fit_mix, stack_weights
+from analysis.fitting.result import LawFit
+from analysis.selection.stacking import combined_rows, fit_mix, stack_weights
 
 CH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 KA = {"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095}
@@ -144,9 +144,9 @@ def test_the_cli_fits_a_named_combination_and_refuses_a_bad_one(tmp_path, capsys
 def test_extrapolation_intervals_cover_the_answers_of_the_laws_auto_could_not_rule_out():
     import copy
 
-    from analysis.extrapolate import extrapolate
-    from analysis.specs import models_from_points
-    from analysis.study import widen_by_tied_laws
+    from analysis.extrapolation.extrapolate import extrapolate
+    from analysis.extrapolation.specs import models_from_points
+    from analysis.extrapolation.study import widen_by_tied_laws
 
     pts = _table()
     chin = fit_law(pts, "chinchilla", bootstrap=8, seed=1, progress=False)

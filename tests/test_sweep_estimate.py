@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from analysis import records
+from analysis.common import records
 from scaling.cli import main as cli_main
 from sweeps import estimate as E
 from sweeps.launch import plan

@@ -16,7 +16,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 import sweeps
-from analysis import records as R
+from analysis.common import records as R
 from scaling import config as C
 from sweeps import job as J
 from sweeps.index import INDEX_COLUMNS, build_index, read_index, status_counts, write_index
@@ -491,7 +491,7 @@ def test_an_exception_in_training_is_recorded_not_raised(tmp_path, monkeypatch):
 def test_divergence_recorded_by_the_trainer_stays_diverged(tmp_path):
     run_dir = tmp_path / "r"
     _write_summary(run_dir, "diverged", error="non-finite loss at step 7")
-    from analysis.errors import DivergenceError
+    from analysis.common.errors import DivergenceError
 
     s = J.record_failure(run_dir, "r", None, DivergenceError("non-finite loss at step 7", field="optim.lr"))
     assert s["status"] == "diverged" and "step 7" in s["error"]

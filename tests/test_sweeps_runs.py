@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import records as R
+from analysis.common import records as R
 from scaling.cli import main as cli_main
 from sweeps.index import read_index
 from sweeps.job import read_attempts

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import records
-from analysis.errors import ConfigError, DataError, DivergenceError, ToolkitError
-from analysis.schedules import lr_factor
+from analysis.common import records
+from analysis.common.errors import ConfigError, DataError, DivergenceError, ToolkitError
+from analysis.common.schedules import lr_factor
 from scaling import checkpoint as ckpt
 from scaling.cli import main as cli_main
 from scaling.config import (CooldownShape, ScheduleKind, TrainConfig, from_overrides, resolve,

@@ -1,9 +1,9 @@
-"""The self-check for a systematic trend of the residuals (analysis.checks.trend_checks)."""
+"""The self-check for a systematic trend of the residuals (analysis.selection.checks.trend_checks)."""
 import numpy as np
 import pandas as pd
 
-from analysis.checks import self_checks
-from analysis.fit import fit_law
+from analysis.selection.checks import self_checks
+from analysis.fitting.fit import fit_law
 from analysis.laws import chinchilla
 
 TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}

@@ -1,4 +1,4 @@
-"""The headline answer backtested (analysis.validate, ``scaling validate``) on Gadre et al.
+"""The headline answer backtested (analysis.extrapolation.validate, ``scaling validate``) on Gadre et al.
 2024's over-trained runs, whose longer runs measure where a small model reaches a larger one."""
 import json
 import math
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import datasets as D
-from analysis.errors import InputError
-from analysis.validate import backtest_tokens_to_match, measured_crossing
+from analysis.data import datasets as D
+from analysis.common.errors import InputError
+from analysis.extrapolation.validate import backtest_tokens_to_match, measured_crossing
 from scaling.cli import main
 
 
@@ -43,7 +43,7 @@ def test_gadre_pairs_are_measured_from_the_runs_the_fit_never_saw():
 def test_one_fit_answers_every_pair_as_a_fresh_study_of_the_same_runs_would():
     # validate fits the runs it may see once; each pair's answer must be what scaling
     # extrapolate's study, fitting that table afresh for the pair's target, answers
-    from analysis.study import run_study
+    from analysis.extrapolation.study import run_study
 
     df = D.load("gadre2024:rw")
     r = backtest_tokens_to_match(df, allow_repeats=True)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from analysis import records
+from analysis.common import records
 from scaling import trainer as trainer_mod
 from scaling.config import from_overrides, resolve
 from scaling.train import train

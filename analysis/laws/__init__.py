@@ -14,7 +14,7 @@ data-constrained law, with the unique tokens U as a third input). A new law is o
 """
 from __future__ import annotations
 
-from ..errors import InputError
+from ..common.errors import InputError
 from .base import D_MAX, Law, Published
 from .chinchilla import (CHINCHILLA, GADRE2024, SATURATING_POWER, chinchilla, chinchilla_optimal, gadre2024,
                          power_law, saturating_power)
@@ -69,7 +69,7 @@ def get_law(name) -> Law:
 
 
 def fittable() -> tuple[str, ...]:
-    """Names of the laws :func:`analysis.fit.fit_law` fits to points tables."""
+    """Names of the laws :func:`analysis.fitting.fit.fit_law` fits to points tables."""
     return tuple(n for n, law in LAWS.items() if law.fit_to_points and law.form is not None)
 
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import InputError
+from ..common.errors import InputError
 
 __all__ = ["Law", "Published", "D_MAX", "INPUT_COLUMNS", "DATA_INPUTS"]
 
@@ -59,13 +59,13 @@ class Law:
     ``nonembedding``: the law's N is Kaplan et al.'s non-embedding parameter count, so a
     fit uses ``params_nonembedding`` when the table has it, and the law's published sets
     are evaluated at that count. ``fit_to_points``: the law can be fitted to a points
-    table by :func:`analysis.fit.fit_law` (a per-run loss curve such as
-    ``saturating_power`` is fitted by :func:`analysis.curves.fit_curve` instead).
+    table by :func:`analysis.fitting.fit.fit_law` (a per-run loss curve such as
+    ``saturating_power`` is fitted by :func:`analysis.fitting.curves.fit_curve` instead).
     ``grid_description`` names the start grid in the fit's method line. ``candidate``:
     ``--law auto`` considers the law when it picks one by backtest
-    (:func:`analysis.backtest.select_law`). ``parent`` and ``equal``: the law is ``parent``
+    (:func:`analysis.selection.backtest.select_law`). ``parent`` and ``equal``: the law is ``parent``
     with the two parameters in ``equal`` set equal; a fit tests that constraint against
-    the parent (:func:`analysis.checks.misspecification_checks`).
+    the parent (:func:`analysis.selection.checks.misspecification_checks`).
     """
 
     name: str

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..points import frontier_points, log_key, n_distinct
+from ..data.points import frontier_points, log_key, n_distinct
 from .base import Law, Published
 from .forms import KaplanNDForm, single_power_form
 

@@ -2,10 +2,10 @@
 
 Stacking (Wolpert 1992, "Stacked generalization"; Breiman 1996, "Stacked regressions")
 weights several fitted models by how well they predict held-out data. Here the held-out
-data are the backtest's (:mod:`analysis.backtest`): each component law is fitted to the
+data are the backtest's (:mod:`analysis.selection.backtest`): each component law is fitted to the
 points on its own, and ``--law auto`` chooses the weights that minimise the held-out error
 of the combined prediction when that beats every single law clearly
-(:func:`analysis.backtest.stack_weights`).
+(:func:`analysis.selection.backtest.stack_weights`).
 
 A combination is named by its weights, ``mix(chinchilla=0.6,kaplan_nd=0.4)``, and that
 name is all a saved fit needs: :func:`mix_law` rebuilds the same :class:`Law` from it. Its
@@ -20,7 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import InputError
+from ..common.errors import InputError
 from .base import Law
 
 __all__ = ["MIX_PREFIX", "mix_name", "parse_mix", "mix_law", "is_mix"]

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import InputError
+from ..common.errors import InputError
 from .base import Law, Published
 
 __all__ = ["data_constrained", "effective_data", "effective_params", "optimal_size_for_tokens",
@@ -220,9 +220,9 @@ def decay_law(base, base_params: Mapping[str, float] | None = None, name: str | 
     Muennighoff et al. 2023's procedure (their notebook, cell 29) for any base.
 
     ``base``: a published parameter set's name (``"hoffmann2022"``, ``"muennighoff2023"``),
-    a fitted or published :class:`~analysis.result.LawFit`, or a law (name or object) with
+    a fitted or published :class:`~analysis.fitting.result.LawFit`, or a law (name or object) with
     ``base_params``. The base law must be a sum of power terms in N and D (it has
-    ``terms``: chinchilla, gadre2024). The law is registered (so :func:`analysis.fit.fit_law`
+    ``terms``: chinchilla, gadre2024). The law is registered (so :func:`analysis.fitting.fit.fit_law`
     can fit it) as ``name``, by default ``<base>_decay``.
     """
     from . import LAWS, get_law, published_sets, register_law

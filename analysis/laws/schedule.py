@@ -4,10 +4,10 @@ A schedule law predicts one run's loss at each step from the learning rate at ev
 so far. Each object knows its parameters, bounds and citation, how to precompute the
 schedule sums it needs at the observed steps, its prediction and Jacobian, and the split
 into linear and nonlinear parameters that its start points come from (variable
-projection). :mod:`analysis.curves` reads curves and fits them, asking the object.
+projection). :mod:`analysis.fitting.curves` reads curves and fits them, asking the object.
 
 Schedules are duck-typed: anything with ``lr`` (the rate at steps 1..T), ``steps``,
-``cumulative()`` and ``decrements()``, as :class:`analysis.curves.Schedule` has.
+``cumulative()`` and ``decrements()``, as :class:`analysis.fitting.curves.Schedule` has.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ CONVENTIONS = {
 def decrements(schedule: Any, convention: str = "printed") -> np.ndarray:
     """eta_{t-1} - eta_t for t = 1..T under a :data:`CONVENTIONS` entry."""
     if convention not in CONVENTIONS:
-        from ..errors import InputError
+        from ..common.errors import InputError
 
         raise InputError(f"unknown convention {convention!r}", field="convention", fix="use " + " or ".join(CONVENTIONS))
     if convention == "printed":
@@ -150,7 +150,7 @@ class MPLTerms:
 def luo_multipower(schedule: Any, steps, L0, A, alpha, B, C, beta, gamma, max_blocks: int | None = 256,
                    convention: str = "printed"):
     """Luo et al. 2025 multi-power law at ``steps`` of ``schedule``:
-    L(t) = L0 + A (S1(t) + S_W)^-alpha - LD(t) (see :mod:`analysis.curves`), with the
+    L(t) = L0 + A (S1(t) + S_W)^-alpha - LD(t) (see :mod:`analysis.fitting.curves`), with the
     loss-drop sum over the steps :data:`CONVENTIONS` says (``max_blocks=None``: exact)."""
     terms = MPLTerms(schedule, np.asarray(steps, dtype=int), max_blocks, convention)
     return L0 + A * terms.S ** (-alpha) - terms.loss_drop(B, C, beta, gamma)

@@ -14,7 +14,7 @@ Sources and their questions (each fit sees only the runs named; the targets are 
   fit the sizes below 1B, predict the larger ones at up to 4 epochs.
 
 Intervals are the product's without its bootstrap: the tied laws' spread, widened by the
-error model (analysis.policy.ErrorModel): the fit's robust scatter times sqrt(1 + c z^2).
+error model (analysis.selection.policy.ErrorModel): the fit's robust scatter times sqrt(1 + c z^2).
 
 For each held-out source, the tie margin is chosen (from a small grid) to minimise the
 mean absolute error of the chosen law's predictions on the *other* sources' questions; the
@@ -36,10 +36,10 @@ import warnings
 
 import numpy as np
 
-from analysis import datasets as D
-from analysis.backtest import auto_candidates
-from analysis.fit import fit_law
-from analysis.policy import POLICY, ErrorModel, at_bound, bt_scores, distance_backtest, pick_law, robust_scale
+from analysis.data import datasets as D
+from analysis.selection.backtest import auto_candidates
+from analysis.fitting.fit import fit_law
+from analysis.selection.policy import POLICY, ErrorModel, at_bound, bt_scores, distance_backtest, pick_law, robust_scale
 from analysis.laws import get_law
 
 TIES = (0.0, 0.1, 0.25, 0.5, 1.0)
@@ -101,7 +101,7 @@ def prepare(train, test, name, source) -> Case:
 
 
 def choose(case: Case, tie: float) -> tuple[str, list[str]]:
-    """What analysis.policy.LawPolicy.choose picks for this case with tie margin ``tie``."""
+    """What analysis.selection.policy.LawPolicy.choose picks for this case with tie margin ``tie``."""
     if not case.scores:
         return min(case.determinable, key=lambda n: len(get_law(n).params)), []
     return pick_law(case.scores, case.pinned, tie)
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     # the values the package ships: the same choice made on every source
     tie_all, prior_all, lev_all = knobs_from(cases)
     n_scaled = sum(own_scale(c, choose(c, 0.0)[0]) is not None for c in cases)
-    lines += ["", f"Chosen on every source (the values analysis.policy ships): tie {tie_all:g}, scale prior "
+    lines += ["", f"Chosen on every source (the values analysis.selection.policy ships): tie {tie_all:g}, scale prior "
                   f"{100 * prior_all:.2g}% (median of {n_scaled} tables' own scatter), leverage c = {lev_all:g}."]
     # the Gadre tables one by one (the issue's six), with the knobs chosen without them
     lines += ["", "| Gadre table | law chosen | 1B (M=20) | 1B (long) | 7B | inside 90% | half-width at 1B / 7B | "
@@ -229,8 +229,8 @@ def main(argv=None) -> int:
 def tokens_match_table(bootstrap: int = 200) -> str:
     """``scaling validate gadre2024:SET --allow-repeats --bootstrap 200`` for the three sets:
     the pairs with a measured answer, and their pooled summary."""
-    from analysis.validate import backtest_tokens_to_match
-    from analysis.text import si
+    from analysis.extrapolation.validate import backtest_tokens_to_match
+    from analysis.common.text import si
 
     rows, ratios, inside = [], [], []
     for s in GADRE_SETS:
@@ -261,7 +261,7 @@ def synthetic_coverage(seeds: int = 20, noise: float = 0.004) -> dict:
     interval (bootstrap 100, tied laws, error model) for 12B at 20 tokens per parameter."""
     import pandas as pd
 
-    from analysis.checked import fit_checked
+    from analysis.selection.checked import fit_checked
     from analysis.laws import chinchilla
 
     inside, half, err = [], [], []

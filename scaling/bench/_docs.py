@@ -23,7 +23,7 @@ def replace_blocks(text: str, blocks: dict[str, str], *, source: str = "the page
     Raises InputError naming the missing marker when a block is absent or its markers
     appear more than once or out of order: writing elsewhere would bury the table.
     """
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     for name, body in blocks.items():
         begin, end = _markers(name)
@@ -38,7 +38,7 @@ def replace_blocks(text: str, blocks: dict[str, str], *, source: str = "the page
 
 
 def _read(path: Path) -> str:
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     if not path.is_file():
         raise InputError(f"{path} does not exist", field="--write-docs", fix="pass docs/benchmarks.md")
@@ -48,7 +48,7 @@ def _read(path: Path) -> str:
 def check_target(path: str | Path, names: list[str], device_type: str) -> None:
     """Fail before any timing when ``--write-docs`` could not be honoured at the end:
     a CPU run (its timings are not the GPU tables' numbers) or a page without the markers."""
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     if device_type != "cuda":
         raise InputError("the tables in the docs are GPU measurements; this run is on the CPU",
@@ -74,7 +74,7 @@ def blocks_in(path: str | Path, names: list[str]) -> list[str]:
 
 def write_blocks(path: str | Path, blocks: dict[str, str]) -> None:
     """Replace the named blocks of the Markdown file at ``path``, atomically."""
-    from analysis.records import atomic_write_text
+    from analysis.common.records import atomic_write_text
 
     path = Path(path)
     atomic_write_text(path, replace_blocks(_read(path), blocks, source=str(path)))

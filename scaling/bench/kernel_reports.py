@@ -24,7 +24,7 @@ def no_gpu() -> int:
         return 0
     import torch
 
-    from analysis.text import format_table
+    from analysis.common.text import format_table
     from scaling.kernels import _utils as U
     from scaling.kernels import reference as R
     from scaling.kernels.cross_entropy import fused_linear_cross_entropy
@@ -79,7 +79,7 @@ def compile_report(arch: int, dtype: str) -> int:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from analysis.text import format_table
+    from analysis.common.text import format_table
     from scaling.config import swiglu_hidden
     from scaling.kernels import _utils as U
     from scaling.kernels import cross_entropy as CE
@@ -167,18 +167,18 @@ def columns(rows):
 
 def _cell(x):
     from analysis.rounds import Ratio
-    from analysis.text import num
+    from analysis.common.text import num
 
     return x.text(unit="") if isinstance(x, Ratio) else num(x, 3)
 
 
 def markdown(rows, cols):
-    from analysis.text import markdown_table
+    from analysis.common.text import markdown_table
 
     return markdown_table(rows, cols, {c: _cell for c in cols})
 
 
 def aligned(rows, cols):
-    from analysis.text import format_table
+    from analysis.common.text import format_table
 
     return format_table(rows, cols, {c: _cell for c in cols})

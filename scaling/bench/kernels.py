@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (bad options: one line on stderr, status 2)."""
-    from analysis.errors import ToolkitError
+    from analysis.common.errors import ToolkitError
 
     try:
         return _main(argv)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv):
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     args = _parser().parse_args(argv)
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
@@ -119,7 +119,7 @@ def _doc_blocks(ops) -> list[str]:
 def _bench(args, ops, device) -> int:
     import torch
 
-    from analysis.records import atomic_write_json
+    from analysis.common.records import atomic_write_json
     from analysis.rounds import median, plain, ratio, spread_warning
 
     dry = device != "cuda"

@@ -66,7 +66,7 @@ def _usable(gpu_bytes: int) -> float:
 
 
 def render(gpu_gb: float, markdown: bool = True) -> str:
-    from analysis.text import format_table, markdown_table, si
+    from analysis.common.text import format_table, markdown_table, si
     from scaling import memory as MEM
 
     gpu_bytes = int(gpu_gb * 1e9)
@@ -88,14 +88,14 @@ def render(gpu_gb: float, markdown: bool = True) -> str:
 
 
 def main(argv: Optional[list] = None) -> int:
-    from analysis.errors import ToolkitError
+    from analysis.common.errors import ToolkitError
 
     from scaling import memory as MEM
 
     args = _parser().parse_args(argv)
     try:
         if not args.gpu_gb * 1e9 > MEM.DEVICE_RESERVE_BYTES:
-            from analysis.errors import InputError
+            from analysis.common.errors import InputError
 
             raise InputError(f"must exceed the {MEM.DEVICE_RESERVE_BYTES / 1e9:.2f} GB reserve, got {args.gpu_gb}",
                              field="--gpu-gb", fix="e.g. --gpu-gb 80")

@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list] = None) -> int:
-    from analysis.errors import ToolkitError
+    from analysis.common.errors import ToolkitError
 
     try:
         return _main(argv)
@@ -93,8 +93,8 @@ def main(argv: Optional[list] = None) -> int:
 def _main(argv) -> int:
     import torch
 
-    from analysis.errors import InputError
-    from analysis.text import format_table, markdown_table, si
+    from analysis.common.errors import InputError
+    from analysis.common.text import format_table, markdown_table, si
     from scaling.config import PRESETS
 
     args = _parser().parse_args(argv)
@@ -192,7 +192,7 @@ def _main(argv) -> int:
     print(legend)
     _print_warning(comparisons)
     if args.json:
-        from analysis.records import atomic_write_json
+        from analysis.common.records import atomic_write_json
         from analysis.rounds import plain
 
         atomic_write_json(args.json, {"device": name, "precision": precision, "seq_len": seq, "batch": batch,
@@ -212,7 +212,7 @@ def _main(argv) -> int:
 def _plan_pages(paths: list, gpu: bool, trainer_sizes: list, no_synthetic: bool, device_type: str) -> dict:
     """page -> the blocks this run writes into it; fails before any timing when a page takes
     none of them, when a table would reach no page, or (GPU table) on a CPU."""
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
     from scaling.bench import _docs
 
     if not paths:
@@ -286,7 +286,7 @@ def _trainer_rows(sizes, device, precision, seq, batch, steps, args) -> tuple[st
     """The real trainer's tokens/s before and after, per size, the two loops interleaved in
     rounds: (what was measured, rows, {label: after/before Ratio})."""
     from analysis.rounds import interleave, median, ratio
-    from analysis.text import si
+    from analysis.common.text import si
 
     rows, comparisons = [], {}
     for size in sizes:
@@ -319,7 +319,7 @@ def _trainer_rows(sizes, device, precision, seq, batch, steps, args) -> tuple[st
 
 
 def _trainer_table(rows: list, markdown: bool) -> str:
-    from analysis.text import format_table, markdown_table, si
+    from analysis.common.text import format_table, markdown_table, si
 
     cols = ["loop", "size", "params", "tokens_per_s", "wait_ms", "compute_ms", "x_before", "spread"]
     fmts = {"params": si, "tokens_per_s": si, "wait_ms": lambda x: f"{x:.2f}", "compute_ms": lambda x: f"{x:.1f}",

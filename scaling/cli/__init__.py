@@ -3,7 +3,7 @@
 Each subcommand lives in its own module ``scaling.cli.<name>`` exposing
 ``add_parser(subparsers)`` and ``run(args) -> int``. Modules import heavy libraries
 (torch, scipy) inside ``run`` so that ``scaling --help`` and ``scaling fit`` start fast.
-Errors derived from :class:`analysis.errors.ToolkitError` print one line and exit 2.
+Errors derived from :class:`analysis.common.errors.ToolkitError` print one line and exit 2.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 
-from analysis.errors import ToolkitError
+from analysis.common.errors import ToolkitError
 from scaling.cli._common import LAW_MODULES_ENV, load_user_laws
 
 #: subcommand -> module. Order is the order shown by ``scaling --help``.

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from analysis.records import _jsonable
+from analysis.common.records import _jsonable
 
 #: Most bootstrap refits a command accepts. Every refit is a full fit and the resamples'
 #: indices are drawn up front, so a typo such as 100000000 would otherwise run for days
@@ -24,7 +24,7 @@ def add_command(sub, name: str, help: str, example: str, func) -> argparse.Argum
 
 
 def add_sizes_option(p: argparse.ArgumentParser) -> None:
-    """``--sizes``: which model sizes a law is fitted to (analysis.size_cuts)."""
+    """``--sizes``: which model sizes a law is fitted to (analysis.selection.size_cuts)."""
     p.add_argument("--sizes", default=None, metavar="WHICH",
                    help="sizes to fit the law to: all (the default), a fraction of the largest sizes such as "
                         "1/2, or auto (the earlier rule: three hold-out splits decide whether the largest 2/3 or "
@@ -33,7 +33,7 @@ def add_sizes_option(p: argparse.ArgumentParser) -> None:
 
 def sizes_from_args(args):
     """``--sizes`` parsed (None: the default for the law)."""
-    from analysis.size_cuts import parse_sizes
+    from analysis.selection.size_cuts import parse_sizes
 
     v = getattr(args, "sizes", None)
     return None if v is None else parse_sizes(v)
@@ -45,7 +45,7 @@ def print_json(obj: Any, file=None) -> None:
 
 def check_bootstrap(n: int, field: str = "--bootstrap") -> int:
     """``n`` when it is a usable number of bootstrap refits, else a one-line InputError."""
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     if n < 0:
         raise InputError("must be 0 or more", field=field, fix="give a number of refits such as 1000")
@@ -58,7 +58,7 @@ def check_bootstrap(n: int, field: str = "--bootstrap") -> int:
 def check_jobs(n) -> None:
     """``--jobs``: None (all cores) or a positive number of processes, else a one-line InputError
     (joblib reads 0 as no meaning and negative numbers as "all cores but some")."""
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     if n is not None and n < 1:
         raise InputError(f"must be 1 or more, got {n}", field="--jobs",
@@ -94,7 +94,7 @@ def load_user_laws(environ=None) -> list[str]:
     import os
     from pathlib import Path
 
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     env = os.environ if environ is None else environ
     loaded = []

@@ -22,7 +22,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from analysis.errors import ConfigError
+    from analysis.common.errors import ConfigError
     from scaling.cli import build_parser
 
     try:

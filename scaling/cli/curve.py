@@ -70,7 +70,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _no_action(args) -> int:
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     raise InputError("no action given", field="scaling curve", fix="use `scaling curve fit` or `scaling curve predict`")
 
@@ -81,8 +81,8 @@ ROWS_PER_PARAM = 3
 
 
 def run_fit(args) -> int:
-    from analysis.curves import SCHEDULE_LAWS, fit_curve
-    from analysis.records import check_output, writing_output
+    from analysis.fitting.curves import SCHEDULE_LAWS, fit_curve
+    from analysis.common.records import check_output, writing_output
 
     if args.output:
         check_output(args.output, "--output")
@@ -117,7 +117,7 @@ def run_fit(args) -> int:
         with writing_output("--output", args.output):
             fit.save(args.output)
     if args.json:
-        from analysis.result import law_json
+        from analysis.fitting.result import law_json
 
         out = fit.to_dict()
         out.pop("samples", None)
@@ -136,8 +136,8 @@ def run_fit(args) -> int:
 
 def _read_curves(paths, loss: str, quiet: bool = False):
     """name -> curve for each path; with ``quiet``, None when some path lacks that column."""
-    from analysis.curves import read_curve
-    from analysis.errors import TableError
+    from analysis.fitting.curves import read_curve
+    from analysis.common.errors import TableError
 
     curves = {}
     for path in paths:
@@ -156,8 +156,8 @@ def _model_of(path) -> dict | None:
     """The model a curve comes from, from the run record beside it (None for a bare CSV)."""
     from pathlib import Path
 
-    from analysis.errors import RecordError
-    from analysis.records import read_summary
+    from analysis.common.errors import RecordError
+    from analysis.common.records import read_summary
 
     p = Path(path)
     run_dir = p if p.is_dir() else p.parent if p.name == "metrics.jsonl" else None
@@ -195,9 +195,9 @@ def _noise_note(curves, fit) -> str | None:
 
 
 def run_predict(args) -> int:
-    from analysis.curves import CurveFit, read_curve, relative_errors
-    from analysis.errors import RecordError
-    from analysis.records import atomic_write_text, check_output, writing_output
+    from analysis.fitting.curves import CurveFit, read_curve, relative_errors
+    from analysis.common.errors import RecordError
+    from analysis.common.records import atomic_write_text, check_output, writing_output
 
     if args.output:
         check_output(args.output, "--output")
@@ -222,7 +222,7 @@ def run_predict(args) -> int:
         with writing_output("--output", args.output):
             atomic_write_text(args.output, pred.to_csv(index=False))
     if args.json:
-        from analysis.result import law_json
+        from analysis.fitting.result import law_json
 
         out = {"law": law_json(fit), "schedule": str(args.schedule), "warmup_end": int(pred.attrs["warmup_end"]),
                "assumed": pred.attrs["assumed"],
@@ -235,7 +235,7 @@ def run_predict(args) -> int:
         return 0
     for w in pred.attrs.get("warnings", []):
         print(f"WARNING: {w}")
-    from analysis.text import format_table
+    from analysis.common.text import format_table
 
     shown = pred if len(pred) <= 40 else pred.iloc[:: max(1, len(pred) // 40)]
     print(format_table(shown.to_dict(orient="records"), formats={"step": lambda v: str(int(v)),
@@ -255,7 +255,7 @@ def run_predict(args) -> int:
 def _other_model(fit, schedule) -> str | None:
     """A warning when the fit's runs are of another model size than ``schedule``'s run: a
     curve law's parameters (its floor above all) belong to one model."""
-    from analysis.text import model_label
+    from analysis.common.text import model_label
 
     fitted = [m for m in (getattr(fit, "meta", {}) or {}).get("models", {}).values() if m]
     mine = _model_of(schedule)
@@ -286,7 +286,7 @@ def _has_loss(path) -> bool:
 def _read_schedule(path):
     import pandas as pd
 
-    from analysis.errors import TableError
+    from analysis.common.errors import TableError
 
     try:
         df = pd.read_csv(path)

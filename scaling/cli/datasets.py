@@ -1,4 +1,4 @@
-"""``scaling datasets [NAME]``: the public ladders shipped in :mod:`analysis.datasets`."""
+"""``scaling datasets [NAME]``: the public ladders shipped in :mod:`analysis.data.datasets`."""
 from __future__ import annotations
 
 from scaling.cli._common import add_command, print_json
@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from analysis import datasets
+    from analysis.data import datasets
 
     if args.name is None:
         names = datasets.list_datasets()

@@ -65,7 +65,7 @@ def run(args) -> int:
     import logging
     import sys
 
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
     from scaling.demo import parse_grid, run_demo
 
     # The bootstrap reports progress through logging when stderr is not a terminal.
@@ -86,7 +86,7 @@ def run(args) -> int:
     grid = parse_grid(args.grid) if args.grid else None
     from pathlib import Path
 
-    from analysis.records import check_output
+    from analysis.common.records import check_output
     from scaling.defaults import DEMO_SWEEP_SUBDIR
 
     # Before anything trains: otherwise the sweep's jobs fail one by one on the same path.

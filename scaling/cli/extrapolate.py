@@ -80,12 +80,12 @@ def _saved_fit(path: str) -> bool:
 
 
 def run(args) -> int:
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     if args.published:
         return _run_published(args)
-    from analysis.extrapolate import run_studies
-    from analysis.published import PUBLISHED_LAWS
+    from analysis.extrapolation.extrapolate import run_studies
+    from analysis.data.published import PUBLISHED_LAWS
 
     law, source = args.law, args.path
     if source is not None and _saved_fit(source):
@@ -155,10 +155,10 @@ def _check_law_name(law: str) -> None:
     before the data are read: otherwise a typo reads as a law to fit with no data given."""
     import difflib
 
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
     from analysis.laws import LAWS
     from analysis.laws.mix import is_mix
-    from analysis.published import PUBLISHED_LAWS
+    from analysis.data.published import PUBLISHED_LAWS
 
     if law == "auto" or law in PUBLISHED_LAWS or law in LAWS or law.endswith(".json") or is_mix(law):
         return
@@ -172,8 +172,8 @@ def _check_law_name(law: str) -> None:
 
 
 def _run_published(args) -> int:
-    from analysis.errors import InputError
-    from analysis.extrapolate import published_case
+    from analysis.common.errors import InputError
+    from analysis.extrapolation.extrapolate import published_case
 
     for flag in ("path", "models", "columns"):
         if getattr(args, flag):

@@ -47,7 +47,7 @@ def _law_name(value: str) -> str:
     here, so a typo is a usage error before any loading)."""
     import argparse
 
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
     from analysis.laws.mix import is_mix, parse_mix
 
     choices = law_choices()
@@ -71,7 +71,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                 "(see `scaling datasets`)")
     p.add_argument("--law", default="auto", type=_law_name, metavar="LAW",
                    help="auto (default: among the laws with a loss floor, the one that best predicts larger "
-                        "sizes from smaller ones; analysis.policy), chinchilla, gadre2024, kaplan, "
+                        "sizes from smaller ones; analysis.selection.policy), chinchilla, gadre2024, kaplan, "
                         "kaplan_nd, kaplan_n, kaplan_d, kaplan_c, approach1, approach2, any law a module in "
                         "SCALING_LAW_MODULES registers, or a combination such as 'mix(chinchilla=0.6,kaplan_nd=0.4)'")
     p.add_argument("--backtest", action="store_true",
@@ -102,14 +102,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="refuse (default) or drop rows with missing, non-positive or duplicate values,"
                         " and runs whose record cannot be read")
     p.add_argument("-o", "--save", metavar="FIT.json",
-                   help="also save the fit as JSON (reload with analysis.result.load_result)")
+                   help="also save the fit as JSON (reload with analysis.fitting.result.load_result)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of the report")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
 def _numbers(text: str, what: str) -> list[float]:
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     out = []
     for part in (s.strip() for s in str(text).split(",")):
@@ -129,7 +129,7 @@ def _numbers(text: str, what: str) -> list[float]:
 
 def parse_pairs(text: str) -> list[tuple[float, float]]:
     """``"7e9:1.4e12,70e9:1.4e12"`` -> [(7e9, 1.4e12), (70e9, 1.4e12)]."""
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     pairs = []
     for part in (s.strip() for s in str(text).split(",")):
@@ -147,9 +147,9 @@ def parse_pairs(text: str) -> list[tuple[float, float]]:
 def run(args) -> int:
     import logging
 
-    from analysis.data import load_points
-    from analysis.errors import InputError
-    from analysis.records import check_output
+    from analysis.data.loading import load_points
+    from analysis.common.errors import InputError
+    from analysis.common.records import check_output
 
     check_bootstrap(args.bootstrap)
     check_jobs(args.jobs)
@@ -173,7 +173,7 @@ def run(args) -> int:
         if predict:
             raise InputError(f"{args.law} fits the compute-optimal allocation, not a loss", field="--predict",
                              fix="use --compute C to get N_opt and D_opt, or fit --law chinchilla to predict losses")
-        from analysis import approaches
+        from analysis.fitting import approaches
 
         if args.law == "approach1":
             from pathlib import Path
@@ -187,8 +187,8 @@ def run(args) -> int:
                                        optimum=args.optimum or "parabola")
         return _emit(args, fit, [], compute, extra=None)
 
-    from analysis.checked import fit_checked
-    from analysis.fit import fit_law, pick_kaplan_law
+    from analysis.selection.checked import fit_checked
+    from analysis.fitting.fit import fit_law, pick_kaplan_law
 
     points = load_points(args.path, columns=args.columns, policy=args.policy)
     law = pick_kaplan_law(points) if args.law == "kaplan" else args.law
@@ -200,8 +200,8 @@ def run(args) -> int:
     kw["allow_repeats"] = args.allow_repeats
     extra = None
     if args.law == "kaplan":
-        from analysis.errors import ToolkitError
-        from analysis.fit import frontier_points
+        from analysis.common.errors import ToolkitError
+        from analysis.fitting.fit import frontier_points
 
         if len(frontier_points(points)) >= 3:
             try:
@@ -214,7 +214,7 @@ def run(args) -> int:
 def _predictions(fit, pairs, checked=None) -> list[dict]:
     import numpy as np
 
-    from analysis.checked import prediction_distance
+    from analysis.selection.checked import prediction_distance
 
     out = []
     for n, d in pairs:
@@ -233,7 +233,7 @@ def _predictions(fit, pairs, checked=None) -> list[dict]:
 
 
 def _allocations(fit, budgets) -> list[dict]:
-    from analysis.allocation import compute_optimal
+    from analysis.fitting.allocation import compute_optimal
 
     r = compute_optimal(fit, budgets)
     rows = []
@@ -251,7 +251,7 @@ def _allocations(fit, budgets) -> list[dict]:
 
 
 def _summary(fit) -> dict:
-    from analysis.result import law_json
+    from analysis.fitting.result import law_json
 
     d = {"law": law_json(fit), "ci": {k: [v[0], v[1]] for k, v in fit.ci.items()},
          "ci_level": fit.ci_level, "n_points": fit.n_points, "n_sizes": fit.n_sizes, "n_budgets": fit.n_budgets,
@@ -268,16 +268,16 @@ def _summary(fit) -> dict:
 
 
 def _emit(args, fit, predict, compute, extra, checked=None) -> int:
-    from analysis.text import format_table, si
+    from analysis.common.text import format_table, si
 
     preds = _predictions(fit, predict, checked) if predict else []
     allocs, alloc_warn = _allocations(fit, compute) if compute else ([], [])
     if args.save:
-        from analysis.records import writing_output
+        from analysis.common.records import writing_output
 
         with writing_output("--save", args.save):
             if checked is not None:  # with what its intervals need: tied laws, error model
-                from analysis.checked import save_checked
+                from analysis.selection.checked import save_checked
 
                 save_checked(checked, args.save)
             else:

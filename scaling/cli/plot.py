@@ -36,7 +36,7 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
 
 def study_from_args(args):
     """Run the study the shared options describe."""
-    from analysis.extrapolate import run_study
+    from analysis.extrapolation.extrapolate import run_study
 
     check_bootstrap(args.bootstrap)
     check_jobs(args.jobs)
@@ -46,7 +46,7 @@ def study_from_args(args):
                      backtest=getattr(args, "backtest", False), sizes=sizes_from_args(args))
 
 
-#: The figures of ``scaling report`` (analysis.report.REPORT_KINDS; written out here so that
+#: The figures of ``scaling report`` (analysis.reporting.report.REPORT_KINDS; written out here so that
 #: ``scaling --help`` does not import the analysis and matplotlib behind them).
 REPORT_KINDS = ("curves", "isoflop", "residuals", "frontier", "own_curves", "repetition")
 
@@ -89,10 +89,10 @@ def figure_path(out, kind: str, kinds) -> "Path":
 def run(args) -> int:
     from pathlib import Path
 
-    from analysis.errors import InputError
-    from analysis.plots import FIGURE_FORMATS, save_figure
-    from analysis.records import check_output, writing_output
-    from analysis.report import report_figures, report_kinds
+    from analysis.common.errors import InputError
+    from analysis.reporting.plots import FIGURE_FORMATS, save_figure
+    from analysis.common.records import check_output, writing_output
+    from analysis.reporting.report import report_figures, report_kinds
 
     out = Path(args.output)
     if out.suffix.lower().lstrip(".") not in FIGURE_FORMATS:

@@ -24,8 +24,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from analysis.records import check_output, writing_output
-    from analysis.report import build_report
+    from analysis.common.records import check_output, writing_output
+    from analysis.reporting.report import build_report
 
     check_output(args.output, "--output", directory=True)
     study = study_from_args(args)

@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from analysis.errors import InputError
-    from analysis.text import format_table, num, sci, si
+    from analysis.common.errors import InputError
+    from analysis.common.text import format_table, num, sci, si
     from sweeps.index import STATUS_ORDER, format_counts, read_index, status_counts, write_index
 
     wanted = [s.strip() for s in (args.status or "").split(",") if s.strip()]
@@ -42,8 +42,8 @@ def run(args) -> int:
         if not path.is_dir():
             raise InputError("--reindex needs a sweep directory", field="SWEEP_DIR",
                              fix="point at the directory holding the runs, e.g. demo_out/runs")
-        from analysis.errors import RecordError
-        from analysis.records import check_output, find_run_dirs, writing_output
+        from analysis.common.errors import RecordError
+        from analysis.common.records import check_output, find_run_dirs, writing_output
 
         if not find_run_dirs(path):  # an empty index would make the directory look like a sweep
             raise RecordError(f"no run records under {path} (no summary.json below it); nothing written",

@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     import sweeps
-    from analysis.errors import InputError
+    from analysis.common.errors import InputError
 
     if args.experiment not in sweeps.experiments():
         raise InputError(f"unknown experiment {args.experiment!r}", field="EXPERIMENT",
@@ -60,8 +60,8 @@ def _dry_run(args, overrides) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from analysis.errors import ConfigError
-    from analysis.text import format_table, sci, si
+    from analysis.common.errors import ConfigError
+    from analysis.common.text import format_table, sci, si
     from sweeps.estimate import duration, estimate_times, plan_warnings
     from sweeps.launch import plan
 
@@ -73,7 +73,7 @@ def _dry_run(args, overrides) -> int:
     invalid = [j for j in jobs if j.error]
     todo = [j for j in jobs if j.action != "skip" and not j.error]
     if todo:  # the real run's first check: a sweep directory it cannot write
-        from analysis.records import check_output
+        from analysis.common.records import check_output
 
         check_output(todo[0].run_dir.parent, "--out" if args.out else "sweep.root", directory=True)
     device = estimate_times(todo) if todo and not args.no_estimate else None
@@ -111,7 +111,7 @@ _SOURCES = {"sweep": "runs of the same shape in the sweep directory", "probe": "
 
 def _refuse_if_all_invalid(jobs, invalid) -> None:
     """A plan in which no run can train is an error (exit 2), not "N to train"."""
-    from analysis.errors import ConfigError
+    from analysis.common.errors import ConfigError
 
     if not jobs or len(invalid) < len(jobs):
         return

@@ -27,7 +27,7 @@ MAIN_KEYS = (
 
 
 def _epilog() -> str:
-    from analysis.text import si
+    from analysis.common.text import si
     from scaling import flops as F
     from scaling.config import BYTE_VOCAB, PRESETS, ModelArgs, swiglu_hidden
 
@@ -98,7 +98,7 @@ def announce_long_run(cfg):
     to train longer than :data:`LONG_CPU_RUN_SECONDS` (every check has passed by then)."""
     import warnings
 
-    from analysis.text import si
+    from analysis.common.text import si
     from sweeps.estimate import duration
 
     def hook(plan, device) -> None:
@@ -169,7 +169,7 @@ def _show(cfg) -> int:
     est = estimate_memory(cfg, vocab_size=vocab, micro_batch=plan.micro_batch,
                           checkpointing=plan.activation_checkpointing)
     print(f"# memory per GPU (scaling.memory's estimate, docs/kernels.md): {format_estimate(est)}")
-    from analysis.text import si
+    from analysis.common.text import si
     from scaling import distributed as D
     from scaling import preflight
     from scaling.flops import count_params, nonembedding_params

@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from analysis.data import load_points
-    from analysis.validate import backtest_tokens_to_match
+    from analysis.data.loading import load_points
+    from analysis.extrapolation.validate import backtest_tokens_to_match
 
     check_bootstrap(args.bootstrap)
     points = load_points(args.path)

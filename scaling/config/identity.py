@@ -75,6 +75,6 @@ def config_diff(saved: dict, cfg: TrainConfig) -> List[tuple]:
 
 def default_run_name(cfg: TrainConfig, plan: Plan) -> str:
     """The readable name of a run outside a sweep (``runs/<name>``): preset and tokens."""
-    from analysis.text import si
+    from analysis.common.text import si
 
     return f"model={plan.model.preset},tokens={si(plan.tokens)}"

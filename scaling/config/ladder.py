@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import List
 
-from analysis.errors import ConfigError
+from analysis.common.errors import ConfigError
 
 from scaling import flops as F
 from scaling.shapes import ModelArgs

@@ -2,7 +2,7 @@
 
 :func:`resolve` checks the whole config in one place and turns it into a :class:`Plan`
 (model shape, steps, batch split, schedule points) or raises
-:class:`~analysis.errors.ConfigError` naming the field and the fix.
+:class:`~analysis.common.errors.ConfigError` naming the field and the fix.
 
 Imports neither torch nor numpy, so sweeps can build and validate configs cheaply.
 """
@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import List, Optional
 
-from analysis import schedules
-from analysis.errors import ConfigError
+from analysis.common import schedules
+from analysis.common.errors import ConfigError
 
 from scaling import flops as F
 from scaling import memory

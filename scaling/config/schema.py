@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, List, Optional, Union
 
-from analysis.errors import ConfigError
-from analysis.schedules import CooldownShape, ScheduleKind
+from analysis.common.errors import ConfigError
+from analysis.common.schedules import CooldownShape, ScheduleKind
 
 # --------------------------------------------------------------------------- enums
 
-# ScheduleKind and CooldownShape are defined with the schedule itself (analysis.schedules),
+# ScheduleKind and CooldownShape are defined with the schedule itself (analysis.common.schedules),
 # which the curve laws read too.
 
 

@@ -39,7 +39,7 @@ import functools
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from analysis.errors import ConfigError, InputError
+from analysis.common.errors import ConfigError, InputError
 
 KERNEL_CHOICES = ("eager", "compile", "triton", "auto")
 

@@ -13,7 +13,7 @@ import os
 import torch
 import triton
 
-from analysis.errors import ConfigError, InputError
+from analysis.common.errors import ConfigError, InputError
 
 #: Read once, like ``triton.jit`` itself does when the kernels are decorated.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,335 @@
+"""How ``--law auto`` chooses a law and sizes its intervals: one policy object, each knob
+with its reason and the numbers that chose it.
+
+The question a ladder is asked is how a model 3x to 50x larger than the largest one
+fitted will do. So the evidence is judged at that distance:
+
+1. **Distance backtest.** For every size s_j of the table, each candidate law is fitted
+   to the sizes up to s_j and predicts every larger size; each held-out point keeps its
+   distance d = N / s_j. The farthest splits are the ones that look like the question.
+2. **A floor, for extrapolation.** Only laws with an irreducible loss E are candidates:
+   a floorless power law predicts loss falling for ever, wins short backtests on curved
+   data, and runs away far out (Kaplan et al. 2020's L(N, D) missed Gadre et al. 2024's
+   7B by 14% from their runs below 1B; docs/analysis.md).
+3. **Ties go to fewer exponents.** Laws whose backtest error is within :attr:`LawPolicy.tie`
+   of the best are not told apart by the data; the one with the fewest parameters is
+   taken (the shared exponent of Gadre et al. 2024 before Chinchilla's two), and the
+   others widen the interval. Measured out of sample, no margin above 0 helped, so only
+   exact ties apply.
+4. **Points that cannot determine a law fall back to one they can.** Five points cannot
+   fit Chinchilla's five parameters; they can fit gadre2024's four. A law whose fit to
+   the whole table ends on a bound of its box (a collinear design, a floor at 0) is set
+   aside for a candidate whose fit does not.
+5. **Error is the fit's scatter, growing with distance from the fitted design.** A new
+   run's relative error has sd = s sqrt(1 + c z^2), as a regression's prediction interval
+   does: s is the fit's robust relative scatter (1.48 x the median absolute residual,
+   corrected for the parameters fitted), z^2 the squared distance of (ln N, ln D/N) from the
+   centre of the fitted points in units of their standard deviations, and c the
+   :attr:`LawPolicy.leverage`. A fit with too few residual degrees of freedom to measure its
+   scatter takes :attr:`LawPolicy.scale_prior`. An answer beyond every backtest split says so.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
+from ..common.errors import ToolkitError
+from ..laws import get_law
+from ..data.points import log_key, n_distinct
+from ..common.text import si
+
+__all__ = ["Knob", "LawPolicy", "POLICY", "distance_backtest", "ErrorModel", "has_floor", "min_sizes", "robust_scale"]
+
+@dataclass(frozen=True)
+class Knob:
+    """A number the policy depends on, with why it has this value and what chose it."""
+
+    value: float
+    reason: str
+    chosen_on: str = ""
+
+
+@dataclass(frozen=True)
+class LawPolicy:
+    """The rules of ``--law auto`` (module docstring); ``docs/analysis.md`` measures each
+    out of sample, leaving one source of public runs out at a time."""
+
+    tie: Knob = Knob(0.0, "backtest errors within this fraction of the best count as a tie, won by the law with "
+                          "fewer parameters; no margin improved the chosen law's errors on the sources left out, "
+                          "so only an exact tie goes to the simpler law",
+                     "leave-one-source-out over Porian et al. 2024, Muennighoff et al. 2023 and Gadre et al. 2024 "
+                     "(python docs/studies/law_choice.py): 0 of 0, 0.1, 0.25, 0.5, 1 on each held-out source")
+    leverage: Knob = Knob(1.0, "the 90% interval's sd is the fit's scatter times sqrt(1 + c z^2), z the question's "
+                               "distance from the centre of the fitted design in standard deviations; c = 1 is the "
+                               "smallest value at which the interval holds 90% of every other source's questions",
+                          "leave-one-source-out over Porian et al. 2024, Muennighoff et al. 2023 and Gadre et al. "
+                          "2024 (python docs/studies/law_choice.py): 1 of 0.25, 0.5, 1, 2, 4 with each source held out")
+    scale_prior: Knob = Knob(0.017, "the relative scatter of a fit with fewer than min_dof residual degrees of "
+                                    "freedom: the median scatter of the public development tables' own fits",
+                             "the median over the 19 development tables that measure their own scatter (Porian et "
+                             "al. 2024's 15, Muennighoff et al. 2023, Gadre et al. 2024's three below-1B tables); "
+                             "1.4-1.8% with any one source left out (python docs/studies/law_choice.py)")
+    #: residual degrees of freedom a fit needs to measure its own scatter
+    min_dof: int = 3
+    #: the least standard deviation of ln N and ln D/N in z: a design with one budget (or one
+    #: size) says nothing about that direction, so half an e-fold stands in for its spread
+    spread_floor: float = 0.5
+    #: most splits a backtest refits (log-spaced over the sizes): beyond that they repeat each other
+    max_splits: int = 6
+    require_floor: bool = True
+
+    def candidates(self, points: pd.DataFrame, laws: Sequence[str] | None = None) -> tuple[str, ...]:
+        """The laws auto may choose for this table: candidates whose inputs the table has,
+        with a floor, and determinable from these points."""
+        names = tuple(laws) if laws is not None else auto_candidates(points)
+        if self.require_floor and laws is None:
+            names = tuple(n for n in names if has_floor(n))
+        return tuple(n for n in names if determinable(points, n))
+
+    def choose(self, points: pd.DataFrame, laws: Sequence[str] | None = None, **fit_options) -> LawChoice:
+        """The law for this table, its backtest at distance, and its error growth."""
+        every = tuple(laws) if laws is not None else auto_candidates(points)
+        names = self.candidates(points, laws)
+        if not names:
+            # nothing determinable: name the simplest law; its fit will say why it cannot be fitted
+            fallback = min(every, key=lambda n: len(get_law(n).params))
+            return LawChoice(fallback, f"auto: {fallback} (no candidate law can be determined by these "
+                                       f"{len(points)} points)", None, fallback=True)
+        bt = distance_backtest(points, names, max_splits=self.max_splits, **fit_options)
+        scores = bt_scores(bt, names)
+        fewest = min(names, key=lambda n: (len(get_law(n).params), names.index(n)))
+        if not scores:
+            why = "; ".join(bt.notes) or "no split leaves enough sizes to fit on"
+            choice = LawChoice(fewest, f"auto: {fewest}, the candidate with the fewest parameters (nothing to "
+                                       f"backtest: {why})", bt, fallback=True)
+        else:
+            # a law whose fit to the whole table ends on a bound is not pinned down by these
+            # points (a collinear design, a floor at 0): another candidate that is, goes first
+            pinned = {n: at_bound(points, n, fit_options) == [] for n in scores}
+            pick, tied_names = pick_law(scores, pinned, self.tie.value)
+            others = ", ".join(f"{n} {100 * v:.2g}%" for n, v in sorted(scores.items(), key=lambda kv: kv[1])
+                               if n != pick)
+            far = bt.farthest(pick)
+            reason = (f"auto: {pick}, mean held-out error {100 * scores[pick]:.2g}% fitted to smaller sizes and "
+                      f"predicting larger ones (up to {far:.3g}x)" + (f" vs {others}" if others else ""))
+            if pick != min(scores, key=scores.get) and pinned[min(scores, key=scores.get)]:
+                reason += f"; within {100 * self.tie.value:g}% of the best, and fewer parameters"
+            unpinned = [n for n in scores if not pinned[n]]
+            if unpinned and len(unpinned) < len(scores):
+                reason += "; set aside: " + ", ".join(f"{n} (its fit ends on a bound)" for n in unpinned)
+            dropped = [n for n in every if n not in names]
+            if dropped:
+                reason += "; not considered: " + ", ".join(
+                    f"{n} ({'no floor' if not has_floor(n) else 'not determined by these points'})" for n in dropped)
+            choice = LawChoice(pick, reason, bt, score=scores[pick])
+        choice.tied_names = tied_names if scores else []
+        choice.policy = self.describe()
+        choice.reach = bt.farthest(choice.law)
+        return choice
+
+    def error_model(self, fit, points: pd.DataFrame, reach: float = 1.0) -> ErrorModel:
+        """The :class:`ErrorModel` of ``fit`` (fitted to ``points``) under this policy."""
+        rel = np.asarray(fit.predict_table(points), dtype=float) / points["loss"].to_numpy(float) - 1.0
+        law = get_law(fit.law)
+        uses_tokens = "tokens" in points.columns and "D" in (law.inputs or ())
+        return ErrorModel.from_residuals(
+            rel, len(law.params), points["params"].to_numpy(float),
+            points["tokens"].to_numpy(float) if uses_tokens else None, prior=self.scale_prior.value,
+            leverage=self.leverage.value, spread_floor=self.spread_floor, min_dof=self.min_dof, reach=reach)
+
+    def describe(self) -> dict:
+        return {"tie": vars(self.tie), "leverage": vars(self.leverage), "scale_prior": vars(self.scale_prior),
+                "min_dof": self.min_dof, "spread_floor": self.spread_floor, "max_splits": self.max_splits,
+                "require_floor": self.require_floor}
+
+
+POLICY = LawPolicy()
+
+
+def has_floor(name: str) -> bool:
+    """A law with an irreducible loss E (the loss it tends to with N and D unbounded)."""
+    return "E" in get_law(name).params
+
+
+def min_sizes(name: str) -> int:
+    """Distinct model sizes a law's size term needs: one per size parameter (E + A / N^alpha: 3)."""
+    law = get_law(name)
+    return max(2, len(law.size_terms or ()))
+
+
+def determinable(points: pd.DataFrame, name: str) -> bool:
+    law = get_law(name)
+    n_par = len(law.form.theta_names) if law.form is not None else len(law.params)
+    return n_distinct(points["params"]) >= min_sizes(name) and len(points) > n_par
+
+
+def at_bound(points: pd.DataFrame, name: str, fit_options: dict) -> list[str]:
+    """The parameters of ``name``'s fit to every point that end on a bound of the law's box."""
+    from ..fitting.fit import fit_law
+    from ..fitting.result import bound_warnings
+
+    options = {"progress": False, **fit_options, "uncertainty": False}
+    options.pop("bootstrap", None)
+    try:
+        fit = fit_law(points, name, **options)
+    except ToolkitError:
+        return ["no fit"]
+    return bound_warnings(fit.params, get_law(name).bounds)
+
+
+def pick_law(scores: dict[str, float], pinned: dict[str, bool], tie: float) -> tuple[str, list[str]]:
+    """The law the rules pick from backtest ``scores`` (lower is better): among the laws whose
+    fit is ``pinned`` (not on a bound; all of them if none is), those within ``tie`` of the
+    best, the one with the fewest parameters; and the other laws of that tie."""
+    pool = {n: v for n, v in scores.items() if pinned.get(n, True)} or dict(scores)
+    best = min(pool.values())
+    tied = [n for n, v in pool.items() if v <= best * (1 + tie) + 1e-12]
+    pick = min(tied, key=lambda n: (len(get_law(n).params), pool[n]))
+    return pick, [n for n in tied if n != pick]
+
+
+def bt_scores(bt: BacktestResult, names: Sequence[str]) -> dict[str, float]:
+    """Per law: mean over the splits every law in ``names`` could be refitted on, of the mean
+    held-out relative error (each split counts once, whatever its number of points)."""
+    by_split: dict[str, dict[str, BacktestRow]] = {}
+    for r in bt.rows:
+        by_split.setdefault(r.split, {})[r.law] = r
+    common = [s for s, rows in by_split.items()
+              if all(n in rows and not rows[n].error for n in names)]
+    if not common:
+        return {}
+    return {n: float(np.mean([by_split[s][n].mean_rel_error for s in common])) for n in names}
+
+
+def _split_sizes(sizes: np.ndarray, need: int, max_splits: int) -> list[int]:
+    """Indices j (fit sizes[:j+1], predict the rest) from the smallest determinable training
+    part up, at most ``max_splits`` of them spread evenly."""
+    js = list(range(need - 1, len(sizes) - 1))
+    if len(js) <= max_splits:
+        return js
+    pick = np.unique(np.round(np.linspace(0, len(js) - 1, max_splits)).astype(int))
+    return [js[i] for i in pick]
+
+
+def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int = 6,
+                      **fit_options) -> BacktestResult:
+    """Each law fitted to the sizes up to s_j and scored on every larger size, for the
+    split points s_j a law's size term allows (at most ``max_splits``, spread evenly).
+    Rows carry each held-out point's distance N / s_j (``distances``)."""
+    df = points.reset_index(drop=True)
+    if "flops" not in df.columns:
+        df = df.assign(flops=6.0 * df["params"] * df["tokens"])
+    fit_options = {"progress": False, **fit_options, "uncertainty": False}
+    fit_options.pop("bootstrap", None)
+    keys = log_key(df["params"])
+    sizes = np.unique(keys)
+    real = {k: float(df["params"][keys == k].iloc[0]) for k in sizes}
+    need = min(min_sizes(n) for n in laws) if laws else 2
+    rows, notes = [], []
+    splits = _split_sizes(sizes, need, max_splits)
+    if not splits:
+        notes.append(f"{len(sizes)} model sizes leave no larger size to predict from {need} fitted ones")
+    for j in splits:
+        train, test = df[keys <= sizes[j]], df[keys > sizes[j]]
+        top = real[sizes[j]]
+        name = f"N <= {si(top)}"
+        desc = f"fitted to {j + 1} sizes up to {si(top)}, predicting {len(sizes) - j - 1} larger"
+        dist = (test["params"].to_numpy(float) / top).tolist()
+        if not any(determinable(train, law) for law in laws):
+            notes.append(f"{j + 1} sizes up to {si(top)} ({len(train)} points) determine no law: split skipped")
+            continue
+        for law in laws:
+            row = BacktestRow(law, name, desc, len(train), j + 1, len(test))
+            if not determinable(train, law):
+                row.error = f"{j + 1} sizes cannot determine {law}"
+                rows.append(row)
+                continue
+            row = score_refit(row, train, test, law, fit_options)
+            if not row.error:
+                row.distances = dist
+            rows.append(row)
+    return BacktestResult(rows, tuple(laws), notes, kind="distance")
+
+
+def robust_scale(rel_residuals, n_params: int) -> float:
+    """The fit's relative scatter: 1.4826 x the median absolute relative residual (the
+    standard deviation of a normal sample, unmoved by a few runs the law does not fit), times
+    sqrt(n / (n - p)) for the p parameters fitted to the n points."""
+    r = np.abs(np.asarray(rel_residuals, dtype=float))
+    n = len(r)
+    return float(1.482602218505602 * np.median(r) * math.sqrt(n / max(n - n_params, 1)))
+
+
+@dataclass
+class ErrorModel:
+    """A prediction's relative error, as a regression's prediction interval sizes it: the
+    fit's own scatter ``scale``, growing with how far the question lies from the centre of the
+    fitted design, sd = scale x sqrt(1 + leverage x z^2), where z^2 = ((ln N - mean) / sd)^2
+    + ((ln D/N - mean) / sd)^2 over the fitted points (each sd at least ``spread_floor``)."""
+
+    scale: float
+    scale_source: str
+    #: mean and standard deviation of ln N and of ln(D/N) over the fitted points (D/N: None
+    #: for a law without tokens)
+    centre: tuple
+    spread: tuple
+    leverage: float = 1.0
+    #: the farthest distance (N over the largest fitted N) a backtest split reached (1.0: none)
+    reach: float = 1.0
+    n_residuals: int = 0
+
+    @classmethod
+    def from_residuals(cls, rel_residuals, n_params: int, params, tokens=None, *, prior: float,
+                       leverage: float, spread_floor: float, min_dof: int, reach: float = 1.0) -> "ErrorModel":
+        """The model for a fit with these relative residuals at these points (``tokens`` None:
+        size only); fewer than ``min_dof`` residual degrees of freedom take the ``prior`` scale."""
+        r = np.asarray(rel_residuals, dtype=float)
+        dof = len(r) - n_params
+        if dof >= min_dof:
+            scale = robust_scale(r, n_params)
+            src = f"this fit's {len(r)} points (1.48 x median |residual| x sqrt(n/(n-p)))"
+        else:
+            scale = prior
+            src = (f"prior ({len(r)} points leave {max(dof, 0)} degrees of freedom for {n_params} parameters; "
+                   f"at least {min_dof} are needed to measure the scatter)")
+        ln_n = np.log(np.asarray(params, dtype=float))
+        centre, spread = [float(ln_n.mean())], [max(float(ln_n.std()), spread_floor)]
+        if tokens is not None:
+            ln_t = np.log(np.asarray(tokens, dtype=float)) - ln_n
+            centre.append(float(ln_t.mean()))
+            spread.append(max(float(ln_t.std()), spread_floor))
+        return cls(scale, src, tuple(centre), tuple(spread), leverage, reach, len(r))
+
+    def z2(self, N, D=None) -> np.ndarray:
+        """Squared standardised distance of (N, D) from the centre of the fitted design (in
+        ln N only when D is None or the law has no tokens)."""
+        ln_n = np.log(np.asarray(N, dtype=float))
+        z2 = ((ln_n - self.centre[0]) / self.spread[0]) ** 2
+        if D is not None and len(self.centre) > 1:
+            ln_t = np.log(np.asarray(D, dtype=float)) - ln_n
+            z2 = z2 + ((ln_t - self.centre[1]) / self.spread[1]) ** 2
+        return z2
+
+    def half_width(self, N, D=None, level: float = 0.90) -> np.ndarray:
+        """Relative half-width of the ``level`` interval of a run's loss at (N, D)."""
+        from scipy.stats import norm
+
+        z = float(norm.ppf(0.5 + level / 2))
+        return z * self.scale * np.sqrt(1.0 + self.leverage * self.z2(N, D))
+
+    def to_dict(self) -> dict:
+        return {"scale": self.scale, "scale_source": self.scale_source, "leverage": self.leverage,
+                "centre_ln": list(self.centre), "spread_ln": list(self.spread), "reach": self.reach,
+                "n_residuals": self.n_residuals}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ErrorModel":
+        """Inverse of :meth:`to_dict` (a saved fit carries its error model)."""
+        return cls(float(d["scale"]), str(d["scale_source"]), tuple(float(x) for x in d["centre_ln"]),
+                   tuple(float(x) for x in d["spread_ln"]), float(d["leverage"]), float(d["reach"]),
+                   int(d.get("n_residuals", 0)))
