@@ -65,7 +65,7 @@ from analysis.common.errors import ConfigError, DataError
 from analysis.common.records import atomic_write_json
 
 from .shards import (LLMC_HEADER_INTS, LLMC_MAGIC, load_shards, open_shard, recorded_vocab,  # noqa: F401
-                     shard_paths, write_shard)
+                     shard_paths, shards_vocab, write_shard)
 from .tokens import Corpus, TokenStream, predicted_bytes, token_dtype  # noqa: F401
 
 CACHE_VERSION = 1
@@ -409,6 +409,14 @@ def expected_vocab(cfg) -> Optional[int]:
         if paths:
             return recorded_vocab(paths)  # None: the shards do not say
     return cfg.vocab_size or 256
+
+
+def data_vocab(cfg) -> int:
+    """The vocabulary the data will have, known before any token is read: what
+    :func:`expected_vocab` says, or, for shards that record none and no
+    ``data.vocab_size``, the ConfigError loading them would raise later."""
+    vocab = expected_vocab(cfg)
+    return vocab if vocab is not None else shards_vocab(cfg, shard_paths(cfg.source))
 
 
 def load_corpus(cfg, cache_dir: Optional[str] = None, build: bool = True) -> Corpus:

@@ -30,20 +30,27 @@ class World:
         return self.size > 1
 
 
+def local_rank() -> int:
+    """This process's index on its machine under torchrun (its GPU); 0 in a world of one."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def setup(device_type: str) -> World:
     """Join the process group torchrun describes; a world of one otherwise."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    local = local_rank()
     created = False
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
-            torch.cuda.set_device(local_rank)
+            torch.cuda.set_device(local)
         dist.init_process_group(backend=backend)
         created = True
-    return World(rank=dist.get_rank(), local_rank=local_rank, size=dist.get_world_size(), created_group=created)
+    return World(rank=dist.get_rank(), local_rank=local, size=dist.get_world_size(), created_group=created)
 
 
 def teardown(world: World) -> None:

@@ -121,19 +121,25 @@ def on_all_ranks(world: D.World, device: torch.device, check: Callable[[], None]
         raise err
 
 
-def resolve_device(name: str, world: D.World) -> torch.device:
-    """The device of ``device=``: auto picks CUDA when there is one; ``cuda`` means this
-    process's local rank."""
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The device of ``device=``, the one place it is chosen: auto picks CUDA when there is
+    one; ``cuda`` means this process's GPU, ``local_rank`` (:func:`scaling.distributed.local_rank`
+    under torchrun)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError("CUDA is not available on this machine", field="device", fix="use device=cpu")
         if name == "cuda":
-            return torch.device("cuda", world.local_rank)
+            return torch.device("cuda", local_rank)
     elif name != "cpu":
         raise ConfigError(f"unknown device {name!r}", field="device", fix="use auto, cpu, cuda or cuda:N")
     return torch.device(name)
+
+
+def device_memory(device: torch.device) -> Optional[int]:
+    """Bytes of memory of a CUDA device (what ``micro_batch=auto`` is sized to); None on the CPU."""
+    return torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
 
 
 def device_name(device: torch.device) -> str:

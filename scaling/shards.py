@@ -47,6 +47,16 @@ def recorded_vocab(paths: List[Path]) -> Optional[int]:
     return max((v for v in side if v), default=None)
 
 
+def shards_vocab(cfg, paths: List[Path]) -> int:
+    """The vocabulary of shards: ``data.vocab_size``, else what their headers record; a
+    ConfigError when neither says."""
+    vocab = cfg.vocab_size if cfg.vocab_size is not None else recorded_vocab(paths)
+    if vocab is None:
+        raise ConfigError("pre-tokenized shards do not record their vocabulary", field="data.vocab_size",
+                          fix="set data.vocab_size to the tokenizer's size, e.g. 50257 for GPT-2 tokens")
+    return vocab
+
+
 def open_shard(path: Path):
     """(tokens as a read-only memmap, dtype, layout name) of one pre-tokenized file."""
     side = path.with_suffix(".json")
@@ -109,10 +119,7 @@ def load_shards(cfg, paths: List[Path]) -> Corpus:
     opened = {p: open_shard(p) for p in paths}
     widest = max(np.dtype(dt).itemsize for _, dt, _ in opened.values())
     limit = 1 << (8 * widest)
-    vocab = cfg.vocab_size if cfg.vocab_size is not None else recorded_vocab(paths)
-    if vocab is None:
-        raise ConfigError("pre-tokenized shards do not record their vocabulary", field="data.vocab_size",
-                          fix="set data.vocab_size to the tokenizer's size, e.g. 50257 for GPT-2 tokens")
+    vocab = shards_vocab(cfg, paths)
     if vocab > limit:
         raise ConfigError(f"vocab_size={vocab} exceeds what the shards' {8 * widest}-bit tokens can hold "
                           f"({limit})", field="data.vocab_size",

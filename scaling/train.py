@@ -1,5 +1,11 @@
 """The library entry point: ``train(cfg, out_dir) -> summary``.
 
+:func:`train` settles a run once, before any work: the device (one function,
+:func:`scaling.preflight.resolve_device`), the process group, and :func:`resolve_run`:
+the :class:`~scaling.config.Plan` resolved with the data's vocabulary, and the run's
+name and directory, both from that Plan. The :class:`~scaling.trainer.Trainer` is handed
+them and executes the Plan.
+
 Hydra's basic launcher runs every job of a sweep in one process, so one run must leave
 no trace in the next: :func:`train` puts back torch's thread count, default dtype and
 matmul precision, every RNG state, the SIGTERM handler, logging handlers, a process
@@ -8,6 +14,7 @@ group it created, and torch.compile's caches.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -15,30 +22,47 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from analysis.common.errors import ToolkitError
-from scaling.config import TrainConfig, check_settings, to_train_config
+import numpy as np
+import torch
+
+from scaling import distributed as D
+from scaling import preflight
+from scaling.config import TrainConfig, check_settings, default_run_name, resolve, to_train_config
+from scaling.data import data_vocab
+from scaling.trainer import RunSpec, Trainer
 
 
-def run_dir_for(cfg: TrainConfig, out_dir: Optional[str | os.PathLike] = None) -> Path:
-    """Where a run's record goes: ``out_dir``, else ``cfg.out``, else ``runs/<run name>``."""
-    if out_dir is not None:
-        return Path(out_dir)
-    if cfg.out:
-        return Path(cfg.out)
-    from scaling.config import default_run_name, resolve
-    from scaling.data import expected_vocab
+class TrainResult(dict):
+    """What :func:`train` returns: the run's ``summary.json`` contents (a dict, as callers
+    have always read it), and ``run_dir``, the directory its record is in."""
 
-    if cfg.run_name:
-        return Path("runs") / cfg.run_name
-    vocab = expected_vocab(cfg.data) or cfg.arch.vocab_size or 256
-    try:
-        return Path("runs") / default_run_name(cfg, resolve(cfg, vocab))
-    except ToolkitError:
-        return Path("runs") / f"model={cfg.model}"
+    def __init__(self, summary: dict, run_dir: Path):
+        super().__init__(summary)
+        self.run_dir = Path(run_dir)
 
 
-def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None, before_training=None) -> dict:
-    """Train one model for exactly its token budget and return its ``summary.json`` contents.
+def resolve_run(cfg: TrainConfig, world: D.World, out_dir: Optional[str | os.PathLike] = None, *,
+                device: Optional[torch.device] = None) -> RunSpec:
+    """The run's :class:`~scaling.config.Plan`, name and directory, settled once.
+
+    The Plan is resolved with the data's vocabulary (known before any token is read:
+    :func:`scaling.data.data_vocab`), this world's size and, for ``micro_batch=auto``, the
+    memory of ``device`` (by default ``cfg.device``'s, :func:`scaling.preflight.resolve_device`).
+    The name is ``run_name``, else the Plan's (preset and tokens); the directory is
+    ``out_dir``, else ``cfg.out``, else ``runs/<name>``. A config that does not resolve
+    fails here, before the run directory is touched or data is read."""
+    if device is None:
+        device = preflight.resolve_device(cfg.device, world.local_rank)
+    vocab = data_vocab(cfg.data)
+    plan = resolve(cfg, vocab, world.size, device_bytes=preflight.device_memory(device))
+    name = cfg.run_name or default_run_name(cfg, plan)
+    run_dir = Path(out_dir) if out_dir is not None else Path(cfg.out) if cfg.out else Path("runs") / name
+    return RunSpec(plan=plan, data_vocab=vocab, run_name=name, run_dir=run_dir, device=device)
+
+
+def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None, before_training=None) -> TrainResult:
+    """Train one model for exactly its token budget and return its ``summary.json`` contents
+    (with ``.run_dir``, the directory of its record: a :class:`TrainResult`).
 
     ``cfg`` is a :class:`~scaling.config.TrainConfig`, or a dict / OmegaConf config with
     the same keys (e.g. a Hydra job's). A run directory that already holds a completed
@@ -50,32 +74,22 @@ def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None, before_training
     """
     cfg = to_train_config(cfg)
     check_settings(cfg)  # before isolated() applies threads
-    run_dir = run_dir_for(cfg, out_dir)
     with isolated(cfg):
-        import torch
-
-        from scaling import distributed as D
-        from scaling.preflight import resolve_device
-        from scaling.trainer import Trainer
-
-        device_type = "cuda" if cfg.device.startswith("cuda") or (
-            cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-        world = D.setup(device_type)
+        device = preflight.resolve_device(cfg.device, D.local_rank())  # a bad device fails before any work
+        world = D.setup(device.type)
         try:
-            resolve_device(cfg.device, world)  # fail on a bad device before any work
-            summary = Trainer(cfg, run_dir, world, before_training=before_training).run()
+            run = resolve_run(cfg, world, out_dir, device=device)
+            summary = Trainer(cfg, run, world, before_training=before_training).run()
             # rank 0 is still writing the record: a rank that tears gloo down under it can
             # abort at exit ("terminate called without an active exception")
             D.barrier(world)
-            return summary
+            return TrainResult(summary, run.run_dir)
         finally:
             if world.active:
                 # The trainer's helpers hold it in reference cycles, so its DDP reducer (and the
                 # gloo work objects holding tensors) would otherwise die at interpreter exit, after
                 # the group, where freeing a tensor takes the GIL of a dying interpreter: SIGABRT,
                 # "terminate called without an active exception" (pytorch/pytorch#179291).
-                import gc
-
                 gc.collect()
             D.teardown(world)
 
@@ -83,9 +97,6 @@ def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None, before_training
 @contextlib.contextmanager
 def isolated(cfg: TrainConfig):
     """Run a job with its own torch settings, RNG and logging, restoring the caller's after."""
-    import numpy as np
-    import torch
-
     threads = torch.get_num_threads()
     dtype = torch.get_default_dtype()
     matmul_precision = torch.get_float32_matmul_precision()

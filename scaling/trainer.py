@@ -1,6 +1,8 @@
 """The training loop: exactly a token budget, a run record, checkpoints, WSD branches, DDP.
 
-:class:`Trainer` executes a validated :class:`scaling.config.Plan`. One optimizer step
+:class:`Trainer` executes a validated :class:`scaling.config.Plan`, resolved once by
+:func:`scaling.train.train` and handed over in a :class:`RunSpec` with the run's name,
+directory and device. One optimizer step
 ``s`` (1-based) trains on the global batch drawn from ``(seed, s)``; each process takes
 its rows and splits them into micro-batches, so 1 or N processes, with or without
 accumulation, see the same global batch. After the step come, in this order: the
@@ -34,6 +36,7 @@ import math
 import platform
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -48,22 +51,37 @@ from scaling import checkpoint as ckpt
 from scaling import diagnostics as diag
 from scaling import distributed as D
 from scaling import flops as F
-from scaling.loader import Loader
 from scaling import loggers
 from scaling import preflight
 from scaling import resume
-from scaling.config import OnNonFinite, TrainConfig, config_hash, default_run_name, resolve, to_dict, to_yaml
+from scaling.config import OnNonFinite, Plan, TrainConfig, config_hash, to_dict, to_yaml
+from scaling.data import data_warnings, load_corpus, predicted_bytes, restrict_unique
 from scaling.diagnostics import DIVERGED_FILE
+from scaling.loader import Loader
+from scaling.model import Transformer
 from scaling.progress import Reporter
 from scaling.signals import Stop, StopRequest
 
 log = logging.getLogger("scaling.train")
 
 
-class Trainer:
-    """One run: ``Trainer(cfg, run_dir, world).run()`` returns the summary dict."""
+@dataclass(frozen=True)
+class RunSpec:
+    """What the trainer is handed, settled once before it starts
+    (:func:`scaling.train.resolve_run`): the run's Plan, its name and directory (both
+    from that Plan), and its device."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, world: D.World, *, prefetch: bool = True,
+    plan: Plan  # resolved with the data's vocabulary, this world's size and the device's memory
+    data_vocab: int  # that vocabulary (scaling.data.data_vocab), known before any token is read
+    run_name: str
+    run_dir: Path
+    device: torch.device
+
+
+class Trainer:
+    """One run: ``Trainer(cfg, run, world).run()`` returns the summary dict."""
+
+    def __init__(self, cfg: TrainConfig, run: RunSpec, world: D.World, *, prefetch: bool = True,
                  read_every_step: bool = False, before_training=None):
         """``prefetch=False`` and ``read_every_step=True`` restore the loop as it was before
         the loader and the deferred reads (the baseline ``scaling.bench train`` compares
@@ -71,11 +89,12 @@ class Trainer:
         called on rank 0 of a fresh run once every check has passed, before the first step
         (the command line announces a long run there)."""
         self.before_training = before_training
-        self.cfg, self.run_dir, self.world = cfg, Path(run_dir), world
+        self.cfg, self.world = cfg, world
+        self.plan, self.data_vocab = run.plan, run.data_vocab
+        self.run_name, self.run_dir, self.device = run.run_name, Path(run.run_dir), run.device
         self.prefetch, self.read_every_step = prefetch, read_every_step
         self.is_main = world.is_main
         self.hash = config_hash(cfg)
-        self.device = preflight.resolve_device(cfg.device, world)
         self.precision = cfg.precision if cfg.precision != "auto" else (
             "bf16" if self.device.type == "cuda" else "fp32")
         self.stop = StopRequest()
@@ -387,26 +406,19 @@ class Trainer:
         return got.step
 
     def _setup(self) -> None:
-        from scaling.data import data_warnings, expected_vocab, load_corpus, predicted_bytes, restrict_unique
-        from scaling.model import Transformer
-
-        cfg = self.cfg
-        vocab = expected_vocab(cfg.data)
-        if vocab is not None:  # fail on a bad config before spending time on data
-            resolve(cfg, vocab, self.world.size)
+        cfg, plan = self.cfg, self.plan  # the Plan was resolved before any data is read: a bad config failed then
         if self.is_main:  # rank 0 tokenizes; the others then map its cache
             self.corpus = load_corpus(cfg.data)
         D.barrier(self.world)
         if not self.is_main:
             self.corpus = load_corpus(cfg.data, build=False)
-        # micro_batch=auto is sized to this GPU's memory (scaling.memory)
-        mem = torch.cuda.get_device_properties(self.device).total_memory if self.device.type == "cuda" else None
-        self.plan = plan = resolve(cfg, self.corpus.vocab_size, self.world.size, device_bytes=mem)
+        if self.corpus.vocab_size != self.data_vocab:  # scaling.data.data_vocab must foresee the loader
+            raise AssertionError(f"the data's vocabulary {self.corpus.vocab_size} != the {self.data_vocab} "
+                                 "the plan was resolved with")
         self.corpus = restrict_unique(self.corpus, cfg.data, cfg.seq_len, plan.tokens, F.count_params(plan.model))
         self.unique = self.corpus.meta.get("unique_tokens")
         for w in data_warnings(plan.model, plan.tokens, self.corpus.train.n_tokens, cfg.data) if self.is_main else ():
             log.warning(w)
-        self.run_name = cfg.run_name or default_run_name(cfg, plan)
         self.corpus.train.require_window(cfg.seq_len)  # before any model is built or record written
         per_rank = plan.batch_seqs // self.world.size
         self.loader = Loader(self.corpus.train, cfg.seed, plan.batch_seqs, cfg.seq_len,

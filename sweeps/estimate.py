@@ -46,10 +46,9 @@ def estimate_times(jobs: Sequence, device: str = "auto") -> str:
     import torch
 
     from analysis.common.records import RecordError, find_run_dirs, read_summary
-    from scaling import distributed as D
     from scaling import preflight
 
-    dev = preflight.resolve_device(device, D.World())
+    dev = preflight.resolve_device(device)
     measured: Dict[tuple, float] = {}
     trained: Dict = {}
     for root in {j.run_dir.parent for j in jobs}:

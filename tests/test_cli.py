@@ -36,7 +36,7 @@ def test_a_long_cpu_run_is_announced_before_it_starts_and_show_config_estimates_
         # what train() does once every check has passed: hand the hook the run's plan
         calls.append(cfg)
         before_training(resolve(cfg, 256), torch.device("cpu"))
-        return {"status": "completed", "run_name": "r", "final_val_loss": 1.0}
+        return T.TrainResult({"status": "completed", "run_name": "r", "final_val_loss": 1.0}, cfg.out)
 
     monkeypatch.setattr(T, "train", fake_train)
     import warnings

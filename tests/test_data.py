@@ -1,9 +1,11 @@
 """Corpus, split, tokenizers, token cache, shards and batch sampling."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from analysis.common import records
 from analysis.common.errors import ConfigError, DataError
 from scaling import data as D
 from scaling.config import DataConfig, Tokenizer
@@ -194,9 +196,11 @@ def test_byte_tokenizer_rejects_another_vocab(tmp_path):
 def test_a_run_on_shards_is_named_from_the_vocabulary_their_headers_record(tmp_path, monkeypatch):
     # toolkit-layout shards record their vocabulary in .json headers; with no data.vocab_size
     # and a tokens_per_param budget (tokens follow from the parameter count, which the
-    # vocabulary sets), the run directory's name and summary.run_name must agree
-    from scaling.config import from_overrides
-    from scaling.train import run_dir_for, train
+    # vocabulary sets), the run directory's name and summary.run_name must agree: train()
+    # resolves the Plan once and names both from it (the directory once came from a
+    # separate resolve with a guessed vocabulary of 256)
+    from scaling.config import default_run_name, from_overrides, resolve
+    from scaling.train import train
 
     rng = np.random.default_rng(0)
     D.write_shard(tmp_path / "d_train.bin", rng.integers(0, 1000, 60000), 1000, "toolkit")
@@ -206,6 +210,28 @@ def test_a_run_on_shards_is_named_from_the_vocabulary_their_headers_record(tmp_p
     cfg = from_overrides(["model=atto", "tokens_per_param=1", f"data.source={tmp_path}", "seq_len=32",
                           "batch_tokens=1024", "eval_count=2", "data.val_tokens=1024", "progress=none",
                           "device=cpu", "threads=1"])
-    run_dir = run_dir_for(cfg)
+    # the case is one where the vocabulary changes the name
+    assert default_run_name(cfg, resolve(cfg, 1000)) != default_run_name(cfg, resolve(cfg, 256))
     summary = train(cfg)
-    assert run_dir.name == summary["run_name"] and (tmp_path / run_dir / "summary.json").exists()
+    assert summary.run_dir == Path("runs") / summary["run_name"]
+    assert summary["run_name"] == default_run_name(cfg, resolve(cfg, 1000))
+    assert (tmp_path / summary.run_dir / "summary.json").exists()
+    assert records.read_summary(tmp_path / summary.run_dir)["run_name"] == summary["run_name"]
+
+
+def test_a_run_on_shards_that_record_no_vocabulary_fails_before_touching_its_directory(tmp_path, monkeypatch):
+    # llm.c-layout shards carry no vocabulary: without data.vocab_size the Plan cannot be
+    # resolved, and train() says so, naming the field, before the run directory is created
+    from scaling.config import from_overrides
+    from scaling.train import train
+
+    rng = np.random.default_rng(0)
+    D.write_shard(tmp_path / "d_train.bin", rng.integers(0, 500, 8000), 500, "llm.c")
+    D.write_shard(tmp_path / "d_val.bin", rng.integers(0, 500, 2000), 500, "llm.c")
+    assert D.expected_vocab(DataConfig(source=str(tmp_path))) is None
+    monkeypatch.chdir(tmp_path)
+    cfg = from_overrides(["model=atto", "tokens_per_param=1", f"data.source={tmp_path}", "seq_len=32",
+                          "batch_tokens=1024", "progress=none", "device=cpu", "threads=1"])
+    with pytest.raises(ConfigError, match="^data.vocab_size: pre-tokenized shards do not record"):
+        train(cfg)
+    assert not (tmp_path / "runs").exists()

@@ -68,7 +68,7 @@ def test_the_benchmarks_baseline_loop_trains_the_same_bits(cache, tmp_path):
     """Trainer(prefetch=False, read_every_step=True), the loop as it was, which
     ``scaling.bench train`` compares with, logs exactly the rows of the default loop."""
     from scaling import distributed as D
-    from scaling.train import isolated
+    from scaling.train import isolated, resolve_run
     from scaling.trainer import Trainer
 
     got = {}
@@ -77,7 +77,8 @@ def test_the_benchmarks_baseline_loop_trains_the_same_bits(cache, tmp_path):
         cfg = from_overrides(tiny_overrides(cache, out, "tokens=12288", "log_every=3", "micro_batch=4",
                                             "schedule.kind=wsd", "schedule.branches=[8192]"))
         with isolated(cfg):
-            got[name] = Trainer(cfg, out, D.World(), **kw).run()
+            world = D.World()
+            got[name] = Trainer(cfg, resolve_run(cfg, world, out), world, **kw).run()
     assert got["old"]["status"] == got["new"]["status"] == "completed"
     keep = ("step", "train_loss", "grad_norm", "val_loss", "lr")
     old, new = ([{k: r.get(k) for k in keep} for r in records.read_metrics(tmp_path / n)] for n in ("old", "new"))

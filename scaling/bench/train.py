@@ -340,7 +340,7 @@ def _measure_trainer(size, device, precision, seq, batch, steps, warmup, *, pref
 
     from scaling import distributed as D
     from scaling.config import from_overrides
-    from scaling.train import isolated
+    from scaling.train import isolated, resolve_run
     from scaling.trainer import Trainer
 
     total = warmup + steps
@@ -381,7 +381,9 @@ def _measure_trainer(size, device, precision, seq, batch, steps, warmup, *, pref
                               "progress=none", f"device={device}", f"precision={precision}", f"out={d}"]
                              + ([f"threads={threads}"] if threads else []))
         with isolated(cfg):
-            t = Timed(cfg, Path(d), D.World(), prefetch=prefetch, read_every_step=read_every_step)
+            world = D.World()
+            t = Timed(cfg, resolve_run(cfg, world, Path(d)), world, prefetch=prefetch,
+                      read_every_step=read_every_step)
             s = t.run()
     if s["status"] != "completed":
         raise RuntimeError(f"the trainer ended {s['status']}: {s.get('error')}")

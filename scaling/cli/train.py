@@ -121,12 +121,12 @@ def run(args) -> int:
     cfg = from_overrides(args.overrides)
     if args.show_config:
         return _show(cfg)
-    from scaling.train import run_dir_for, train
+    from scaling.train import train
 
     summary = train(cfg, before_training=announce_long_run(cfg))
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
-    run_dir = run_dir_for(cfg)
+    run_dir = summary.run_dir  # named from the same Plan as summary["run_name"]
     status = summary["status"]
     if getattr(args, "json", False):
         files = sorted(str(p) for p in run_dir.rglob("*") if p.is_file())
@@ -151,16 +151,18 @@ def run(args) -> int:
 def _show(cfg) -> int:
     import dataclasses
 
+    from scaling import preflight
     from scaling.config import resolve, to_yaml
     from scaling.data import expected_vocab
-
-    import torch
-
     from scaling.memory import estimate_memory, format_estimate
 
     vocab = expected_vocab(cfg.data) or cfg.arch.vocab_size or 256
-    # micro_batch=auto is sized to the GPU here, if there is one (the trainer sizes it to its own)
-    gpu = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
+    try:  # the device the run would use; one it cannot use stops only the time estimate below
+        dev, dev_error = preflight.resolve_device(cfg.device), None
+    except Exception as e:
+        dev, dev_error = None, e
+    # micro_batch=auto is sized to that device's memory, as the trainer sizes it
+    gpu = preflight.device_memory(dev) if dev is not None else None
     plan = resolve(cfg, vocab, device_bytes=gpu)
     print(to_yaml(cfg), end="")
     d = dataclasses.asdict(plan)
@@ -170,14 +172,13 @@ def _show(cfg) -> int:
                           checkpointing=plan.activation_checkpointing)
     print(f"# memory per GPU (scaling.memory's estimate, docs/kernels.md): {format_estimate(est)}")
     from analysis.common.text import si
-    from scaling import distributed as D
-    from scaling import preflight
     from scaling.flops import count_params, nonembedding_params
     from sweeps.estimate import duration
 
     print(f"# parameters: {count_params(plan.model):,} ({nonembedding_params(plan.model):,} non-embedding)")
     try:  # the plan above, on the device the run would use
-        dev = preflight.resolve_device(cfg.device, D.World())
+        if dev_error is not None:
+            raise dev_error
         seconds, tps, how = estimate(cfg, plan, dev)
     except Exception as e:  # advisory: a device the probe cannot use does not stop --show-config
         print(f"# training time on this machine: not estimated ({type(e).__name__}: {str(e).splitlines()[0]})")
