@@ -38,7 +38,7 @@ from omegaconf.errors import OmegaConfBaseException
 import sweeps
 from analysis.common.errors import ConfigError, InputError
 from analysis.laws import get_law
-from analysis.reporting.overview import checks_text
+from analysis.selection.checks import checks_text
 from analysis.common.records import check_output, writing_output
 from analysis.reporting.report import build_report
 from analysis.extrapolation.study import run_study

@@ -9,7 +9,8 @@ import pytest
 from analysis.fitting.curves import (CurveFit, annealing_areas, fit_curve, luo_multipower, read_curve,
                              schedule_from_rows, tissue_annealing)
 from analysis.common.errors import TableError
-from analysis.fitting.result import LawFit, load_result
+from analysis.fitting.result import LawFit
+from analysis.fitting.io import load_result
 
 T, W, PEAK = 2000, 100, 3e-3
 STEPS = np.arange(1, T + 1)

@@ -10,7 +10,8 @@ import pytest
 from analysis.selection.backtest import auto_candidates
 from analysis.data.loading import load_points
 from analysis.common.errors import InputError, TableError
-from analysis.extrapolation.extrapolate import extrapolate, published_case
+from analysis.extrapolation.extrapolate import extrapolate
+from analysis.extrapolation.study import published_case
 from analysis.fitting.fit import fit_law
 from analysis.laws import decay_law, get_law
 from analysis.laws.muennighoff import MUENNIGHOFF2023_BASE, PAPER_START, effective_data
@@ -230,7 +231,7 @@ def test_cli_refuses_unique_tokens_above_tokens(tmp_path, capsys):
 
 
 def test_saved_decay_fit_round_trips(paper_fit, curated, tmp_path):
-    from analysis.fitting.result import load_result
+    from analysis.fitting.io import load_result
 
     paper_fit.save(tmp_path / "fit.json")
     back = load_result(tmp_path / "fit.json")

@@ -13,8 +13,8 @@ from scipy.optimize import brentq
 
 from analysis.common.errors import InputError, TableError
 from analysis.extrapolation.extrapolate import (ModelSpec, breakeven_inference_tokens, extrapolate, floor_loss,
-                                  models_from_points, parse_models, parse_target, published_case,
-                                  tokens_to_match)
+                                               models_from_points, parse_models, parse_target, tokens_to_match)
+from analysis.extrapolation.study import published_case
 from analysis.fitting.result import LawFit
 
 # A made-up law with Chinchilla-like exponents (not any published fit).
@@ -337,7 +337,7 @@ def _write_sweep(root, sizes=(1e7, 3e7, 1e8), budgets=(4e8, 1.2e9), n_logged=12)
 
 
 def test_study_from_run_records_reads_each_runs_curve(tmp_path):
-    from analysis.extrapolation.extrapolate import measured_curves, run_study
+    from analysis.extrapolation.study import measured_curves, run_study
 
     sweep = _write_sweep(tmp_path / "sweep")
     study = run_study(sweep, law=LawFit("chinchilla", P))
@@ -399,7 +399,7 @@ def _ladder_with_embeddings():
 
 
 def test_a_law_on_non_embedding_n_is_evaluated_there_for_the_models_and_the_target():
-    from analysis.extrapolation.extrapolate import run_study
+    from analysis.extrapolation.study import run_study
     from analysis.fitting.fit import fit_law
 
     df = _ladder_with_embeddings()

@@ -9,7 +9,8 @@ from analysis.fitting.approaches import approach1, approach2
 from analysis.common.errors import InputError, TableError
 from analysis.fitting.fit import fit_law
 from analysis.data.published import besiroglu2024, hoffmann2022, kaplan2020
-from analysis.fitting.result import AllocationFit, load_result
+from analysis.fitting.result import AllocationFit
+from analysis.fitting.io import load_result
 
 TRUE = besiroglu2024().params
 A_TRUE = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])  # N_opt ~ C^a (Hoffmann et al. 2022, eq. 4)

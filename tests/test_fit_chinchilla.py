@@ -9,7 +9,8 @@ from analysis import laws
 from analysis.bench import baseline, synthetic_table
 from analysis.fitting.fit import EPOCH_GRID, fit_law
 from analysis.data.published import besiroglu2024
-from analysis.fitting.result import LawFit, load_result
+from analysis.fitting.result import LawFit
+from analysis.fitting.io import load_result
 
 TRUE = besiroglu2024().params
 FAR = (70e9, 1.4e12)  # Chinchilla: 23x the largest model and 2.3x the most tokens below

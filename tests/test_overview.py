@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from analysis.common.errors import InputError
-from analysis.extrapolation.extrapolate import ModelSpec, Study, extrapolate, models_from_points
-from analysis.reporting.overview import (allocation_table, checks_markdown, compute_frontier, fit_methods, law_checks,
-                               parameter_table)
+from analysis.extrapolation.extrapolate import ModelSpec, extrapolate, models_from_points
+from analysis.extrapolation.study import Study
+from analysis.reporting.overview import allocation_table, compute_frontier, fit_methods, parameter_table
+from analysis.selection.checks import checks_markdown, law_checks
 from analysis.reporting.plots import gids, plot_own_curves, plot_runs
 from analysis.reporting.report import build_report
 from analysis.fitting.result import AllocationFit, LawFit

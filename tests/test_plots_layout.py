@@ -14,7 +14,8 @@ import pytest
 from matplotlib.colors import to_rgb
 from scipy.optimize import minimize_scalar
 
-from analysis.extrapolation.extrapolate import ModelSpec, Study, extrapolate, models_from_points, published_case
+from analysis.extrapolation.extrapolate import ModelSpec, extrapolate, models_from_points
+from analysis.extrapolation.study import Study, published_case
 from analysis.reporting.figure_style import _segment_distance
 from analysis.reporting.overview import compute_frontier
 from analysis.reporting.plots import gids, plot_curves, plot_isoflop, plot_own_curves, plot_residuals, plot_runs
@@ -406,7 +407,8 @@ def test_a_size_cut_draws_the_left_out_sizes_hollow_and_their_law_dotted_with_ma
     """Ten sizes (a two-column legend) and a fit to the largest 7: the sizes the fit never saw
     are drawn with hollow markers and their law all dotted; the title and legend stay on the page."""
     from analysis.selection.checked import fit_checked
-    from analysis.selection.size_cuts import bent_ladder, largest_sizes
+    from analysis.data.synthetic import bent_ladder
+    from analysis.selection.size_cuts import largest_sizes
 
     df = bent_ladder(0, 0.08)
     checked = fit_checked(df, sizes="auto", progress=False)

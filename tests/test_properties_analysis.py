@@ -21,7 +21,8 @@ from analysis import laws
 from analysis.data.loading import load_points
 from analysis.common.errors import FitError, TableError, ToolkitError
 from analysis.fitting.fit import FIT_LAWS, fit_law
-from analysis.fitting.result import AllocationFit, LawFit, load_result
+from analysis.fitting.result import AllocationFit, LawFit
+from analysis.fitting.io import load_result
 
 #: Modest example counts keep this file under ~20 s on two busy cores.
 FAST = settings(max_examples=60, deadline=None, derandomize=True,

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis.common.errors import InputError
-from analysis.extrapolation.extrapolate import run_study
+from analysis.extrapolation.study import run_study
 from analysis.reporting.report import build_report, markdown_table, markdown_to_html
 from analysis.fitting.result import LawFit
 from scaling.cli import main

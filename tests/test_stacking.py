@@ -11,7 +11,8 @@ from analysis.fitting.fit import fit_law
 from analysis.laws import LAWS, get_law
 from analysis.laws.mix import mix_law, mix_name, parse_mix
 from analysis.fitting.result import LawFit
-from analysis.selection.stacking import combined_rows, fit_mix, stack_weights
+from analysis.fitting.fit import fit_mix
+from analysis.selection.stacking import combined_rows, stack_weights
 
 CH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 KA = {"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095}

@@ -9,7 +9,8 @@ import pytest
 
 from analysis.data import datasets as D
 from analysis.common.errors import InputError
-from analysis.extrapolation.validate import backtest_tokens_to_match, measured_crossing
+from analysis.extrapolation.study import measured_crossing
+from analysis.extrapolation.validate import backtest_tokens_to_match
 from scaling.cli import main
 
 

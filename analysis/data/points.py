@@ -1,11 +1,18 @@
 """Selections of a points table that several laws and figures share: the lower envelope
-of loss against compute, and the compute-efficient frontier built from it."""
+of loss against compute, the compute-efficient frontier built from it, and the rows that
+repeat one measurement (refused unless they are seeds)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["lower_envelope", "frontier_points", "n_distinct", "log_key"]
+from ..common.errors import TableError
+
+__all__ = ["lower_envelope", "frontier_points", "n_distinct", "log_key", "repeat_groups", "check_repeats",
+           "REPEAT_RTOL"]
+
+#: Points whose N and D agree to this relative tolerance are repeats of one measurement.
+REPEAT_RTOL = 1e-6
 
 
 def lower_envelope(df: pd.DataFrame) -> pd.DataFrame:
@@ -34,3 +41,39 @@ def n_distinct(values, rtol: float = 1e-3) -> int:
 def log_key(s: pd.Series) -> np.ndarray:
     """A grouping key under which sizes or budgets equal to 0.1% fall together."""
     return np.round(np.log(s.to_numpy(float)), 3)
+
+
+def repeat_groups(points: pd.DataFrame, rtol: float = REPEAT_RTOL) -> np.ndarray:
+    """A label per row; rows with the same N and D (to ``rtol``) share one."""
+    n = np.log(points["params"].to_numpy(float))
+    d = np.log(points["tokens"].to_numpy(float))
+    order = np.lexsort((d, n))
+    labels = np.empty(len(n), dtype=int)
+    g, prev = -1, None
+    for i in order:
+        if prev is None or abs(n[i] - n[prev]) > rtol or abs(d[i] - d[prev]) > rtol:
+            g += 1
+        labels[i] = g
+        prev = i
+    return labels
+
+
+def check_repeats(points: pd.DataFrame, allow: bool = False) -> np.ndarray | None:
+    """Refuse rows that repeat another row's N and D (to 1e-6) unless ``allow`` says they are
+    seeds, or they carry different run names (separate runs reaching one budget). Returns the
+    repeat labels when there are repeats, for the bootstrap to draw each group as one point."""
+    labels = repeat_groups(points)
+    if len(np.unique(labels)) == len(labels):
+        return None
+    if allow:
+        return labels
+    counts = np.bincount(labels)
+    rows = np.flatnonzero(counts[labels] > 1)
+    if "run" in points.columns:
+        named = points["run"].astype(str).to_numpy()
+        if all(len(set(named[labels == g])) == int(counts[g]) for g in np.unique(labels[rows])):
+            return labels
+    shown = ", ".join(str(i + 1) for i in rows[:6]) + (" ..." if len(rows) > 6 else "")
+    raise TableError(f"{len(rows)} rows repeat another row's params and tokens to within {REPEAT_RTOL:g} "
+                     f"(rows {shown}): the same measurement twice would shrink every interval", field="rows",
+                     fix="drop the copies, or pass --allow-repeats (allow_repeats=True) if they are separate seeds")

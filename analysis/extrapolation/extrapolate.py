@@ -45,21 +45,8 @@ from ..common.text import num, si
 __all__ = [
     "ModelSpec", "Target", "ModelAnswer", "ExtrapolationResult", "extrapolate",
     "parse_target", "parse_models", "models_from_points", "floor_loss", "tokens_to_match",
-    "breakeven_inference_tokens", "PublishedCase", "published_case", "FLOP_CONVENTIONS", "D_MAX",
-    "Study", "run_study", "run_studies", "measured_curves", "fit_run_curves", "with_data_limit",
+    "breakeven_inference_tokens", "FLOP_CONVENTIONS", "D_MAX", "with_data_limit",
 ]
-
-# The study layer builds on this module, so its names are re-exported lazily (PEP 562):
-# analysis.extrapolation.extrapolate.run_study keeps working without an import cycle.
-_STUDY_NAMES = ("Study", "run_study", "run_studies", "measured_curves", "fit_run_curves", "PublishedCase", "published_case")
-
-
-def __getattr__(name):
-    if name in _STUDY_NAMES:
-        from . import study
-
-        return getattr(study, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ============================================================================ law algebra

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .answers import ExtrapolationResult, _times
 from ..common.errors import InputError
@@ -18,7 +19,7 @@ from ..fitting.result import LawFit
 from .specs import ModelSpec, models_from_points, named_target, parse_models
 from ..common.text import format_table, model_label, sci, si
 
-__all__ = ["Study", "run_study", "run_studies", "measured_curves", "fit_run_curves", "PublishedCase", "published_case"]
+__all__ = ["Study", "run_study", "run_studies", "measured_crossing", "measured_curves", "fit_run_curves", "PublishedCase", "published_case"]
 
 
 @dataclass
@@ -260,7 +261,6 @@ def measured_answers(result, points) -> None:
     law's tokens-to-match interval holds it. A model whose longest run stays above the
     target is "not reached"; the law's interval is then contradicted only if it ends
     below that run's tokens."""
-    from .validate import measured_crossing
 
     t = result.target
     loss = t.loss_measured if t.loss_measured is not None else t.loss
@@ -292,13 +292,28 @@ MEASUREMENT_NOISE = 0.01
 def repeat_spread(points) -> float:
     """Median relative standard deviation of the losses of runs that repeat one (N, D)
     (seeds); 0 without repeats."""
-    from ..selection.checks import repeat_groups
+    from ..data.points import repeat_groups
 
     groups = repeat_groups(points)
     loss = points["loss"].to_numpy(float)
     sds = [np.std(loss[groups == g], ddof=1) / np.mean(loss[groups == g])
            for g in np.unique(groups) if np.sum(groups == g) > 1]
     return float(np.median(sds)) if sds else 0.0
+
+
+def measured_crossing(runs: pd.DataFrame, loss: float) -> float | None:
+    """Tokens at which a model's runs (one size, several budgets) first reach ``loss``:
+    log-linear in tokens between the two runs that bracket it; None if no run reaches it."""
+    r = runs.sort_values("tokens")
+    t, l = r["tokens"].to_numpy(float), r["loss"].to_numpy(float)
+    below = np.flatnonzero(l <= loss)
+    if below.size == 0:
+        return None
+    i = int(below[0])
+    if i == 0:
+        return float(t[0]) if l[0] == loss else None  # already below at its shortest run: not bracketed
+    f = (l[i - 1] - loss) / (l[i - 1] - l[i])
+    return float(math.exp(math.log(t[i - 1]) + f * (math.log(t[i]) - math.log(t[i - 1]))))
 
 
 #: The name of :func:`measured_agreement`'s check (one per target: a study asks one).
@@ -315,7 +330,7 @@ def measured_agreement(result, points, level: float = 0.90):
     :data:`MEASUREMENT_NOISE`, or the spread of repeated runs (seeds) where the table has them."""
     from scipy.stats import norm
 
-    from ..reporting.overview import Check
+    from ..selection.checks import Check
 
     name = MEASURED_AGREEMENT
     t, fit = result.target, result.law

@@ -17,12 +17,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from .answers import NEVER
 from ..common.errors import InputError
-from ..data.points import log_key
 from ..common.text import format_table, si
+from ..data.loading import load_points
+from ..data.points import log_key
+from ..selection.checked import fit_checked
+from .answers import NEVER
+from .study import measured_crossing, run_study
 
-__all__ = ["PairCheck", "TokensBacktest", "backtest_tokens_to_match", "measured_crossing"]
+__all__ = ["PairCheck", "TokensBacktest", "backtest_tokens_to_match"]
 
 
 @dataclass
@@ -113,28 +116,11 @@ def _tokens(v) -> str:
     return "never" if v is None or not math.isfinite(v) else si(v)
 
 
-def measured_crossing(runs: pd.DataFrame, loss: float) -> float | None:
-    """Tokens at which a model's runs (one size, several budgets) first reach ``loss``:
-    log-linear in tokens between the two runs that bracket it; None if no run reaches it."""
-    r = runs.sort_values("tokens")
-    t, l = r["tokens"].to_numpy(float), r["loss"].to_numpy(float)
-    below = np.flatnonzero(l <= loss)
-    if below.size == 0:
-        return None
-    i = int(below[0])
-    if i == 0:
-        return float(t[0]) if l[0] == loss else None  # already below at its shortest run: not bracketed
-    f = (l[i - 1] - loss) / (l[i - 1] - l[i])
-    return float(math.exp(math.log(t[i - 1]) + f * (math.log(t[i]) - math.log(t[i - 1]))))
-
-
 def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target_tpp: float = 20.0,
                              law: str = "auto", bootstrap: int = 0, level: float = 0.90, seed: int = 0,
                              allow_repeats: bool = False) -> TokensBacktest:
     """Predict tokens-to-match from runs up to ``max_tpp`` tokens per parameter and check
     each answer against the smaller model's longer runs (module docstring)."""
-    from .study import run_study
-
     if not (max_tpp > 0 and target_tpp > 0):
         raise InputError(f"max_tpp={max_tpp}, target_tpp={target_tpp}", field="--max-tpp",
                          fix="give positive tokens-per-parameter values, e.g. --max-tpp 40 --target-tpp 20")
@@ -148,8 +134,6 @@ def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target
     if not longer:
         raise InputError(f"no run trains beyond {max_tpp:g} tokens per parameter, so nothing measures the answer",
                          field="--max-tpp", fix="lower --max-tpp below the longest runs' tokens per parameter")
-    from ..selection.checked import fit_checked
-    from ..data.loading import load_points
 
     pairs, notes = [], []
     # one fit of the runs it may see answers every pair: the targets differ, the table does not

@@ -18,20 +18,21 @@ assembles the :class:`~analysis.fitting.result.LawFit`; it knows no law by name.
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import numpy as np
 import pandas as pd
 
-from ..selection.checks import check_repeats, repeat_groups
 from .bootstrap import (bootstrap_indices, choose_resample, n_jobs_for, parallel_map, refit_chunk,
                         short_of_sizes)
 from ..common.errors import FitError, InputError, TableError
 from ..laws import LAWS, fittable, get_law
-from ..laws.base import INPUT_COLUMNS
+from ..laws.base import INPUT_COLUMNS, Law
+from ..laws.mix import is_mix, mix_law, mix_name, parse_mix
 from ..laws.forms import EPOCH_GRID, LOG_INPUTS
 from .optimize import HUBER_DELTA, distinct_optima, huber, solve_form, top_k
-from ..data.points import log_key, frontier_points, lower_envelope, n_distinct
+from ..data.points import check_repeats, frontier_points, log_key, lower_envelope, n_distinct, repeat_groups
 from .result import LawFit, check_interval_args, interval_from_samples
 from .uncertainty import asymptotic_ci, fit_warnings
 
@@ -131,11 +132,8 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     the standard errors are then empty).
     """
     from ..data.loading import describe_points, load_points, table_notes
-    from ..laws.mix import is_mix
 
     if is_mix(getattr(law, "name", law)):  # a stacked combination: each component fitted on its own
-        from ..selection.stacking import fit_mix
-
         return fit_mix(points, get_law(law), bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, **options)
     delta = float(options.pop("delta", HUBER_DELTA))
     n_starts = int(options.pop("n_starts", 8))
@@ -265,7 +263,6 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
 def check_points(points, law: str = "chinchilla", allow_repeats: bool = False) -> None:
     """Every refusal :func:`fit_law` would make before fitting ``law`` to ``points``: bad
     values, a design that cannot determine the law, repeated points."""
-    from ..laws.mix import is_mix, parse_mix
 
     if is_mix(getattr(law, "name", law)):
         for part in parse_mix(get_law(law).name):
@@ -324,3 +321,47 @@ def pick_kaplan_law(points: pd.DataFrame) -> str:
         return "kaplan_d"
     raise TableError("one model size and one token budget: no Kaplan law can be fitted", field="rows",
                      fix="add runs at several sizes or budgets")
+
+
+# ------------------------------------------------------------------ combinations
+
+def _prefixed_warning(law: str, warning: str) -> str:
+    """A component's warning with its parameters named as the combination names them
+    (``parameter E`` -> ``parameter chinchilla.E``), so the checks can tell what they already said."""
+    out = warning
+    for p in get_law(law).params:
+        out = re.sub(rf"(?<![\w.]){re.escape(p)}(?![\w.])", f"{law}.{p}", out)
+    return out if out != warning else f"{law}: {warning}"
+
+
+def fit_mix(points, law, bootstrap: int = 0, seed: int = 0, n_jobs: int | None = None, level: float = 0.90,
+            **options):
+    """Fit a combination (its name ``mix(a=0.6,b=0.4)``, its weights, or its Law): each
+    component by :func:`analysis.fitting.fit.fit_law` with the same options and bootstrap seed, so
+    draw i of every component refits the same resample and the combination's draw i is
+    their weighted sum."""
+    weights = parse_mix(law.name if isinstance(law, Law) else law if isinstance(law, str) else mix_name(law))
+    mlaw = mix_law(weights)
+    fits = {n: fit_law(points, n, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, **options)
+            for n in weights}
+    first = next(iter(fits.values()))
+
+    def prefixed(attr):
+        return {f"{n}.{p}": v for n, f in fits.items() for p, v in getattr(f, attr).items()}
+
+    correl = {f"{n}.{p}": {f"{n}.{q}": c for q, c in row.items()} for n, f in fits.items()
+              for p, row in f.correl.items()}
+    samples = None
+    if all(f.samples is not None for f in fits.values()) and len({len(f.samples) for f in fits.values()}) == 1:
+        samples = np.hstack([f.samples for f in fits.values()])
+    meta = {k: first.meta[k] for k in ("ci_method", "notes", "n_column", "bootstrap", "inputs") if k in first.meta}
+    meta["components"] = {n: {"weight": w, "method": fits[n].method, "objective": fits[n].objective}
+                          for n, w in weights.items()}
+    return LawFit(
+        law=mlaw.name, params=prefixed("params"), ci=prefixed("ci"), ci_level=level, stderr=prefixed("stderr"),
+        correl=correl, samples=samples, n_points=first.n_points, n_sizes=first.n_sizes, n_budgets=first.n_budgets,
+        data_range=first.data_range,
+        method="stacked combination, each law fitted on its own: "
+               + "; ".join(f"{n} (weight {w:.3g})" for n, w in weights.items()) + f". Each: {first.method}",
+        objective=None, warnings=[_prefixed_warning(n, w) for n, f in fits.items() for w in f.warnings], source="fit",
+        meta=meta)

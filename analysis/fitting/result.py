@@ -7,7 +7,7 @@ distinct sizes it saw, the range of the data, and the problems found while fitti
 It is saved to and loaded from JSON without loss.
 
 An :class:`AllocationFit` is the same for Hoffmann et al.'s Approaches 1 and 2, which fit
-N_opt(C) and D_opt(C) directly; :func:`load_result` reads any saved fit back.
+N_opt(C) and D_opt(C) directly; :func:`analysis.fitting.io.load_result` reads any saved fit back.
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class _Persisted:
         kind = d.pop("kind", cls.KIND)
         if kind != cls.KIND:
             raise RecordError(f"holds a {kind}, not a {cls.KIND}", field=str(path),
-                              fix="load it with analysis.fitting.result.load_result")
+                              fix="load it with analysis.fitting.io.load_result")
         return cls.from_dict(d)
 
 
@@ -511,18 +511,3 @@ def _extrapolation_warnings(data_range: dict, inputs: dict) -> list[str]:
             out.append(f"{key}={si(far)} lies more than {EXTRAPOLATION_FACTOR:g}x outside "
                        f"the fitted range [{si(lo)}, {si(hi)}]; treat the prediction as an extrapolation")
     return out
-
-
-def load_result(path: str | Path):
-    """Load any saved fit (LawFit, AllocationFit or a loss-curve fit) by its ``kind``."""
-    d = _read_json(path)
-    kind = d.pop("kind", "LawFit")
-    if kind == "LawFit":
-        return LawFit.from_dict(d)
-    if kind == "AllocationFit":
-        return AllocationFit.from_dict(d)
-    if kind == "CurveFit":
-        from .curves import CurveFit
-
-        return CurveFit.from_dict(d)
-    raise RecordError(f"unknown fit kind {kind!r}", field=str(path), fix="save fits with their .save() method")

@@ -21,6 +21,8 @@ figures and reports never branch on a law's name:
 
 Adding a law is one new module that builds a :class:`Law` and one
 :func:`analysis.laws.register_law` call; ``docs/analysis.md`` walks through an example.
+The registry (:data:`LAWS`, :func:`register_law`, :func:`get_law`) lives here, below
+every law module, so that each can look up the others without importing the package.
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ import numpy as np
 
 from ..common.errors import InputError
 
-__all__ = ["Law", "Published", "D_MAX", "INPUT_COLUMNS", "DATA_INPUTS"]
+__all__ = ["Law", "Published", "D_MAX", "INPUT_COLUMNS", "DATA_INPUTS", "LAWS", "register_law", "get_law",
+           "register_builder", "fittable", "published_sets"]
 
 #: Largest token count the numerical inversions search; beyond it a target counts as unreachable.
 D_MAX = 1e40
@@ -232,7 +235,61 @@ class Law:
 
     def check_fittable(self) -> None:
         if not self.fit_to_points or self.form is None:
-            from . import fittable
-
             raise InputError(f"law {self.name!r} cannot be fitted to points", field="law",
                              fix="use one of " + ", ".join(fittable()))
+
+# ============================================================================ the registry
+
+#: Laws addressable by name in fits, published parameter sets and the CLI, in display order.
+LAWS: dict[str, Law] = {}
+
+
+def register_law(law: Law, replace: bool = False) -> Law:
+    """Make ``law`` addressable by its name everywhere (fits, saved results, the CLI)."""
+    if not isinstance(law, Law):
+        raise InputError(f"expected a Law, got {type(law).__name__}", field="law",
+                         fix="build it with analysis.laws.Law(...)")
+    if law.name in LAWS and not replace and LAWS[law.name] is not law:
+        raise InputError(f"a law named {law.name!r} is already registered", field="law",
+                         fix="choose another name, or pass replace=True")
+    taken = {s: other.name for other in LAWS.values() if other.name != law.name for s in other.published}
+    clash = [s for s in law.published if s in taken]
+    if clash:
+        raise InputError(f"published set {clash[0]!r} already belongs to law {taken[clash[0]]!r}",
+                         field="published", fix="give the published set another name")
+    LAWS[law.name] = law
+    return law
+
+
+#: Laws built on demand from their name, as (claims(name), build(name)): a stacked
+#: combination ``mix(a=0.6,b=0.4)`` (:mod:`analysis.laws.mix` adds its builder).
+_BUILDERS: list[tuple[Callable[[Any], bool], Callable[[str], "Law"]]] = []
+
+
+def register_builder(claims: Callable[[Any], bool], build: Callable[[str], "Law"]) -> None:
+    """Let :func:`get_law` build the laws whose names ``claims`` recognises with ``build``."""
+    _BUILDERS.append((claims, build))
+
+
+def get_law(name) -> Law:
+    """The :class:`Law` called ``name`` (or ``name`` itself when it is a Law), or an
+    InputError listing the known ones."""
+    if isinstance(name, Law):
+        return name
+    for claims, build in _BUILDERS:
+        if claims(name):  # e.g. a stacked combination, named by its weights and rebuilt from them
+            return build(name)
+    try:
+        return LAWS[name]
+    except (KeyError, TypeError):
+        raise InputError(f"unknown law {name!r}", field="law", fix="use one of " + ", ".join(LAWS)) from None
+
+
+def fittable() -> tuple[str, ...]:
+    """Names of the laws :func:`analysis.fitting.fit.fit_law` fits to points tables."""
+    return tuple(n for n, law in LAWS.items() if law.fit_to_points and law.form is not None)
+
+
+def published_sets() -> dict[str, tuple[Law, Published]]:
+    """Every published parameter set of every registered law: name -> (law, set)."""
+    return {s: (law, pub) for law in LAWS.values() for s, pub in law.published.items()}

@@ -21,7 +21,7 @@ from typing import Mapping
 import numpy as np
 
 from ..common.errors import InputError
-from .base import Law
+from .base import LAWS, Law, register_builder
 
 __all__ = ["MIX_PREFIX", "mix_name", "parse_mix", "mix_law", "is_mix"]
 
@@ -42,8 +42,6 @@ def mix_name(weights: Mapping[str, float]) -> str:
 
 def parse_mix(name: str) -> dict[str, float]:
     """``mix(a=0.6,b=0.4)`` -> {"a": 0.6, "b": 0.4}, checked: known joint laws, weights >= 0 summing to 1."""
-    from . import LAWS
-
     fix = "write mix(LAW=WEIGHT,...) with fittable joint laws and weights summing to 1, e.g. mix(chinchilla=0.6,kaplan_nd=0.4)"
     if not is_mix(name):
         raise InputError(f"not a combination of laws: {name!r}", field="law", fix=fix)
@@ -66,8 +64,6 @@ def parse_mix(name: str) -> dict[str, float]:
 
 def mix_law(weights: Mapping[str, float] | str) -> Law:
     """The :class:`Law` of a combination (from its weights or its name), built once per name."""
-    from . import LAWS
-
     w = parse_mix(weights) if isinstance(weights, str) else parse_mix(mix_name(weights))
     name = mix_name(w)
     if name in _CACHE:
@@ -91,3 +87,7 @@ def mix_law(weights: Mapping[str, float] | str) -> Law:
     )
     _CACHE[name] = law
     return law
+
+
+# get_law("mix(a=0.6,b=0.4)") builds the combination from its name
+register_builder(is_mix, mix_law)

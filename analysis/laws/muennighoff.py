@@ -33,7 +33,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..common.errors import InputError
-from .base import Law, Published
+from .base import LAWS, Law, Published, get_law, published_sets, register_law
 
 __all__ = ["data_constrained", "effective_data", "effective_params", "optimal_size_for_tokens",
            "DataConstrainedLaw", "DATA_CONSTRAINED", "decay_law", "MUENNIGHOFF2023_BASE", "MUENNIGHOFF2023_DECAY",
@@ -225,8 +225,6 @@ def decay_law(base, base_params: Mapping[str, float] | None = None, name: str | 
     ``terms``: chinchilla, gadre2024). The law is registered (so :func:`analysis.fitting.fit.fit_law`
     can fit it) as ``name``, by default ``<base>_decay``.
     """
-    from . import LAWS, get_law, published_sets, register_law
-
     label = None
     if isinstance(base, str) and base_params is None:
         sets = published_sets()

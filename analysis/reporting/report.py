@@ -37,7 +37,7 @@ REPORT_FILES = {
     "own_curves.png": "each smaller model's own run extrapolated alone to the largest model's compute",
     "repetition.png": "repeated data: loss against epochs at fixed compute (with repetition and on fresh tokens), "
                       "and the effective data D' against the tokens trained (Muennighoff et al. 2023)",
-    "fit.json": "the fitted law, as `scaling extrapolate FIT.json` and analysis.fitting.result.load_result read it",
+    "fit.json": "the fitted law, as `scaling extrapolate FIT.json` and analysis.fitting.io.load_result read it",
     "extrapolation.csv": "the compute-matched extrapolation table, one row per smaller model, with intervals",
 }
 
@@ -109,7 +109,7 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
     # the checks stand above every number of the report, failures first
     checked = getattr(study, "checked", None)
     if checked is not None and checked.checks and "Sanity checks" not in (sections or {}):
-        from .overview import checks_markdown
+        from ..selection.checks import checks_markdown
 
         md += ["## Sanity checks", "", "Failures first; a failed check means the numbers below are not to be "
                "trusted as they stand.", "", checks_markdown(checked.checks), ""]
@@ -184,7 +184,7 @@ def build_report(source, out_dir, law="auto", target="largest", models=None, boo
     Returns file name -> path of what was written.
     """
     from ..selection.checked import saved_fit_dict
-    from ..extrapolation.extrapolate import run_study
+    from ..extrapolation.study import run_study
     from .plots import figure_bytes
 
     out_dir = Path(out_dir)

@@ -42,7 +42,7 @@ TIE = 0.10
 STACK_GAIN = 0.25
 #: A size cut (:mod:`analysis.selection.size_cuts`) must lower the score of the larger cut chosen so far
 #: by this fraction, for the same reason: on seeded ladders of 10 sizes drawn from one law with 0.4%
-#: noise, noise alone lowered some cut's score by 5-22% in 6 of 10 seeds (``python -m analysis.selection.size_cuts``).
+#: noise, noise alone lowered some cut's score by 5-22% in 6 of 10 seeds (``python docs/studies/size_cut_study.py``).
 CUT_GAIN = 0.25
 
 

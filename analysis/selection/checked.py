@@ -14,7 +14,7 @@ import numpy as np
 
 from .backtest import TIE, BacktestResult, LawChoice, backtest, backtests_by_cut, held_out_errors, select_law
 from .checks import self_checks
-from ..reporting.overview import Check
+from .checks import Check
 from ..data.points import n_distinct
 from .size_cuts import AUTO_SIZES, describe_cut, largest_sizes
 

@@ -2,29 +2,28 @@
 scaling law must, and does the data reject the law's constraints?
 
 Li et al. 2025 ("(Mis)fitting scaling laws") list what a fit must report; these checks
-are the ones a table can answer. Each returns :class:`analysis.reporting.overview.Check` lines
+are the ones a table can answer. Each returns :class:`Check` lines
 (``ok``, ``warn`` or ``fail``); :func:`self_checks` runs them all, failures first, and the
 CLI prints them above any number (``--strict`` turns a failure into exit status 1).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..common.errors import TableError
+from ..common.errors import InputError
+from ..fitting.result import LawFit, bound_warnings, correlation_warnings, uncertainty_warnings
 from ..laws import LAWS, get_law
 from ..laws.mix import is_mix
-from ..reporting.overview import Check, law_checks
 from ..common.text import num, si
 
-__all__ = ["data_checks", "misspecification_checks", "self_checks", "ordered", "repeat_groups",
-           "check_repeats", "REPEAT_RTOL", "FLOP_FACTOR"]
+__all__ = ["data_checks", "misspecification_checks", "self_checks", "ordered", "FLOP_FACTOR", "Check", "law_checks",
+           "checks_text", "checks_markdown"]
 
-#: Points whose N and D agree to this relative tolerance are repeats of one measurement.
-REPEAT_RTOL = 1e-6
 #: A FLOP column this far from 6ND on a row is taken for a unit or counting mistake.
 FLOP_FACTOR = 2.0
 #: |z| of a constraint's Wald statistic above which the data reject it. Asymptotic standard
@@ -32,48 +31,150 @@ FLOP_FACTOR = 2.0
 #: is higher than the usual 2.
 REJECT_Z = 3.0
 
+@dataclass
+class Check:
+    """One sanity check: ``status`` is ``ok``, ``warn`` (the data cannot tell, or the
+    measurements themselves are not monotone) or ``fail`` (the law contradicts what a
+    scaling law must say)."""
+
+    name: str
+    status: str
+    detail: str
+
+    def line(self) -> str:
+        return f"[{self.status.upper():4}] {self.name}: {self.detail}"
+
+
+def _with_ci(fit: LawFit, p: str) -> str:
+    lo, hi = fit.ci.get(p, (None, None))
+    return f"{p} = {num(fit.params[p])}" + (f" [{num(lo)}, {num(hi)}]" if lo is not None else "")
+
+
+def law_checks(fit: LawFit, points=None) -> list[Check]:
+    """Sanity checks of a fitted L(N, D) and of the measurements it was fitted to.
+
+    * the law's loss falls with N and with D across the data's range;
+    * every exponent is positive;
+    * no parameter sits on a bound of the search box;
+    * every parameter is determined by the data (standard error small against its value,
+      no pair with |correlation| >= 0.995 in centred coordinates): a ``warn`` names the
+      parameters a small sweep leaves open, typically the irreducible loss E when no run
+      is near convergence;
+    * with ``points``: within each model size the measured loss falls with tokens, and at
+      each token budget shared by several sizes it falls with size (``warn`` lists each
+      exception: noise, or a larger model not yet ahead early in training).
+    """
+    if not isinstance(fit, LawFit) or not {"N", "D"} <= set(fit.law_obj.inputs):
+        raise InputError("sanity checks need a fitted law of N and D", field="fit",
+                         fix="pass the LawFit of chinchilla, gadre2024 or kaplan_nd")
+    checks: list[Check] = []
+    rng = fit.data_range
+    n_lo, n_hi = rng.get("N", (1e6, 1e7))
+    d_lo, d_hi = rng.get("D", (1e6, 1e7))
+    n_mid, d_mid = math.sqrt(n_lo * n_hi), math.sqrt(d_lo * d_hi)
+    exps = list(fit.law_obj.exponents)
+    for var, (lo, hi), other in (("N", (n_lo, n_hi), d_mid), ("D", (d_lo, d_hi), n_mid)):
+        xs = np.geomspace(lo, hi, 9)
+        pred = fit.predict(N=xs, D=other) if var == "N" else fit.predict(N=other, D=xs)
+        # a fall of under 0.01% across the whole range is no fall: a degenerate fit to flat
+        # losses (a huge exponent on a vanishing term) must not pass as a law
+        falls = bool(np.all(np.diff(pred) < 0)) and bool(pred[0] / pred[-1] - 1.0 > 1e-4)
+        how = f"L from {num(float(pred[0]))} to {num(float(pred[-1]))} over {var} = {si(lo)} .. {si(hi)}"
+        checks.append(Check(f"loss falls with {var}", "ok" if falls else "fail", how))
+    bad = [p for p in exps if not fit.params[p] > 0]
+    checks.append(Check("exponents positive", "fail" if bad else "ok",
+                        ", ".join(_with_ci(fit, p) for p in exps) if exps else "no exponents"))
+    at_bound = bound_warnings(fit.params, fit.law_obj.bounds)
+    checks.append(Check("no parameter at a bound", "fail" if at_bound else "ok",
+                        "; ".join(at_bound) if at_bound else "every parameter inside its search box"))
+    # A parameter on a bound is reported once, above; its relative error means nothing.
+    hit = {w.split()[1] for w in at_bound}
+    free = {p: v for p, v in fit.params.items() if p not in hit}
+    loose = uncertainty_warnings(free, fit.stderr) + correlation_warnings(fit.meta.get("correl_centered") or {})
+    if fit.samples is not None:
+        for p in free:
+            lo, hi = fit.ci.get(p, (None, None))
+            v = fit.params[p]
+            if lo is not None and hi is not None and v > 0 and p not in exps and hi > 10 * max(lo, 1e-300):
+                loose.append(f"parameter {p} = {num(v)} spans more than a factor 10 over the bootstrap "
+                             f"({num(lo)} .. {num(hi)})")
+    checks.append(Check("every parameter identified", "warn" if loose else "ok",
+                        "; ".join(loose) if loose else "standard errors small, no unidentifiable pair"))
+    if points is not None and len(points):
+        checks += _measured_checks(points)
+    return checks
+
+
+def _log_key(s: pd.Series) -> np.ndarray:
+    """Sizes and budgets equal to 0.1% group together (the fits' rule for distinct values)."""
+    return np.round(np.log(s.to_numpy(float)), 3)
+
+
+def _measured_checks(points) -> list[Check]:
+    by_d, by_n = [], []
+    pts = points.assign(_n=_log_key(points["params"]), _d=_log_key(points["tokens"]))
+    # Repeated measurements of one (N, D) (two runs reaching the same budget) are not a
+    # trend: keep the best of each.
+    pts = pts.loc[pts.groupby(["_n", "_d"])["loss"].idxmin()]
+    for _, g in pts.groupby("_n"):
+        g = g.sort_values("tokens")
+        loss = g["loss"].to_numpy(float)
+        for i in np.flatnonzero(np.diff(loss) >= 0):
+            n, d0, d1 = float(g["params"].iloc[i]), float(g["tokens"].iloc[i]), float(g["tokens"].iloc[i + 1])
+            by_d.append(f"N={si(n)}: {num(loss[i + 1])} at {si(d1)} tokens, not below {num(loss[i])} at {si(d0)}")
+    for _, g in pts.groupby("_d"):
+        if g["_n"].nunique() < 2:
+            continue
+        g = g.sort_values("params")
+        loss = g["loss"].to_numpy(float)
+        for i in np.flatnonzero(np.diff(loss) >= 0):
+            by_n.append(f"at {si(float(g['tokens'].iloc[i]))} tokens N={si(float(g['params'].iloc[i + 1]))} has "
+                        f"{num(loss[i + 1])}, not below N={si(float(g['params'].iloc[i]))}'s {num(loss[i])}")
+    n_budgets = int(sum(g["_n"].nunique() >= 2 for _, g in pts.groupby("_d")))
+    steps_d = int(sum(len(g) - 1 for _, g in pts.groupby("_n")))
+    steps_n = int(sum(len(g) - 1 for _, g in pts.groupby("_d") if g["_n"].nunique() >= 2))
+    return [
+        _rising("measured loss falls with tokens in every run", by_d, steps_d, "tokens",
+                f"{pts['_n'].nunique()} model sizes"),
+        _rising("measured loss falls with size at every shared budget", by_n, steps_n, "size",
+                f"{n_budgets} budgets shared by several sizes"),
+    ]
+
+
+#: items of a failed measured check shown before "... and K more"
+_SHOWN = 4
+
+
+def _rising(name: str, items: list[str], steps: int, what: str, ok: str) -> Check:
+    """A few rises are noise (a WARN); loss rising in most steps is not a loss at all (a FAIL)."""
+    if not items:
+        return Check(name, "ok", ok)
+    shown = "; ".join(items[:_SHOWN]) + (f"; ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+    if 2 * len(items) > steps:
+        return Check(name, "fail", f"loss does not fall with {what} in {len(items)} of {steps} steps, so these are "
+                                   f"not losses of training runs (another column, or a metric where higher is "
+                                   f"better?): {shown}")
+    return Check(name, "warn", shown)
+
+
+def checks_text(checks: Sequence[Check]) -> str:
+    """The checks as aligned text lines, one per check."""
+    return "\n".join(c.line() for c in checks)
+
+
+def checks_markdown(checks: Sequence[Check]) -> str:
+    """The checks as a Markdown table (check, result, detail)."""
+    from ..common.text import markdown_table
+
+    return markdown_table([{"check": c.name, "result": c.status, "detail": c.detail} for c in checks])
+
+
 _ORDER = {"fail": 0, "warn": 1, "ok": 2}
 
 
 def ordered(checks: Sequence[Check]) -> list[Check]:
     """Failures first, then warnings, then passes; stable within each."""
     return sorted(checks, key=lambda c: _ORDER.get(c.status, 3))
-
-
-def repeat_groups(points: pd.DataFrame, rtol: float = REPEAT_RTOL) -> np.ndarray:
-    """A label per row; rows with the same N and D (to ``rtol``) share one."""
-    n = np.log(points["params"].to_numpy(float))
-    d = np.log(points["tokens"].to_numpy(float))
-    order = np.lexsort((d, n))
-    labels = np.empty(len(n), dtype=int)
-    g, prev = -1, None
-    for i in order:
-        if prev is None or abs(n[i] - n[prev]) > rtol or abs(d[i] - d[prev]) > rtol:
-            g += 1
-        labels[i] = g
-        prev = i
-    return labels
-
-
-def check_repeats(points: pd.DataFrame, allow: bool = False) -> np.ndarray | None:
-    """Refuse rows that repeat another row's N and D (to 1e-6) unless ``allow`` says they are
-    seeds, or they carry different run names (separate runs reaching one budget). Returns the
-    repeat labels when there are repeats, for the bootstrap to draw each group as one point."""
-    labels = repeat_groups(points)
-    if len(np.unique(labels)) == len(labels):
-        return None
-    if allow:
-        return labels
-    counts = np.bincount(labels)
-    rows = np.flatnonzero(counts[labels] > 1)
-    if "run" in points.columns:
-        named = points["run"].astype(str).to_numpy()
-        if all(len(set(named[labels == g])) == int(counts[g]) for g in np.unique(labels[rows])):
-            return labels
-    shown = ", ".join(str(i + 1) for i in rows[:6]) + (" ..." if len(rows) > 6 else "")
-    raise TableError(f"{len(rows)} rows repeat another row's params and tokens to within {REPEAT_RTOL:g} "
-                     f"(rows {shown}): the same measurement twice would shrink every interval", field="rows",
-                     fix="drop the copies, or pass --allow-repeats (allow_repeats=True) if they are separate seeds")
 
 
 #: The range of a plausible loss in nats per token (:func:`data_checks`).

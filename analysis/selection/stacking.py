@@ -20,9 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..laws.mix import mix_law, mix_name, parse_mix
-
-__all__ = ["STEP", "stack_weights", "combined_rows", "fit_mix"]
+__all__ = ["STEP", "stack_weights", "combined_rows"]
 
 #: Weight grid step: fine enough to matter, coarse enough not to fit the splits' noise.
 STEP = 0.1
@@ -69,53 +67,3 @@ def stack_weights(result, step: float = STEP) -> tuple[dict[str, float], float] 
         if best is None or v < best - 1e-12:
             best, best_w = v, w
     return {n: float(x) for n, x in zip(laws, best_w) if x > 0}, best
-
-
-def _prefix(law: str, warning: str) -> str:
-    """A component's warning with its parameters named as the combination names them
-    (``parameter E`` -> ``parameter chinchilla.E``), so the checks can tell what they already said."""
-    import re
-
-    from ..laws import get_law
-
-    out = warning
-    for p in get_law(law).params:
-        out = re.sub(rf"(?<![\w.]){re.escape(p)}(?![\w.])", f"{law}.{p}", out)
-    return out if out != warning else f"{law}: {warning}"
-
-
-def fit_mix(points, law, bootstrap: int = 0, seed: int = 0, n_jobs: int | None = None, level: float = 0.90,
-            **options):
-    """Fit a combination (its name ``mix(a=0.6,b=0.4)``, its weights, or its Law): each
-    component by :func:`analysis.fitting.fit.fit_law` with the same options and bootstrap seed, so
-    draw i of every component refits the same resample and the combination's draw i is
-    their weighted sum."""
-    from ..fitting.fit import fit_law
-    from ..laws.base import Law
-    from ..fitting.result import LawFit
-
-    weights = parse_mix(law.name if isinstance(law, Law) else law if isinstance(law, str) else mix_name(law))
-    mlaw = mix_law(weights)
-    fits = {n: fit_law(points, n, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, **options)
-            for n in weights}
-    first = next(iter(fits.values()))
-
-    def prefixed(attr):
-        return {f"{n}.{p}": v for n, f in fits.items() for p, v in getattr(f, attr).items()}
-
-    correl = {f"{n}.{p}": {f"{n}.{q}": c for q, c in row.items()} for n, f in fits.items()
-              for p, row in f.correl.items()}
-    samples = None
-    if all(f.samples is not None for f in fits.values()) and len({len(f.samples) for f in fits.values()}) == 1:
-        samples = np.hstack([f.samples for f in fits.values()])
-    meta = {k: first.meta[k] for k in ("ci_method", "notes", "n_column", "bootstrap", "inputs") if k in first.meta}
-    meta["components"] = {n: {"weight": w, "method": fits[n].method, "objective": fits[n].objective}
-                          for n, w in weights.items()}
-    return LawFit(
-        law=mlaw.name, params=prefixed("params"), ci=prefixed("ci"), ci_level=level, stderr=prefixed("stderr"),
-        correl=correl, samples=samples, n_points=first.n_points, n_sizes=first.n_sizes, n_budgets=first.n_budgets,
-        data_range=first.data_range,
-        method="stacked combination, each law fitted on its own: "
-               + "; ".join(f"{n} (weight {w:.3g})" for n, w in weights.items()) + f". Each: {first.method}",
-        objective=None, warnings=[_prefix(n, w) for n, f in fits.items() for w in f.warnings], source="fit",
-        meta=meta)

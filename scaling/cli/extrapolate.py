@@ -84,7 +84,7 @@ def run(args) -> int:
 
     if args.published:
         return _run_published(args)
-    from analysis.extrapolation.extrapolate import run_studies
+    from analysis.extrapolation.study import run_studies
     from analysis.data.published import PUBLISHED_LAWS
 
     law, source = args.law, args.path
@@ -173,7 +173,7 @@ def _check_law_name(law: str) -> None:
 
 def _run_published(args) -> int:
     from analysis.common.errors import InputError
-    from analysis.extrapolation.extrapolate import published_case
+    from analysis.extrapolation.study import published_case
 
     for flag in ("path", "models", "columns"):
         if getattr(args, flag):

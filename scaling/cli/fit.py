@@ -102,7 +102,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="refuse (default) or drop rows with missing, non-positive or duplicate values,"
                         " and runs whose record cannot be read")
     p.add_argument("-o", "--save", metavar="FIT.json",
-                   help="also save the fit as JSON (reload with analysis.fitting.result.load_result)")
+                   help="also save the fit as JSON (reload with analysis.fitting.io.load_result)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of the report")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p

@@ -36,7 +36,7 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
 
 def study_from_args(args):
     """Run the study the shared options describe."""
-    from analysis.extrapolation.extrapolate import run_study
+    from analysis.extrapolation.study import run_study
 
     check_bootstrap(args.bootstrap)
     check_jobs(args.jobs)
