@@ -33,7 +33,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 import torch
 
@@ -43,6 +43,16 @@ from analysis.common.records import atomic_write_json
 CKPT_DIR = "checkpoints"
 FORMAT = 1
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
+
+
+class Stateful(Protocol):
+    """A part of a run whose state a checkpoint keeps (torchtitan's ``Stateful``): its
+    ``state_dict()`` goes into the payload (top-level keys), ``load_state_dict()`` takes
+    the payload back on resume."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:

@@ -13,17 +13,15 @@ import hashlib
 import logging
 import math
 import time
+from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import Iterable, Optional
 
 import torch
 
 from analysis.common import records
 from analysis.common.errors import DataError, RecordError
 from scaling import checkpoint as ckpt
-
-if TYPE_CHECKING:
-    from scaling.trainer import Trainer
 
 log = logging.getLogger("scaling.train")
 
@@ -104,34 +102,58 @@ def batch_record(seed: int, step: int, batch, seq_len: int) -> dict:
             "draw": "corpus.train.sample(seed, step, sequences, seq_len)"}
 
 
-def nonfinite_record(t: "Trainer", step: int, what: str, loss: float, **details) -> dict:
-    """Everything needed to look into a non-finite step: what and where, the last
-    logged rows, the checkpoint to go back to, and the caller's ``details``."""
-    newest = ckpt.list_checkpoints(t.run_dir)
-    return {"step": step, "what": what, "loss": num(loss), **details, "in_branch": t.in_branch,
-            "on_nonfinite": t.cfg.on_nonfinite.value, "skipped_steps": t.skipped_steps,
-            "recent_rows": list(t.recent), "last_checkpoint": str(newest[-1]) if newest else None,
-            "time": time.time()}
+class NonFiniteLog:
+    """The non-finite steps of one run: this module's own state.
 
+    It counts the updates ``on_nonfinite=skip`` skipped (checkpointed:
+    :meth:`state_dict` / :meth:`load_state_dict`, and put back after a cooldown branch),
+    keeps the record of the latest non-finite step (``last``, what ``diverged.json`` and
+    ``nonfinite.jsonl`` hold) and the last metric rows the trainer logged (``recent``).
+    Rank 0 writes the files.
+    """
 
-def log_skipped(t: "Trainer") -> None:
-    """One ``nonfinite.jsonl`` row for an update skipped on the main run (rank 0 writes
-    it; steps inside a cooldown branch get none)."""
-    if t.is_main and not t.in_branch:
-        with records.JsonlAppender(t.run_dir / NONFINITE_FILE) as f:
-            f.append(t.nonfinite)
+    def __init__(self, run_dir: Path, is_main: bool, on_nonfinite: str):
+        self.run_dir, self.is_main, self.on_nonfinite = Path(run_dir), is_main, on_nonfinite
+        self.skipped_steps = 0
+        self.recent: deque = deque(maxlen=8)  # the last metric rows, for diverged.json
+        self.last: Optional[dict] = None  # what the last non-finite step looked like
 
+    def record(self, step: int, what: str, loss: float, in_branch: Optional[tuple], **details) -> dict:
+        """Everything needed to look into a non-finite step: what and where (``in_branch``:
+        the ``(fork, end)`` of the cooldown branch training, or None), the last logged
+        rows, the checkpoint to go back to, and the caller's ``details``. Kept as ``last``."""
+        newest = ckpt.list_checkpoints(self.run_dir)
+        self.last = {"step": step, "what": what, "loss": num(loss), **details, "in_branch": in_branch,
+                     "on_nonfinite": self.on_nonfinite, "skipped_steps": self.skipped_steps,
+                     "recent_rows": list(self.recent), "last_checkpoint": str(newest[-1]) if newest else None,
+                     "time": time.time()}
+        return self.last
 
-def write_diverged(t: "Trainer") -> None:
-    """``diverged.json``: the non-finite step's record (best effort: the run is
-    already failing, and the summary still says why)."""
-    if not t.is_main or t.nonfinite is None:
-        return
-    try:
-        records.atomic_write_json(t.run_dir / DIVERGED_FILE, {**t.nonfinite, "run_name": t.run_name,
-                                                              "config_hash": t.hash})
-    except OSError as e:
-        log.warning(f"could not write {DIVERGED_FILE}: {e}")
+    def skipped(self, in_branch: Optional[tuple]) -> None:
+        """Count the update :meth:`record` just described as skipped; on the main run (not
+        inside a cooldown branch) rank 0 writes its ``nonfinite.jsonl`` row."""
+        self.skipped_steps += 1
+        if self.is_main and not in_branch:
+            with records.JsonlAppender(self.run_dir / NONFINITE_FILE) as f:
+                f.append(self.last)
+
+    def write_diverged(self, run_name: str, config_hash: str) -> None:
+        """``diverged.json``: the non-finite step's record (best effort: the run is
+        already failing, and the summary still says why)."""
+        if not self.is_main or self.last is None:
+            return
+        try:
+            records.atomic_write_json(self.run_dir / DIVERGED_FILE, {**self.last, "run_name": run_name,
+                                                                     "config_hash": config_hash})
+        except OSError as e:
+            log.warning(f"could not write {DIVERGED_FILE}: {e}")
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps: the updates skipped so far."""
+        return {"skipped_steps": self.skipped_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.skipped_steps = int(state.get("skipped_steps", 0))
 
 
 def storage_error(e: BaseException, run_dir: Path, step: int) -> Optional[RecordError]:

@@ -14,13 +14,18 @@ a resumed run re-log exactly the rows an uninterrupted run would.
 Only rank 0 writes the record (``analysis.common.records`` defines its format).
 
 This file reads top to bottom: :meth:`Trainer.run` (set-up and how a run ends),
-:meth:`Trainer.loop`, :meth:`Trainer.train_step`, :meth:`Trainer.evaluate`, then the
-set-up and the record. The helpers live beside it: :mod:`scaling.preflight` (checks of
-the run directory, disk, device and kernels before any work), :mod:`scaling.resume`
-(checkpoints and trimming the record on resume), :mod:`scaling.branches` (WSD cooldown
-branches), :mod:`scaling.signals` (SIGTERM), :mod:`scaling.diagnostics` (non-finite
-steps, bad token ids, a full disk), :mod:`scaling.progress` (the progress bar) and
-:mod:`analysis.common.schedules` (the learning-rate schedule).
+:meth:`Trainer.loop` and :meth:`Trainer.run_branch`, :meth:`Trainer.train_step`,
+:meth:`Trainer.evaluate`, then the set-up and the record. The helpers live beside it:
+:mod:`scaling.preflight` (checks of the run directory, disk, device and kernels before
+any work), :mod:`scaling.resume` (checkpoints and trimming the record on resume),
+:mod:`scaling.branches` (WSD cooldown branches), :mod:`scaling.signals` (SIGTERM),
+:mod:`scaling.diagnostics` (non-finite steps, bad token ids, a full disk),
+:mod:`scaling.progress` (the progress bar) and :mod:`analysis.common.schedules` (the
+learning-rate schedule). Each helper keeps its own
+state in a small object the trainer holds (:class:`~scaling.resume.Checkpointer`,
+:class:`~scaling.branches.Branches`, :class:`~scaling.diagnostics.NonFiniteLog`) and is
+handed what else it needs; what a checkpoint keeps of them goes through their
+``state_dict()`` and ``load_state_dict()``.
 
 Faults: the output directory is checked for write access and free space before any
 data is read or step is taken; a non-finite loss or gradient stops the run (or skips
@@ -35,7 +40,6 @@ import logging
 import math
 import platform
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -46,20 +50,20 @@ from analysis.common import records
 from analysis.common.errors import DivergenceError
 from analysis.common.schedules import ScheduleKind, lr_factor
 from scaling import __version__
-from scaling import branches as B
 from scaling import checkpoint as ckpt
 from scaling import diagnostics as diag
 from scaling import distributed as D
 from scaling import flops as F
 from scaling import loggers
 from scaling import preflight
-from scaling import resume
+from scaling.branches import Branches
 from scaling.config import OnNonFinite, Plan, TrainConfig, config_hash, to_dict, to_yaml
 from scaling.data import data_warnings, load_corpus, predicted_bytes, restrict_unique
-from scaling.diagnostics import DIVERGED_FILE
+from scaling.diagnostics import DIVERGED_FILE, NonFiniteLog
 from scaling.loader import Loader
 from scaling.model import Transformer
 from scaling.progress import Reporter
+from scaling.resume import Checkpointer
 from scaling.signals import Stop, StopRequest
 
 log = logging.getLogger("scaling.train")
@@ -98,10 +102,12 @@ class Trainer:
         self.precision = cfg.precision if cfg.precision != "auto" else (
             "bf16" if self.device.type == "cuda" else "fp32")
         self.stop = StopRequest()
+        # the helpers' own state (checkpointed through their state_dict())
+        self.checkpoints = Checkpointer(self.run_dir, world, cfg, self.hash)
+        self.branches = Branches(self.plan, self.run_dir, self.is_main)
+        self.nonfinite = NonFiniteLog(self.run_dir, self.is_main, cfg.on_nonfinite.value)
         self.metrics: Optional[records.JsonlAppender] = None
         self.logger = None  # logger=tensorboard|wandb: the metric rows again, live (scaling.loggers)
-        self.branch_rows: list[dict] = []
-        self.skipped_steps = 0
         # rows in metrics.jsonl (rank 0), saved with each checkpoint so a resume can tell
         # when rows were lost from the file; and how many a resume found lost
         self.metrics_rows = 0
@@ -109,10 +115,6 @@ class Trainer:
         self.final_val: Optional[float] = None
         self.val_bytes_per_token: Optional[float] = None  # set with the validation set (bits per byte)
         self.last_train_loss: Optional[float] = None
-        self.recent: deque = deque(maxlen=8)  # the last metric rows, for diverged.json
-        self.nonfinite: Optional[dict] = None  # what the last non-finite step looked like
-        self.in_branch: Optional[tuple] = None  # (fork, end) while a cooldown branch trains
-        self.saved_step: Optional[int] = None  # step of the checkpoint this process wrote last
         self.created_dirs: list[Path] = []  # what the write check created, undone if set-up fails
 
     # ----------------------------------------------------------------- run
@@ -162,18 +164,19 @@ class Trainer:
                 if self.final_val is None:  # resumed from the final checkpoint: measure the end again
                     self.final_val = self.evaluate(step)
                 if self.cfg.save_final:
-                    resume.save(self, step)
+                    self.save_checkpoint(step)
                 ok = True
                 return self.write_summary("completed", step)
             except Stop as stop:
                 self.check_finite()  # a broken state is no checkpoint to resume from
-                if self.saved_step != stop.step:  # a pre-emption grace period has no time for a second copy
-                    resume.save(self, stop.step)
+                # a pre-emption grace period has no time for a second copy
+                if self.checkpoints.saved_step != stop.step:
+                    self.save_checkpoint(stop.step)
                 ok = True  # stopped to resume, not failed
                 reporter.message(f"SIGTERM: checkpointed at step {stop.step}; rerun the same command to resume")
                 return self.write_summary("resumable", stop.step)
         except DivergenceError as e:
-            diag.write_diverged(self)
+            self.nonfinite.write_diverged(self.run_name, self.hash)
             self.write_summary("diverged", self.step, error=str(e))
             raise
         except KeyboardInterrupt:
@@ -203,8 +206,6 @@ class Trainer:
         work: losses are read at log steps, the non-finite watch where a row, a branch or a
         checkpoint would otherwise carry a broken state forward."""
         plan, cfg = self.plan, self.cfg
-        branches_at = B.by_fork(plan.branches)
-        done = {(b["fork_step"], b["step"]) for b in self.branch_rows}
         interval_t, interval_tok = 0.0, 0
         self.step = step = start
         while step < plan.total_steps:
@@ -218,7 +219,7 @@ class Trainer:
             # the read waits for the steps queued since the last one, so it is timed with them
             if logs or self.read_every_step:
                 loss_v, gnorm_v = self.read(loss, gnorm)
-            elif ckpts or step in branches_at:
+            elif ckpts or self.branches.forks_at(step):
                 self.check_finite()
             dt = time.perf_counter() - t0
             self.train_time += dt
@@ -230,7 +231,7 @@ class Trainer:
                 row = self._row(step, lr, self.global_mean(loss_v), gnorm_v, val, interval_tok / interval_t)
                 interval_t, interval_tok = 0.0, 0
                 self.last_train_loss = row["train_loss"]
-                self.recent.append(row)
+                self.nonfinite.recent.append(row)
                 if self.is_main:
                     self.metrics.append(row)
                     self.metrics_rows += 1
@@ -240,16 +241,30 @@ class Trainer:
             reporter.step(step, row)
             if last:
                 self.final_val = val
-            for end in branches_at.get(step, []):
-                if (step, end) not in done:
-                    B.record_branch(self, B.run_branch(self, step, end), reporter)
-                    done.add((step, end))
+            for end in self.branches.due(step):
+                self.run_branch(step, end, reporter)
             if ckpts:
-                resume.save(self, step)
+                self.save_checkpoint(step)
                 self.write_summary("running", step)
             if not last and self.stop_asked(logs or ckpts or self.read_every_step):
                 raise Stop(step)
         return step
+
+    def run_branch(self, fork: int, end: int, reporter: Reporter) -> None:
+        """The WSD cooldown from the state after step ``fork`` to step ``end``, trained on
+        the main run's own batches and evaluated there; then the state at ``fork`` is put
+        back, and the branch's row is kept (summary, ``branches.jsonl``, progress line)."""
+        with self.branches.forked(fork, end, self.raw, self.opt, self.nonfinite):
+            loss = None
+            for s in range(fork + 1, end + 1):
+                loss, _ = self.train_step(s, self.lr(s, branch=(fork, end)))
+            self.check_finite()
+            val = self.evaluate(end)
+            loss = self.global_mean(loss)
+        row = self.branches.row(fork, end, val, loss, self.val_bytes_per_token)
+        self.branches.record(row)
+        reporter.message(f"branch {fork}->{end}: {row['tokens']:,} tokens, val {val:.4f}")
+        self.write_summary("running", self.step)
 
     def stop_asked(self, synced: bool) -> bool:
         """Whether SIGTERM asked this run to stop, on every rank at once. Alone, that is a
@@ -304,12 +319,11 @@ class Trainer:
                 what = "loss" if not math.isfinite(loss_v) else "gradient norm"
                 grads = diag.nonfinite_names((n, p.grad) for n, p in self.raw.named_parameters())
                 batch = self.corpus.train.sample(self.cfg.seed, step, p.batch_seqs, self.cfg.seq_len)
-                self.nonfinite = diag.nonfinite_record(
-                    self, step, what, loss_v, grad_norm=diag.num(gnorm_v), lr=lr,
+                self.nonfinite.record(
+                    step, what, loss_v, self.branches.active, grad_norm=diag.num(gnorm_v), lr=lr,
                     batch=diag.batch_record(self.cfg.seed, step, batch, self.cfg.seq_len), nonfinite_grads=grads)
                 self.opt.zero_grad(set_to_none=True)
-                self.skipped_steps += 1
-                diag.log_skipped(self)
+                self.nonfinite.skipped(self.branches.active)
                 log.warning(f"step {step}: non-finite {what}, update skipped")
                 return loss_mean, gnorm
         self.opt.step()
@@ -353,12 +367,12 @@ class Trainer:
         that is kept (no row, checkpoint or branch is written past it)."""
         loss_v, gnorm_v, grads = self.watch.details()
         what = "loss" if not math.isfinite(loss_v) else "gradient norm"
-        lr = self.lr(step, branch=self.in_branch)
+        lr = self.lr(step, branch=self.branches.active)
         batch = self.corpus.train.sample(self.cfg.seed, step, self.plan.batch_seqs, self.cfg.seq_len)
-        self.nonfinite = diag.nonfinite_record(
-            self, step, what, loss_v, grad_norm=diag.num(gnorm_v), lr=lr,
+        self.nonfinite.record(
+            step, what, loss_v, self.branches.active, grad_norm=diag.num(gnorm_v), lr=lr,
             batch=diag.batch_record(self.cfg.seed, step, batch, self.cfg.seq_len), nonfinite_grads=grads)
-        if not self.in_branch:
+        if not self.branches.active:
             self.step = step
         raise DivergenceError(f"non-finite {what} at step {step} (lr {lr:.3g}, loss {loss_v:.4g}, "
                               f"grad norm {gnorm_v:.4g}); details in {DIVERGED_FILE}", field="step",
@@ -380,7 +394,7 @@ class Trainer:
         val = float(tot[0] / tot[1])
         if not math.isfinite(val):  # the weights themselves are broken; skipping cannot help
             bad = diag.nonfinite_names(self.raw.named_parameters())
-            self.nonfinite = diag.nonfinite_record(self, step, "validation loss", val, nonfinite_params=bad)
+            self.nonfinite.record(step, "validation loss", val, self.branches.active, nonfinite_params=bad)
             raise DivergenceError(f"non-finite validation loss after step {step}; details in {DIVERGED_FILE}",
                                   field="step", fix="lower optim.lr or raise the warmup")
         return val
@@ -399,11 +413,20 @@ class Trainer:
         self.created_dirs = preflight.check_writable(self.run_dir)
 
     def _restore(self) -> int:
-        """Continue from the checkpoint ``resume=`` picks, if any; the start step."""
-        got = resume.restore(self)
-        self.wall_offset, self.branch_rows = got.wall_offset, got.branch_rows
-        self.skipped_steps, self.last_train_loss = got.skipped_steps, got.last_train_loss
+        """Continue from the checkpoint ``resume=`` picks, if any (into the model, the
+        optimizer and the helpers' state); the start step."""
+        got = self.checkpoints.restore(self.raw, self.opt, self.branches, self.nonfinite)
+        self.wall_offset, self.last_train_loss = got.wall_offset, got.last_train_loss
+        self.metrics_rows, self.lost_metric_rows = got.metrics_rows, got.lost_metric_rows
         return got.step
+
+    def save_checkpoint(self, step: int) -> None:
+        """A checkpoint of the state after ``step``: model, optimizer, RNGs, the helpers'
+        state and the run's counters (:meth:`scaling.resume.Checkpointer.save`)."""
+        self.checkpoints.save(step, model=self.raw, optimizer=self.opt, tokens=step * self.plan.batch_tokens,
+                              wall_time=self.wall(), branches=self.branches, nonfinite=self.nonfinite,
+                              last_train_loss=self.last_train_loss, metrics=self.metrics,
+                              metrics_rows=self.metrics_rows)
 
     def _setup(self) -> None:
         cfg, plan = self.cfg, self.plan  # the Plan was resolved before any data is read: a bad config failed then
@@ -510,7 +533,7 @@ class Trainer:
             "final_val_bpb": self.bits_per_byte(self.final_val) if status == "completed" else None,
             "val_bytes_per_token": self.val_bytes_per_token,
             "final_train_loss": self.last_train_loss,
-            "branches": list(self.branch_rows),
+            "branches": list(self.branches.rows),
             "model": {"preset": a.preset, "d_model": a.d_model, "n_layers": a.n_layers, "n_heads": a.n_heads,
                       "n_kv_heads": a.n_kv_heads, "ffn_hidden": a.ffn_hidden, "vocab_size": a.vocab_size,
                       "seq_len": a.seq_len, "tie_embeddings": a.tie_embeddings},
@@ -525,7 +548,7 @@ class Trainer:
             "kernels": self.kernels,
             "compile": self.compiled,
             "precision": self.precision,
-            "skipped_steps": self.skipped_steps,
+            "skipped_steps": self.nonfinite.skipped_steps,
             "lost_metric_rows": self.lost_metric_rows,
             "tokens_per_s": (self.tokens_timed / self.train_time) if self.train_time > 0 else None,
             "error": error,

@@ -356,7 +356,7 @@ def _measure_trainer(size, device, precision, seq, batch, steps, warmup, *, pref
             def timed(step):
                 t0 = time.perf_counter()
                 b = get(step)
-                if self.first <= step <= total and not self.in_branch:
+                if self.first <= step <= total and not self.branches.active:
                     self.wait += time.perf_counter() - t0
                 return b
 
