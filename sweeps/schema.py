@@ -104,6 +104,13 @@ def _register_launcher_schemas(cs) -> None:
     from hydra.core.plugins import Plugins
 
     Plugins.instance()  # discover plugins now: their ConfigStore entries must exist to be moved
+    # ``cs.repo`` is the ConfigStore's own (undocumented) dict of entries. Hydra 1.3 has no
+    # public way to remove or rename an entry (ConfigStore offers store, load, list and
+    # get_type), and the fix its upgrade notes give for automatic schema matching, renaming
+    # one of the two, would rename the presets users type (hydra/launcher=joblib) or the
+    # plugins' own entries, which we do not control. pyproject.toml pins hydra-core below
+    # 1.4; should a later Hydra keep its entries elsewhere, no ``<name>_schema`` is stored
+    # and the launcher presets fail to compose (tests/test_sweeps.py).
     group = cs.repo.get("hydra", {}).get("launcher", {})
     for name in ("joblib", "submitit_local", "submitit_slurm"):
         entry = group.pop(f"{name}.yaml", None)
