@@ -148,23 +148,32 @@ class _FakeCandidate:
         pass
 
 
-def test_the_synthetic_loop_interleaves_its_models_and_reports_each_ratios_range(monkeypatch, capsys):
+@pytest.mark.parametrize("clock_option", ["wall", "cpu"])
+def test_the_synthetic_loop_interleaves_its_models_and_reports_each_ratios_range(monkeypatch, capsys, clock_option):
+    import time
+
     from analysis import rounds as R
     from scaling.bench import train as T
     from test_rounds import FakeClock
 
-    clock = FakeClock()
+    fake, asked = FakeClock(), set()
     real_timed = R.timed
-    monkeypatch.setattr(R, "timed", lambda fn, sync=None: real_timed(fn, clock=clock, sync=sync))
+
+    def fake_timed(fn, clock=None, sync=None):
+        asked.add(clock)  # the clock the benchmark chose, replaced by the fake one
+        return real_timed(fn, clock=fake, sync=sync)
+
+    monkeypatch.setattr(R, "timed", fake_timed)
     # round 3 is busy for the reference only: its ratio moves, the median does not
-    _FakeCandidate.clock, _FakeCandidate.per_call = clock, {
+    _FakeCandidate.clock, _FakeCandidate.per_call = fake, {
         "eager": [1.0, 1.0, 1.0, 1.0, 1.0],
         "nanoGPT-style eager": [1.25, 1.25, 2.5, 1.2, 1.3],
     }
     monkeypatch.setattr(T, "_Candidate", _FakeCandidate)
     assert T.main(["--device", "cpu", "--sizes", "nano", "--kernels", "eager", "--trainer-sizes", "none",
-                   "--steps", "4", "--seq-len", "32", "--batch", "2", "--rounds", "5"]) == 0
-    assert clock.calls == ["eager", "nanoGPT-style eager", "nanoGPT-style eager", "eager"] * 2 + [
+                   "--steps", "4", "--seq-len", "32", "--batch", "2", "--rounds", "5", "--clock", clock_option]) == 0
+    assert asked == {time.process_time if clock_option == "cpu" else time.perf_counter}
+    assert fake.calls == ["eager", "nanoGPT-style eager", "nanoGPT-style eager", "eager"] * 2 + [
         "eager", "nanoGPT-style eager"]
     out = capsys.readouterr().out
     ours = next(ln for ln in out.splitlines() if ln.startswith("nano") and " eager " in ln and "nanoGPT" not in ln)
