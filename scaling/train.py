@@ -86,10 +86,11 @@ def train(cfg: Any, out_dir: Optional[str | os.PathLike] = None, before_training
             return TrainResult(summary, run.run_dir)
         finally:
             if world.active:
-                # The trainer's helpers hold it in reference cycles, so its DDP reducer (and the
-                # gloo work objects holding tensors) would otherwise die at interpreter exit, after
-                # the group, where freeing a tensor takes the GIL of a dying interpreter: SIGABRT,
-                # "terminate called without an active exception" (pytorch/pytorch#179291).
+                # The trainer can be held in reference cycles (an exception's traceback holds its
+                # frames), so its DDP reducer (and the gloo work objects holding tensors) could
+                # otherwise die at interpreter exit, after the group, where freeing a tensor takes
+                # the GIL of a dying interpreter: SIGABRT, "terminate called without an active
+                # exception" (pytorch/pytorch#179291).
                 gc.collect()
             D.teardown(world)
 
