@@ -23,7 +23,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .selection.backtest import SPLITS, BacktestResult, auto_candidates, backtest, held_out_errors, select_law
+from .data.datasets import list_datasets, load
+from .selection.backtest import (SPLITS, BacktestResult, _prepare, auto_candidates, backtest, held_out_errors,
+                                 select_law, splits_for)
 
 __all__ = ["AUTO_ROW", "OVERTRAINED_TPP", "Ladder", "ladders", "nested_auto", "ladder_summary", "main",
            "replace_block", "DEMO_POINTS"]
@@ -47,7 +49,6 @@ class Ladder:
 def ladders(which: Sequence[str] = ("porian", "overtrained", "demo")) -> list[Ladder]:
     """The tables the docs backtest: each Porian configuration whole (``porian``), its points
     at ``OVERTRAINED_TPP`` tokens per parameter or more (``overtrained``), and the demo."""
-    from .data.datasets import list_datasets, load
 
     out = []
     names = [n for n in list_datasets() if n.startswith("porian2024:")]
@@ -80,7 +81,6 @@ def nested_auto(points: pd.DataFrame, outer: BacktestResult, laws: Sequence[str]
     """Auto's held-out error on each split of ``outer``, with the law chosen on that split's
     training points alone (an inner backtest of the training part, then
     :func:`~analysis.selection.backtest.select_law`)."""
-    from .selection.backtest import _prepare, splits_for
 
     df = _prepare(points)
     chosen, _ = splits_for(df, splits)

@@ -30,12 +30,14 @@ import time
 import numpy as np
 import pandas as pd
 
+from .common.text import format_table, num
+from .data.datasets import list_datasets, load
+from .data.published import besiroglu2024
 from .fitting.fit import EPOCH_GRID, HUBER_DELTA, fit_law, huber
 from .fitting.optimize import single_thread_blas
-from .laws import chinchilla
-from .data.published import besiroglu2024
+from .laws import chinchilla, chinchilla_optimal
 from .rounds import DEFAULT_ROUNDS, interleave, median, ratio, spread_text, spread_warning, timed
-from .common.text import format_table, num
+from .selection.checked import fit_checked
 
 FAR = (70e9, 1.4e12)  # Chinchilla itself: far outside the synthetic table
 
@@ -49,7 +51,6 @@ def synthetic_table(n_points: int = 250, seed: int = 0, noise: float = 0.015) ->
     per = int(np.ceil(n_points / len(budgets)))
     rows = []
     for C in budgets:
-        from .laws import chinchilla_optimal
 
         n_opt, _ = chinchilla_optimal(C, **p)
         for n in n_opt * np.exp(rng.uniform(-2.0, 2.0, per)):
@@ -91,8 +92,6 @@ BACKTEST_TARGET_S = 3.0
 
 def backtest_timings(points: int = 240, seed: int = 0) -> int:
     """Seconds of ``scaling fit --backtest`` (in process, after one warm-up) per table."""
-    from .selection.checked import fit_checked
-    from .data.datasets import list_datasets, load
 
     tables = [(f"synthetic {points}-point table", synthetic_table(points, seed))]
     tables += [(n, load(n)) for n in list_datasets() if n.startswith("porian2024:")]

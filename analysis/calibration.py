@@ -29,7 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .backtest_tables import ladders
+from .fitting.fit import fit_law
+from .laws import get_law
 from .selection.backtest import _prepare, splits_for
+from .selection.checked import AUTO, fit_checked
 
 __all__ = ["LEVELS", "SplitCalibration", "calibrate_table", "coverage", "stderr_ratios", "main", "VARIANTS"]
 
@@ -63,7 +67,6 @@ def calibrate_table(name: str, points: pd.DataFrame, bootstrap: int = 50, seed: 
     """Each split's held-out points against the intervals of the fit ``--law auto`` makes of
     its training points (:func:`analysis.selection.checked.fit_checked`: law, combination and size cut
     chosen there, tied laws fitted to the same points)."""
-    from .selection.checked import AUTO, fit_checked
 
     df = _prepare(points)
     chosen, _ = splits_for(df)
@@ -111,8 +114,6 @@ def stderr_ratios(points: pd.DataFrame, law: str = "chinchilla", bootstrap: int 
     """Per parameter: the bootstrap's standard deviation over the asymptotic standard error
     (in log space for the positive scale constants, whose bootstrap is log-skewed: the
     asymptotic error of a scale X is compared as stderr(X) / X with sd(log X))."""
-    from .fitting.fit import fit_law
-    from .laws import get_law
 
     fit = fit_law(points, law, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, progress=False)
     out = {}
@@ -207,7 +208,6 @@ def main(argv=None) -> int:
                     help="comma-separated: porian (whole tables), overtrained (their D/N >= 20 part)")
     ap.add_argument("--no-stderr", action="store_true", help="skip the asymptotic-vs-bootstrap comparison")
     args = ap.parse_args(argv)
-    from .backtest_tables import ladders
 
     tables = ladders(tuple(w for w in args.which.split(",") if w in ("porian", "overtrained")))
     if args.configs:

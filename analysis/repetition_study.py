@@ -20,6 +20,10 @@ import numpy as np
 
 from .common.errors import TableError, ToolkitError
 from .common.text import format_table, num, si
+from .data.loading import load_points
+from .fitting.fit import fit_law
+from .fitting.profile import profile
+from .reporting.plots import save_figure
 
 __all__ = ["equal_tokens_table", "main"]
 
@@ -70,7 +74,6 @@ def _figure(points, path) -> None:
     ax.set_title("Repeated data: solid, dashed, dotted = fewest to most unique tokens U", fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     fig.legend(loc="outside right upper", fontsize=7)
-    from .reporting.plots import save_figure
 
     save_figure(fig, path)
 
@@ -80,9 +83,6 @@ def main(argv=None) -> int:
     p.add_argument("sweep", help="a sweep directory of the data_constrained preset (or a table with unique_tokens)")
     p.add_argument("--figure", metavar="PNG", help="also draw loss against tokens per (size, U)")
     args = p.parse_args(argv)
-    from .data.loading import load_points
-    from .fitting.fit import fit_law
-    from .fitting.profile import profile
 
     try:
         pts = load_points(args.sweep)

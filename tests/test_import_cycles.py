@@ -24,7 +24,7 @@ import textwrap
 import grimp
 import pytest
 
-PACKAGES = ["scaling", "sweeps"]
+PACKAGES = ["analysis", "scaling", "sweeps"]
 
 
 def import_cycles(package: str) -> list[list[str]]:

@@ -20,6 +20,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from .errors import InputError, TableError
+from .text import num
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,7 +155,6 @@ def schedule_from_rows(steps, lrs, warmup_steps: int | None = None, total_steps:
     """
     import numpy as np
 
-    from .text import num
 
     steps = np.asarray(steps, dtype=float)
     lrs = np.asarray(lrs, dtype=float)

@@ -31,7 +31,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..common.errors import InputError, TableError
+from ..common.errors import InputError, RecordError, TableError
+from ..common.records import points_table
+from . import datasets
 
 __all__ = ["CANONICAL", "REQUIRED", "ALIASES", "POLICIES", "load_points", "parse_columns",
            "describe_points", "table_notes"]
@@ -108,7 +110,6 @@ def _read_source(source, policy: str = "raise") -> tuple[pd.DataFrame, str]:
         return source.copy(), "DataFrame"
     path = Path(source)
     if not path.exists():
-        from . import datasets
 
         if datasets.is_dataset_name(source):
             return datasets.load(source), str(source)
@@ -116,8 +117,6 @@ def _read_source(source, policy: str = "raise") -> tuple[pd.DataFrame, str]:
         raise InputError("no such file or directory", field=str(path),
                          fix="pass a sweep or run directory, or a CSV/Parquet table")
     if path.is_dir():
-        from ..common.errors import RecordError
-        from ..common.records import points_table
 
         try:
             df = points_table(path, skip_unreadable=policy == "omit")

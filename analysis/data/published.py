@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..common.errors import InputError
-from ..laws import published_sets
 from ..fitting.result import LawFit
+from ..laws import published_sets
 
 
 def _published(name: str) -> LawFit:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..common.text import model_label, num, sci, si, wrapped_table
 from ..fitting.result import LawFit, law_json
 from .specs import Target
-from ..common.text import format_table, model_label, num, sci, si, wrapped_table
 
 __all__ = ["ModelAnswer", "ExtrapolationResult", "FLOP_CONVENTIONS", "QUANTITIES", "NEVER", "encode_never"]
 

@@ -35,12 +35,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .answers import FLOP_CONVENTIONS, QUANTITIES, ExtrapolationResult, ModelAnswer
 from ..common.errors import InputError
-from ..laws import D_MAX, get_law
-from ..fitting.result import LawFit, check_interval_args, law_json
-from .specs import ModelSpec, Target, models_from_points, parse_models, parse_target
 from ..common.text import num, si
+from ..fitting.result import LawFit, check_interval_args, law_json
+from ..laws import D_MAX, get_law, get_law as _get
+from ..laws.muennighoff import BASE_PARAMS, MUENNIGHOFF2023_DECAY
+from .answers import FLOP_CONVENTIONS, QUANTITIES, ExtrapolationResult, ModelAnswer
+from .specs import ModelSpec, Target, models_from_points, parse_models, parse_target
 
 __all__ = [
     "ModelSpec", "Target", "ModelAnswer", "ExtrapolationResult", "extrapolate",
@@ -320,8 +321,6 @@ def with_data_limit(fit: LawFit) -> LawFit:
     law = fit.law_obj
     if law.takes_unique_tokens:
         return fit
-    from ..laws import get_law as _get
-    from ..laws.muennighoff import BASE_PARAMS, MUENNIGHOFF2023_DECAY
 
     if not hasattr(law, "terms"):
         raise InputError(f"law {law.name!r} has no data-constrained form", field="unique_tokens",

@@ -11,13 +11,21 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .answers import ExtrapolationResult, _times
-from ..common.errors import InputError
-from .extrapolate import extrapolate
-from ..laws import get_law
-from ..fitting.result import LawFit
-from .specs import ModelSpec, models_from_points, named_target, parse_models
+from ..common.errors import InputError, RecordError, ToolkitError
+from ..common.records import find_run_dirs, read_summary
 from ..common.text import format_table, model_label, sci, si
+from ..data.loading import load_points, table_notes
+from ..data.points import repeat_groups
+from ..data.published import PUBLISHED_LAWS, PUBLISHED_MODELS, published_law
+from ..fitting.curves import fit_curve, read_curve
+from ..fitting.result import LawFit
+from ..laws import get_law
+from ..selection.checked import AUTO, CheckedFit, fit_checked, load_checked
+from ..selection.checks import Check, data_checks, ordered, self_checks
+from ..selection.size_cuts import largest_sizes
+from .answers import ExtrapolationResult, _times
+from .extrapolate import extrapolate, tokens_to_match
+from .specs import ModelSpec, models_from_points, named_target, parse_models
 
 __all__ = ["Study", "run_study", "run_studies", "measured_crossing", "measured_curves", "fit_run_curves", "PublishedCase", "published_case"]
 
@@ -112,7 +120,6 @@ def published_case(family: str = "llama", laws: Sequence[str] = ("hoffmann2022",
     2023's published data-constrained law, and with each law of ``laws`` given their decay
     terms, after the unconstrained answers.
     """
-    from ..data.published import PUBLISHED_MODELS, published_law
 
     try:
         family_models = PUBLISHED_MODELS[family]
@@ -156,14 +163,12 @@ class Study:
 def _law_from(law) -> tuple[LawFit | None, str, Any]:
     """A ready LawFit (object, published name or saved JSON), else the name of a law to fit;
     third, a saved fit's :class:`analysis.selection.checked.CheckedFit` (its tied laws and error model)."""
-    from ..data.published import PUBLISHED_LAWS, published_law
 
     if isinstance(law, LawFit):
         return law, "", None
     if law in PUBLISHED_LAWS:
         return published_law(law), "", None
     if isinstance(law, str) and law.endswith(".json"):
-        from ..selection.checked import load_checked
 
         saved = load_checked(law)
         return saved.fit, "", saved
@@ -181,7 +186,6 @@ def measured_curves(source, points) -> dict:
     """
     from pathlib import Path
 
-    from ..common.errors import ToolkitError
 
     out: dict = {}
     if points is not None and {"run", "step"} <= set(points.columns):
@@ -191,16 +195,9 @@ def measured_curves(source, points) -> dict:
         return out
     if not isinstance(source, (str, Path)) or not Path(source).is_dir():
         return out
-    try:
-        from ..fitting.curves import read_curve
-    except ImportError:
-        return out
-    from ..common.records import find_run_dirs, read_summary
-
     sizes = {}
     if points is not None and "run" in points.columns:
         sizes = dict(zip(points["run"].astype(str), points["params"].astype(float)))
-    from ..common.errors import RecordError
 
     for run_dir in find_run_dirs(source):
         try:
@@ -227,12 +224,7 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], boots
     budget, else the longest curve of that size); returns params -> LawFit and notes.
     ``bootstrap`` refits each curve with noise of its own residuals' size, so its answers
     get intervals too (:func:`analysis.fitting.bootstrap.parametric_refits`)."""
-    from ..common.errors import ToolkitError
 
-    try:
-        from ..fitting.curves import fit_curve
-    except ImportError:  # an install without the curve laws still answers from the joint law
-        return {}, ["per-run curve answers need analysis.fitting.curves, which is not available"]
     fits, notes = {}, []
     for m in models:
         run = m.run if m.run in curves else None
@@ -292,7 +284,6 @@ MEASUREMENT_NOISE = 0.01
 def repeat_spread(points) -> float:
     """Median relative standard deviation of the losses of runs that repeat one (N, D)
     (seeds); 0 without repeats."""
-    from ..data.points import repeat_groups
 
     groups = repeat_groups(points)
     loss = points["loss"].to_numpy(float)
@@ -330,7 +321,6 @@ def measured_agreement(result, points, level: float = 0.90):
     :data:`MEASUREMENT_NOISE`, or the spread of repeated runs (seeds) where the table has them."""
     from scipy.stats import norm
 
-    from ..selection.checks import Check
 
     name = MEASURED_AGREEMENT
     t, fit = result.target, result.law
@@ -381,7 +371,6 @@ def widen_by_distance(result, checked, level: float) -> None:
     at or below the model's floor, where it exceeds the bootstrap's share."""
     from scipy.stats import norm
 
-    from .extrapolate import tokens_to_match
 
     t = result.target
     if t.params is None or t.loss is None:
@@ -473,7 +462,6 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
                          field="--sizes", fix="drop --sizes, or give a law to fit such as auto or chinchilla")
     points, notes = None, []
     if source is not None:
-        from ..data.loading import load_points, table_notes
 
         points = load_points(source, columns=columns, policy=policy)
         notes += table_notes(points)
@@ -495,7 +483,6 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
         if points is None:
             raise InputError(f"law {to_fit!r} has to be fitted, and no data were given", field="law",
                              fix="give a sweep directory or table, or a published law such as hoffmann2022")
-        from ..selection.checked import AUTO, fit_checked
 
         if to_fit != AUTO:
             get_law(to_fit).check_joint()
@@ -507,8 +494,6 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
         fit = ready
         checked = saved  # a saved fit's tied laws and error model size its intervals as before
         if points is not None:
-            from ..selection.checked import CheckedFit
-            from ..selection.checks import data_checks, ordered, self_checks
 
             # a published law was fitted to other data: only the table itself can be checked
             checks = ordered(data_checks(points)) if fit.is_published else self_checks(fit, points)
@@ -545,11 +530,9 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     if points is not None:
         measured_answers(result, points)
     if checked is not None and points is not None and not fit.is_published:
-        from ..selection.checks import ordered
 
         checked.checks = ordered([*checked.checks, measured_agreement(result, points, level)])
     if checked is not None and checked.keep < 1.0 and points is not None:
-        from ..selection.size_cuts import largest_sizes
 
         lo = float(largest_sizes(points, checked.keep)["params"].min())
         below = [si(m.params) for m in specs if m.params < lo * (1 - 1e-6)]

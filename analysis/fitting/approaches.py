@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..common.errors import InputError, TableError
+from ..common.records import find_run_dirs, iter_points, read_metrics, read_summary
+from ..data.loading import load_points
 from .result import ALLOCATION_PARAMS, AllocationFit, check_interval_args, interval_from_samples
 
 __all__ = ["approach1", "approach2", "isoflop_budgets", "envelope", "loglog_fit", "akima_optimum", "OPTIMA"]
@@ -139,7 +141,6 @@ def _curves_table(points_or_curves) -> tuple[pd.DataFrame, list[str]]:
         df = _records_curves(Path(src))
         notes.append("curves are the validation losses logged during each run, plus its final and branch points")
     else:
-        from ..data.loading import load_points
 
         df = src if isinstance(src, pd.DataFrame) and "params" in src.columns else load_points(src)
         df = df.copy()
@@ -160,7 +161,6 @@ def _curves_table(points_or_curves) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _records_curves(path: Path) -> pd.DataFrame:
-    from ..common.records import find_run_dirs, iter_points, read_metrics, read_summary
 
     rows = []
     for run_dir in find_run_dirs(path):
@@ -340,7 +340,6 @@ def approach2(points, min_points: int = 3, bootstrap: int = 200, seed: int = 0, 
     ``bootstrap=0`` the authors' 1000 draws are used, since the weights need them.
     Intervals: the same weighted fit through one draw per budget, over the draws.
     """
-    from ..data.loading import load_points
 
     check_interval_args(level, bootstrap)
     if optimum not in OPTIMA:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..common.errors import InputError
 from ..laws import get_law
-from .optimize import best_of, grid_objective, single_thread_blas, top_k
+from .optimize import HUBER_DELTA, best_of, grid_objective, single_thread_blas, top_k
 
 __all__ = ["bootstrap_indices", "short_of_sizes", "choose_resample", "parallel_map", "refit_chunk", "n_jobs_for",
            "parametric_refits"]
@@ -183,7 +183,6 @@ def parametric_refits(law: str, X: dict, logy: np.ndarray, theta, n: int, seed: 
     (3 of 4 points fit exactly). With one degree of freedom the noise scale is itself
     uncertain, so such an interval is rough; it still shows how far the answer moves under
     loss changes of the size the fit leaves."""
-    from .optimize import HUBER_DELTA
 
     lawobj = get_law(law)
     form = lawobj.form

@@ -35,12 +35,16 @@ import numpy as np
 import pandas as pd
 
 from ..common.errors import FitError, InputError, RecordError, TableError
-from ..laws.schedule import (CONVENTIONS, LUO2025, MULTIPOWER, SCHEDULE_LAWS, TISSUE_LAMBDA, ScheduleLaw,
-                            annealing_areas, luo_multipower, tissue_annealing)
-from .optimize import HUBER_DELTA, huber
-from .result import LawFit, _read_json, bound_warnings, warnings_block
+from ..common.records import atomic_write_json, iter_jsonl
 from ..common.schedules import Schedule, schedule_from_rows
 from ..common.text import format_table
+from ..laws import get_law
+from ..laws.schedule import (CONVENTIONS, LUO2025, MULTIPOWER, SCHEDULE_LAWS, TISSUE_LAMBDA, ScheduleLaw,
+                             annealing_areas, luo_multipower, tissue_annealing)
+from .bootstrap import parametric_refits
+from .optimize import HUBER_DELTA, huber, solve_form
+from .result import LawFit, LawFit as _LF, _read_json, bound_warnings, warnings_block
+from .uncertainty import asymptotic_ci, fit_warnings
 
 __all__ = ["CURVE_LAWS", "published_curve", "CONVENTIONS", "read_curve", "fit_curve", "CurveFit", "Schedule", "schedule_from_rows",
            "annealing_areas", "tissue_annealing", "luo_multipower", "relative_errors"]
@@ -70,7 +74,6 @@ def read_curve(path, loss: str = "auto") -> pd.DataFrame:
         raise InputError("no such curve file", field=str(path),
                          fix="pass a CSV with step, lr, loss columns or a run's metrics.jsonl")
     if path.suffix in (".jsonl", ".ndjson"):
-        from ..common.records import iter_jsonl
 
         df = pd.DataFrame(list(iter_jsonl(path)))
     else:
@@ -380,7 +383,6 @@ class CurveFit:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def save(self, path) -> None:
-        from ..common.records import atomic_write_json
 
         atomic_write_json(path, {"kind": "CurveFit", **self.to_dict()})
 
@@ -504,7 +506,6 @@ def _block_bootstrap(model: _CurveModel, obs: list, p, delta: float, n: int, see
 
 
 def _fit_saturating(name, df, warmup_steps, min_step, delta, tolerance, bootstrap=0, seed=0, level=0.90) -> LawFit:
-    from .optimize import solve_form
 
     rows = df[np.isfinite(df["loss"]) & (df["loss"] > 0)].copy()
     n_rows = len(rows)
@@ -533,8 +534,6 @@ def _fit_saturating(name, df, warmup_steps, min_step, delta, tolerance, bootstra
                          field="loss", fix="log the loss more often during the stable phase")
     logy = np.log(rows["loss"].to_numpy(float))
     sol = solve_form("saturating_power", {"y": np.log(D)}, logy, delta=delta)
-    from ..laws import get_law
-    from .uncertainty import asymptotic_ci, fit_warnings
 
     warn = fit_warnings(sol.params, sol.stderr, sol.cent_correl, get_law("saturating_power").bounds)
     if sol.cov_note:
@@ -542,11 +541,9 @@ def _fit_saturating(name, df, warmup_steps, min_step, delta, tolerance, bootstra
     meta = {"notes": notes, "curve": name, "x": unit, "huber_delta": delta, "ci_method": "asymptotic"}
     if "params" in rows.columns and rows["params"].notna().any():
         meta["params"] = float(rows["params"].iloc[0])
-    from .result import LawFit as _LF
 
     ci, samples = asymptotic_ci(sol.params, sol.stderr, level), None
     if bootstrap:
-        from .bootstrap import parametric_refits
 
         samples, sigma = parametric_refits("saturating_power", {"y": np.log(D)}, logy, sol.theta, bootstrap,
                                            seed=seed, delta=delta)

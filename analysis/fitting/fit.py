@@ -24,15 +24,15 @@ import time
 import numpy as np
 import pandas as pd
 
-from .bootstrap import (bootstrap_indices, choose_resample, n_jobs_for, parallel_map, refit_chunk,
-                        short_of_sizes)
 from ..common.errors import FitError, InputError, TableError
+from ..data.loading import describe_points, load_points, table_notes
+from ..data.points import check_repeats, frontier_points, log_key, lower_envelope, n_distinct, repeat_groups
 from ..laws import LAWS, fittable, get_law
 from ..laws.base import INPUT_COLUMNS, Law
-from ..laws.mix import is_mix, mix_law, mix_name, parse_mix
 from ..laws.forms import EPOCH_GRID, LOG_INPUTS
+from ..laws.mix import is_mix, mix_law, mix_name, parse_mix
+from .bootstrap import bootstrap_indices, choose_resample, n_jobs_for, parallel_map, refit_chunk, short_of_sizes
 from .optimize import HUBER_DELTA, distinct_optima, huber, solve_form, top_k
-from ..data.points import check_repeats, frontier_points, log_key, lower_envelope, n_distinct, repeat_groups
 from .result import LawFit, check_interval_args, interval_from_samples
 from .uncertainty import asymptotic_ci, fit_warnings
 
@@ -131,7 +131,6 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     ``uncertainty`` (False: skip the asymptotic covariance, for refits that only predict;
     the standard errors are then empty).
     """
-    from ..data.loading import describe_points, load_points, table_notes
 
     if is_mix(getattr(law, "name", law)):  # a stacked combination: each component fitted on its own
         return fit_mix(points, get_law(law), bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, **options)

@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..common.errors import InputError
-from .result import LawFit
 from ..common.text import format_table, num
+from ..data.loading import load_points
+from .fit import _design
+from .optimize import _lbfgs, single_thread_blas
+from .result import LawFit
 
 __all__ = ["Profile", "profile"]
 
@@ -87,9 +90,6 @@ def profile(fit: LawFit, points, param: str, grid, level: float = 0.90, starts=N
     """
     from scipy.stats import chi2
 
-    from ..data.loading import load_points
-    from .fit import _design
-    from .optimize import _lbfgs, huber, single_thread_blas
 
     if not isinstance(fit, LawFit):
         raise InputError(f"expected a LawFit, got {type(fit).__name__}", field="fit",

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from ..common.errors import InputError, RecordError
-from ..laws import Law, get_law
 from ..common.records import atomic_write_json
 from ..common.text import format_table, num, si
+from ..laws import Law, get_law
+from ..laws.base import INPUT_COLUMNS
 
 #: How far (as a factor) past the fitted data a prediction may go before it is flagged.
 EXTRAPOLATION_FACTOR = 10.0
@@ -182,7 +183,6 @@ class LawFit(_Persisted):
     def predict_table(self, points) -> np.ndarray:
         """Loss predicted at every row of a points table, each law input read from its column
         (:data:`analysis.laws.base.INPUT_COLUMNS`; N from :attr:`n_column` when the table has it)."""
-        from ..laws.base import INPUT_COLUMNS
 
         given = {k: points[col].to_numpy(float) for k, col in INPUT_COLUMNS.items() if col in points.columns}
         ncol = self.n_column if self.n_column in points.columns else "params"

@@ -15,8 +15,8 @@ data-constrained law, with the unique tokens U as a third input). A new law is o
 from __future__ import annotations
 
 from .base import D_MAX, LAWS, Law, Published, fittable, get_law, published_sets, register_builder, register_law
-from .chinchilla import (CHINCHILLA, GADRE2024, SATURATING_POWER, chinchilla, chinchilla_optimal, gadre2024,
-                         power_law, saturating_power)
+from .chinchilla import (CHINCHILLA, GADRE2024, SATURATING_POWER, chinchilla, chinchilla_optimal, gadre2024, power_law,
+                         saturating_power)
 from .kaplan import KAPLAN_C, KAPLAN_D, KAPLAN_N, KAPLAN_ND, kaplan_c, kaplan_d, kaplan_n, kaplan_nd
 from .mix import mix_law
 from .muennighoff import DATA_CONSTRAINED, data_constrained, decay_law

@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..common.errors import InputError
+from .forms import GenericForm
 
 __all__ = ["Law", "Published", "D_MAX", "INPUT_COLUMNS", "DATA_INPUTS", "LAWS", "register_law", "get_law",
            "register_builder", "fittable", "published_sets"]
@@ -91,7 +92,6 @@ class Law:
 
     def __post_init__(self):
         if self.form is None and self.start_grid is not None:
-            from .forms import GenericForm
 
             object.__setattr__(self, "form", GenericForm.for_law(self))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from ..common.errors import InputError
 
 __all__ = ["CONVENTIONS", "LUO2025", "decrements", "ScheduleLaw", "ANNEALING", "MULTIPOWER", "SCHEDULE_LAWS", "TISSUE_LAMBDA", "annealing_areas",
            "tissue_annealing", "luo_multipower", "MPLTerms"]
@@ -36,7 +37,6 @@ CONVENTIONS = {
 def decrements(schedule: Any, convention: str = "printed") -> np.ndarray:
     """eta_{t-1} - eta_t for t = 1..T under a :data:`CONVENTIONS` entry."""
     if convention not in CONVENTIONS:
-        from ..common.errors import InputError
 
         raise InputError(f"unknown convention {convention!r}", field="convention", fix="use " + " or ".join(CONVENTIONS))
     if convention == "printed":

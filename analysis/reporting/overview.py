@@ -25,6 +25,12 @@ import pandas as pd
 
 from ..common.errors import InputError, ToolkitError
 from ..common.text import si
+from ..data.loading import load_points
+from ..data.points import lower_envelope
+from ..data.published import published_law
+from ..fitting.allocation import compute_optimal
+from ..fitting.approaches import approach1, approach2
+from ..fitting.fit import fit_law
 from ..fitting.result import AllocationFit, LawFit
 
 __all__ = ["compute_frontier", "METHODS", "fit_methods", "allocation_table", "parameter_table"]
@@ -42,7 +48,6 @@ def compute_frontier(points=None, curves: Mapping | None = None) -> pd.DataFrame
     compute with ``run``, ``params``, ``tokens``, ``flops`` (6ND), ``loss`` and ``source``
     (``point`` or ``curve``).
     """
-    from ..data.points import lower_envelope
 
     frames = []
     if points is not None and len(points):
@@ -93,9 +98,6 @@ def fit_methods(source, points=None, bootstrap: int = 200, seed: int = 0, n_jobs
     (:func:`analysis.fitting.fit.fit_law`). Bad input in general (an unreadable source, unknown
     method) still raises.
     """
-    from ..fitting.approaches import approach1, approach2
-    from ..data.loading import load_points
-    from ..fitting.fit import fit_law
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -122,7 +124,6 @@ def fit_methods(source, points=None, bootstrap: int = 200, seed: int = 0, n_jobs
 
 def _local_exponents(fit, C: float) -> tuple[float, float]:
     """d log N_opt / d log C and d log D_opt / d log C at C, for any fit compute_optimal takes."""
-    from ..fitting.allocation import compute_optimal
 
     r = compute_optimal(fit, [C / 2.0, C * 2.0])
     n, d = r["n_opt"], r["d_opt"]
@@ -140,8 +141,6 @@ def allocation_table(fits: Mapping, C: float, published: Sequence[str] = ("hoffm
     intervals, and ``note``: why a method gave no answer, or what to keep in mind. Laws
     that take L(C) alone (Kaplan's L(C_min)) say nothing about the split and are left out.
     """
-    from ..fitting.allocation import compute_optimal
-    from ..data.published import published_law
 
     entries = list(fits.items()) + [(name, published_law(name)) for name in published]
     rows = []
@@ -193,7 +192,6 @@ def parameter_table(fits: Mapping, published: Sequence[str] = ("hoffmann2022", "
     One row per (method, parameter): ``value``, ``low``, ``high`` (the fit's interval at
     its level), ``stderr``, and one column per published law.
     """
-    from ..data.published import published_law
 
     refs = [published_law(name) for name in published]
     rows = []

@@ -18,16 +18,16 @@ from typing import Mapping
 import numpy as np
 
 from ..common.errors import InputError
-from .figure_style import colors as _colors
-from .figure_style import finish_loss_axes as _finish_loss_axes
-from .figure_style import gids, legend_outside, log_axis, new_figure as _figure, separate_markers
-from .figure_style import mark_answers as _mark_answers
+from ..common.records import atomic_write_bytes
+from ..common.text import model_label, sci, si
+from ..extrapolation.specs import model_names
+from ..fitting.result import LawFit
+from ..laws import get_law
+from ..selection.residual_trend import residual_trends, trend_text
+from .figure_style import (colors as _colors, finish_loss_axes as _finish_loss_axes, gids, legend_outside, log_axis,
+                           mark_answers as _mark_answers, new_figure as _figure, separate_markers)
 from .plots_overview import plot_own_curves, plot_runs
 from .plots_repetition import plot_repetition
-from ..common.records import atomic_write_bytes
-from ..fitting.result import LawFit
-from ..extrapolation.specs import model_names
-from ..common.text import model_label, sci, si
 
 __all__ = ["plot_curves", "plot_isoflop", "plot_residuals", "plot_study", "plot_runs", "plot_own_curves", "save_figure",
            "figure_bytes", "FIGURE_FORMATS", "PLOT_KINDS", "EXTRA_KINDS", "gids", "plot_repetition"]
@@ -275,7 +275,6 @@ def plot_isoflop(points, fit: LawFit | None = None, budgets=None, n_budgets: int
     """
     from matplotlib.lines import Line2D
 
-    from ..laws import get_law
 
     if points is None or not len(points):
         raise InputError("no points to plot", field="points", fix="point at a sweep with finished runs")
@@ -355,7 +354,6 @@ def plot_residuals(points, fit: LawFit):
     branches, not a curve); a structured pattern means the law's form misses the data. The
     title states the quadratic-trend test of the residuals against log D and log N
     (:func:`analysis.selection.residual_trend.residual_trends`), in red when it flags a bias."""
-    from ..selection.residual_trend import residual_trends, trend_text
 
     if points is None or not len(points):
         raise InputError("no points to plot", field="points", fix="point at a sweep with finished runs")

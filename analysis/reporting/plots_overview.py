@@ -9,10 +9,11 @@ from typing import Mapping
 import numpy as np
 
 from ..common.errors import InputError
-from .figure_style import colors as _colors
-from .figure_style import finish_loss_axes, flops_label, log_axis, mark_answers, new_figure, separate_markers
-from ..extrapolation.specs import model_names
 from ..common.text import model_label, si
+from ..extrapolation.specs import model_names
+from .figure_style import (colors as _colors, finish_loss_axes, flops_label, log_axis, mark_answers, new_figure,
+                           separate_markers)
+from .overview import compute_frontier
 
 __all__ = ["plot_runs", "plot_own_curves", "frontier_wins"]
 
@@ -54,7 +55,6 @@ def plot_runs(points=None, curves: Mapping | None = None, x: str = "tokens", fro
     """
     from matplotlib.transforms import blended_transform_factory
 
-    from .overview import compute_frontier
 
     if x not in ("tokens", "flops"):
         raise InputError(f"unknown x axis {x!r}", field="x", fix="use 'tokens' or 'flops'")

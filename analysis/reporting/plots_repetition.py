@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..common.errors import InputError
-from .figure_style import colors as _colors
-from .figure_style import plain_y as _plain_y
-from ..fitting.result import LawFit
 from ..common.text import sci, si
+from ..extrapolation.extrapolate import _unique_tokens, with_data_limit
+from ..fitting.result import LawFit
+from ..laws.muennighoff import effective_data
+from .figure_style import colors as _colors, plain_y as _plain_y
 
 __all__ = ["plot_repetition", "default_unique_tokens"]
 
@@ -37,7 +38,6 @@ def plot_repetition(fit: LawFit, unique_tokens: float | None = None, compute=Non
     20 tokens per parameter (Hoffmann et al. 2022's rule of thumb): the larger ones want
     many epochs, where repetition shows.
     """
-    from ..extrapolation.extrapolate import _unique_tokens, with_data_limit
 
     if not isinstance(fit, LawFit):
         raise InputError(f"expected a LawFit, got {type(fit).__name__}", field="fit",
@@ -89,7 +89,6 @@ def plot_repetition(fit: LawFit, unique_tokens: float | None = None, compute=Non
     ax.text(0.02, 0.02, "dots: the best number of epochs at each budget", transform=ax.transAxes, fontsize=8)
 
     rd = lim.params["R_D_star"]
-    from ..laws.muennighoff import effective_data
 
     epochs = np.geomspace(1.0, max(float(max_epochs), 10.0 * (1 + rd)), 200)
     ax2.plot(epochs, epochs, ":", color="0.4", lw=1.4, label="fresh tokens, D' = D", gid="fresh-data")

@@ -17,10 +17,17 @@ import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..common.errors import InputError
+from .. import __version__
+from ..common.errors import InputError, ToolkitError
 from ..common.records import _jsonable, atomic_write_bytes, atomic_write_text
-from ..extrapolation.specs import model_names
 from ..common.text import markdown_table, model_label, num, sci, si
+from ..extrapolation.specs import model_names
+from ..extrapolation.study import run_study
+from ..fitting.approaches import approach2
+from ..selection.checked import saved_fit_dict
+from ..selection.checks import checks_markdown
+from . import plots
+from .plots import figure_bytes
 
 __all__ = ["build_report", "render_report", "report_figures", "report_kinds", "markdown_table", "markdown_to_html",
            "REPORT_FILES", "REPORT_KINDS"]
@@ -64,7 +71,6 @@ def report_kinds(study) -> list[str]:
 def report_figures(study, kinds: Sequence[str] | None = None, unique_tokens: float | None = None) -> dict:
     """The report's figures of ``study``, kind -> matplotlib Figure (default: :func:`report_kinds`);
     ``unique_tokens`` is the budget the repetition figure draws (default: the table's median)."""
-    from . import plots
 
     kinds = list(report_kinds(study) if kinds is None else kinds)
     unknown = [k for k in kinds if k not in REPORT_KINDS]
@@ -99,7 +105,6 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
                   extra_fits: Sequence = (), sections: Mapping[str, str] | None = None) -> str:
     """The report as Markdown. ``figures`` maps a file name (relative to the report) to a caption;
     ``sections`` (heading -> Markdown body) are added after the fit."""
-    from .. import __version__
 
     r, fit = study.result, study.fit
     md = [f"# {title}", ""]
@@ -109,7 +114,6 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
     # the checks stand above every number of the report, failures first
     checked = getattr(study, "checked", None)
     if checked is not None and checked.checks and "Sanity checks" not in (sections or {}):
-        from ..selection.checks import checks_markdown
 
         md += ["## Sanity checks", "", "Failures first; a failed check means the numbers below are not to be "
                "trusted as they stand.", "", checks_markdown(checked.checks), ""]
@@ -183,9 +187,6 @@ def build_report(source, out_dir, law="auto", target="largest", models=None, boo
     ``figures`` (PNG file name -> (Figure, caption)) add to the standard contents.
     Returns file name -> path of what was written.
     """
-    from ..selection.checked import saved_fit_dict
-    from ..extrapolation.study import run_study
-    from .plots import figure_bytes
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -237,12 +238,7 @@ def build_report(source, out_dir, law="auto", target="largest", models=None, boo
 def _allocation_fits(points) -> list:
     """Approach 2 (IsoFLOP) fit when the data allow one; skipped silently otherwise,
     because many sweeps are grids without IsoFLOP structure."""
-    from ..common.errors import ToolkitError
 
-    try:
-        from ..fitting.approaches import approach2
-    except ImportError:
-        return []
     try:
         return [approach2(points)]
     except ToolkitError:

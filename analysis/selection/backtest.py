@@ -17,11 +17,16 @@ import numpy as np
 import pandas as pd
 
 from ..common.errors import InputError, ToolkitError
+from ..common.text import format_table, markdown_table, sci, si
+from ..data.loading import load_points
+from ..data.points import log_key, n_distinct
+from ..fitting.approaches import isoflop_budgets
+from ..fitting.fit import fit_law
 from ..laws import LAWS, get_law
 from ..laws.base import INPUT_COLUMNS
-from ..data.points import log_key, n_distinct
+from ..laws.mix import mix_name
 from .size_cuts import SIZE_CUTS, cut_fraction, cut_label, describe_cut, largest_sizes
-from ..common.text import format_table, markdown_table, sci, si
+from .stacking import combined_rows, stack_weights
 
 __all__ = ["SPLITS", "Split", "BacktestRow", "BacktestResult", "backtest", "splits_for", "select_law",
            "LawChoice", "auto_candidates", "law_scores", "tied_laws", "held_out_errors", "STACK_GAIN", "CUT_GAIN",
@@ -58,7 +63,6 @@ class Split:
 def _budgets(points: pd.DataFrame) -> np.ndarray:
     """A compute-budget label per point, as Approach 2 groups IsoFLOP profiles (points within
     BUDGET_TOLERANCE share one; a ``budget`` column is used as it is)."""
-    from ..fitting.approaches import isoflop_budgets
 
     return np.asarray(isoflop_budgets(points, tolerance=BUDGET_TOLERANCE))
 
@@ -217,7 +221,6 @@ def auto_candidates(points: pd.DataFrame | None = None) -> tuple[str, ...]:
 
 
 def _prepare(points) -> pd.DataFrame:
-    from ..data.loading import load_points
 
     df = points if isinstance(points, pd.DataFrame) and "params" in points.columns else load_points(points)
     if "flops" not in df.columns:
@@ -262,7 +265,6 @@ def backtest(points, laws: Sequence[str] | None = None, splits: Sequence[str] = 
 def score_refit(row: BacktestRow, train: pd.DataFrame, test: pd.DataFrame, law: str, fit_options: dict) -> BacktestRow:
     """Fit ``law`` to ``train`` and fill ``row`` with its relative errors on ``test`` (or
     with the reason it could not be refitted)."""
-    from ..fitting.fit import fit_law
 
     try:
         fit = fit_law(train, law, **fit_options)
@@ -375,7 +377,6 @@ def held_out_errors(result: BacktestResult, law: str, weights: dict | None = Non
     ``max_rel_error`` and ``mean_signed_error``; with ``weights``, those of the stacked
     combination of the laws they name (:func:`analysis.selection.stacking.combined_rows`)."""
     if weights:
-        from .stacking import combined_rows
 
         return combined_rows(result, weights) or []
     return [{"split": r.split, "mean_rel_error": r.mean_rel_error, "max_rel_error": r.max_rel_error,
@@ -452,8 +453,6 @@ def _choose(df: pd.DataFrame, res: BacktestResult, laws, stack: bool) -> LawChoi
     tail = f" with the {', '.join(split_names)} held out" + (f"; not refittable: {', '.join(failed)}" if failed else "")
     ranked = sorted(scores.items(), key=lambda kv: kv[1])
     if stack:
-        from .stacking import stack_weights
-        from ..laws.mix import mix_name
 
         found = stack_weights(res)
         # A combination only when it beats every single law clearly: its weights are chosen

@@ -12,10 +12,16 @@ import pandas as pd
 
 import numpy as np
 
-from .backtest import TIE, BacktestResult, LawChoice, backtest, backtests_by_cut, held_out_errors, select_law
-from .checks import self_checks
-from .checks import Check
+from ..common.errors import RecordError
+from ..common.records import atomic_write_json
 from ..data.points import n_distinct
+from ..fitting.fit import check_points, fit_law
+from ..fitting.result import LawFit
+from ..laws import get_law
+from .backtest import (TIE, BacktestResult, LawChoice, auto_candidates, backtest, backtests_by_cut, held_out_errors,
+                       select_law)
+from .checks import Check, self_checks
+from .policy import POLICY, ErrorModel, distance_backtest
 from .size_cuts import AUTO_SIZES, describe_cut, largest_sizes
 
 __all__ = ["CheckedFit", "fit_checked", "checks_block", "checks_json", "AUTO", "prediction_distance",
@@ -182,7 +188,6 @@ def save_checked(checked: CheckedFit, path) -> None:
     """Save ``checked.fit`` as :meth:`LawFit.save` does, plus what its intervals need: the
     laws its choice could not tell apart (each a saved LawFit) and its error model, so that
     ``scaling extrapolate FIT.json`` gives the intervals ``scaling extrapolate TABLE`` gives."""
-    from ..common.records import atomic_write_json
 
     atomic_write_json(path, saved_fit_dict(checked))
 
@@ -210,9 +215,6 @@ def load_checked(path) -> CheckedFit:
     import json
     from pathlib import Path
 
-    from ..common.errors import RecordError
-    from .policy import ErrorModel
-    from ..fitting.result import LawFit
 
     fit = LawFit.load(path)
     extra = json.loads(Path(path).read_text(encoding="utf-8")).get(SAVED_INTERVALS) or {}
@@ -296,11 +298,7 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
     laws), or the fraction of the largest sizes to fit. ``fit_options`` go to
     :func:`analysis.fitting.fit.fit_law` (bootstrap, seed, n_jobs, level, resample, progress).
     """
-    from .backtest import auto_candidates
-    from ..fitting.fit import check_points, fit_law
 
-    from ..laws import get_law
-    from .policy import POLICY, distance_backtest
 
     auto = str(law).lower() == AUTO  # the sentinel, not a law
     quiet = {k: v for k, v in fit_options.items() if k in ("n_starts", "delta")}

@@ -15,11 +15,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..common.errors import InputError
+from ..common.errors import InputError, ToolkitError
+from ..common.text import markdown_table, num, si
+from ..fitting.fit import fit_law
 from ..fitting.result import LawFit, bound_warnings, correlation_warnings, uncertainty_warnings
 from ..laws import LAWS, get_law
 from ..laws.mix import is_mix
-from ..common.text import num, si
+from .residual_trend import residual_trends, trend_text
 
 __all__ = ["data_checks", "misspecification_checks", "self_checks", "ordered", "FLOP_FACTOR", "Check", "law_checks",
            "checks_text", "checks_markdown"]
@@ -164,7 +166,6 @@ def checks_text(checks: Sequence[Check]) -> str:
 
 def checks_markdown(checks: Sequence[Check]) -> str:
     """The checks as a Markdown table (check, result, detail)."""
-    from ..common.text import markdown_table
 
     return markdown_table([{"check": c.name, "result": c.status, "detail": c.detail} for c in checks])
 
@@ -237,8 +238,6 @@ def misspecification_checks(fit, points) -> list[Check]:
     law = fit.law_obj
     if not law.parent or points is None:
         return []
-    from ..common.errors import ToolkitError
-    from ..fitting.fit import fit_law
 
     try:
         free = fit_law(points, law.parent, progress=False)
@@ -264,7 +263,6 @@ def misspecification_checks(fit, points) -> list[Check]:
 def trend_checks(fit, points) -> list[Check]:
     """A V or a trend of the residuals against log N or log D: the law's form misses the data
     (:mod:`analysis.selection.residual_trend`, the test the residuals figure shows)."""
-    from .residual_trend import residual_trends, trend_text
 
     trends = residual_trends(fit, points)
     if not trends:

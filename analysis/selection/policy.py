@@ -31,17 +31,19 @@ fitted will do. So the evidence is judged at that distance:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
 from ..common.errors import ToolkitError
-from ..laws import get_law
-from ..data.points import log_key, n_distinct
 from ..common.text import si
+from ..data.points import log_key, n_distinct
+from ..fitting.fit import fit_law
+from ..fitting.result import bound_warnings
+from ..laws import get_law
+from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
 
 __all__ = ["Knob", "LawPolicy", "POLICY", "distance_backtest", "ErrorModel", "has_floor", "min_sizes", "robust_scale"]
 
@@ -170,8 +172,6 @@ def determinable(points: pd.DataFrame, name: str) -> bool:
 
 def at_bound(points: pd.DataFrame, name: str, fit_options: dict) -> list[str]:
     """The parameters of ``name``'s fit to every point that end on a bound of the law's box."""
-    from ..fitting.fit import fit_law
-    from ..fitting.result import bound_warnings
 
     options = {"progress": False, **fit_options, "uncertainty": False}
     options.pop("bootstrap", None)

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ..common.errors import InputError
-from ..data.points import log_key
 from ..common.text import si
+from ..data.points import log_key
 
 __all__ = ["SIZE_CUTS", "MIN_KEPT_SIZES", "kept_count", "largest_sizes", "cut_fraction", "cut_label", "describe_cut",
            "parse_sizes", "AUTO_SIZES"]

@@ -47,11 +47,11 @@ from importlib import resources
 import pandas as pd
 
 from ...common.errors import InputError
-from ._porian import (PORIAN_CITATION, PORIAN_FIELDS, PORIAN_FILES, porian_caveats, porian_description,
-                      porian_points, porian_short)
 from ._gadre import GADRE_CITATION, GADRE_FILES, GADRE_PARTS, GADRE_SETS, gadre_caveats, gadre_points
 from ._muennighoff import (MUENNIGHOFF_CITATION, MUENNIGHOFF_FILES, MUENNIGHOFF_SUBSETS, muennighoff_caveats,
                            muennighoff_points)
+from ._porian import (PORIAN_CITATION, PORIAN_FIELDS, PORIAN_FILES, porian_caveats, porian_description, porian_points,
+                      porian_short)
 
 __all__ = ["list_datasets", "load", "describe", "table", "licence_text", "is_dataset_name", "DatasetInfo",
            "PORIAN_FIELDS"]
