@@ -81,10 +81,10 @@ demo: $(STAMP)
 
 # Runs the demo into DEMO_DIR (reusing its finished runs; training the rest, about 7 min),
 # then every command behind a README console block, and pastes their output between the
-# README's docs:NAME markers (scaling/docs_build.py). DOCS_ARGS=--reuse-committed seeds an
+# README's docs:NAME markers (docs/studies/docs_build.py). DOCS_ARGS=--reuse-committed seeds an
 # empty DEMO_DIR with the committed run records, so nothing of the demo is trained.
 docs: $(STAMP)
-	$(PY) -m scaling.docs_build --demo-dir $(DEMO_DIR) $(DOCS_ARGS)
+	$(PY) docs/studies/docs_build.py --demo-dir $(DEMO_DIR) $(DOCS_ARGS)
 
 # Without a GPU the kernel step is a one-second correctness smoke test in the Triton interpreter.
 bench: $(STAMP)

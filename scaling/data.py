@@ -67,6 +67,8 @@ from analysis.common.records import atomic_write_json
 from .shards import (LLMC_HEADER_INTS, LLMC_MAGIC, load_shards, open_shard, recorded_vocab,  # noqa: F401
                      shard_paths, shards_vocab, write_shard)
 from .tokens import Corpus, TokenStream, predicted_bytes, token_dtype  # noqa: F401
+from analysis.common.text import si
+from scaling import flops as F
 
 CACHE_VERSION = 1
 DOC_SEP_BYTE = 0              # joins documents for the byte tokenizer
@@ -497,7 +499,6 @@ def size_warning(model, n_params: int, n_nonembedding: int) -> Optional[str]:
     """A one-line warning when the vocabulary makes a named preset much larger than its
     name, e.g. ``nano`` (~0.1M) with GPT-2's 50,257 tokens has 3.3M parameters; else None.
     ``model`` is the run's :class:`scaling.config.ModelArgs`."""
-    from analysis.common.text import si
 
     if model.preset == "custom" or not n_nonembedding or n_params < EMBEDDING_WARN_RATIO * n_nonembedding:
         return None
@@ -513,7 +514,6 @@ def epochs_warning(tokens: float, train_tokens: Optional[int], cfg, exact: bool 
     purpose. ``exact=False``: ``train_tokens`` is an upper bound (BPE before tokenizing),
     so the epochs are a lower bound. Repeated tokens are worth less than fresh ones
     (Muennighoff et al. 2023), so a law fitted to such runs is not the single-epoch law."""
-    from analysis.common.text import si
 
     constrained = any(getattr(cfg, k, None) is not None
                       for k in ("unique_tokens", "unique_fraction", "unique_tokens_per_param"))
@@ -529,7 +529,6 @@ def epochs_warning(tokens: float, train_tokens: Optional[int], cfg, exact: bool 
 def data_warnings(model, tokens: float, train_tokens: Optional[int], cfg, exact: bool = True) -> List[str]:
     """:func:`size_warning` and :func:`epochs_warning` for one run: its ModelArgs, planned
     tokens, the training split's size and its DataConfig."""
-    from scaling import flops as F
 
     found = (size_warning(model, F.count_params(model), F.nonembedding_params(model)),
              epochs_warning(tokens, train_tokens, cfg, exact))

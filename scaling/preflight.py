@@ -22,6 +22,8 @@ from analysis.common.errors import ConfigError
 from scaling import checkpoint as ckpt
 from scaling import distributed as D
 from scaling.config import Plan, TrainConfig
+from scaling.kernels import get_ops, resolve_kernels
+from analysis.common.text import si
 
 log = logging.getLogger("scaling.train")
 
@@ -99,7 +101,6 @@ def check_space(run_dir: Path, n_params: int, plan: Plan, cfg: TrainConfig) -> N
     need = copies * ckpt_size + RECORD_SLACK_BYTES + METRIC_ROW_BYTES * (plan.total_steps // cfg.log_every + 1)
     free = shutil.disk_usage(run_dir).free
     if need > free:
-        from analysis.common.text import si
 
         raise ConfigError(f"needs about {si(need)}B free for {copies} checkpoint(s) of {si(ckpt_size)}B "
                           f"and the record, but {run_dir} has {si(free)}B free", field="out",
@@ -151,7 +152,6 @@ def device_name(device: torch.device) -> str:
 def choose_kernels(requested: str, device: torch.device) -> str:
     """The kernels a run uses: ``kernels=auto`` falls back to eager where the preferred
     ones cannot load; an explicit choice that cannot load is an error."""
-    from scaling.kernels import get_ops, resolve_kernels
 
     kernels = resolve_kernels(requested, device.type)
     try:

@@ -6,6 +6,7 @@ import sys
 from typing import Optional
 
 from scaling.config import Plan, Progress
+from analysis.common.text import si
 
 log = logging.getLogger("scaling.train")
 
@@ -37,7 +38,6 @@ class Reporter:
                 self.bar.set_postfix(post, refresh=False)
         elif self.mode == Progress.log and row and (step - self.last_line >= self.every or "val_loss" in row
                                                      or step == self.plan.total_steps):
-            from analysis.common.text import si
 
             self.last_line = step
             val = f" val {row['val_loss']:.4f}" if row.get("val_loss") is not None else ""

@@ -18,6 +18,7 @@ from analysis.common.errors import ConfigError, DataError, InputError
 from analysis.common.records import atomic_write_json
 
 from .tokens import Corpus, TokenStream, token_dtype
+from analysis.common.records import atomic_write_bytes
 
 __all__ = ["shard_paths", "open_shard", "load_shards", "write_shard", "LLMC_MAGIC", "LLMC_HEADER_INTS"]
 
@@ -139,7 +140,6 @@ def load_shards(cfg, paths: List[Path]) -> Corpus:
 def write_shard(path: str | os.PathLike, tokens, vocab_size: int, layout: str = "llm.c") -> Path:
     """Write tokens as a shard the trainer reads: ``llm.c`` (header + tokens) or ``toolkit``
     (bare tokens + ``.json`` header). Written atomically."""
-    from analysis.common.records import atomic_write_bytes
 
     path = Path(path)
     arr = np.asarray(tokens)

@@ -50,6 +50,7 @@ from scaling.config import to_train_config
 from scaling.train import train
 from sweeps.index import INDEX_CSV, build_index
 from sweeps.job import LOCK_FILE, is_locked, read_attempts
+from scaling import checkpoint as ckpt
 
 log = logging.getLogger("scaling.soak")
 
@@ -152,7 +153,6 @@ def _logged_steps(run: Path) -> list[int]:
 
 def _resume_step(run: Path) -> int:
     """The step a resubmitted job will resume from: its newest checkpoint that verifies."""
-    from scaling import checkpoint as ckpt  # imports torch: not paid by `--help` or a bad argument
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # damaged ones are skipped; that is what is measured here

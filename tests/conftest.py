@@ -5,10 +5,15 @@ Triton kernels run on the CPU interpreter in CI. On a machine with CUDA the GPU 
 instead (set SCALING_TEST_TRITON_INTERPRET=1 to force the interpreter there too).
 """
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# The scripts that make the docs' numbers live outside the installed package (docs/studies/);
+# the tests import them by module name, as they import each other when run.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "studies"))
 
 
 def _has_cuda() -> bool:

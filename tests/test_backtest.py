@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from analysis.selection.backtest import TIE, backtest, law_scores, select_law, tied_laws
-from analysis.backtest_tables import nested_auto, replace_block
+from backtest_tables import nested_auto, replace_block
 from analysis.selection.checked import fit_checked
 from analysis.fitting.fit import fit_law
 from analysis.laws import chinchilla, gadre2024

@@ -3,7 +3,7 @@ and nested as documented, and the asymptotic errors against the bootstrap where 
 import numpy as np
 import pytest
 
-from analysis.calibration import VARIANTS, SplitCalibration, calibrate_table, coverage, stderr_ratios
+from calibration import VARIANTS, SplitCalibration, calibrate_table, coverage, stderr_ratios
 from test_backtest import ladder
 
 

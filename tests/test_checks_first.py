@@ -99,7 +99,7 @@ def test_failed_checks_stand_above_every_number(tmp_path, capsys, command):
 
 
 def test_demo_prints_failed_checks_above_every_number_and_strict_exits_1(tmp_path, capsys):
-    import scaling.docs_build as DB
+    import docs_build as DB
 
     demo_dir = tmp_path / "demo_out"
     assert DB.seed_demo(demo_dir) == 4

@@ -153,7 +153,7 @@ def test_a_pip_install_without_notebooks_is_told_where_they_are(tmp_path, monkey
     # the committed demo runs: nothing trains; with no notebooks/ beside the package (a pip
     # install), the demo says they come with the source repository instead of a dead path
     import scaling.demo as demo_mod
-    import scaling.docs_build as DB
+    import docs_build as DB
 
     assert DB.seed_demo(tmp_path / "demo_out") == 4
     monkeypatch.setattr(demo_mod, "NOTEBOOKS", tmp_path / "no_notebooks_here")

@@ -1,4 +1,4 @@
-"""The README against fresh runs (``make docs``, :mod:`scaling.docs_build`).
+"""The README against fresh runs (``make docs``, docs/studies/docs_build.py).
 
 Two links tie the README's demo numbers to training on the machine at hand, since CI
 cannot retrain the whole demo (about 400 s):
@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scaling import docs_build as DB
+import docs_build as DB
 
 CHECKED = [b.name for b in DB.BLOCKS if b.checked and b.name not in ("demo", "report-fit")]
 

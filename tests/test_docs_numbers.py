@@ -13,7 +13,7 @@ RUNS = ROOT / "docs" / "data" / "demo_runs"
 
 
 def test_the_runs_block_is_what_scaling_runs_prints(tmp_path, capsys):
-    import scaling.docs_build as DB
+    import docs_build as DB
 
     assert DB.seed_demo(tmp_path / "demo_out") == 4
     assert main(["runs", str(tmp_path / "demo_out" / "runs"), "--final"]) == 0

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis.selection.backtest import CUT_GAIN, backtest, backtests_by_cut, held_out_errors
-from analysis.backtest_tables import nested_auto
+from backtest_tables import nested_auto
 from analysis.selection.checked import ALL_SIZES, fit_checked
 from analysis.common.errors import InputError
 from analysis.fitting.fit import fit_law

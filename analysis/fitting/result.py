@@ -279,7 +279,7 @@ class LawFit(_Persisted):
     KIND = "LawFit"
 
 
-#: Printed under every fitted parameter table. Measured by ``python -m analysis.calibration``
+#: Printed under every fitted parameter table. Measured by ``python docs/studies/calibration.py``
 #: (docs/analysis.md, "Honest intervals"): Huber's asymptotic errors understate the spread.
 STDERR_NOTE = ("    stderr: asymptotic, a lower bound for most parameters: on real tables the bootstrap's "
                "spread was up to 4.5x larger (docs/analysis.md, Honest intervals); use --bootstrap")

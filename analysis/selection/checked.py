@@ -146,7 +146,7 @@ class CheckedFit:
         ``backtest_error``: also widen each side by the held-out error expected at this
         distance: with ``--law auto``, the error model's half-width at (N, D)
         (:class:`analysis.selection.policy.ErrorModel`); otherwise :attr:`backtest_error`, scaled by
-        z_level / z_0.90 (the interval ``python -m analysis.calibration`` measures)."""
+        z_level / z_0.90 (the interval ``python docs/studies/calibration.py`` measures)."""
         base = self.fit.predict_interval(N=N, D=D, C=C, level=level)
         lv = self.fit.ci_level if level is None else level
         if backtest_error and self.error_model is not None:

@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any, List
 
 from .schema import TrainConfig, to_dict
+from analysis.common.text import si
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -75,6 +76,5 @@ def config_diff(saved: dict, cfg: TrainConfig) -> List[tuple]:
 
 def default_run_name(cfg: TrainConfig, plan: Plan) -> str:
     """The readable name of a run outside a sweep (``runs/<name>``): preset and tokens."""
-    from analysis.common.text import si
 
     return f"model={plan.model.preset},tokens={si(plan.tokens)}"

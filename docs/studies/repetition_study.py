@@ -1,4 +1,4 @@
-"""``python -m analysis.repetition_study SWEEP_DIR``: what repeated epochs are worth on our own runs.
+"""``python docs/studies/repetition_study.py SWEEP_DIR``: what repeated epochs are worth on our own runs.
 
 For a sweep of the ``data_constrained`` preset (each size at several unique-token budgets U,
 WSD branches at 1, 2, 4, 8 and 16 epochs), it prints
@@ -18,12 +18,12 @@ import sys
 
 import numpy as np
 
-from .common.errors import TableError, ToolkitError
-from .common.text import format_table, num, si
-from .data.loading import load_points
-from .fitting.fit import fit_law
-from .fitting.profile import profile
-from .reporting.plots import save_figure
+from analysis.common.errors import TableError, ToolkitError
+from analysis.common.text import format_table, num, si
+from analysis.data.loading import load_points
+from analysis.fitting.fit import fit_law
+from analysis.fitting.profile import profile
+from analysis.reporting.plots import save_figure
 
 __all__ = ["equal_tokens_table", "main"]
 
@@ -79,7 +79,7 @@ def _figure(points, path) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analysis.repetition_study", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python docs/studies/repetition_study.py", description=__doc__.splitlines()[0])
     p.add_argument("sweep", help="a sweep directory of the data_constrained preset (or a table with unique_tokens)")
     p.add_argument("--figure", metavar="PNG", help="also draw loss against tokens per (size, U)")
     args = p.parse_args(argv)

@@ -13,8 +13,8 @@ The demo reuses finished runs: ``--reuse-committed`` first copies the committed 
 into an empty demo directory, so the whole build trains nothing but the single
 ``scaling train`` example (about 15 s on 2 cores).
 
-    python -m scaling.docs_build --demo-dir demo_out            # what `make docs` runs
-    python -m scaling.docs_build --demo-dir demo_out --check    # compare only; exit 1 on a difference
+    python docs/studies/docs_build.py --demo-dir demo_out            # what `make docs` runs
+    python docs/studies/docs_build.py --demo-dir demo_out --check    # compare only; exit 1 on a difference
 
 The builder only runs commands and pastes their output: a changed table or figure in the
 toolkit shows up in the README on the next build, with nothing edited by hand.
@@ -36,7 +36,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
+from analysis.common.records import points_table
+from backtest_tables import replace_block as _replace
+
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DATA = ROOT / "docs" / "data"
 #: The demo's run records as committed: config, metrics, branches and summary of each run.
@@ -258,7 +261,6 @@ def save_records(sweep_dir: Path, dest: Path = DEMO_RUNS, points: Path = DEMO_PO
 
 def points_frame(sweep_dir: Path):
     """The (N, D, loss) points of a sweep as docs/data/demo_points.csv holds them."""
-    from analysis.common.records import points_table
 
     df = points_table(sweep_dir)
     df = df.sort_values(["params", "tokens"], kind="stable")
@@ -293,7 +295,6 @@ def block_of(text: str, name: str) -> str:
 
 
 def replace_block(text: str, name: str, body: str) -> str:
-    from analysis.backtest_tables import replace_block as _replace
 
     try:
         return _replace(text, f"docs:{name}", body)
@@ -320,7 +321,7 @@ def differences(page: str, name: str, body: str) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m scaling.docs_build", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python docs/studies/docs_build.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--demo-dir", default="demo_out", help="the demo's directory (runs/ and report/); default demo_out")
     ap.add_argument("--readme", default=str(README), help="the page to update (default README.md)")
     ap.add_argument("--only", help="comma-separated block names (default: all: "

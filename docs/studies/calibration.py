@@ -1,4 +1,4 @@
-"""Calibration of the prediction intervals on real ladders: ``python -m analysis.calibration``.
+"""Calibration of the prediction intervals on real ladders: ``python docs/studies/calibration.py``.
 
 For every backtest split of every Porian et al. 2024 configuration, the law is chosen on
 the split's training points alone (as ``--law auto`` would choose it there), fitted with a
@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .backtest_tables import ladders
-from .fitting.fit import fit_law
-from .laws import get_law
-from .selection.backtest import _prepare, splits_for
-from .selection.checked import AUTO, fit_checked
+from backtest_tables import ladders
+from analysis.fitting.fit import fit_law
+from analysis.laws import get_law
+from analysis.selection.backtest import _prepare, splits_for
+from analysis.selection.checked import AUTO, fit_checked
 
 __all__ = ["LEVELS", "SplitCalibration", "calibrate_table", "coverage", "stderr_ratios", "main", "VARIANTS"]
 
@@ -198,7 +198,7 @@ def coverage_table(results: list[SplitCalibration], levels=LEVELS) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.calibration", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python docs/studies/calibration.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--bootstrap", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--figure", default="", help="write the calibration figure of the whole tables here (PNG)")

@@ -1,4 +1,4 @@
-"""The backtest tables of ``docs/analysis.md``: ``python -m analysis.backtest_tables``.
+"""The backtest tables of ``docs/analysis.md``: ``python docs/studies/backtest_tables.py``.
 
 Every candidate law, and ``auto``, refitted without the largest runs of each public ladder
 the toolkit ships (the 15 configurations of Porian et al. 2024, each whole and as its
@@ -23,8 +23,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .data.datasets import list_datasets, load
-from .selection.backtest import (SPLITS, BacktestResult, _prepare, auto_candidates, backtest, held_out_errors,
+from analysis.data.datasets import list_datasets, load
+from analysis.selection.backtest import (SPLITS, BacktestResult, _prepare, auto_candidates, backtest, held_out_errors,
                                  select_law, splits_for)
 
 __all__ = ["AUTO_ROW", "OVERTRAINED_TPP", "Ladder", "ladders", "nested_auto", "ladder_summary", "main",
@@ -36,7 +36,7 @@ AUTO_ROW = "auto"
 OVERTRAINED_TPP = 20.0
 #: The 16 points of the demo's first design (nano to mini, its largest model undertrained;
 #: the final point and cooldown branches of each run), on which the earlier rule was measured.
-DEMO_POINTS = Path(__file__).resolve().parents[1] / "docs" / "data" / "first_demo_points.csv"
+DEMO_POINTS = Path(__file__).resolve().parents[2] / "docs" / "data" / "first_demo_points.csv"
 
 
 @dataclass
@@ -185,7 +185,7 @@ def replace_block(text: str, name: str, body: str) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.backtest_tables", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python docs/studies/backtest_tables.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--which", default="porian,overtrained,demo",
                     help="comma-separated: porian (whole tables), overtrained (D/N >= 20 part), demo")
     ap.add_argument("--write-docs", metavar="PAGE", help="replace the backtest blocks of this markdown page")
