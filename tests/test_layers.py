@@ -63,6 +63,37 @@ def test_the_core_contract_names_the_core_layer_and_the_root_layer():
     assert sorted(c["sweeps"]["forbidden_modules"]) == root
     assert "sweeps" in c["core"]["forbidden_modules"]
     assert set(c["analysis"]["forbidden_modules"]) == {"torch", "triton", "hydra", "omegaconf", "scaling", "sweeps"}
+    # The core and sweeps may take only analysis.common: everything else of analysis is forbidden.
+    assert sorted(c["core-analysis"]["source_modules"]) == sorted(c["core"]["source_modules"] + ["sweeps"])
+    assert sorted(c["core-analysis"]["forbidden_modules"]) == sorted(_analysis_layers() - {"analysis.common"})
+
+
+def _analysis_layers() -> set[str]:
+    """The modules named in the layers of the "analysis-layers" contract."""
+    layers = _contracts()["analysis-layers"]["layers"]
+    return {m.strip() for layer in layers for m in layer.replace("|", ":").split(":")}
+
+
+def _modules(package: str) -> list[str]:
+    """Every module and package under ``package``'s folder, by name."""
+    names = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_every_analysis_module_is_in_a_layer():
+    # The layers contract cannot be exhaustive (data/ straddles two layers), so this is.
+    layers = _analysis_layers()
+    # The packages that hold layers without being one: analysis (the version and the lazy API) and analysis.data.
+    holders = {m.rpartition(".")[0] for m in layers}
+    unplaced = [m for m in _modules("analysis")
+                if m not in holders and not any(m == l or m.startswith(l + ".") for l in layers)]
+    assert not unplaced, ("modules under analysis/ in no layer of the analysis-layers contract "
+                          f"(place them in pyproject.toml): {unplaced}")
+    missing = sorted(l for l in layers if l not in _modules("analysis"))
+    assert not missing, f"the analysis-layers contract names modules that do not exist: {missing}"
 
 
 @pytest.fixture
@@ -89,12 +120,33 @@ def _add_import(tree: Path, module: str, line: str) -> None:
     ("scaling.flops", "import sweeps", {"core"}, "scaling.flops -> sweeps"),
     ("scaling.trainer", "from sweeps.job import task", {"core"}, "scaling.trainer -> sweeps.job"),
     # sweeps trains through the core, so it would reach the CLI through it as well.
-    ("scaling.kernels.rope", "from scaling.cli import main", {"core", "scaling-modules", "sweeps"},
+    # The CLI and the demo read the whole analysis, so reaching them breaks core-analysis as well.
+    ("scaling.kernels.rope", "from scaling.cli import main", {"core", "scaling-modules", "sweeps", "core-analysis"},
      "scaling.kernels.rope -> scaling.cli"),
-    ("scaling.config", "from scaling.demo import run_demo", {"core", "scaling-modules", "sweeps"},
+    ("scaling.config", "from scaling.demo import run_demo", {"core", "scaling-modules", "sweeps", "core-analysis"},
      "scaling.config -> scaling.demo"),
-    ("sweeps.naming", "from scaling.cli._common import print_json", {"sweeps"}, "sweeps.naming -> scaling.cli._common"),
+    ("sweeps.naming", "from scaling.cli._common import print_json", {"sweeps", "core-analysis"},
+     "sweeps.naming -> scaling.cli._common"),
     ("sweeps.job", "import scaling.soak", {"sweeps"}, "sweeps.job -> scaling.soak"),
+    # the layers of analysis: nothing imports a layer above its own
+    ("analysis.laws.base", "from analysis.fitting import fit", {"analysis-layers"},
+     "analysis.laws.base -> analysis.fitting.fit"),
+    ("analysis.data.points", "from analysis.laws import get_law", {"analysis-layers"},
+     "analysis.data.points -> analysis.laws"),
+    ("analysis.fitting.result", "from analysis.data.published import PUBLISHED_LAWS", {"analysis-layers"},
+     "analysis.fitting.result -> analysis.data.published"),
+    ("analysis.selection.checks", "from analysis.extrapolation import study", {"analysis-layers"},
+     "analysis.selection.checks -> analysis.extrapolation.study"),
+    ("analysis.extrapolation.specs", "from analysis.reporting import overview", {"analysis-layers"},
+     "analysis.extrapolation.specs -> analysis.reporting.overview"),
+    # analysis.common is below everything, and the core reaches whatever it imports
+    ("analysis.common.records", "from analysis.data import points", {"analysis-layers", "core-analysis"},
+     "analysis.common.records -> analysis.data.points"),
+    # the core and sweeps import only analysis.common
+    ("scaling.model", "from analysis.laws import get_law", {"core-analysis"}, "scaling.model -> analysis.laws"),
+    ("sweeps.estimate", "from analysis.data.loading import load_points", {"core-analysis"},
+     "sweeps.estimate -> analysis.data.loading"),
+    ("scaling.trainer", "from analysis.rounds import median", {"core-analysis"}, "scaling.trainer -> analysis.rounds"),
     # the optional logging libraries: only scaling.loggers, inside its classes
     ("scaling.trainer", "import wandb", {"loggers"}, "scaling.trainer -> wandb"),
     ("sweeps.job", "from tensorboard.backend import event_processing", {"loggers"}, "sweeps.job -> tensorboard"),
