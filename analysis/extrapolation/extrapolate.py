@@ -38,7 +38,7 @@ import numpy as np
 from ..common.errors import InputError
 from ..common.text import num, si
 from ..fitting.result import LawFit, check_interval_args, law_json
-from ..laws import D_MAX, get_law, get_law as _get
+from ..laws import D_MAX, Law, get_law, get_law as _get
 from ..laws.muennighoff import BASE_PARAMS, MUENNIGHOFF2023_DECAY
 from .answers import FLOP_CONVENTIONS, QUANTITIES, ExtrapolationResult, ModelAnswer
 from .specs import ModelSpec, Target, models_from_points, parse_models, parse_target
@@ -122,7 +122,7 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
     return (float(np.quantile(v, q, method="lower")), float(np.quantile(v, 1 - q, method="higher")))
 
 
-def _compute(law: str, params: Mapping[str, Any], model: ModelSpec, target: Target, convention: str,
+def _compute(law: Law, params: Mapping[str, Any], model: ModelSpec, target: Target, convention: str,
              target_loss, N: float, U: float | None = None) -> dict[str, np.ndarray]:
     """Every quantity for one model under one parameter set (floats or draw arrays), the
     law evaluated at size ``N`` (the model's size as the law counts it) and, with ``U``,
@@ -150,7 +150,7 @@ def _compute(law: str, params: Mapping[str, Any], model: ModelSpec, target: Targ
     return out
 
 
-def _answer(law: str, point: Mapping[str, float], draws: Mapping[str, np.ndarray] | None, model: ModelSpec,
+def _answer(law: Law, point: Mapping[str, float], draws: Mapping[str, np.ndarray] | None, model: ModelSpec,
             target: Target, target_draws, convention: str, level: float, N: float, U: float | None = None) -> dict:
     """Point answers plus intervals over the draws, as plain floats (None = not defined)."""
     best = _compute(law, point, model, target, convention, target.loss, N, U)
@@ -194,7 +194,7 @@ def _answer(law: str, point: Mapping[str, float], draws: Mapping[str, np.ndarray
 def _resolve_target(fit: LawFit, models: list[ModelSpec], target, convention: str,
                     draws, U: float | None = None) -> tuple[Target, list[ModelSpec], Any, ModelSpec | None]:
     target = parse_target(target) if not isinstance(target, ModelSpec) else target
-    law = fit.law
+    law = fit.law_obj
     if isinstance(target, float):
         return Target(loss=target, name=f"loss {num(target)}", how="given loss"), models, target, None
     if target == "largest":
@@ -279,11 +279,11 @@ def extrapolate(fit: LawFit, models: Sequence[ModelSpec] | Iterable[float] | str
     answers = []
     for m in smaller:
         n_law = m.law_params(ncol)
-        a = _answer(fit.law, fit.params, draws, m, tgt, target_draws, flops, level, n_law, U)
+        a = _answer(fit.law_obj, fit.params, draws, m, tgt, target_draws, flops, level, n_law, U)
         loss, src = (m.loss, "measured") if m.loss is not None else (None, None)
         own_flops = m.train_flops_per_token(flops) * m.tokens if m.tokens is not None else None
         if loss is None and m.tokens is not None:
-            loss, src = float(get_law(fit.law).loss(fit.params, n_law, m.tokens, U)), "law"
+            loss, src = float(fit.law_obj.loss(fit.params, n_law, m.tokens, U)), "law"
         ans = ModelAnswer(name=m.name, params=m.params, tokens=m.tokens, flops=own_flops, loss=loss,
                           loss_source=src, run=m.run, target_loss=tgt.loss, law_params=n_law, **a)
         if curve_fits and m.params in curve_fits:
@@ -360,7 +360,7 @@ def _curve_answer(curve: LawFit, model: ModelSpec, target: Target, convention: s
         raise InputError(f"per-run curve fits must be a law of tokens alone, L(D), got {curve.law!r}",
                          field="curve_fits", fix="fit each run with analysis.fitting.curves.fit_curve(law='saturating_power')")
     draws = _draw_params(curve)
-    a = _answer(curve.law, curve.params, draws, model, target,
+    a = _answer(curve.law_obj, curve.params, draws, model, target,
                 target.loss if draws is not None else None, convention, level, model.params)
     a["law"] = law_json(curve)
     a["n_points"] = curve.n_points

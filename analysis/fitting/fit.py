@@ -105,8 +105,10 @@ def _check_design(points: pd.DataFrame, lawobj, n_params: int) -> list[str]:
     return warn
 
 
-def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, n_jobs: int | None = None,
-            level: float = 0.90, **options) -> LawFit:
+def fit_law(points, law: str | Law = "chinchilla", bootstrap: int = 0, seed: int = 0, n_jobs: int | None = None,
+            level: float = 0.90, *, delta: float = HUBER_DELTA, n_starts: int = 8, grid=None,
+            bootstrap_starts: int = 1, resample: str = "auto", nonembedding: bool | None = None,
+            frontier: bool = True, progress=None, allow_repeats: bool = False, uncertainty: bool = True) -> LawFit:
     """Fit ``law`` to observed points and return a :class:`~analysis.fitting.result.LawFit`.
 
     ``points`` is anything :func:`analysis.data.loading.load_points` accepts (a DataFrame with
@@ -133,20 +135,12 @@ def fit_law(points, law: str = "chinchilla", bootstrap: int = 0, seed: int = 0, 
     """
 
     if is_mix(getattr(law, "name", law)):  # a stacked combination: each component fitted on its own
-        return fit_mix(points, get_law(law), bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, **options)
-    delta = float(options.pop("delta", HUBER_DELTA))
-    n_starts = int(options.pop("n_starts", 8))
-    custom_grid = options.pop("grid", None)
-    bootstrap_starts = int(options.pop("bootstrap_starts", 1))
-    resample = options.pop("resample", "auto")
-    nonembedding = options.pop("nonembedding", None)
-    frontier = bool(options.pop("frontier", True))
-    progress = options.pop("progress", None)
-    allow_repeats = bool(options.pop("allow_repeats", False))
-    uncertainty = bool(options.pop("uncertainty", True))
-    if options:
-        raise InputError(f"unknown option(s) {', '.join(sorted(options))}", field="options",
-                         fix="see help(analysis.fitting.fit.fit_law)")
+        return fit_mix(points, get_law(law), bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, delta=delta,
+                       n_starts=n_starts, grid=grid, bootstrap_starts=bootstrap_starts, resample=resample,
+                       nonembedding=nonembedding, frontier=frontier, progress=progress, allow_repeats=allow_repeats,
+                       uncertainty=uncertainty)
+    delta, n_starts, bootstrap_starts = float(delta), int(n_starts), int(bootstrap_starts)
+    custom_grid, frontier, allow_repeats, uncertainty = grid, bool(frontier), bool(allow_repeats), bool(uncertainty)
     check_interval_args(level, bootstrap)
     if resample not in ("auto", "runs", "points"):
         raise InputError(f"unknown resample {resample!r}", field="resample", fix="auto, runs or points")

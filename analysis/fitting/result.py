@@ -145,6 +145,9 @@ class LawFit(_Persisted):
     def __post_init__(self):
         law = get_law(self.law)
         self.law = law.name
+        # the Law object itself, so fits, extrapolation, plots and reports ask it directly;
+        # ``law`` stays its name, which is what a saved fit records
+        self.__dict__["_law"] = law
         missing = [p for p in law.params if p not in self.params]
         if missing:
             raise InputError(f"missing parameter(s) {', '.join(missing)} for law {self.law!r}", field="params")
@@ -155,7 +158,12 @@ class LawFit(_Persisted):
     # ------------------------------------------------------------------ evaluation
     @property
     def law_obj(self) -> Law:
-        return get_law(self.law)
+        """The :class:`~analysis.laws.Law` this fit holds (looked up again only if ``law`` was renamed)."""
+        law = self.__dict__.get("_law")
+        if law is None or law.name != self.law:
+            law = get_law(self.law)
+            self.__dict__["_law"] = law
+        return law
 
     @property
     def is_published(self) -> bool:

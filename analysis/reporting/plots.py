@@ -22,7 +22,6 @@ from ..common.records import atomic_write_bytes
 from ..common.text import model_label, sci, si
 from ..extrapolation.specs import model_names
 from ..fitting.result import LawFit
-from ..laws import get_law
 from ..selection.residual_trend import residual_trends, trend_text
 from .figure_style import (colors as _colors, finish_loss_axes as _finish_loss_axes, gids, legend_outside, log_axis,
                            mark_answers as _mark_answers, new_figure as _figure, separate_markers)
@@ -294,7 +293,7 @@ def plot_isoflop(points, fit: LawFit | None = None, budgets=None, n_budgets: int
     colors = _colors(len(budget_list))
     n_lo, n_hi = float(pts["params"].min()) / 2, float(pts["params"].max()) * 2
     grid = np.logspace(math.log10(n_lo), math.log10(n_hi), 150)
-    has_nd = fit is not None and set(get_law(fit.law).inputs) == {"N", "D"}
+    has_nd = fit is not None and set(fit.law_obj.inputs) == {"N", "D"}
     most_sizes, outside = 0, 0
     for i, c_budget in enumerate(budget_list):
         col = colors[i]

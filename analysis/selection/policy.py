@@ -45,7 +45,7 @@ from ..fitting.result import bound_warnings
 from ..laws import get_law
 from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
 
-__all__ = ["Knob", "LawPolicy", "POLICY", "distance_backtest", "ErrorModel", "has_floor", "min_sizes", "robust_scale"]
+__all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "ErrorModel", "has_floor", "min_sizes", "robust_scale"]
 
 @dataclass(frozen=True)
 class Knob:
@@ -137,7 +137,7 @@ class LawPolicy:
     def error_model(self, fit, points: pd.DataFrame, reach: float = 1.0) -> ErrorModel:
         """The :class:`ErrorModel` of ``fit`` (fitted to ``points``) under this policy."""
         rel = np.asarray(fit.predict_table(points), dtype=float) / points["loss"].to_numpy(float) - 1.0
-        law = get_law(fit.law)
+        law = fit.law_obj
         uses_tokens = "tokens" in points.columns and "D" in (law.inputs or ())
         return ErrorModel.from_residuals(
             rel, len(law.params), points["params"].to_numpy(float),
@@ -151,6 +151,12 @@ class LawPolicy:
 
 
 POLICY = LawPolicy()
+
+
+def choose_law(points: pd.DataFrame, laws: Sequence[str] | None = None, **fit_options) -> LawChoice:
+    """``--law auto``'s choice for ``points`` (:meth:`LawPolicy.choose` of :data:`POLICY`):
+    the floored law that best predicts larger sizes from smaller ones, with its reason."""
+    return POLICY.choose(points, laws=laws, **fit_options)
 
 
 def has_floor(name: str) -> bool:
