@@ -30,7 +30,7 @@ from ..data.points import check_repeats, frontier_points, log_key, lower_envelop
 from ..laws import LAWS, fittable, get_law
 from ..laws.base import INPUT_COLUMNS, Law
 from ..laws.forms import EPOCH_GRID, LOG_INPUTS
-from ..laws.mix import is_mix, mix_law, mix_name, parse_mix
+from ..laws.mix import mix_law
 from .bootstrap import bootstrap_indices, choose_resample, n_jobs_for, parallel_map, refit_chunk, short_of_sizes
 from .optimize import HUBER_DELTA, distinct_optima, huber, solve_form, top_k
 from .result import LawFit, check_interval_args, interval_from_samples
@@ -134,7 +134,7 @@ def fit_law(points, law: str | Law = "chinchilla", bootstrap: int = 0, seed: int
     the standard errors are then empty).
     """
 
-    if is_mix(getattr(law, "name", law)):  # a stacked combination: each component fitted on its own
+    if get_law(law).components:  # a stacked combination: each component fitted on its own
         return fit_mix(points, get_law(law), bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, delta=delta,
                        n_starts=n_starts, grid=grid, bootstrap_starts=bootstrap_starts, resample=resample,
                        nonembedding=nonembedding, frontier=frontier, progress=progress, allow_repeats=allow_repeats,
@@ -257,11 +257,11 @@ def check_points(points, law: str = "chinchilla", allow_repeats: bool = False) -
     """Every refusal :func:`fit_law` would make before fitting ``law`` to ``points``: bad
     values, a design that cannot determine the law, repeated points."""
 
-    if is_mix(getattr(law, "name", law)):
-        for part in parse_mix(get_law(law).name):
+    lawobj = get_law(law)
+    if lawobj.components:  # a combination: each of its laws must be determined
+        for part in lawobj.components:
             check_points(points, part, allow_repeats)
         return
-    lawobj = get_law(law)
     _check_finite(points)
     df, _ = lawobj.select_points(points)
     _check_design(df, lawobj, len(lawobj.form.theta_names) if lawobj.form is not None else len(lawobj.params))
@@ -333,8 +333,8 @@ def fit_mix(points, law, bootstrap: int = 0, seed: int = 0, n_jobs: int | None =
     component by :func:`analysis.fitting.fit.fit_law` with the same options and bootstrap seed, so
     draw i of every component refits the same resample and the combination's draw i is
     their weighted sum."""
-    weights = parse_mix(law.name if isinstance(law, Law) else law if isinstance(law, str) else mix_name(law))
-    mlaw = mix_law(weights)
+    mlaw = get_law(law) if isinstance(law, (Law, str)) else mix_law(law)
+    weights = mlaw.components
     fits = {n: fit_law(points, n, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, **options)
             for n in weights}
     first = next(iter(fits.values()))

@@ -89,6 +89,9 @@ class Law:
     parent: str = ""
     equal: tuple[str, ...] = ()
     published: Mapping[str, Published] = field(default_factory=dict)
+    #: a combination's laws and their weights (:func:`analysis.laws.mix.mix_law`), as lmfit's
+    #: CompositeModel holds its parts; empty for a single law
+    components: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.form is None and self.start_grid is not None:

@@ -84,6 +84,7 @@ def mix_law(weights: Mapping[str, float] | str) -> Law:
         formula=" + ".join(f"{wk:.3g} * L_{n}(N, D)" for n, _, wk in comps),
         size_terms=tuple(f"{n}.{p}" for n, lw, _ in comps for p in lw.size_terms),
         fit_to_points=False,
+        components=dict(w),
     )
     _CACHE[name] = law
     return law
