@@ -1,4 +1,8 @@
 """Small helpers shared by the subcommands: output modes and examples in --help."""
+# Deferred imports: analysis.selection.size_cuts loads pandas and is imported inside
+# sizes_from_args because every subcommand, and so `scaling --help`, imports this module; the
+# deferred analysis.common.errors imports gain nothing (analysis.common.records, imported at the
+# top, loads it) and may move up.
 from __future__ import annotations
 
 import argparse
@@ -21,6 +25,18 @@ def add_command(sub, name: str, help: str, example: str, func) -> argparse.Argum
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=func)
     return p
+
+
+def add_table_options(p: argparse.ArgumentParser) -> None:
+    """The options of every command that reads a points table and fits it (fit, extrapolate,
+    plot): the interval level and how the table is read."""
+    p.add_argument("--level", type=float, default=0.90, help="interval level (default 0.90)")
+    p.add_argument("--allow-repeats", action="store_true",
+                   help="rows with the same params and tokens are separate seeds (else they are refused)")
+    p.add_argument("--columns", help="map table columns, e.g. 'params=Model Size,tokens=Training Tokens'")
+    p.add_argument("--on-bad-rows", choices=("raise", "omit"), default="raise", dest="policy",
+                   help="refuse (default) or drop rows with missing or non-positive values, and runs whose "
+                        "record cannot be read")
 
 
 def add_sizes_option(p: argparse.ArgumentParser) -> None:

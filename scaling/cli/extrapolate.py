@@ -1,9 +1,13 @@
 """``scaling extrapolate``: what would a smaller model do with the largest model's compute?"""
+# Deferred imports: the analysis modules (pandas) are imported inside run and its helpers because
+# `scaling --help` imports every subcommand's module to build its parser; analysis.common.errors
+# is light and sits beside them only to keep each command's imports together.
 from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, check_jobs, print_json, sizes_from_args
+from scaling.cli._common import (add_command, add_sizes_option, add_table_options, check_bootstrap, check_jobs,
+                                 print_json, sizes_from_args)
 
 EXAMPLE = ("scaling extrapolate --published llama\n"
            "  scaling extrapolate --published llama --unique-tokens 1.4e12\n"
@@ -41,7 +45,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "about each (the table is fitted once; --json then prints {\"targets\": [...]})")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap refits for intervals (default 0)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--level", type=float, default=0.90, help="interval level (default 0.90)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes for the bootstrap (default: all cores)")
     p.add_argument("--flops", choices=("6nd", "detailed"), default="6nd",
                    help="FLOP convention: 6ND (default) or the data's detailed count per token")
@@ -52,11 +55,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "(Muennighoff et al. 2023's data-constrained law)")
     add_sizes_option(p)
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
-    p.add_argument("--allow-repeats", action="store_true",
-                   help="rows with the same params and tokens are separate seeds (else they are refused)")
-    p.add_argument("--columns", help="map table columns, e.g. 'params=Model Size,tokens=Training Tokens'")
-    p.add_argument("--on-bad-rows", choices=("raise", "omit"), default="raise", dest="policy",
-                   help="refuse (default) or drop rows with missing or non-positive values")
+    add_table_options(p)
     p.add_argument("--quiet", action="store_true",
                    help="no progress on stderr (the bootstrap's), so stderr holds only warnings and errors")
     out = p.add_mutually_exclusive_group()

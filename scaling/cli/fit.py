@@ -1,10 +1,14 @@
 """``scaling fit``: fit a scaling law (or a compute-optimal allocation) to observed points."""
+# Deferred imports: the analysis modules (pandas) are imported inside run and its helpers because
+# `scaling --help` imports every subcommand's module to build its parser; the analysis.common
+# ones are light and sit beside them only to keep each command's imports together.
 from __future__ import annotations
 
 import argparse
 import math
 
-from scaling.cli._common import add_command, add_sizes_option, check_bootstrap, check_jobs, print_json, sizes_from_args
+from scaling.cli._common import (add_command, add_sizes_option, add_table_options, check_bootstrap, check_jobs,
+                                 print_json, sizes_from_args)
 
 
 
@@ -79,8 +83,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "scored on every larger one")
     add_sizes_option(p)
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
-    p.add_argument("--allow-repeats", action="store_true",
-                   help="rows with the same params and tokens are separate seeds (else they are refused)")
     p.add_argument("--resample", choices=("auto", "runs", "points"), default="auto",
                    help="what the bootstrap draws: auto (default), whole runs, or single points")
     p.add_argument("--optimum", choices=("parabola", "akima"), default=None,
@@ -90,17 +92,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="bootstrap refits for percentile intervals (default 0: asymptotic intervals)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--level", type=float, default=0.90, help="interval level (default 0.90)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes for the bootstrap (default: all cores)")
     p.add_argument("--predict", metavar="N:D[,N:D...]",
                    help="predict the loss at these (params, tokens) pairs, e.g. 7e9:1.4e12,70e9:1.4e12")
     p.add_argument("--compute", metavar="C[,C...]",
                    help="compute-optimal N, D and tokens per parameter at these FLOP budgets, e.g. 1e21,5.76e23")
-    p.add_argument("--columns", help="map table columns, e.g. 'params=Model Size,tokens=Training Tokens'")
-    p.add_argument("--on-bad-rows", choices=("raise", "omit"), default="raise", dest="policy",
-                   help="refuse (default) or drop rows with missing, non-positive or duplicate values,"
-                        " and runs whose record cannot be read")
+    add_table_options(p)
     p.add_argument("-o", "--save", metavar="FIT.json",
                    help="also save the fit as JSON (reload with analysis.fitting.io.load_result)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of the report")

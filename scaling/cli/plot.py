@@ -1,10 +1,14 @@
 """``scaling plot``: loss curves with their extrapolations, IsoFLOP profiles and fit residuals."""
+# Deferred imports: the analysis modules (pandas) are imported inside run and study_from_args
+# because `scaling --help` imports every subcommand's module to build its parser; the
+# analysis.common ones are light and sit beside them only to keep each command's imports
+# together.
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from scaling.cli._common import (add_command, add_sizes_option, check_bootstrap, check_jobs,
+from scaling.cli._common import (add_command, add_sizes_option, add_table_options, check_bootstrap, check_jobs,
                                    print_json, sizes_from_args, study_summary)
 
 EXAMPLE = ("scaling plot runs/sweep -o curves.png\n"
@@ -17,21 +21,15 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--law", default="auto",
                    help="law to fit (auto [default: the lowest backtest error], chinchilla, gadre2024, kaplan_nd), "
                         "a published law (hoffmann2022, besiroglu2024) or a saved fit (.json)")
-    p.add_argument("--allow-repeats", action="store_true",
-                   help="rows with the same params and tokens are separate seeds (else they are refused)")
     add_sizes_option(p)
     p.add_argument("--target", default="largest",
                    help="largest (default), a loss such as 2.05, or PARAMS:TOKENS such as 1e9:2e10")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap refits for bands (default 0)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--level", type=float, default=0.90, help="interval level (default 0.90)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes for the bootstrap (default: all cores)")
     p.add_argument("--flops", choices=("6nd", "detailed"), default="6nd", help="FLOP convention (default 6nd)")
     p.add_argument("--no-curves", dest="curves", action="store_false", help="skip the per-run loss curves")
-    p.add_argument("--columns", help="map table columns, e.g. 'params=Model Size,tokens=Training Tokens'")
-    p.add_argument("--on-bad-rows", choices=("raise", "omit"), default="raise", dest="policy",
-                   help="refuse (default) or drop rows with missing or non-positive values,"
-                        " and runs whose record cannot be read")
+    add_table_options(p)
 
 
 def study_from_args(args):
