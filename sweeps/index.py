@@ -33,6 +33,8 @@ them: :func:`build_index` scans the run records themselves. The table has the co
 
 This module is torch-free.
 """
+# Deferred imports: the import of .job inside index_rows gains nothing (sweeps.job is light: it
+# defers torch itself) and may move to the top.
 from __future__ import annotations
 
 import io

@@ -23,6 +23,12 @@ job for the same run, e.g. from a sweep resubmitted while the first is still goi
 finds the lock held and leaves the run alone. The kernel drops the lock when the
 process dies, however it dies.
 """
+# Deferred imports: scaling.train (torch) is imported inside the try that trains, so that the
+# processes that only plan, name or index runs (Hydra's launching process resolving
+# ${sweep_run:}, `scaling sweep --dry-run`, the index) never load torch, and a trainer that fails
+# to import is recorded as a failed run like any other error; the scaling.config, scaling.flops
+# and .naming imports in _stub_summary gain nothing (.naming, imported at the top, loads them)
+# and may move up.
 from __future__ import annotations
 
 import contextlib

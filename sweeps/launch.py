@@ -6,6 +6,10 @@ and callbacks run) and returns the sweep index. :func:`plan` expands a multirun 
 jobs without running anything: each job's training config, run directory and what a
 submission would do with it (start, resume, retry or skip), plus its size and cost.
 """
+# Deferred imports: scaling.data and scaling.shards (numpy) are imported where a plan reads the
+# corpus, which keeps numpy out of `python -m sweeps` and `scaling sweep` until then; .job,
+# .naming, .index, scaling.config and scaling.flops are light, deferred for no gain, and may move
+# up.
 from __future__ import annotations
 
 import os

@@ -10,6 +10,9 @@ other execution details never enter the name.
 Everything here is torch-free: it runs in the launching process, inside Hydra's
 interpolation of ``hydra.sweep.subdir``, and in every job.
 """
+# Deferred imports: scaling.data (numpy) is imported inside vocab_size and only for a BPE run
+# without an explicit vocabulary, so naming other runs loads no numpy; the deferred scaling.flops
+# imports gain nothing (scaling.config, imported at the top, loads it) and may move up.
 from __future__ import annotations
 
 import math

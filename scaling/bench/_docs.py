@@ -7,6 +7,8 @@ run on a GPU replaces what stands between them (the trainer's CPU table, block
 byte for byte, and the file is written atomically, so an interrupted run leaves the old
 page whole.
 """
+# Deferred imports: analysis.common.errors and analysis.common.records are imported inside the
+# functions for no start-up gain (both are light) and may move to the top.
 from __future__ import annotations
 
 import re

@@ -5,6 +5,10 @@ Per op: eager PyTorch (the plain-PyTorch reference of :mod:`scaling.kernels.refe
 importable) and our Triton kernels. Each is checked against the reference in float64
 (:func:`rel_err`) before it is timed. Shapes follow the model presets at sequence 1024.
 """
+# Deferred imports: torch and the kernels (scaling.kernels.*, which load triton) are imported
+# inside the functions because the Triton interpreter must be switched on (TRITON_INTERPRET,
+# kernel_reports.interpreter_on, for a run without a GPU) before the kernels load; scaling.config
+# is deferred beside them for no gain.
 from __future__ import annotations
 
 

@@ -1,6 +1,10 @@
 """What the kernel benchmark prints besides its timings: the CPU smoke test (no GPU here),
 the ahead-of-time ptxas report (``--compile-only``) and the table helpers.
 """
+# Deferred imports: torch, triton and the kernels (scaling.kernels.*) are imported inside the
+# functions because the Triton interpreter must be switched on (interpreter_on, for a run without
+# a GPU) before the kernels load; scaling.config, analysis.rounds and analysis.common.text are
+# light, deferred beside them for no gain.
 from __future__ import annotations
 
 import os

@@ -4,6 +4,9 @@ its peak memory; the device's copy bandwidth as the yardstick; the rule that onl
 provider that computes the op correctly gets a time; and the providers of one op and
 shape timed in interleaved rounds, so that ratios between them are taken within a round.
 """
+# Deferred imports: torch and triton are imported inside the functions, after the Triton
+# interpreter may have been switched on (kernel_reports.interpreter_on); analysis.rounds is
+# light, deferred beside them for no gain, and may move up.
 from __future__ import annotations
 
 import sys

@@ -24,6 +24,10 @@ inputs are in :mod:`scaling.bench.kernel_providers`, the timers in
 :mod:`scaling.bench.kernel_timing`, and the smoke test, the ptxas report and the table
 helpers in :mod:`scaling.bench.kernel_reports`.
 """
+# Deferred imports: scaling.kernels.cross_entropy (torch, triton) is imported in _bench, after
+# the Triton interpreter may have been switched on for a run without a GPU, and torch after the
+# options are checked; scaling.bench._docs, analysis.rounds (imported at the top as well, for
+# DEFAULT_ROUNDS) and analysis.common are light, deferred for no gain.
 from __future__ import annotations
 
 import argparse

@@ -8,6 +8,10 @@ activation checkpointing, and what ``micro_batch=auto`` picks on a GPU of
 ``--gpu-gb`` GB. Nothing is measured, so the table is the same on any machine;
 ``--write-docs docs/trainer.md`` puts it between the page's ``bench:memory`` markers.
 """
+# Deferred imports: sweeps.launch (Hydra) is imported inside rows, which composes the
+# llama_ladder experiment, so that --help and bad options answer without Hydra; scaling.config,
+# scaling.flops, scaling.memory, sweeps.naming, scaling.bench._docs and analysis.common are
+# light, deferred beside it for no gain.
 from __future__ import annotations
 
 import argparse

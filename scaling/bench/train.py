@@ -28,6 +28,12 @@ there). On a GPU every candidate of a size stays in memory while the rounds run;
 GB" is a candidate's own weights, optimizer state and data plus the most one of its
 turns allocated on top.
 """
+# Deferred imports: the torch-loading modules (scaling.trainer, scaling.train, scaling.model,
+# scaling.distributed, scaling.bench.nanogpt_ref) are imported where a measurement starts, so
+# importing this module loads no torch, but no command starts faster for it (_main imports torch
+# before it parses its options); scaling.config, scaling.flops, scaling.bench._docs,
+# analysis.rounds (imported at the top as well) and analysis.common are light, deferred for no
+# gain.
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,9 @@ Each subcommand lives in its own module ``scaling.cli.<name>`` exposing
 (torch, scipy) inside ``run`` so that ``scaling --help`` and ``scaling fit`` start fast.
 Errors derived from :class:`analysis.common.errors.ToolkitError` print one line and exit 2.
 """
+# Deferred imports: the subcommands' modules are loaded through importlib in build_parser (only
+# the named one when a command runs); the deferred `from scaling import __version__` gains
+# nothing (the scaling package is loaded before this module) and may move to the top.
 from __future__ import annotations
 
 import argparse

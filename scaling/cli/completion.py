@@ -4,6 +4,9 @@ The script comes from the full parser through shtab, so it completes every subco
 and option as ``--help`` lists them, and never goes stale. Install it once, e.g.
 ``scaling completion bash > ~/.local/share/bash-completion/completions/scaling``.
 """
+# Deferred imports: shtab is imported in run so that an environment without it fails this command
+# only; scaling.cli and analysis.common.errors are imported there too for no start-up gain (both
+# are loaded before this module is) and may move up.
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,8 @@
 """``scaling curve``: fit loss-curve laws to training runs and predict other schedules."""
+# Deferred imports: analysis.fitting.curves (pandas) is imported inside run_fit, run_predict and
+# their helpers because `scaling --help` imports every subcommand's module to build its parser;
+# analysis.fitting.result and the analysis.common modules are light and sit beside it only to
+# keep each command's imports together.
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,6 @@
 """``scaling datasets [NAME]``: the public ladders shipped in :mod:`analysis.data.datasets`."""
+# Deferred imports: analysis.data.datasets (pandas) is imported inside run because `scaling
+# --help` imports every subcommand's module to build its parser.
 from __future__ import annotations
 
 from scaling.cli._common import add_command, print_json

@@ -5,6 +5,10 @@ Thin front to :func:`scaling.demo.run_demo`; ``make demo`` runs it after setting
 ``python -m sweeps -m experiment=demo``. Rerunning it reuses the finished runs and only
 redoes the analysis.
 """
+# Deferred imports: scaling.demo (Hydra, pandas, the whole analysis) is imported inside run
+# because `scaling --help` imports every subcommand's module to build its parser;
+# scaling.defaults imports nothing and analysis.common is light, so their deferred imports gain
+# nothing and may move up.
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,7 @@
 """``scaling report``: one Markdown + HTML report of a study (fits, extrapolation, figures)."""
+# Deferred imports: analysis.reporting.report (pandas) is imported inside run because `scaling
+# --help` imports every subcommand's module to build its parser; analysis.common.records is light
+# and sits beside it only to keep the command's imports together.
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,7 @@
 """``scaling runs SWEEP_DIR``: the sweep index as a table, with run counts by status."""
+# Deferred imports: sweeps.index (Hydra) is imported inside run because `scaling --help` imports
+# every subcommand's module to build its parser; the analysis.common ones are light and sit
+# beside it only to keep the command's imports together.
 from __future__ import annotations
 
 from scaling.cli._common import add_command, print_json

@@ -4,6 +4,9 @@ A thin front to ``python -m sweeps -m experiment=EXPERIMENT ...``: the same conf
 launchers and resubmission rules. ``--dry-run`` lists the runs and what a submission
 would do with each, without training anything.
 """
+# Deferred imports: sweeps (Hydra) is imported inside run and _dry_run because `scaling --help`
+# imports every subcommand's module to build its parser; scaling.cli.runs and the analysis.common
+# modules are light, deferred beside it for no gain, and may move up.
 from __future__ import annotations
 
 from scaling.cli._common import add_command, print_json

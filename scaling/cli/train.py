@@ -1,4 +1,9 @@
 """``scaling train key=value ...``: one run, configured by OmegaConf dotlist overrides."""
+# Deferred imports: scaling.train and scaling.preflight (torch), sweeps.estimate (Hydra) and
+# scaling.data (numpy) are imported inside the functions that need them because `scaling --help`
+# imports every subcommand's module to build its parser; the deferred scaling.config,
+# scaling.flops, scaling.memory and analysis.common.text imports gain nothing (_epilog imports
+# scaling.config, which loads the others, whenever the parser is built) and may move up.
 from __future__ import annotations
 
 import argparse

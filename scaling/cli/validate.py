@@ -1,4 +1,6 @@
 """``scaling validate TABLE``: the tokens-to-match answer backtested against longer runs."""
+# Deferred imports: the analysis modules (pandas) are imported inside run because `scaling
+# --help` imports every subcommand's module to build its parser.
 from __future__ import annotations
 
 from scaling.cli._common import add_command, check_bootstrap, print_json

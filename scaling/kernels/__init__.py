@@ -33,6 +33,11 @@ a model using them without graph breaks.
 
 The Triton versions and their tests are described in ``docs/kernels.md``.
 """
+# Deferred imports: the implementations are imported inside get_ops: the Triton ones so that
+# triton stays optional (a machine without it gets a ConfigError naming kernels= when a run asks
+# for them, not an ImportError when scaling.model is imported) and their custom ops are
+# registered only in runs that use them; the eager ones beside them for symmetry, since every
+# importer of this package has loaded torch already.
 from __future__ import annotations
 
 import functools
