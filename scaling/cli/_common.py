@@ -3,10 +3,6 @@
 # sizes_from_args because every subcommand, and so `scaling --help`, imports this module; the
 # deferred analysis.common.errors imports gain nothing (analysis.common.records, imported at the
 # top, loads it) and may move up.
-# Deferred imports: analysis.selection.size_cuts loads pandas and is imported inside
-# sizes_from_args because every subcommand, and so `scaling --help`, imports this module; the
-# deferred analysis.common.errors imports gain nothing (analysis.common.records, imported at the
-# top, loads it) and may move up.
 from __future__ import annotations
 
 import argparse

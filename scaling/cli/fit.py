@@ -2,9 +2,6 @@
 # Deferred imports: the analysis modules (pandas) are imported inside run and its helpers because
 # `scaling --help` imports every subcommand's module to build its parser; the analysis.common
 # ones are light and sit beside them only to keep each command's imports together.
-# Deferred imports: the analysis modules (pandas) are imported inside run and its helpers because
-# `scaling --help` imports every subcommand's module to build its parser; the analysis.common
-# ones are light and sit beside them only to keep each command's imports together.
 from __future__ import annotations
 
 import argparse

@@ -3,10 +3,6 @@
 # because `scaling --help` imports every subcommand's module to build its parser; the
 # analysis.common ones are light and sit beside them only to keep each command's imports
 # together.
-# Deferred imports: the analysis modules (pandas) are imported inside run and study_from_args
-# because `scaling --help` imports every subcommand's module to build its parser; the
-# analysis.common ones are light and sit beside them only to keep each command's imports
-# together.
 from __future__ import annotations
 
 import argparse
