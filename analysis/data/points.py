@@ -9,10 +9,21 @@ import pandas as pd
 from ..common.errors import TableError
 
 __all__ = ["lower_envelope", "frontier_points", "n_distinct", "log_key", "repeat_groups", "check_repeats",
-           "REPEAT_RTOL"]
+           "REPEAT_RTOL", "with_flops"]
 
 #: Points whose N and D agree to this relative tolerance are repeats of one measurement.
 REPEAT_RTOL = 1e-6
+
+
+def with_flops(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a ``flops`` column: where the table gives none (or a row lacks it), the
+    training compute is 6ND (Kaplan et al. 2020, Sec. 2.1: C = 6ND to leading order)."""
+    six_nd = 6.0 * df["params"].astype(float) * df["tokens"].astype(float)
+    if "flops" not in df.columns:
+        return df.assign(flops=six_nd)
+    if df["flops"].isna().any():
+        return df.assign(flops=df["flops"].astype(float).where(df["flops"].notna(), six_nd))
+    return df
 
 
 def lower_envelope(df: pd.DataFrame) -> pd.DataFrame:

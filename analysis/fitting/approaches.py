@@ -25,6 +25,7 @@ import pandas as pd
 from ..common.errors import InputError, TableError
 from ..common.records import find_run_dirs, iter_points, read_metrics, read_summary
 from ..data.loading import load_points
+from ..data.points import with_flops
 from .result import ALLOCATION_PARAMS, AllocationFit, check_interval_args, interval_from_samples
 
 __all__ = ["approach1", "approach2", "isoflop_budgets", "envelope", "loglog_fit", "akima_optimum", "OPTIMA"]
@@ -148,8 +149,7 @@ def _curves_table(points_or_curves) -> tuple[pd.DataFrame, list[str]]:
         if col not in df.columns:
             raise TableError(f"missing column {col}", field=col, fix="curves need params, tokens and loss")
     df = df[np.isfinite(df["loss"].astype(float)) & (df["loss"].astype(float) > 0)]
-    if "flops" not in df.columns or df["flops"].isna().any():
-        df = df.assign(flops=6.0 * df["params"].astype(float) * df["tokens"].astype(float))
+    df = with_flops(df)
     if "run" in df.columns:
         df = df.assign(curve=df["run"].astype(str))
     else:
@@ -350,8 +350,7 @@ def approach2(points, min_points: int = 3, bootstrap: int = 200, seed: int = 0, 
         load_points(points, columns=columns, policy=policy)
     noise_from = "given" if noise is not None else ("dataset" if df.attrs.get("loss_noise_sd") else "default")
     noise = noise if noise is not None else float(df.attrs.get("loss_noise_sd") or AKIMA_DEFAULT_NOISE)
-    if "flops" not in df.columns:
-        df = df.assign(flops=6.0 * df["params"] * df["tokens"])
+    df = with_flops(df)
     labels = isoflop_budgets(df, tolerance)
     profiles = _profiles(df, labels, min_points)
     notes, warn = [], []

@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..common.errors import FitError, InputError, TableError
 from ..data.loading import describe_points, load_points, table_notes
-from ..data.points import check_repeats, frontier_points, log_key, lower_envelope, n_distinct, repeat_groups
+from ..data.points import check_repeats, frontier_points, log_key, lower_envelope, n_distinct, repeat_groups, with_flops
 from ..laws import LAWS, fittable, get_law
 from ..laws.base import INPUT_COLUMNS, Law
 from ..laws.forms import EPOCH_GRID, LOG_INPUTS
@@ -152,8 +152,8 @@ def fit_law(points, law: str | Law = "chinchilla", bootstrap: int = 0, seed: int
     form, law = lawobj.form, lawobj.name
 
     df = points if isinstance(points, pd.DataFrame) and "params" in points.columns else load_points(points)
-    if isinstance(points, pd.DataFrame) and "flops" not in df.columns:
-        df = df.assign(flops=6.0 * df["params"] * df["tokens"])
+    if isinstance(points, pd.DataFrame):
+        df = with_flops(df)
     _check_finite(df)
     notes = table_notes(df)
     all_points = df

@@ -19,7 +19,7 @@ import pandas as pd
 from ..common.errors import InputError, ToolkitError
 from ..common.text import format_table, markdown_table, sci, si
 from ..data.loading import load_points
-from ..data.points import log_key, n_distinct
+from ..data.points import log_key, n_distinct, with_flops
 from ..fitting.approaches import isoflop_budgets
 from ..fitting.fit import fit_law
 from ..laws import LAWS, get_law
@@ -223,8 +223,7 @@ def auto_candidates(points: pd.DataFrame | None = None) -> tuple[str, ...]:
 def _prepare(points) -> pd.DataFrame:
 
     df = points if isinstance(points, pd.DataFrame) and "params" in points.columns else load_points(points)
-    if "flops" not in df.columns:
-        df = df.assign(flops=6.0 * df["params"] * df["tokens"])
+    df = with_flops(df)
     return df.reset_index(drop=True)
 
 

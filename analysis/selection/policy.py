@@ -39,7 +39,7 @@ import pandas as pd
 
 from ..common.errors import ToolkitError
 from ..common.text import si
-from ..data.points import log_key, n_distinct
+from ..data.points import log_key, n_distinct, with_flops
 from ..fitting.fit import fit_law
 from ..fitting.result import bound_warnings
 from ..laws import get_law
@@ -228,8 +228,7 @@ def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int
     split points s_j a law's size term allows (at most ``max_splits``, spread evenly).
     Rows carry each held-out point's distance N / s_j (``distances``)."""
     df = points.reset_index(drop=True)
-    if "flops" not in df.columns:
-        df = df.assign(flops=6.0 * df["params"] * df["tokens"])
+    df = with_flops(df)
     fit_options = {"progress": False, **fit_options, "uncertainty": False}
     fit_options.pop("bootstrap", None)
     keys = log_key(df["params"])
