@@ -29,7 +29,6 @@ import json
 import os
 import re
 import signal
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Optional, Protocol
 import torch
 
 from analysis.common.errors import CheckpointError
-from analysis.common.records import atomic_write_json
+from analysis.common.records import atomic_write_json, atomic_writer
 
 CKPT_DIR = "checkpoints"
 FORMAT = 1
@@ -103,23 +102,16 @@ class _HashingWriter:
 
 
 def _write_payload(path: Path, obj: dict, step: int) -> tuple[int, str]:
-    """torch.save ``obj`` to a temporary file beside ``path``, fsync, rename; (bytes, sha256)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            w = _HashingWriter(f, step)
-            try:
-                torch.save(obj, w)
-            except Exception:
-                if w.error is not None:  # torch's zip writer hides the disk's error behind its own
-                    raise w.error from None
-                raise
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save ``obj`` to ``path`` atomically (:func:`analysis.common.records.atomic_writer`:
+    a temporary file beside it, fsync, rename); (bytes, sha256)."""
+    with atomic_writer(path) as f:
+        w = _HashingWriter(f, step)
+        try:
+            torch.save(obj, w)
+        except Exception:
+            if w.error is not None:  # torch's zip writer hides the disk's error behind its own
+                raise w.error from None
+            raise
     return w.size, w.sha.hexdigest()
 
 

@@ -27,7 +27,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from .errors import InputError, RecordError
 
@@ -127,11 +127,15 @@ def bits_per_byte(loss, bytes_per_token) -> float | None:
 
 # --------------------------------------------------------------------------- writing
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` only if the ``with`` block ends without an error,
+    so readers see the old file or the new one, never half of one (the run record and the
+    checkpoints both write this way).
 
-    The bytes go to a temporary file in the same directory, are fsynced, and then
-    renamed over the target (rename is atomic within one file system).
+    The bytes go to a temporary file beside ``path`` (``.NAME.XXXX.tmp``), are flushed and
+    fsynced, and the file is renamed over ``path`` (atomic within one file system). On an
+    error the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,16 +144,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         # mkstemp creates the file 0600; give it the permissions a plain open() would.
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_writer`)."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def _umask() -> int:
