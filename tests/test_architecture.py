@@ -1,5 +1,12 @@
-"""docs/architecture.md against the tree: imports of the toolkit's own modules sit where the
-page says.
+"""docs/architecture.md against the tree: its file tables name every module, and imports of
+the toolkit's own modules sit where the page says.
+
+**The file tables.** Each folder has a heading whose text starts with the folder in
+backticks (``### `analysis/fitting/` ``) and a Markdown table below it. The first cell of
+a row names one file or folder in backticks, relative to the heading's folder; one row
+per module, so a cell naming two modules fails. Every ``.py`` file under
+:data:`FOLDERS` must have its row, except an ``__init__.py`` that holds nothing but a
+docstring (its folder's heading stands for it); every entry must exist.
 
 **Function-level imports.** An import statement inside a function (or method) of a
 module of analysis, scaling or sweeps is *deferred*. ``analysis/`` defers none: its
@@ -17,6 +24,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "architecture.md"
+FOLDERS = ("analysis", "scaling", "sweeps", "docs/studies")
 OWN = ("analysis", "scaling", "sweeps")
 
 # Where a module of scaling/ or sweeps/ may defer an import of the toolkit's own modules:
@@ -26,6 +35,102 @@ OWN = ("analysis", "scaling", "sweeps")
 MAY_DEFER = ("scaling.cli", "scaling.bench", "scaling.demo", "scaling.soak", "scaling.__main__", "sweeps")
 MAY_DEFER_EXACTLY = ("scaling.kernels",)
 MARKER = re.compile(r"\bdeferred\b", re.IGNORECASE)
+
+
+# -- the file tables -------------------------------------------------------------------
+
+_HEADING = re.compile(r"^#{2,6}\s+`(?P<folder>[^`]+/)`")
+_ROW = re.compile(r"^\|(?P<first>[^|]*)\|")
+_NAME = re.compile(r"`([^`]+)`")
+
+
+def table_entries(text: str) -> list[tuple[int, str, list[str]]]:
+    """(line number, folder, names in the first cell) of each table row under a folder heading."""
+    rows = []
+    folder = None
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("#"):
+            m = _HEADING.match(line)
+            folder = m["folder"] if m else None
+            continue
+        m = _ROW.match(line)
+        if folder is None or not m:
+            continue
+        first = m["first"].strip()
+        if not first or set(first) <= set("-: ") or first == "file":  # header and rule rows
+            continue
+        rows.append((n, folder, _NAME.findall(first)))
+    return rows
+
+
+def _docstring_only(path: Path) -> bool:
+    body = ast.parse(path.read_text()).body
+    return all((isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+               or (isinstance(s, ast.ImportFrom) and s.module == "__future__") for s in body)
+
+
+def modules_needing_a_row(root: Path = ROOT) -> set[str]:
+    """Every .py file under FOLDERS (relative paths), less docstring-only ``__init__.py``."""
+    found = set()
+    for folder in FOLDERS:
+        for path in (root / folder).rglob("*.py"):
+            if "__pycache__" in path.parts:
+                continue
+            if path.name == "__init__.py" and _docstring_only(path):
+                continue
+            found.add(path.relative_to(root).as_posix())
+    return found
+
+
+def table_problems(text: str, root: Path = ROOT) -> list[str]:
+    """What is wrong with the file tables of ``text`` against the tree at ``root``."""
+    problems = []
+    listed: dict[str, int] = {}
+    for n, folder, names in table_entries(text):
+        if not names:
+            problems.append(f"line {n}: a row under `{folder}` names no file in backticks")
+            continue
+        if len(names) > 1:
+            problems.append(f"line {n}: one row per module, but this row names {', '.join(names)}")
+        for name in names:
+            rel = (folder + name).rstrip("/")
+            if not (root / rel).exists():
+                problems.append(f"line {n}: `{rel}` is in the table but not in the tree")
+            elif rel.endswith(".py"):
+                if rel in listed:
+                    problems.append(f"line {n}: `{rel}` has a row already (line {listed[rel]})")
+                listed[rel] = n
+    for rel in sorted(modules_needing_a_row(root) - set(listed)):
+        problems.append(f"`{rel}` has no row in the file tables of docs/architecture.md")
+    return problems
+
+
+def test_the_file_tables_name_every_module():
+    problems = table_problems(DOC.read_text())
+    assert not problems, "docs/architecture.md:\n" + "\n".join(problems)
+
+
+def test_the_table_check_finds_what_it_should(tmp_path):
+    pkg = tmp_path / "analysis" / "fitting"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""Docstring only: the heading stands for it."""\n')
+    (pkg / "fit.py").write_text("x = 1\n")
+    (pkg / "new.py").write_text("x = 1\n")
+    for folder in FOLDERS[1:]:
+        (tmp_path / folder).mkdir(parents=True)
+    text = ("# Architecture\n\n### `analysis/fitting/`\n\n| file | holds |\n|---|---|\n"
+            "| `fit.py` | the fit |\n| `gone.py` | a module since removed |\n"
+            "| `fit.py`, `new.py` | two at once |\n\n### `scaling/`\n\nno table\n")
+    assert table_problems(text, tmp_path) == [
+        "line 8: `analysis/fitting/gone.py` is in the table but not in the tree",
+        "line 9: one row per module, but this row names fit.py, new.py",
+        "line 9: `analysis/fitting/fit.py` has a row already (line 7)",
+    ]
+    text = text.replace("| `gone.py` | a module since removed |\n", "").replace("`fit.py`, `new.py`", "`new.py`")
+    assert table_problems(text, tmp_path) == []
+    (pkg / "__init__.py").write_text("from .fit import x\n")  # holds code now: it needs a row
+    assert table_problems(text, tmp_path) == [
+        "`analysis/fitting/__init__.py` has no row in the file tables of docs/architecture.md"]
 
 
 # -- function-level imports ------------------------------------------------------------
