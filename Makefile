@@ -90,8 +90,8 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m scaling.bench train
 	$(PY) -m scaling.bench kernels
-	$(PY) -m analysis.bench
-	$(PY) -m analysis.bench --backtest
+	$(PY) docs/studies/fit_bench.py
+	$(PY) docs/studies/fit_bench.py --backtest
 
 # On a CUDA machine only. The GPU tests gate the timings: a wrong kernel's speed is no result.
 # Liger-Kernel is only the comparison column, so failing to install it is not an error.

@@ -155,7 +155,7 @@ class _FakeCandidate:
 def test_the_synthetic_loop_interleaves_its_models_and_reports_each_ratios_range(monkeypatch, capsys, clock_option):
     import time
 
-    from analysis import rounds as R
+    from analysis.common import rounds as R
     from scaling.bench import train as T
     from test_rounds import FakeClock
 

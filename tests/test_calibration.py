@@ -53,7 +53,7 @@ def test_asymptotic_errors_track_the_bootstrap_where_the_law_is_right():
     # asymptotic covariance's assumptions hold, so it should match the bootstrap's spread
     # to about 30%. (On a 30-point ladder E's ratio is about 2: too few points for the
     # quadratic approximation of a parameter near its bound.)
-    from analysis.bench import synthetic_table
+    from analysis.data.synthetic import synthetic_table
 
     ratios = stderr_ratios(synthetic_table(240, 0), "chinchilla", bootstrap=100, n_jobs=2)
     assert set(ratios) == {"E", "A", "B", "alpha", "beta"}

@@ -200,7 +200,7 @@ def test_a_saved_fit_carries_what_its_intervals_need(tmp_path, capsys):
     # The earlier rule (--sizes auto) ties chinchilla to gadre2024 on this table, and the
     # auto rule sizes intervals by an error model: `extrapolate FIT.json` must give the
     # intervals `extrapolate TABLE` gives, not the narrower ones of the law's bootstrap alone.
-    from analysis.bench import synthetic_table
+    from analysis.data.synthetic import synthetic_table
 
     table = tmp_path / "syn.csv"
     synthetic_table().to_csv(table, index=False)

@@ -6,7 +6,8 @@ import pytest
 from scipy.special import huber as scipy_huber
 
 from analysis import laws
-from analysis.bench import baseline, synthetic_table
+from analysis.data.synthetic import synthetic_table
+from fit_bench import baseline
 from analysis.fitting.fit import EPOCH_GRID, fit_law
 from analysis.data.published import besiroglu2024
 from analysis.fitting.result import LawFit
@@ -50,7 +51,7 @@ def test_pruned_grid_reaches_the_optimum_of_plain_lbfgs_from_the_grid():
     pts = synthetic_table(120, seed=4)
     fit = fit_law(pts, "chinchilla", progress=False)
     # every 15th point of the replication's 4,500-point grid, plain L-BFGS-B, numerical gradient
-    # (the whole grid is `python -m analysis.bench`: about 45 s)
+    # (the whole grid is `python docs/studies/fit_bench.py`: about 45 s)
     f_plain, theta = baseline(pts, EPOCH_GRID[::15])
     assert fit.objective <= f_plain * (1 + 1e-7)
     plain = {"E": np.exp(theta[0]), "A": np.exp(theta[1]), "B": np.exp(theta[2]), "alpha": theta[3],

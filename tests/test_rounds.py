@@ -1,8 +1,8 @@
-"""Interleaved benchmark rounds (analysis.rounds), driven by a fake clock: the order of the
+"""Interleaved benchmark rounds (analysis.common.rounds), driven by a fake clock: the order of the
 calls, the median and range of a ratio, and the spread warning. Nothing here times real work."""
 import pytest
 
-from analysis import rounds as R
+from analysis.common import rounds as R
 
 
 class FakeClock:
@@ -120,9 +120,9 @@ def test_plain_spells_out_a_ratio_for_json():
 
 
 def test_the_fit_benchmark_interleaves_our_fit_with_the_plain_baseline(monkeypatch, capsys):
-    # analysis.bench with a fake clock: our fit "takes" 0.1 s a round, the baseline 30 s, but 45 s
+    # docs/studies/fit_bench.py with a fake clock: our fit "takes" 0.1 s a round, the baseline 30 s, but 45 s
     # in a busy fourth round; the speed-up is their ratio within each round
-    from analysis import bench as B
+    import fit_bench as B
 
     clock = FakeClock()
     fits = iter([0.1] * 6)  # a warm-up fit first

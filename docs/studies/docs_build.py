@@ -100,14 +100,14 @@ BLOCKS = [
                          shown="scaling train model=nano tokens=1e6 out=runs/nano", keep=_train_lines)],
           checked=False, volatile=(r"^step ", r"^tokenized ", r"^tokens ")),
     Block("fit-synthetic", [
-        Step(["-c", "from analysis.bench import synthetic_table; synthetic_table().to_csv('points.csv', index=False)"],
-             module=None, shown="python -c \"from analysis.bench import synthetic_table; "
+        Step(["-c", "from analysis.data.synthetic import synthetic_table; synthetic_table().to_csv('points.csv', index=False)"],
+             module=None, shown="python -c \"from analysis.data.synthetic import synthetic_table; "
                                 "synthetic_table().to_csv('points.csv', index=False)\""),
         Step(["fit", "points.csv", "--bootstrap", "1000", "--predict", "70e9:1.4e12", "--compute", "5.76e23",
               "--quiet"], shown="scaling fit points.csv --bootstrap 1000 --predict 70e9:1.4e12 --compute 5.76e23 "
                                 "--quiet")], checked=False),
     Block("backtest", [
-        Step(["-c", "from analysis.bench import synthetic_table; synthetic_table().to_csv('points.csv', index=False)"],
+        Step(["-c", "from analysis.data.synthetic import synthetic_table; synthetic_table().to_csv('points.csv', index=False)"],
              module=None),
         Step(["fit", "points.csv", "--backtest", "--law", "chinchilla", "--quiet"],
              shown="scaling fit points.csv --backtest --law chinchilla --quiet", start=r"^\[\[Backtest\]\]",

@@ -3,7 +3,7 @@ the ahead-of-time ptxas report (``--compile-only``) and the table helpers.
 """
 # Deferred imports: torch, triton and the kernels (scaling.kernels.*) are imported inside the
 # functions because the Triton interpreter must be switched on (interpreter_on, for a run without
-# a GPU) before the kernels load; scaling.config, analysis.rounds and analysis.common.text are
+# a GPU) before the kernels load; scaling.config, analysis.common.rounds and analysis.common.text are
 # light, deferred beside them for no gain.
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def columns(rows):
 
 
 def _cell(x):
-    from analysis.rounds import Ratio
+    from analysis.common.rounds import Ratio
     from analysis.common.text import num
 
     return x.text(unit="") if isinstance(x, Ratio) else num(x, 3)

@@ -5,7 +5,7 @@ provider that computes the op correctly gets a time; and the providers of one op
 shape timed in interleaved rounds, so that ratios between them are taken within a round.
 """
 # Deferred imports: torch and triton are imported inside the functions, after the Triton
-# interpreter may have been switched on (kernel_reports.interpreter_on); analysis.rounds is
+# interpreter may have been switched on (kernel_reports.interpreter_on); analysis.common.rounds is
 # light, deferred beside them for no gain, and may move up.
 from __future__ import annotations
 
@@ -104,10 +104,10 @@ def check(op, name, fn, inputs, bound, failures):
 
 def checked_rounds(timer, op, model, provs, inputs, device, bound, failures, default, rounds):
     """Check every provider, then time those that passed in ``rounds`` interleaved rounds
-    (:func:`analysis.rounds.interleave`: each round times each one once, in an order
+    (:func:`analysis.common.rounds.interleave`: each round times each one once, in an order
     rotated every round). Returns ({name: [timer result per round]}, {name: error}); a
     provider that failed its check has no entry in the first."""
-    from analysis.rounds import interleave
+    from analysis.common.rounds import interleave
 
     errs, ok = {}, []
     for name, fn in provs.items():

@@ -4,7 +4,7 @@ Per op and shape, times eager PyTorch, ``torch.compile`` of the same function, o
 Triton kernels and Liger-Kernel (when importable), forward and backward separately,
 with ``triton.testing.do_bench`` (CUDA events, median of many runs), in ``--rounds``
 interleaved rounds (each round times every provider once, the order rotated each round;
-:mod:`analysis.rounds`): a time is the median over the rounds, a ratio is taken within
+:mod:`analysis.common.rounds`): a time is the median over the rounds, a ratio is taken within
 each round and shown as median (min-max), with a warning when it spreads by more than
 10%. For the
 element-wise ops it converts our time into achieved bandwidth from the fewest bytes the
@@ -26,7 +26,7 @@ helpers in :mod:`scaling.bench.kernel_reports`.
 """
 # Deferred imports: scaling.kernels.cross_entropy (torch, triton) is imported in _bench, after
 # the Triton interpreter may have been switched on for a run without a GPU, and torch after the
-# options are checked; scaling.bench._docs, analysis.rounds (imported at the top as well, for
+# options are checked; scaling.bench._docs, analysis.common.rounds (imported at the top as well, for
 # DEFAULT_ROUNDS) and analysis.common are light, deferred for no gain.
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import argparse
 import datetime as _dt
 import sys
 
-from analysis.rounds import DEFAULT_ROUNDS
+from analysis.common.rounds import DEFAULT_ROUNDS
 from scaling.bench import kernel_providers as P
 from scaling.bench import kernel_reports as Rp
 from scaling.bench import kernel_timing as T
@@ -124,7 +124,7 @@ def _bench(args, ops, device) -> int:
     import torch
 
     from analysis.common.records import atomic_write_json
-    from analysis.rounds import median, plain, ratio, spread_warning
+    from analysis.common.rounds import median, plain, ratio, spread_warning
 
     dry = device != "cuda"
     # The interpreter runs no bf16 arithmetic worth timing, and torch.compile on the CPU
@@ -229,7 +229,7 @@ def _bench(args, ops, device) -> int:
 
 def _spread(row, comparisons, where):
     """The row's widest spread as a table cell; its ratios also go into ``comparisons``."""
-    from analysis.rounds import Ratio, spread_text
+    from analysis.common.rounds import Ratio, spread_text
 
     got = {f"{where} ours vs {k[2:]}": v for k, v in row.items() if k.startswith("x ") and isinstance(v, Ratio)}
     comparisons.update(got)

@@ -14,7 +14,7 @@ measured in the same process, with tokens/s, MFU (PaLM's model FLOPs, Chowdhery 
 2022 App. B, against the device's dense bf16 peak when it is known) and the ratio to
 the reference. No data is loaded and nothing is logged, so no trainer runs faster.
 
-Both tables interleave what they compare (:mod:`analysis.rounds`): ``--rounds`` rounds,
+Both tables interleave what they compare (:mod:`analysis.common.rounds`): ``--rounds`` rounds,
 each timing every candidate once in an order rotated by one each round, so a busy
 moment of a shared machine hits one round of every candidate rather than all of one.
 Each ratio is taken within a round and shown as its median (min-max) over the rounds,
@@ -32,7 +32,7 @@ turns allocated on top.
 # scaling.distributed, scaling.bench.nanogpt_ref) are imported where a measurement starts, so
 # importing this module loads no torch, but no command starts faster for it (_main imports torch
 # before it parses its options); scaling.config, scaling.flops, scaling.bench._docs,
-# analysis.rounds (imported at the top as well) and analysis.common are light, deferred for no
+# analysis.common.rounds (imported at the top as well) and analysis.common are light, deferred for no
 # gain.
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ import sys
 import time
 from typing import Optional
 
-from analysis.rounds import DEFAULT_ROUNDS
+from analysis.common.rounds import DEFAULT_ROUNDS
 
 EXAMPLE = "python -m scaling.bench train --sizes nano,mini --kernels eager,compile --steps 8"
 
@@ -208,7 +208,7 @@ def _main(argv) -> int:
     _print_warning(comparisons)
     if args.json:
         from analysis.common.records import atomic_write_json
-        from analysis.rounds import plain
+        from analysis.common.rounds import plain
 
         atomic_write_json(args.json, {"device": name, "precision": precision, "seq_len": seq, "batch": batch,
                                       "vocab": vocab, "steps": steps, "rounds": args.rounds, "threads": threads,
@@ -269,14 +269,14 @@ def _ratio_text(r) -> str:
 
 
 def _spread(ratios) -> Optional[str]:
-    from analysis.rounds import spread_text
+    from analysis.common.rounds import spread_text
 
     got = [r for r in ratios if r is not None]
     return spread_text(max(got, key=lambda r: r.spread)) if got else None
 
 
 def _print_warning(comparisons: dict) -> None:
-    from analysis.rounds import spread_warning
+    from analysis.common.rounds import spread_warning
 
     w = spread_warning(comparisons)
     if w:
@@ -284,7 +284,7 @@ def _print_warning(comparisons: dict) -> None:
 
 
 def _warning_md(comparisons: dict) -> str:
-    from analysis.rounds import spread_warning
+    from analysis.common.rounds import spread_warning
 
     w = spread_warning(comparisons)
     return "" if not w else "\n\n**" + w.lstrip("# ").replace("warning:", "Warning:", 1) + "**"
@@ -300,7 +300,7 @@ class _Loop:
 def _trainer_rows(sizes, device, precision, seq, batch, steps, args) -> tuple[str, list, dict]:
     """The real trainer's tokens/s before and after, per size, the two loops interleaved in
     rounds: (what was measured, rows, {label: after/before Ratio})."""
-    from analysis.rounds import interleave, median, ratio
+    from analysis.common.rounds import interleave, median, ratio
     from analysis.common.text import si
 
     rows, comparisons = [], {}
@@ -416,7 +416,7 @@ def _synthetic_rows(sizes, kernels, args, device, precision, batch, steps, vocab
     ``steps`` steps of every candidate, in an order rotated by one each round."""
     import torch
 
-    from analysis.rounds import interleave, median, ratio, timed
+    from analysis.common.rounds import interleave, median, ratio, timed
     from scaling import flops as F
 
     rows, comparisons = [], {}

@@ -1,4 +1,4 @@
-"""Benchmark of the Approach-3 fit: ``python -m analysis.bench``.
+"""Benchmark of the Approach-3 fit: ``python docs/studies/fit_bench.py``.
 
 On a synthetic 250-point table (IsoFLOP-style design, drawn from the Besiroglu et al.
 2024 law with log-normal noise) it times
@@ -11,11 +11,11 @@ On a synthetic 250-point table (IsoFLOP-style design, drawn from the Besiroglu e
 
 and prints how far apart the two optima are (objective, parameters, and the predicted
 loss at 70B parameters and 1.4T tokens). The first two run interleaved in ``--rounds``
-rounds (:mod:`analysis.rounds`: each round times both, the order swapped every round):
+rounds (:mod:`analysis.common.rounds`: each round times both, the order swapped every round):
 their times are medians over the rounds, and the speed-up is taken within each round and
 shown as median (min-max), with a warning when it spreads by more than 10%.
 
-``python -m analysis.bench --backtest`` instead times what ``scaling fit --backtest``
+``python docs/studies/fit_bench.py --backtest`` instead times what ``scaling fit --backtest``
 does (:func:`analysis.selection.checked.fit_checked` with ``auto``: the distance backtest of every candidate
 law, the choice, the fit, the tied laws and the self-checks) on a 240-point synthetic table
 and on each of the 15 Porian et al. 2024 configurations; the target is 3 s each.
@@ -30,34 +30,17 @@ import time
 import numpy as np
 import pandas as pd
 
-from .common.text import format_table, num
-from .data.datasets import list_datasets, load
-from .data.published import besiroglu2024
-from .fitting.fit import EPOCH_GRID, HUBER_DELTA, fit_law, huber
-from .fitting.optimize import single_thread_blas
-from .laws import chinchilla, chinchilla_optimal
-from .rounds import DEFAULT_ROUNDS, interleave, median, ratio, spread_text, spread_warning, timed
-from .selection.checked import fit_checked
+from analysis.common.rounds import DEFAULT_ROUNDS, interleave, median, ratio, spread_text, spread_warning, timed
+from analysis.common.text import format_table, num
+from analysis.data.datasets import list_datasets, load
+from analysis.data.published import besiroglu2024
+from analysis.data.synthetic import synthetic_table
+from analysis.fitting.fit import EPOCH_GRID, HUBER_DELTA, fit_law, huber
+from analysis.fitting.optimize import single_thread_blas
+from analysis.laws import chinchilla
+from analysis.selection.checked import fit_checked
 
 FAR = (70e9, 1.4e12)  # Chinchilla itself: far outside the synthetic table
-
-
-def synthetic_table(n_points: int = 250, seed: int = 0, noise: float = 0.015) -> pd.DataFrame:
-    """IsoFLOP-style points from the Besiroglu et al. 2024 law: 9 budgets from 6e18 to
-    3e21 FLOPs, sizes spread around each budget's optimum, log-normal loss noise."""
-    rng = np.random.default_rng(seed)
-    p = besiroglu2024().params
-    budgets = np.geomspace(6e18, 3e21, 9)
-    per = int(np.ceil(n_points / len(budgets)))
-    rows = []
-    for C in budgets:
-
-        n_opt, _ = chinchilla_optimal(C, **p)
-        for n in n_opt * np.exp(rng.uniform(-2.0, 2.0, per)):
-            rows.append((n, C / (6 * n)))
-    N, D = np.array(rows[:n_points]).T
-    loss = chinchilla(N, D, **p) * np.exp(rng.normal(0, noise, len(N)))
-    return pd.DataFrame({"params": N, "tokens": D, "loss": loss})
 
 
 def _plain_objective(theta, x, y, logy, delta):
@@ -111,9 +94,9 @@ def backtest_timings(points: int = 240, seed: int = 0) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.bench", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python docs/studies/fit_bench.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="example:\n  python -m analysis.bench --bootstrap 1000 --jobs 2")
+                                 epilog="example:\n  python docs/studies/fit_bench.py --bootstrap 1000 --jobs 2")
     ap.add_argument("--points", type=int, default=250, help="table size (default 250)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap refits to time (default 1000)")
     ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
