@@ -88,8 +88,8 @@ docs: $(STAMP)
 
 # Without a GPU the kernel step is a one-second correctness smoke test in the Triton interpreter.
 bench: $(STAMP)
-	$(PY) -m scaling.bench train
-	$(PY) -m scaling.bench kernels
+	$(PY) -m scaling.app.bench train
+	$(PY) -m scaling.app.bench kernels
 	$(PY) docs/studies/fit_bench.py
 	$(PY) docs/studies/fit_bench.py --backtest
 
@@ -99,12 +99,12 @@ bench-gpu: $(STAMP)
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make bench-gpu: no CUDA device here (fix: run it on a GPU machine; make bench runs the CPU benchmarks)')"
 	$(PY) -m pytest -q -m gpu
 	-$(PY) -m pip install --quiet liger-kernel
-	$(PY) -m scaling.bench kernels --markdown --json bench_out/kernels.json --write-docs docs/benchmarks.md
-	$(PY) -m scaling.bench train --markdown --json bench_out/train.json --write-docs docs/benchmarks.md
+	$(PY) -m scaling.app.bench kernels --markdown --json bench_out/kernels.json --write-docs docs/benchmarks.md
+	$(PY) -m scaling.app.bench train --markdown --json bench_out/train.json --write-docs docs/benchmarks.md
 
 # About 5-10 minutes on 2 cores; SOAK_ARGS="--runs 60 --kills 80 --seed 1" for a longer one.
 soak: $(STAMP)
-	$(PY) -m scaling.soak $(SOAK_ARGS)
+	$(PY) -m scaling.app.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) $(LATEST_VENV) .pytest_cache

@@ -28,7 +28,7 @@ class Loader:
     """This process's rows of each step's batch, as a host tensor ready for the device.
 
     ``prefetch=False`` draws on the calling thread the way the loop once did (the whole
-    global batch as int64, then this share): the baseline ``scaling.bench train``
+    global batch as int64, then this share): the baseline ``scaling.app.bench train``
     measures against.
     """
 

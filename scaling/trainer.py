@@ -88,7 +88,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run: RunSpec, world: D.World, *, prefetch: bool = True,
                  read_every_step: bool = False, before_training=None):
         """``prefetch=False`` and ``read_every_step=True`` restore the loop as it was before
-        the loader and the deferred reads (the baseline ``scaling.bench train`` compares
+        the loader and the deferred reads (the baseline ``scaling.app.bench train`` compares
         with); a run's record does not depend on them. ``before_training(plan, device)`` is
         called on rank 0 of a fresh run once every check has passed, before the first step
         (the command line announces a long run there)."""

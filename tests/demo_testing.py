@@ -1,6 +1,6 @@
 """One tiny demo study per test run, shared by the demo and notebook tests.
 
-The demo pipeline (:func:`scaling.demo.run_demo`) runs once on a shrunken version of the
+The demo pipeline (:func:`scaling.app.demo.run_demo`) runs once on a shrunken version of the
 demo experiment, given as Hydra overrides of the preset as `python -m sweeps -m
 experiment=demo` takes them: 3 model sizes, each at its own budget
 (``sweep.tokens_by_model``), one WSD run each with 2 cooldown branches (3 token budgets
@@ -33,7 +33,7 @@ def tiny_demo(tmp_path_factory) -> dict:
         out = tmp_path_factory.mktemp("demo") / "demo_out"
         env = {"SCALING_CACHE": str(cache)}
         lines: list[str] = []
-        from scaling.demo import run_demo
+        from scaling.app.demo import run_demo
 
         t0 = time.perf_counter()
         result = run_demo(out, overrides=TINY_OVERRIDES + TINY_RUNS, lanes=2, bootstrap=BOOTSTRAP,

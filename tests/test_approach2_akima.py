@@ -10,7 +10,7 @@ from analysis import laws
 from analysis.data import datasets
 from analysis.fitting.approaches import akima_optimum, approach2, loglog_fit
 from analysis.common.errors import InputError
-from scaling.cli import main
+from scaling.app.cli import main
 
 CONFIGS = [n for n in datasets.list_datasets() if n.startswith("porian2024:")]
 FITS = datasets.table("porian2024_fits").set_index("config_id")

@@ -32,7 +32,7 @@ OWN = ("analysis", "scaling", "sweeps")
 # the composition root (start-up time of `scaling --help` and the tools), sweeps (torch
 # kept out of the Hydra processes that only plan, name and index runs) and the kernels'
 # package (triton stays optional).
-MAY_DEFER = ("scaling.cli", "scaling.bench", "scaling.demo", "scaling.soak", "scaling.__main__", "sweeps")
+MAY_DEFER = ("scaling.app.cli", "scaling.app.bench", "scaling.app.demo", "scaling.app.soak", "scaling.__main__", "sweeps")
 MAY_DEFER_EXACTLY = ("scaling.kernels",)
 MARKER = re.compile(r"\bdeferred\b", re.IGNORECASE)
 

@@ -2,7 +2,7 @@
 2, print exactly one line on stderr that names the offending field, warn about nothing
 else, and leave no output file behind (a fit file, a figure, a report, a run record).
 
-Cases run in this process through ``scaling.cli.main``; two of them are repeated in a
+Cases run in this process through ``scaling.app.cli.main``; two of them are repeated in a
 real child process to show the same at the process level.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaling.cli import main as cli_main
+from scaling.app.cli import main as cli_main
 from trainer_testing import bad_input_argv, mtimes
 
 ROOT = Path(__file__).resolve().parents[1]

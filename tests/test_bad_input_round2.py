@@ -3,7 +3,7 @@ or give a misleading message. Same contract as ``test_bad_input.py``: exit statu
 line on stderr that starts with the command and names the field, a fix, no traceback,
 no warning, and no output file left behind.
 
-Most cases run in this process through ``scaling.cli.main``; the ones where the process
+Most cases run in this process through ``scaling.app.cli.main``; the ones where the process
 boundary matters (``python -m sweeps``, Ctrl-C) run in a child process.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cli_testing import POINTS
-from scaling.cli import main as cli_main
+from scaling.app.cli import main as cli_main
 from trainer_testing import bad_input_argv, mtimes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,7 +246,7 @@ def test_an_empty_metrics_file_shows_a_dash_not_none_in_the_own_curve_column(tmp
     import shutil
     from pathlib import Path
 
-    from scaling.cli import main as cli_main
+    from scaling.app.cli import main as cli_main
 
     src = Path(__file__).resolve().parent / "data" / "first_demo_runs"
     runs = tmp_path / "runs"
@@ -262,7 +262,7 @@ def test_an_empty_metrics_file_shows_a_dash_not_none_in_the_own_curve_column(tmp
 def test_a_huge_vocabulary_is_refused_before_any_tokenising(tmp_path, capsys):
     # data.vocab_size=100000000 with BPE trained a tokenizer and then tried to allocate a
     # 25.6 GB embedding; it must be one line before anything is read or written.
-    from scaling.cli import main as cli_main
+    from scaling.app.cli import main as cli_main
 
     out_dir = tmp_path / "run"
     code = cli_main(["train", "model=nano", "data.tokenizer=bpe", "data.vocab_size=100000000", "tokens=1e5",

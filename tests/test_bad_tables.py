@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis import laws
-from scaling.cli import main
+from scaling.app.cli import main
 
 P = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis.common.errors import InputError
-from scaling.bench import _docs
+from scaling.app.bench import _docs
 from scaling.kernels import _utils as U
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -53,7 +53,7 @@ def test_the_repository_page_has_every_block_once():
 
 @pytest.mark.parametrize("bench", ["kernels", "train"])
 def test_cpu_timings_are_refused_before_anything_runs(bench, tmp_path, capsys):
-    from scaling.bench.__main__ import main
+    from scaling.app.bench.__main__ import main
 
     page = tmp_path / "benchmarks.md"
     text = DOCS.read_text(encoding="utf-8")
@@ -82,7 +82,7 @@ def _outside(text, name):
 
 
 def test_train_benchmark_writes_its_gpu_table_only_from_a_gpu(monkeypatch, tmp_path):
-    from scaling.bench import train as T
+    from scaling.app.bench import train as T
 
     _without_gpu_guard(monkeypatch)
     page = tmp_path / "benchmarks.md"
@@ -99,7 +99,7 @@ def test_train_benchmark_writes_its_gpu_table_only_from_a_gpu(monkeypatch, tmp_p
 
 
 def test_train_benchmark_writes_its_cpu_tables_on_a_busy_machine_with_the_load_said(monkeypatch, tmp_path):
-    from scaling.bench import train as T
+    from scaling.app.bench import train as T
 
     page, readme = tmp_path / "benchmarks.md", tmp_path / "README.md"
     page.write_text(DOCS.read_text(encoding="utf-8"))
@@ -156,7 +156,7 @@ def test_the_synthetic_loop_interleaves_its_models_and_reports_each_ratios_range
     import time
 
     from analysis.common import rounds as R
-    from scaling.bench import train as T
+    from scaling.app.bench import train as T
     from test_rounds import FakeClock
 
     fake, asked = FakeClock(), set()
@@ -189,7 +189,7 @@ def test_the_synthetic_loop_interleaves_its_models_and_reports_each_ratios_range
 def test_kernel_benchmark_writes_its_tables(monkeypatch, tmp_path):
     if not U.INTERPRET:
         pytest.skip("the dry run uses the Triton interpreter")
-    from scaling.bench.kernels import main
+    from scaling.app.bench.kernels import main
 
     _without_gpu_guard(monkeypatch)
     page = tmp_path / "benchmarks.md"
@@ -210,8 +210,8 @@ def test_a_wrong_provider_is_reported_and_not_timed(monkeypatch, tmp_path):
         pytest.skip("the dry run uses the Triton interpreter")
     import json
 
-    from scaling.bench import kernel_providers as P
-    from scaling.bench import kernels as K
+    from scaling.app.bench import kernel_providers as P
+    from scaling.app.bench import kernels as K
 
     real = P.providers
 
@@ -237,7 +237,7 @@ def test_a_wrong_provider_is_reported_and_not_timed(monkeypatch, tmp_path):
 
 
 def test_train_benchmark_times_the_real_trainer_before_and_after(capsys):
-    from scaling.bench.train import main
+    from scaling.app.bench.train import main
 
     assert main(["--trainer-sizes", "nano", "--no-synthetic", "--steps", "2", "--warmup", "1", "--seq-len", "32",
                  "--batch", "2", "--rounds", "2"]) == 0
@@ -254,11 +254,11 @@ def test_train_benchmark_times_the_real_trainer_before_and_after(capsys):
 
 
 def test_the_memory_table_in_the_trainer_docs_is_the_commands_output(tmp_path, capsys):
-    # `python -m scaling.bench memory --write-docs docs/trainer.md` computes, it does not
+    # `python -m scaling.app.bench memory --write-docs docs/trainer.md` computes, it does not
     # measure: the page must hold what the estimate now says
     from scaling import config as C
     from scaling import memory as MEM
-    from scaling.bench.__main__ import main
+    from scaling.app.bench.__main__ import main
 
     trainer_md = DOCS.parent / "trainer.md"
     page = tmp_path / "trainer.md"

@@ -10,7 +10,7 @@ import numpy as np
 
 from analysis.common import records
 from scaling import data as D
-from scaling.cli import main as cli_main
+from scaling.app.cli import main as cli_main
 from scaling.config import from_overrides
 from scaling.train import train
 from sweeps.index import build_index

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scaling.cli import main
+from scaling.app.cli import main
 
 #: the records of the demo's first design (nano, micro, tiny, mini; its largest model undertrained):
 #: nano's run contradicts the law's answer for target micro, a case these tests need

@@ -1,13 +1,13 @@
 """The `scaling` dispatcher: one line per error, and commands independent of each other."""
 import pytest
 
-import scaling.cli as cli
-from scaling.cli import main
+import scaling.app.cli as cli
+from scaling.app.cli import main
 
 
 def test_a_command_does_not_import_the_others(monkeypatch, capsys, tmp_path):
     # A subcommand module that fails to import must not take the other commands down.
-    monkeypatch.setitem(cli.COMMANDS, "broken", "scaling.cli._no_such_module")
+    monkeypatch.setitem(cli.COMMANDS, "broken", "scaling.app.cli._no_such_module")
     rc = cli.main(["runs", str(tmp_path / "missing"), "--status", "bogus"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--status: unknown status 'bogus'" in err

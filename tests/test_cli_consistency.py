@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scaling.cli import main as cli_main
+from scaling.app.cli import main as cli_main
 from cli_testing import CHINCHILLA, POINTS, assert_json_schema
 
 
@@ -84,14 +84,14 @@ def test_bash_completion_offers_commands_options_and_choices(capsys, tmp_path):
     script.write_text(_out(capsys, ["completion", "bash"]))
     assert _bash_complete(script, ["scaling", "ext"]) == ["extrapolate"]
     assert _bash_complete(script, ["scaling", "extrapolate", "--mo"]) == ["--models"]
-    from scaling.cli.plot import REPORT_KINDS
+    from scaling.app.cli.plot import REPORT_KINDS
 
     assert _bash_complete(script, ["scaling", "plot", "x.csv", "--kind", ""]) == [*REPORT_KINDS, "all"]
     assert _bash_complete(script, ["scaling", "demo", "--j"]) == ["--jobs", "--json"]
 
 
 def test_zsh_completion_names_every_command(capsys):
-    from scaling.cli import COMMANDS
+    from scaling.app.cli import COMMANDS
 
     script = _out(capsys, ["completion", "zsh"])
     assert script.startswith("#compdef scaling")

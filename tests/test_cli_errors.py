@@ -18,7 +18,7 @@ import pytest
 
 from analysis.common import records as R
 from cli_testing import CHINCHILLA, POINTS
-from scaling.cli import main as cli_main
+from scaling.app.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,7 +187,7 @@ BOOTSTRAP = [
 def test_an_absurd_bootstrap_is_refused_at_once(work, capsys, argv):
     import time
 
-    from scaling.cli._common import MAX_BOOTSTRAP
+    from scaling.app.cli._common import MAX_BOOTSTRAP
 
     before = snapshot(work)
     t0 = time.perf_counter()
@@ -198,7 +198,7 @@ def test_an_absurd_bootstrap_is_refused_at_once(work, capsys, argv):
 
 
 def test_the_bootstrap_bound_itself_is_accepted():
-    from scaling.cli._common import MAX_BOOTSTRAP, check_bootstrap
+    from scaling.app.cli._common import MAX_BOOTSTRAP, check_bootstrap
     from analysis.common.errors import InputError
 
     assert check_bootstrap(MAX_BOOTSTRAP) == MAX_BOOTSTRAP and check_bootstrap(0) == 0

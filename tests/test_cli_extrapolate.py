@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.fitting.result import LawFit
-from scaling.cli import main
+from scaling.app.cli import main
 
 P = {"E": 1.8, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.28}
 MODEL_KEYS = {"params", "tokens", "flops", "loss", "loss_at_target_compute", "tokens_to_match", "flops_to_match",

@@ -8,7 +8,7 @@ import pytest
 from analysis import laws
 from analysis.fitting.curves import annealing_areas, schedule_from_rows, tissue_annealing
 from analysis.data.published import besiroglu2024
-from scaling.cli import main
+from scaling.app.cli import main
 
 TRUE = besiroglu2024().params
 

@@ -191,7 +191,7 @@ def test_law_needs_the_column():
 
 
 def test_cli_published_llama_with_unique_tokens(capsys):
-    from scaling.cli import main
+    from scaling.app.cli import main
 
     assert main(["extrapolate", "--published", "llama", "--unique-tokens", "1.4e12"]) == 0
     out = capsys.readouterr().out
@@ -221,7 +221,7 @@ def test_plot_repetition(curated, tmp_path):
 
 
 def test_cli_refuses_unique_tokens_above_tokens(tmp_path, capsys):
-    from scaling.cli import main
+    from scaling.app.cli import main
 
     path = tmp_path / "runs.csv"
     path.write_text("params,tokens,unique_tokens,loss\n1e8,1e9,2e9,3\n2e8,2e9,1e9,2.9\n4e8,4e9,1e9,2.8\n")

@@ -9,7 +9,7 @@ import pytest
 from analysis.common.text import si
 from scaling import data as D
 from scaling import flops as F
-from scaling.cli import main as cli_main
+from scaling.app.cli import main as cli_main
 from scaling.config import DataConfig, Tokenizer, from_overrides, model_args
 from scaling.train import train
 from trainer_testing import tiny_overrides

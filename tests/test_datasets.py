@@ -14,7 +14,7 @@ import pytest
 from analysis.data import datasets
 from analysis.data.loading import load_points
 from analysis.common.errors import InputError, TableError
-from scaling.cli import main
+from scaling.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "porian2024:rw/tuned/short/const/standard/val"

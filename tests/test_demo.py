@@ -13,7 +13,7 @@ import pytest
 from analysis.common import records as R
 from analysis.fitting.result import LawFit
 from demo_testing import TINY_GRID, TINY_OVERRIDES, TINY_RUNS
-from scaling.cli import main
+from scaling.app.cli import main
 
 
 def _run_files(sweep_dir: Path) -> dict:
@@ -152,7 +152,7 @@ def test_bad_input_is_one_line_naming_the_field(tmp_path, capsys, argv, field):
 def test_a_pip_install_without_notebooks_is_told_where_they_are(tmp_path, monkeypatch):
     # the committed demo runs: nothing trains; with no notebooks/ beside the package (a pip
     # install), the demo says they come with the source repository instead of a dead path
-    import scaling.demo as demo_mod
+    import scaling.app.demo as demo_mod
     import docs_build as DB
 
     assert DB.seed_demo(tmp_path / "demo_out") == 4

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from demo_testing import TINY_OVERRIDES, TINY_RUNS
-from scaling.cli import main
+from scaling.app.cli import main
 
 
 def test_sweep_dry_run_looks_where_the_demo_writes(tmp_path, monkeypatch):
@@ -17,7 +17,7 @@ def test_sweep_dry_run_looks_where_the_demo_writes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert sweep_root("demo") == tmp_path / DEMO_OUT / DEMO_SWEEP_SUBDIR
     # `scaling demo` with no --out writes its sweep there too.
-    from scaling.cli import build_parser
+    from scaling.app.cli import build_parser
 
     args = build_parser(only="demo").parse_args(["demo"])
     assert Path(args.out) / DEMO_SWEEP_SUBDIR == Path(DEMO_OUT) / DEMO_SWEEP_SUBDIR
@@ -109,7 +109,7 @@ def test_scaling_report_writes_what_the_demo_report_holds(demo, capsys, tmp_path
 
 def test_plot_offers_every_figure_of_the_report(demo, capsys, tmp_path):
     from analysis.reporting.report import REPORT_FILES, REPORT_KINDS
-    from scaling.cli.plot import REPORT_KINDS as CLI_KINDS
+    from scaling.app.cli.plot import REPORT_KINDS as CLI_KINDS
 
     assert CLI_KINDS == REPORT_KINDS == tuple(n[:-4] for n in REPORT_FILES if n.endswith(".png"))
     res = demo["result"]

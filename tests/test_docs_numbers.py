@@ -5,7 +5,7 @@ from pathlib import Path
 
 from analysis.data.loading import load_points
 from analysis.fitting.fit import fit_law
-from scaling.cli import main
+from scaling.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = (ROOT / "docs" / "sweeps.md").read_text()

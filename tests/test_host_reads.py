@@ -66,7 +66,7 @@ def test_a_late_read_still_names_the_first_bad_step(cache, tmp_path, monkeypatch
 
 def test_the_benchmarks_baseline_loop_trains_the_same_bits(cache, tmp_path):
     """Trainer(prefetch=False, read_every_step=True), the loop as it was, which
-    ``scaling.bench train`` compares with, logs exactly the rows of the default loop."""
+    ``scaling.app.bench train`` compares with, logs exactly the rows of the default loop."""
     from scaling import distributed as D
     from scaling.train import isolated, resolve_run
     from scaling.trainer import Trainer

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from cli_testing import POINTS, assert_json_schema
-from scaling.cli import main
+from scaling.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_RUNS = str(ROOT / "docs" / "data" / "demo_runs")
@@ -28,7 +28,7 @@ def points(tmp_path_factory):
 
 
 def test_the_schema_is_valid_json_schema_and_names_every_command():
-    from scaling.cli import COMMANDS
+    from scaling.app.cli import COMMANDS
 
     schema = json.loads((ROOT / "docs" / "json-schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)

@@ -111,7 +111,7 @@ def test_every_kernel_compiles_for_hopper_with_wide_accesses_and_no_spills():
     pytest.importorskip("triton.backends.nvidia.compiler")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    res = subprocess.run([sys.executable, "-m", "scaling.bench.kernels", "--compile-only", "90"],
+    res = subprocess.run([sys.executable, "-m", "scaling.app.bench.kernels", "--compile-only", "90"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     lines = [ln.split() for ln in res.stdout.splitlines() if ln.startswith(("rms_norm", "swiglu", "rope", "ce_"))]
@@ -130,7 +130,7 @@ def test_benchmark_flow_runs_end_to_end_on_cpu(tmp_path, capsys):
         pytest.skip("the dry run uses the Triton interpreter")
     import json
 
-    from scaling.bench.kernels import main
+    from scaling.app.bench.kernels import main
 
     out = tmp_path / "kernels.json"
     assert main(["--dry-run", "--json", str(out)]) == 0

@@ -115,7 +115,7 @@ def test_a_law_module_named_in_the_environment_is_usable_from_the_command_line(t
     import json
     from pathlib import Path
 
-    from scaling.cli import main
+    from scaling.app.cli import main
 
     module = tmp_path / "my_laws.py"
     module.write_text(f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"

@@ -123,13 +123,13 @@ def _add_import(tree: Path, module: str, line: str) -> None:
     ("scaling.trainer", "from sweeps.job import task", {"core"}, "scaling.trainer -> sweeps.job"),
     # sweeps trains through the core, so it would reach the CLI through it as well.
     # The CLI and the demo read the whole analysis, so reaching them breaks core-analysis as well.
-    ("scaling.kernels.rope", "from scaling.cli import main", {"core", "scaling-modules", "sweeps", "core-analysis"},
-     "scaling.kernels.rope -> scaling.cli"),
-    ("scaling.config", "from scaling.demo import run_demo", {"core", "scaling-modules", "sweeps", "core-analysis"},
-     "scaling.config -> scaling.demo"),
-    ("sweeps.naming", "from scaling.cli._common import print_json", {"sweeps", "core-analysis"},
-     "sweeps.naming -> scaling.cli._common"),
-    ("sweeps.job", "import scaling.soak", {"sweeps"}, "sweeps.job -> scaling.soak"),
+    ("scaling.kernels.rope", "from scaling.app.cli import main", {"core", "scaling-modules", "sweeps", "core-analysis"},
+     "scaling.kernels.rope -> scaling.app.cli"),
+    ("scaling.config", "from scaling.app.demo import run_demo", {"core", "scaling-modules", "sweeps", "core-analysis"},
+     "scaling.config -> scaling.app.demo"),
+    ("sweeps.naming", "from scaling.app.cli._common import print_json", {"sweeps", "core-analysis"},
+     "sweeps.naming -> scaling.app.cli._common"),
+    ("sweeps.job", "import scaling.app.soak", {"sweeps"}, "sweeps.job -> scaling.app.soak"),
     # the layers of analysis: nothing imports a layer above its own
     ("analysis.laws.base", "from analysis.fitting import fit", {"analysis-layers"},
      "analysis.laws.base -> analysis.fitting.fit"),

@@ -5,7 +5,7 @@ import pytest
 from analysis.common.errors import ConfigError
 from scaling import config as C
 from scaling import memory as MEM
-from scaling.cli import main as cli_main
+from scaling.app.cli import main as cli_main
 from trainer_testing import losses, run
 
 #: 64 sequences of 2048 tokens of a 12-layer d=768 model: about 25 GiB at the whole share.

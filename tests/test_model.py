@@ -201,7 +201,7 @@ def test_peak_flops_unknown_for_other_precisions_and_devices():
 
 
 def test_benchmark_reference_has_the_same_shape_and_loss_scale():
-    from scaling.bench.nanogpt_ref import RefGPT
+    from scaling.app.bench.nanogpt_ref import RefGPT
 
     a = _args(vocab_size=300)
     ref = RefGPT(a.d_model, a.n_layers, a.n_heads, a.ffn_hidden, a.vocab_size, a.seq_len)

@@ -10,7 +10,7 @@ from analysis.data import datasets as D
 from analysis.selection.checked import fit_checked
 from analysis.laws import chinchilla
 from analysis.selection.policy import POLICY, ErrorModel, distance_backtest, has_floor
-from scaling.cli import main
+from scaling.app.cli import main
 
 
 def _errors(checked, targets):

@@ -24,8 +24,8 @@ import torch
 from analysis.common import records
 from analysis.common.errors import CheckpointError, ConfigError, DataError, DivergenceError, RecordError
 from scaling import checkpoint as ckpt
-from scaling.cli import main as cli_main
-from scaling.cli.train import EXIT_RESUMABLE
+from scaling.app.cli import main as cli_main
+from scaling.app.cli.train import EXIT_RESUMABLE
 from scaling.config import from_overrides
 from scaling.diagnostics import DIVERGED_FILE, NONFINITE_FILE
 from scaling.train import train

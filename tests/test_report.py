@@ -9,7 +9,7 @@ from analysis.common.errors import InputError
 from analysis.extrapolation.study import run_study
 from analysis.reporting.report import build_report, markdown_table, markdown_to_html
 from analysis.fitting.result import LawFit
-from scaling.cli import main
+from scaling.app.cli import main
 
 P = {"E": 1.8, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.28}
 

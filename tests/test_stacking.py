@@ -126,7 +126,7 @@ def test_fit_mix_is_its_components_fitted_alone_with_aligned_bootstrap_draws(tmp
 
 
 def test_the_cli_fits_a_named_combination_and_refuses_a_bad_one(tmp_path, capsys):
-    from scaling.cli import main
+    from scaling.app.cli import main
 
     path = tmp_path / "points.csv"
     _table().to_csv(path, index=False)

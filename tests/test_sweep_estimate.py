@@ -6,7 +6,7 @@ import json
 import pytest
 
 from analysis.common import records
-from scaling.cli import main as cli_main
+from scaling.app.cli import main as cli_main
 from sweeps import estimate as E
 from sweeps.launch import plan
 

@@ -329,8 +329,8 @@ def test_demo_trains_each_size_to_its_own_budget():
 def test_scaling_demo_trains_the_presets_own_runs(tmp_path, monkeypatch):
     """`scaling demo` launches `python -m sweeps -m experiment=demo` with no grid of its own:
     the runs it would train are the preset's, in the same run directories."""
-    import scaling.demo
-    from scaling.demo import run_demo
+    import scaling.app.demo
+    from scaling.app.demo import run_demo
 
     calls = []
 
@@ -342,7 +342,7 @@ def test_scaling_demo_trains_the_presets_own_runs(tmp_path, monkeypatch):
         raise Launched
 
     # the demo imports run_experiment at its top: replace the name it calls
-    monkeypatch.setattr(scaling.demo, "run_experiment", fake_run_experiment)
+    monkeypatch.setattr(scaling.app.demo, "run_experiment", fake_run_experiment)
     with pytest.raises(Launched):
         run_demo(tmp_path / "demo_out", echo=lambda s: None)
     ((experiment, sweep_dir, overrides, launcher),) = calls
@@ -540,7 +540,7 @@ def test_index_rebuilds_from_records_and_sees_a_live_lock(tmp_path):
 
 
 def test_scaling_runs_prints_the_table_and_counts(tmp_path, capsys):
-    from scaling.cli import main
+    from scaling.app.cli import main
 
     _fake_sweep(tmp_path)
     assert main(["runs", str(tmp_path), "--reindex"]) == 0
@@ -554,7 +554,7 @@ def test_scaling_runs_prints_the_table_and_counts(tmp_path, capsys):
 
 
 def test_scaling_runs_bad_input_is_one_line(tmp_path, capsys):
-    from scaling.cli import main
+    from scaling.app.cli import main
 
     assert main(["runs", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
@@ -567,7 +567,7 @@ def test_scaling_runs_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_scaling_sweep_dry_run_plans_without_training(tmp_path, capsys, no_training):
-    from scaling.cli import main
+    from scaling.app.cli import main
 
     assert main(["sweep", "demo", "--dry-run", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from analysis.common import records as R
-from scaling.cli import main as cli_main
+from scaling.app.cli import main as cli_main
 from sweeps.index import read_index
 from sweeps.job import read_attempts
 from sweeps.launch import EXIT_RUNS_FAILED, run_experiment

@@ -16,7 +16,7 @@ from analysis.common import records
 from analysis.common.errors import ConfigError, DataError, DivergenceError, ToolkitError
 from analysis.common.schedules import lr_factor
 from scaling import checkpoint as ckpt
-from scaling.cli import main as cli_main
+from scaling.app.cli import main as cli_main
 from scaling.config import (CooldownShape, ScheduleKind, TrainConfig, from_overrides, resolve,
                             to_train_config)
 from scaling.train import train
@@ -235,7 +235,7 @@ def test_trains_on_pretokenized_shards(tmp_path):
 
 
 def test_train_benchmark_prints_ours_against_the_reference(capsys):
-    from scaling.bench.__main__ import main as bench_main
+    from scaling.app.bench.__main__ import main as bench_main
 
     rc = bench_main(["train", "--sizes", "nano", "--kernels", "eager", "--steps", "1", "--warmup", "0",
                      "--seq-len", "32", "--batch", "2", "--rounds", "1"])

@@ -11,7 +11,7 @@ from analysis.data import datasets as D
 from analysis.common.errors import InputError
 from analysis.extrapolation.study import measured_crossing
 from analysis.extrapolation.validate import backtest_tokens_to_match
-from scaling.cli import main
+from scaling.app.cli import main
 
 
 def test_measured_crossing_interpolates_log_linearly_between_the_bracketing_runs():

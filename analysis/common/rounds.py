@@ -8,7 +8,7 @@ where both sides saw about the same machine. What is reported per comparison is 
 median of those per-round ratios with their min and max, and the spread
 (max - min) / median; above :data:`SPREAD_WARN` the comparison is flagged as noisy.
 
-Pure Python, no numpy or torch: ``docs/studies/fit_bench.py`` and ``scaling.bench`` both use it, and
+Pure Python, no numpy or torch: ``docs/studies/fit_bench.py`` and ``scaling.app.bench`` both use it, and
 the unit tests drive it with a fake clock.
 """
 from __future__ import annotations

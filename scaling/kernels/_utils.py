@@ -59,7 +59,7 @@ def num_warps_for(tile: int) -> int:
     4 to 16 warps. At 16 elements per thread ptxas gives the RMSNorm backward and the
     cross-entropy kernels 112-128 registers (16 resident warps per SM on Hopper); at 8,
     40-64 registers and 32-48 resident warps, more loads in flight for memory-bound work.
-    (``python -m scaling.bench kernels --compile-only`` prints these numbers.)"""
+    (``python -m scaling.app.bench kernels --compile-only`` prints these numbers.)"""
     warps = triton.next_power_of_2(max(1, tile // 256))
     return max(4, min(16, warps))
 

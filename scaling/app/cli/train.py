@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, print_json
+from scaling.app.cli._common import add_command, print_json
 
 EXAMPLE = "scaling train model=micro tokens=2e6 out=runs/micro"
 

@@ -1,4 +1,4 @@
-"""End-to-end training throughput: ``python -m scaling.bench train``.
+"""End-to-end training throughput: ``python -m scaling.app.bench train``.
 
 Two tables. **The trainer**: :class:`scaling.trainer.Trainer` itself, on the built-in
 corpus, for each size in one process: *before* (the batch drawn on the main thread
@@ -9,7 +9,7 @@ batch and the rest of the step, and the after/before ratio. This is what a sweep
 **The synthetic loop**, an upper bound: for each model size and each kernel choice
 (eager, torch.compile, triton), full optimizer steps (forward, backward, clipping,
 AdamW) of ``scaling.model`` on random tokens already on the device, and the same for a
-nanoGPT-style plain-PyTorch model of the same shape (:mod:`scaling.bench.nanogpt_ref`)
+nanoGPT-style plain-PyTorch model of the same shape (:mod:`scaling.app.bench.nanogpt_ref`)
 measured in the same process, with tokens/s, MFU (PaLM's model FLOPs, Chowdhery et al.
 2022 App. B, against the device's dense bf16 peak when it is known) and the ratio to
 the reference. No data is loaded and nothing is logged, so no trainer runs faster.
@@ -29,9 +29,9 @@ GB" is a candidate's own weights, optimizer state and data plus the most one of 
 turns allocated on top.
 """
 # Deferred imports: the torch-loading modules (scaling.trainer, scaling.train, scaling.model,
-# scaling.distributed, scaling.bench.nanogpt_ref) are imported where a measurement starts, so
+# scaling.distributed, scaling.app.bench.nanogpt_ref) are imported where a measurement starts, so
 # importing this module loads no torch, but no command starts faster for it (_main imports torch
-# before it parses its options); scaling.config, scaling.flops, scaling.bench._docs,
+# before it parses its options); scaling.config, scaling.flops, scaling.app.bench._docs,
 # analysis.common.rounds (imported at the top as well) and analysis.common are light, deferred for no
 # gain.
 from __future__ import annotations
@@ -45,15 +45,15 @@ from typing import Optional
 
 from analysis.common.rounds import DEFAULT_ROUNDS
 
-EXAMPLE = "python -m scaling.bench train --sizes nano,mini --kernels eager,compile --steps 8"
+EXAMPLE = "python -m scaling.app.bench train --sizes nano,mini --kernels eager,compile --steps 8"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m scaling.bench train",
+        prog="python -m scaling.app.bench train",
         description="Training tokens/s and MFU of scaling.model per size and kernel choice, "
                     "against a nanoGPT-style plain-PyTorch model of the same shape.",
-        epilog=f"example:\n  {EXAMPLE}\n  python -m scaling.bench train   # on a GPU: 85m and 300m, seq 1024, bf16",
+        epilog=f"example:\n  {EXAMPLE}\n  python -m scaling.app.bench train   # on a GPU: 85m and 300m, seq 1024, bf16",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", help="comma-separated presets (default: 85m,300m on CUDA, nano,mini on CPU)")
     p.add_argument("--kernels", help="comma-separated subset of eager,compile,triton "
@@ -96,7 +96,7 @@ def main(argv: Optional[list] = None) -> int:
     try:
         return _main(argv)
     except ToolkitError as e:
-        print(f"scaling.bench train: error: {e}", file=sys.stderr)
+        print(f"scaling.app.bench train: error: {e}", file=sys.stderr)
         return 2
 
 
@@ -162,7 +162,7 @@ def _main(argv) -> int:
     setup = (f"seq {seq}, {batch} sequences/step, vocab {vocab}, {steps} timed steps after {args.warmup}, "
              f"{args.rounds} interleaved round{'s' if args.rounds != 1 else ''}")
     synth_setup = setup + (", timed in process CPU time" if args.clock == "cpu" else "")
-    print(f"# scaling.bench train on {name}, {precision}, torch {torch.__version__}, {when}: {setup}", flush=True)
+    print(f"# scaling.app.bench train on {name}, {precision}, torch {torch.__version__}, {when}: {setup}", flush=True)
     load = _load_text()
     busy = _busy_warning()
     if busy and not gpu:
@@ -228,7 +228,7 @@ def _plan_pages(paths: list, gpu: bool, trainer_sizes: list, no_synthetic: bool,
     """page -> the blocks this run writes into it; fails before any timing when a page takes
     none of them, when a table would reach no page, or (GPU table) on a CPU."""
     from analysis.common.errors import InputError
-    from scaling.bench import _docs
+    from scaling.app.bench import _docs
 
     if not paths:
         return {}
@@ -258,7 +258,7 @@ def _plan_pages(paths: list, gpu: bool, trainer_sizes: list, no_synthetic: bool,
 
 
 def _write(pages: dict, written: dict) -> None:
-    from scaling.bench._docs import write_blocks
+    from scaling.app.bench._docs import write_blocks
 
     for path, names in pages.items():
         write_blocks(path, {n: written[n] for n in names})
@@ -541,7 +541,7 @@ class _Candidate:
         before = torch.cuda.memory_allocated(device) if cuda else 0
         torch.manual_seed(0)
         if reference:
-            from scaling.bench.nanogpt_ref import RefGPT
+            from scaling.app.bench.nanogpt_ref import RefGPT
 
             model = RefGPT(a.d_model, a.n_layers, a.n_heads, a.ffn_hidden, a.vocab_size, a.seq_len).to(device)
         else:

@@ -1,6 +1,6 @@
 """The ``scaling`` command: the composition root where trainer, sweeps and analysis meet.
 
-Each subcommand lives in its own module ``scaling.cli.<name>`` exposing
+Each subcommand lives in its own module ``scaling.app.cli.<name>`` exposing
 ``add_parser(subparsers)`` and ``run(args) -> int``. Modules import heavy libraries
 (torch, scipy) inside ``run`` so that ``scaling --help`` and ``scaling fit`` start fast.
 Errors derived from :class:`analysis.common.errors.ToolkitError` print one line and exit 2.
@@ -17,22 +17,22 @@ import sys
 import warnings
 
 from analysis.common.errors import ToolkitError
-from scaling.cli._common import LAW_MODULES_ENV, load_user_laws
+from scaling.app.cli._common import LAW_MODULES_ENV, load_user_laws
 
 #: subcommand -> module. Order is the order shown by ``scaling --help``.
 COMMANDS = {
-    "train": "scaling.cli.train",
-    "sweep": "scaling.cli.sweep",
-    "runs": "scaling.cli.runs",
-    "fit": "scaling.cli.fit",
-    "curve": "scaling.cli.curve",
-    "extrapolate": "scaling.cli.extrapolate",
-    "validate": "scaling.cli.validate",
-    "plot": "scaling.cli.plot",
-    "report": "scaling.cli.report",
-    "datasets": "scaling.cli.datasets",
-    "demo": "scaling.cli.demo",
-    "completion": "scaling.cli.completion",
+    "train": "scaling.app.cli.train",
+    "sweep": "scaling.app.cli.sweep",
+    "runs": "scaling.app.cli.runs",
+    "fit": "scaling.app.cli.fit",
+    "curve": "scaling.app.cli.curve",
+    "extrapolate": "scaling.app.cli.extrapolate",
+    "validate": "scaling.app.cli.validate",
+    "plot": "scaling.app.cli.plot",
+    "report": "scaling.app.cli.report",
+    "datasets": "scaling.app.cli.datasets",
+    "demo": "scaling.app.cli.demo",
+    "completion": "scaling.app.cli.completion",
 }
 
 

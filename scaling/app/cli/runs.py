@@ -4,7 +4,7 @@
 # beside it only to keep the command's imports together.
 from __future__ import annotations
 
-from scaling.cli._common import add_command, print_json
+from scaling.app.cli._common import add_command, print_json
 
 
 def add_parser(sub) -> None:

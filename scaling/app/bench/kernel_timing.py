@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from scaling.bench import kernel_providers as P
+from scaling.app.bench import kernel_providers as P
 
 
 def median_ms(fn, device, warmup, rep, grad_to_none=None):

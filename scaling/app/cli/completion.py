@@ -5,13 +5,13 @@ and option as ``--help`` lists them, and never goes stale. Install it once, e.g.
 ``scaling completion bash > ~/.local/share/bash-completion/completions/scaling``.
 """
 # Deferred imports: shtab is imported in run so that an environment without it fails this command
-# only; scaling.cli and analysis.common.errors are imported there too for no start-up gain (both
+# only; scaling.app.cli and analysis.common.errors are imported there too for no start-up gain (both
 # are loaded before this module is) and may move up.
 from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command
+from scaling.app.cli._common import add_command
 
 SHELLS = ("bash", "zsh", "tcsh")
 EXAMPLE = ("scaling completion bash > ~/.local/share/bash-completion/completions/scaling\n"
@@ -26,7 +26,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from analysis.common.errors import ConfigError
-    from scaling.cli import build_parser
+    from scaling.app.cli import build_parser
 
     try:
         import shtab

@@ -3,7 +3,7 @@
 # --help` imports every subcommand's module to build its parser.
 from __future__ import annotations
 
-from scaling.cli._common import add_command, check_bootstrap, print_json
+from scaling.app.cli._common import add_command, check_bootstrap, print_json
 
 EXAMPLE = "scaling validate gadre2024:rpj --allow-repeats --bootstrap 200"
 

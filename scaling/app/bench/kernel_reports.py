@@ -22,7 +22,7 @@ def interpreter_on() -> bool:
 
 
 def no_gpu() -> int:
-    print("scaling.bench kernels: no CUDA device here; kernel timings need a GPU.")
+    print("scaling.app.bench kernels: no CUDA device here; kernel timings need a GPU.")
     print("Running a correctness smoke test of the kernels in the Triton interpreter instead.")
     if not interpreter_on():
         return 0
@@ -73,7 +73,7 @@ def compile_report(arch: int, dtype: str) -> int:
     at the ~124M shapes, and report what ptxas says about it. Needs Triton's bundled
     ptxas, not a GPU; the interpreter must be off."""
     if os.environ.get("TRITON_INTERPRET", "0") not in ("0", ""):
-        print("scaling.bench kernels --compile-only: unset TRITON_INTERPRET first", file=sys.stderr)
+        print("scaling.app.bench kernels --compile-only: unset TRITON_INTERPRET first", file=sys.stderr)
         return 2
     import re
     import subprocess

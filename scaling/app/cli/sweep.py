@@ -5,11 +5,11 @@ launchers and resubmission rules. ``--dry-run`` lists the runs and what a submis
 would do with each, without training anything.
 """
 # Deferred imports: sweeps (Hydra) is imported inside run and _dry_run because `scaling --help`
-# imports every subcommand's module to build its parser; scaling.cli.runs and the analysis.common
+# imports every subcommand's module to build its parser; scaling.app.cli.runs and the analysis.common
 # modules are light, deferred beside it for no gain, and may move up.
 from __future__ import annotations
 
-from scaling.cli._common import add_command, print_json
+from scaling.app.cli._common import add_command, print_json
 
 
 def add_parser(sub) -> None:
@@ -50,7 +50,7 @@ def run(args) -> int:
     if args.dry_run:
         return _dry_run(args, overrides)
 
-    from scaling.cli.runs import run as show_runs
+    from scaling.app.cli.runs import run as show_runs
 
     df = sweeps.run_experiment(args.experiment, args.out, overrides=list(args.overrides), launcher=args.launcher)
     from sweeps.launch import sweep_root

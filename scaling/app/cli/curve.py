@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, print_json
+from scaling.app.cli._common import add_command, print_json
 
 FIT_EXAMPLE = ("scaling curve fit runs/const/metrics.jsonl runs/cosine/metrics.jsonl --law multipower -o mpl.json\n"
                "  scaling curve fit cosine.csv --law annealing --warmup-steps 200 -o fit.json")

@@ -1,11 +1,11 @@
 """``scaling demo``: a real scaling study on the built-in corpus, from training to a report.
 
-Thin front to :func:`scaling.demo.run_demo`; ``make demo`` runs it after setting up
+Thin front to :func:`scaling.app.demo.run_demo`; ``make demo`` runs it after setting up
 ``.venv``. It trains the ``demo`` experiment preset's own sweep, the same runs as
 ``python -m sweeps -m experiment=demo``. Rerunning it reuses the finished runs and only
 redoes the analysis.
 """
-# Deferred imports: scaling.demo (Hydra, pandas, the whole analysis) is imported inside run
+# Deferred imports: scaling.app.demo (Hydra, pandas, the whole analysis) is imported inside run
 # because `scaling --help` imports every subcommand's module to build its parser;
 # scaling.defaults imports nothing and analysis.common is light, so their deferred imports gain
 # nothing and may move up.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, check_bootstrap, check_jobs, print_json, study_summary
+from scaling.app.cli._common import add_command, check_bootstrap, check_jobs, print_json, study_summary
 
 EXAMPLE = ("scaling demo --out demo_out                        # the demo experiment's 4 runs, on all cores\n"
            "  scaling demo --out demo_small --grid nano=2e6,micro=1e6,tiny=5e5     # smaller and quicker\n"
@@ -70,7 +70,7 @@ def run(args) -> int:
     import sys
 
     from analysis.common.errors import InputError
-    from scaling.demo import parse_grid, run_demo
+    from scaling.app.demo import parse_grid, run_demo
 
     # The bootstrap reports progress through logging when stderr is not a terminal.
     log = logging.getLogger("analysis")

@@ -1,4 +1,4 @@
-"""The memory plan of every preset at its ``llama_ladder`` batch: ``python -m scaling.bench memory``.
+"""The memory plan of every preset at its ``llama_ladder`` batch: ``python -m scaling.app.bench memory``.
 
 For each preset of :data:`scaling.config.PRESETS`, composed as the ``llama_ladder``
 experiment composes it (OLMo's batch rule, sequence 2048, bf16 autocast, triton
@@ -10,7 +10,7 @@ activation checkpointing, and what ``micro_batch=auto`` picks on a GPU of
 """
 # Deferred imports: sweeps.launch (Hydra) is imported inside rows, which composes the
 # llama_ladder experiment, so that --help and bad options answer without Hydra; scaling.config,
-# scaling.flops, scaling.memory, sweeps.naming, scaling.bench._docs and analysis.common are
+# scaling.flops, scaling.memory, sweeps.naming, scaling.app.bench._docs and analysis.common are
 # light, deferred beside it for no gain.
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ import argparse
 import sys
 from typing import Optional
 
-EXAMPLE = "python -m scaling.bench memory --markdown --write-docs docs/trainer.md"
+EXAMPLE = "python -m scaling.app.bench memory --markdown --write-docs docs/trainer.md"
 VOCAB = 50257
 MAX_GPUS = 8
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scaling.bench memory",
+    p = argparse.ArgumentParser(prog="python -m scaling.app.bench memory",
                                 description="Estimated peak memory per GPU of every preset at its llama_ladder batch.",
                                 epilog=f"example:\n  {EXAMPLE}", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gpu-gb", type=float, default=80.0, help="GPU memory in GB (1e9 bytes) for micro_batch=auto "
@@ -106,11 +106,11 @@ def main(argv: Optional[list] = None) -> int:
         text = render(args.gpu_gb, args.markdown or bool(args.write_docs))
         print(text)
         if args.write_docs:
-            from scaling.bench._docs import write_blocks
+            from scaling.app.bench._docs import write_blocks
 
             write_blocks(args.write_docs, {"memory": text})
     except ToolkitError as e:
-        print(f"scaling.bench memory: error: {e}", file=sys.stderr)
+        print(f"scaling.app.bench memory: error: {e}", file=sys.stderr)
         return 2
     return 0
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.cli._common import (add_command, add_sizes_option, add_table_options, check_bootstrap, check_jobs,
+from scaling.app.cli._common import (add_command, add_sizes_option, add_table_options, check_bootstrap, check_jobs,
                                  print_json, sizes_from_args)
 
 

@@ -3,7 +3,7 @@
 # --help` imports every subcommand's module to build its parser.
 from __future__ import annotations
 
-from scaling.cli._common import add_command, print_json
+from scaling.app.cli._common import add_command, print_json
 
 EXAMPLE = ("scaling datasets porian2024:rw/tuned/short/const/standard/val\n"
            "  scaling fit porian2024:rw/tuned/short/const/standard/val --law approach2 --optimum akima")

@@ -1,6 +1,6 @@
 """Soak test: a sweep of many tiny runs, killed at random and resubmitted until it finishes.
 
-``python -m scaling.soak`` (or ``make soak``) launches the sweep the way a researcher
+``python -m scaling.app.soak`` (or ``make soak``) launches the sweep the way a researcher
 does (``python -m sweeps -m ...`` with the joblib launcher, two jobs side by side) and
 interrupts it at random moments with one of three faults:
 
@@ -52,7 +52,7 @@ from sweeps.index import INDEX_CSV, build_index
 from sweeps.job import LOCK_FILE, is_locked, read_attempts
 from scaling import checkpoint as ckpt
 
-log = logging.getLogger("scaling.soak")
+log = logging.getLogger("scaling.app.soak")
 
 #: Each run: a ~41k-parameter model, 1,024-token steps on a 40-file slice of the built-in
 #: corpus, a WSD schedule with one cooldown branch, a checkpoint every CKPT_STEPS steps;
@@ -391,8 +391,8 @@ def summary_table(r: dict) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m scaling.soak", description=__doc__.split("\n\n")[0],
-        epilog="example:\n  python -m scaling.soak --runs 30 --kills 30 --seed 0 --out runs/soak",
+        prog="python -m scaling.app.soak", description=__doc__.split("\n\n")[0],
+        epilog="example:\n  python -m scaling.app.soak --runs 30 --kills 30 --seed 0 --out runs/soak",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=30, help="runs in the sweep, rounded up to whole seeds of "
                                                         f"{len(STEPS)} budgets (default 30)")
@@ -406,11 +406,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     out = Path(args.out or f"runs/soak-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}").resolve()
     if out.exists() and any(out.iterdir()):
-        print(f"python -m scaling.soak: error: --out: {out} is not empty (fix: choose a new directory)",
+        print(f"python -m scaling.app.soak: error: --out: {out} is not empty (fix: choose a new directory)",
               file=sys.stderr)
         return 2
     if args.runs < 1 or args.kills < 0 or args.jobs < 1:
-        print("python -m scaling.soak: error: --runs and --jobs must be >= 1, --kills >= 0", file=sys.stderr)
+        print("python -m scaling.app.soak: error: --runs and --jobs must be >= 1, --kills >= 0", file=sys.stderr)
         return 2
     result = soak(out, n_runs=args.runs, kills=args.kills, seed=args.seed, jobs=args.jobs, sample=args.sample)
     path = Path(args.result) if args.result else out / "soak.json"

@@ -1,4 +1,4 @@
-"""Kernel benchmark: ``python -m scaling.bench kernels``.
+"""Kernel benchmark: ``python -m scaling.app.bench kernels``.
 
 Per op and shape, times eager PyTorch, ``torch.compile`` of the same function, our
 Triton kernels and Liger-Kernel (when importable), forward and backward separately,
@@ -20,13 +20,13 @@ On a machine without CUDA the timings cannot be taken; the command says so, runs
 small correctness check of the kernels in the Triton interpreter, and exits 0.
 
 This file holds the command line and the benchmark's run; the providers and their
-inputs are in :mod:`scaling.bench.kernel_providers`, the timers in
-:mod:`scaling.bench.kernel_timing`, and the smoke test, the ptxas report and the table
-helpers in :mod:`scaling.bench.kernel_reports`.
+inputs are in :mod:`scaling.app.bench.kernel_providers`, the timers in
+:mod:`scaling.app.bench.kernel_timing`, and the smoke test, the ptxas report and the table
+helpers in :mod:`scaling.app.bench.kernel_reports`.
 """
 # Deferred imports: scaling.kernels.cross_entropy (torch, triton) is imported in _bench, after
 # the Triton interpreter may have been switched on for a run without a GPU, and torch after the
-# options are checked; scaling.bench._docs, analysis.common.rounds (imported at the top as well, for
+# options are checked; scaling.app.bench._docs, analysis.common.rounds (imported at the top as well, for
 # DEFAULT_ROUNDS) and analysis.common are light, deferred for no gain.
 from __future__ import annotations
 
@@ -35,17 +35,17 @@ import datetime as _dt
 import sys
 
 from analysis.common.rounds import DEFAULT_ROUNDS
-from scaling.bench import kernel_providers as P
-from scaling.bench import kernel_reports as Rp
-from scaling.bench import kernel_timing as T
+from scaling.app.bench import kernel_providers as P
+from scaling.app.bench import kernel_reports as Rp
+from scaling.app.bench import kernel_timing as T
 
-EXAMPLE = "python -m scaling.bench kernels --ops rms_norm,flce --json kernels.json"
+EXAMPLE = "python -m scaling.app.bench kernels --ops rms_norm,flce --json kernels.json"
 OPS = ("rms_norm", "swiglu", "rope", "flce")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m scaling.bench kernels",
+        prog="python -m scaling.app.bench kernels",
         description="Time eager, torch.compile, our Triton kernels and Liger-Kernel per op and shape.",
         epilog=f"example:\n  {EXAMPLE}", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ops", default=",".join(OPS), help=f"comma-separated subset of {','.join(OPS)}")
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except ToolkitError as e:
-        print(f"scaling.bench kernels: error: {e}", file=sys.stderr)
+        print(f"scaling.app.bench kernels: error: {e}", file=sys.stderr)
         return 2
 
 
@@ -98,7 +98,7 @@ def _main(argv):
     if args.write_docs:
         import torch
 
-        from scaling.bench._docs import check_target
+        from scaling.app.bench._docs import check_target
 
         on_gpu = torch.cuda.is_available() and not args.dry_run and args.compile_only is None
         check_target(args.write_docs, _doc_blocks(ops), "cuda" if on_gpu else "cpu")
@@ -208,7 +208,7 @@ def _bench(args, ops, device) -> int:
         print(warning)
         checks += "\n\n**" + warning.lstrip("# ").replace("warning:", "Warning:", 1) + "**"
     if args.write_docs:
-        from scaling.bench._docs import write_blocks
+        from scaling.app.bench._docs import write_blocks
 
         head = (f"Device: {dev} · Date: {when} · torch {torch.__version__} · {dtype_name} · "
                 f"Measured copy bandwidth: {copy_bw / 1e9:.0f} GB/s")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, print_json, study_summary
-from scaling.cli.plot import add_study_options, study_from_args
+from scaling.app.cli._common import add_command, print_json, study_summary
+from scaling.app.cli.plot import add_study_options, study_from_args
 
 EXAMPLE = "scaling report runs/sweep -o report/ --bootstrap 100"
 
