@@ -57,7 +57,7 @@ DEFAULT_BOOTSTRAP = DEMO_BOOTSTRAP
 SWEEP_SUBDIR = DEMO_SWEEP_SUBDIR
 REPORT_SUBDIR = DEMO_REPORT_SUBDIR
 #: The notebooks of a source checkout (a pip install has none: they are not package data).
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 #: Statuses after which a run will not change without being resubmitted.
 _BROKEN = ("failed", "diverged")
 

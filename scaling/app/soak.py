@@ -272,7 +272,7 @@ def soak(out: Path, n_runs: int = 30, kills: int = 30, seed: int = 0, jobs: int 
     n_expected = len(STEPS) * max(1, -(-n_runs // len(STEPS)))
     cmd = sweep_command(out, n_runs, jobs)
     env = dict(os.environ, SCALING_CACHE=str(out / ".token_cache"))
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
     max_submissions = max_submissions or kills + 20
     faults: list[dict] = []
