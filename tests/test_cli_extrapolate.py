@@ -228,3 +228,18 @@ def test_a_saved_fit_carries_what_its_intervals_need(tmp_path, capsys):
     narrow = _json(capsys, ["extrapolate", str(tmp_path / "bare.json"), *ask])["models"][1]["intervals"]
     assert wide["loss_at_target_compute"][0] < narrow["loss_at_target_compute"][0]
     assert wide["tokens_to_match"][0] <= narrow["tokens_to_match"][0]
+
+
+def test_several_targets_fit_the_table_once_and_answer_as_one_target_would(points_csv, monkeypatch):
+    import analysis.extrapolation.study as S
+
+    calls = []
+    real = S.fit_checked
+    monkeypatch.setattr(S, "fit_checked", lambda *a, **k: calls.append(1) or real(*a, **k))
+    both = S.run_studies(points_csv, targets=["largest", "3e8:2e9"], law="chinchilla", curves=False)
+    assert len(calls) == 1 and len(both) == 2
+    alone = S.run_study(points_csv, target="3e8:2e9", law="chinchilla", curves=False)
+    assert [m.tokens_to_match for m in both[1].result.models] == [m.tokens_to_match for m in alone.result.models]
+    assert both[1].result.target.tokens == 2e9 and both[0].result.target.tokens == 6e9
+    names = [c.name for c in both[1].checks]
+    assert names.count(S.MEASURED_AGREEMENT) == 1  # its own target's, not the first one's as well

@@ -38,7 +38,7 @@ import numpy as np
 from ..common.errors import InputError
 from ..common.text import num, si
 from ..fitting.result import LawFit, check_interval_args, law_json
-from ..laws import D_MAX, Law, get_law, get_law as _get
+from ..laws import D_MAX, Law, get_law
 from ..laws.muennighoff import BASE_PARAMS, MUENNIGHOFF2023_DECAY
 from .answers import FLOP_CONVENTIONS, QUANTITIES, ExtrapolationResult, ModelAnswer
 from .specs import ModelSpec, Target, models_from_points, parse_models, parse_target
@@ -325,7 +325,7 @@ def with_data_limit(fit: LawFit) -> LawFit:
     if not hasattr(law, "terms"):
         raise InputError(f"law {law.name!r} has no data-constrained form", field="unique_tokens",
                          fix="use a Chinchilla-form law (chinchilla, gadre2024, hoffmann2022) or data_constrained")
-    target = _get("data_constrained")
+    target = get_law("data_constrained")
 
     def lift(p):
         return {**dict(zip(BASE_PARAMS, (float(v) for v in law.terms(p)))), **MUENNIGHOFF2023_DECAY}

@@ -27,7 +27,8 @@ from .answers import ExtrapolationResult, _times
 from .extrapolate import extrapolate, tokens_to_match
 from .specs import ModelSpec, models_from_points, named_target, parse_models
 
-__all__ = ["Study", "run_study", "run_studies", "measured_crossing", "measured_curves", "fit_run_curves", "PublishedCase", "published_case"]
+__all__ = ["Study", "run_study", "run_studies", "measured_crossing", "measured_curves", "fit_run_curves", "PublishedCase",
+           "published_case"]
 
 
 @dataclass
@@ -555,13 +556,10 @@ def run_studies(source=None, targets: Sequence = ("largest",), law="auto", **opt
     if not targets:
         raise InputError("no target given", field="--target", fix="give one or more, e.g. --target 1e9:2e10,largest")
     first = run_study(source, law=law, target=targets[0], **options)
-    studies = [first]
-    fitted_here = _law_from(law)[0] is None and first.checked is not None and source is not None
-    if fitted_here:  # the fit's own checks; each study adds its target's measured agreement
-        base = replace(first.checked, checks=[c for c in first.checked.checks if c.name != MEASURED_AGREEMENT])
-    for target in targets[1:]:
-        if fitted_here:
-            studies.append(run_study(source, law=law, target=target, checked=base, **options))
-        else:  # a published or saved law: nothing to refit
-            studies.append(run_study(source, law=law, target=target, **options))
-    return studies
+    again = {}
+    if _law_from(law)[0] is None and first.checked is not None and source is not None:
+        # the fit's own checks; each study adds its own target's measured agreement
+        again["checked"] = replace(first.checked,
+                                   checks=[c for c in first.checked.checks if c.name != MEASURED_AGREEMENT])
+    # a published or saved law has nothing to refit
+    return [first, *(run_study(source, law=law, target=t, **again, **options) for t in targets[1:])]

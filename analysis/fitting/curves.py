@@ -43,7 +43,7 @@ from ..laws.schedule import (CONVENTIONS, LUO2025, MULTIPOWER, SCHEDULE_LAWS, TI
                              annealing_areas, luo_multipower, tissue_annealing)
 from .bootstrap import parametric_refits
 from .optimize import HUBER_DELTA, huber, solve_form
-from .result import LawFit, LawFit as _LF, _read_json, bound_warnings, warnings_block
+from .result import LawFit, _read_json, bound_warnings, warnings_block
 from .uncertainty import asymptotic_ci, fit_warnings
 
 __all__ = ["CURVE_LAWS", "published_curve", "CONVENTIONS", "read_curve", "fit_curve", "CurveFit", "Schedule", "schedule_from_rows",
@@ -557,7 +557,7 @@ def _fit_saturating(name, df, warmup_steps, min_step, delta, tolerance, bootstra
                          f"{len(rows) - 3} degree(s) of freedom (parametric bootstrap)")
         if len(samples) < bootstrap:
             warn.append(f"{bootstrap - len(samples)} of {bootstrap} bootstrap refits failed and were left out")
-    return _LF(law="saturating_power", params=sol.params, ci=ci, ci_level=level, samples=samples,
+    return LawFit(law="saturating_power", params=sol.params, ci=ci, ci_level=level, samples=samples,
                stderr=sol.stderr, correl=sol.correl,
                n_points=len(rows), n_sizes=1, n_budgets=len(rows), data_range={"D": (float(D.min()), float(D.max()))},
                method=f"Huber (delta={delta:g}) on log loss, L-BFGS-B from a grid; one curve's stable phase",
