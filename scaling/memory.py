@@ -1,7 +1,7 @@
 """Peak memory per GPU of a training run, by counting what each op keeps, and the largest
 micro-batch that fits a device.
 
-The model is the one in :mod:`scaling.model` trained by :mod:`scaling.trainer`: float32
+The model is the one in :mod:`scaling.model` trained by :mod:`scaling.train.trainer`: float32
 weights, float32 gradients, AdamW's two float32 moments (Loshchilov & Hutter 2019),
 bf16 autocast or float32 activations, one of the kernel sets of :mod:`scaling.kernels`.
 Per GPU, with P parameters and M = micro_batch x seq_len tokens:

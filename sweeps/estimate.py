@@ -19,10 +19,10 @@ sources, named in each run's ``estimate_from``:
 The estimate counts training steps only: validation, checkpoints and WSD branches add to
 it (branches about their share of the tokens).
 
-:func:`plan_warnings` condenses the runs' data warnings (:func:`scaling.data.data_warnings`:
+:func:`plan_warnings` condenses the runs' data warnings (:func:`scaling.data.corpus.data_warnings`:
 a preset much larger than its name, a budget of more than one epoch) into one line each.
 """
-# Deferred imports: scaling.preflight and scaling.model (torch) are imported inside
+# Deferred imports: scaling.train.preflight and scaling.model (torch) are imported inside
 # estimate_times and probe_tokens_per_s, so that a plan without estimates (`scaling sweep
 # --dry-run --no-estimate`: duration, plan_warnings) loads no torch; analysis.common.records and
 # analysis.common.text are light, deferred for no gain.
@@ -50,7 +50,7 @@ def estimate_times(jobs: Sequence, device: str = "auto") -> str:
     import torch
 
     from analysis.common.records import RecordError, find_run_dirs, read_summary
-    from scaling import preflight
+    from scaling.train import preflight
 
     dev = preflight.resolve_device(device)
     measured: Dict[tuple, float] = {}
@@ -108,7 +108,7 @@ def probe_tokens_per_s(cfg, plan, device) -> float:
 
     import torch
 
-    from scaling import preflight
+    from scaling.train import preflight
     from scaling.model import Transformer
 
     kernels = preflight.choose_kernels(cfg.kernels, device)

@@ -23,7 +23,7 @@ job for the same run, e.g. from a sweep resubmitted while the first is still goi
 finds the lock held and leaves the run alone. The kernel drops the lock when the
 process dies, however it dies.
 """
-# Deferred imports: scaling.train (torch) is imported inside the try that trains, so that the
+# Deferred imports: scaling.train.run (torch) is imported inside the try that trains, so that the
 # processes that only plan, name or index runs (Hydra's launching process resolving
 # ${sweep_run:}, `scaling sweep --dry-run`, the index) never load torch, and a trainer that fails
 # to import is recorded as a failed run like any other error; the scaling.config, scaling.flops
@@ -160,7 +160,7 @@ def _run_locked(run_dir: Path, tc, sweep: dict, share) -> dict:
     t0 = time.perf_counter()
     requeue = _no_requeue
     try:
-        from scaling.train import train
+        from scaling.train.run import train
 
         with checkpoint_before_requeue() as requeue:
             summary = train(tc, run_dir)
@@ -193,7 +193,7 @@ def _run_other_rank(run_dir: Path, tc) -> dict:
         return _result(run_dir, "skipped", action="skip")
     tc.run_name, tc.out = run_dir.name, str(run_dir)
     try:
-        from scaling.train import train
+        from scaling.train.run import train
 
         with checkpoint_before_requeue() as requeue:
             train(tc, run_dir)

@@ -6,7 +6,7 @@ and callbacks run) and returns the sweep index. :func:`plan` expands a multirun 
 jobs without running anything: each job's training config, run directory and what a
 submission would do with it (start, resume, retry or skip), plus its size and cost.
 """
-# Deferred imports: scaling.data and scaling.shards (numpy) are imported where a plan reads the
+# Deferred imports: scaling.data.corpus and scaling.data.shards (numpy) are imported where a plan reads the
 # corpus, which keeps numpy out of `python -m sweeps` and `scaling sweep` until then; .job,
 # .naming, .index, scaling.config and scaling.flops are light, deferred for no gain, and may move
 # up.
@@ -63,7 +63,7 @@ class PlannedRun:
     train_tokens: Optional[int] = None  # the corpus's training split (an upper bound unless epochs_exact)
     epochs: Optional[float] = None      # tokens / train_tokens
     epochs_exact: bool = True
-    warnings: List[str] = field(default_factory=list)  # scaling.data.data_warnings
+    warnings: List[str] = field(default_factory=list)  # scaling.data.corpus.data_warnings
     # filled in by sweeps.estimate.estimate_times
     tokens_per_s: Optional[float] = None
     seconds: Optional[float] = None
@@ -108,7 +108,7 @@ def plan(experiment: Optional[str] = None, overrides: Sequence[str] = ()) -> Lis
     from analysis.common.errors import ToolkitError
     from scaling import config as C
 
-    from scaling.data import data_warnings
+    from scaling.data.corpus import data_warnings
 
     from .job import job_identity, launcher_threads, next_action
     from .naming import vocab_size
@@ -148,7 +148,7 @@ def _train_tokens(data, seen: dict) -> tuple:
     import json
 
     from scaling.config import to_dict
-    from scaling.data import train_tokens_estimate
+    from scaling.data.corpus import train_tokens_estimate
 
     key = json.dumps(to_dict(data), sort_keys=True)
     if key not in seen:
@@ -160,8 +160,8 @@ def _train_tokens(data, seen: dict) -> tuple:
 def _check_source(data) -> None:
     """The DataError a run would meet first for ``data.source`` (missing, or no documents in
     it); the estimate alone turns that into an unknown size."""
-    from scaling.data import list_documents
-    from scaling.shards import shard_paths
+    from scaling.data.corpus import list_documents
+    from scaling.data.shards import shard_paths
 
     if data.source == "stdlib" or shard_paths(data.source):
         return

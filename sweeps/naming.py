@@ -10,7 +10,7 @@ other execution details never enter the name.
 Everything here is torch-free: it runs in the launching process, inside Hydra's
 interpolation of ``hydra.sweep.subdir``, and in every job.
 """
-# Deferred imports: scaling.data (numpy) is imported inside vocab_size and only for a BPE run
+# Deferred imports: scaling.data.corpus (numpy) is imported inside vocab_size and only for a BPE run
 # without an explicit vocabulary, so naming other runs loads no numpy; the deferred scaling.flops
 # imports gain nothing (scaling.config, imported at the top, loads it) and may move up.
 from __future__ import annotations
@@ -95,7 +95,7 @@ def vocab_size(tc: C.TrainConfig) -> int:
     if tc.data.vocab_size:
         return int(tc.data.vocab_size)
     if tc.data.tokenizer == C.Tokenizer.bpe:
-        from scaling.data import DEFAULT_BPE_VOCAB
+        from scaling.data.corpus import DEFAULT_BPE_VOCAB
 
         return DEFAULT_BPE_VOCAB
     return C.BYTE_VOCAB

@@ -11,7 +11,7 @@ from analysis.common import records
 from scaling import config as C
 from scaling import memory as MEM
 from scaling.kernels import _utils as U
-from scaling.train import train
+from scaling.train.run import train
 from kernel_testing import assert_compiled_matches_eager
 from trainer_testing import losses, run, tiny_overrides
 

@@ -242,7 +242,7 @@ def test_train_benchmark_times_the_real_trainer_before_and_after(capsys):
     assert main(["--trainer-sizes", "nano", "--no-synthetic", "--steps", "2", "--warmup", "1", "--seq-len", "32",
                  "--batch", "2", "--rounds", "2"]) == 0
     out = capsys.readouterr().out
-    assert "# the trainer (scaling.trainer.Trainer, built-in corpus" in out and "2 rounds of before and after" in out
+    assert "# the trainer (scaling.train.trainer.Trainer, built-in corpus" in out and "2 rounds of before and after" in out
     rows = [ln.split() for ln in out.splitlines() if ln.startswith(("before ", "after "))]
     assert [r[:2] for r in rows] == [["before", "nano"], ["after", "nano"]] and rows[0][6:] == ["1.00x", "-"]
     assert all(float(r[4]) >= 0 and float(r[5]) > 0 for r in rows)  # data wait, rest of the step (ms)

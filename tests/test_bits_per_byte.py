@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from analysis.common import records
-from scaling import data as D
+from scaling.data import corpus as D
 from scaling.app.cli import main as cli_main
 from scaling.config import from_overrides
-from scaling.train import train
+from scaling.train.run import train
 from sweeps.index import build_index
 from trainer_testing import tiny_overrides
 

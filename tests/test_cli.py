@@ -24,7 +24,7 @@ def test_unknown_command_is_one_line(capsys):
 def test_a_long_cpu_run_is_announced_before_it_starts_and_show_config_estimates_it(tmp_path, monkeypatch, capsys):
     # the README's example (model=tiny tokens_per_param=20) takes 15-30 min on 2 cores; at 40
     # tokens per parameter the warning must come before any training, as one line
-    import scaling.train as T
+    import scaling.train.run as T
 
     import torch
 

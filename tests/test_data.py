@@ -7,7 +7,7 @@ import pytest
 
 from analysis.common import records
 from analysis.common.errors import ConfigError, DataError
-from scaling import data as D
+from scaling.data import corpus as D
 from scaling.config import DataConfig, Tokenizer
 
 
@@ -200,7 +200,7 @@ def test_a_run_on_shards_is_named_from_the_vocabulary_their_headers_record(tmp_p
     # resolves the Plan once and names both from it (the directory once came from a
     # separate resolve with a guessed vocabulary of 256)
     from scaling.config import default_run_name, from_overrides, resolve
-    from scaling.train import train
+    from scaling.train.run import train
 
     rng = np.random.default_rng(0)
     D.write_shard(tmp_path / "d_train.bin", rng.integers(0, 1000, 60000), 1000, "toolkit")
@@ -223,7 +223,7 @@ def test_a_run_on_shards_that_record_no_vocabulary_fails_before_touching_its_dir
     # llm.c-layout shards carry no vocabulary: without data.vocab_size the Plan cannot be
     # resolved, and train() says so, naming the field, before the run directory is created
     from scaling.config import from_overrides
-    from scaling.train import train
+    from scaling.train.run import train
 
     rng = np.random.default_rng(0)
     D.write_shard(tmp_path / "d_train.bin", rng.integers(0, 500, 8000), 500, "llm.c")

@@ -8,9 +8,9 @@ import pytest
 
 from analysis.common import records
 from analysis.common.errors import ConfigError
-from scaling import data as D
+from scaling.data import corpus as D
 from scaling.config import config_hash, from_overrides
-from scaling.train import train
+from scaling.train.run import train
 from trainer_testing import losses, start_train, tiny_overrides, wait_for_rows
 
 U = 8192                  # unique tokens: 8 steps of 1,024 tokens make one epoch

@@ -7,11 +7,11 @@ import logging
 import pytest
 
 from analysis.common.text import si
-from scaling import data as D
+from scaling.data import corpus as D
 from scaling import flops as F
 from scaling.app.cli import main as cli_main
 from scaling.config import DataConfig, Tokenizer, from_overrides, model_args
-from scaling.train import train
+from scaling.train.run import train
 from trainer_testing import tiny_overrides
 
 GPT2_VOCAB = 50257
@@ -57,7 +57,7 @@ def test_the_corpus_size_is_known_before_tokenizing(tmp_path, tokenizer):
 
 def test_the_trainer_warns_when_the_budget_repeats_the_corpus(cache, tmp_path, caplog):
     over = tiny_overrides(cache, tmp_path / "r", "data.max_bytes=40000", "tokens=40960", "log_every=8")
-    with caplog.at_level(logging.WARNING, logger="scaling.train"):
+    with caplog.at_level(logging.WARNING, logger="scaling.train.run"):
         s = train(from_overrides(over))
     n_train = s["data"]["train_tokens"]
     assert 40960 > n_train

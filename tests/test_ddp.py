@@ -9,7 +9,7 @@ import pytest
 
 from analysis.common import records
 from scaling.config import from_overrides
-from scaling.train import train
+from scaling.train.run import train
 from trainer_testing import losses, tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]

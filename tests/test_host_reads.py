@@ -14,8 +14,8 @@ import pytest
 from analysis.common import records
 from analysis.common.errors import DivergenceError
 from scaling.config import from_overrides
-from scaling.diagnostics import DIVERGED_FILE
-from scaling.train import train
+from scaling.train.diagnostics import DIVERGED_FILE
+from scaling.train.run import train
 from trainer_testing import counted_run, poison, tiny_overrides
 
 
@@ -58,7 +58,7 @@ def test_a_late_read_still_names_the_first_bad_step(cache, tmp_path, monkeypatch
     assert d["step"] == 6 and d["what"] == "loss" and d["loss"] == "nan" and d["lr"] > 0
     assert d["last_checkpoint"] is None  # step 8's checkpoint would hold the broken weights
     assert [r["step"] for r in d["recent_rows"]] == [4]
-    from scaling.data import load_corpus
+    from scaling.data.corpus import load_corpus
 
     batch = load_corpus(from_overrides(over).data).train.sample(0, 6, d["batch"]["sequences"], 64)
     assert hashlib.sha256(batch.tobytes()).hexdigest() == d["batch"]["sha256"]
@@ -68,8 +68,8 @@ def test_the_benchmarks_baseline_loop_trains_the_same_bits(cache, tmp_path):
     """Trainer(prefetch=False, read_every_step=True), the loop as it was, which
     ``scaling.app.bench train`` compares with, logs exactly the rows of the default loop."""
     from scaling import distributed as D
-    from scaling.train import isolated, resolve_run
-    from scaling.trainer import Trainer
+    from scaling.train.run import isolated, resolve_run
+    from scaling.train.trainer import Trainer
 
     got = {}
     for name, kw in (("old", {"prefetch": False, "read_every_step": True}), ("new", {})):

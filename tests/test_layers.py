@@ -120,7 +120,7 @@ def _add_import(tree: Path, module: str, line: str) -> None:
     ("analysis.common.records", "from scaling import flops", {"analysis"}, "analysis.common.records -> scaling.flops"),
     ("analysis.fitting.fit", "import sweeps.index", {"analysis"}, "analysis.fitting.fit -> sweeps.index"),
     ("scaling.flops", "import sweeps", {"core"}, "scaling.flops -> sweeps"),
-    ("scaling.trainer", "from sweeps.job import task", {"core"}, "scaling.trainer -> sweeps.job"),
+    ("scaling.train.trainer", "from sweeps.job import task", {"core"}, "scaling.train.trainer -> sweeps.job"),
     # sweeps trains through the core, so it would reach the CLI through it as well.
     # The CLI and the demo read the whole analysis, so reaching them breaks core-analysis as well.
     ("scaling.kernels.rope", "from scaling.app.cli import main", {"core", "scaling-modules", "sweeps", "core-analysis"},
@@ -148,9 +148,9 @@ def _add_import(tree: Path, module: str, line: str) -> None:
     ("scaling.model", "from analysis.laws import get_law", {"core-analysis"}, "scaling.model -> analysis.laws"),
     ("sweeps.estimate", "from analysis.data.loading import load_points", {"core-analysis"},
      "sweeps.estimate -> analysis.data.loading"),
-    ("scaling.trainer", "from analysis.common.rounds import median", {"core-analysis"}, "scaling.trainer -> analysis.common.rounds"),
+    ("scaling.train.trainer", "from analysis.common.rounds import median", {"core-analysis"}, "scaling.train.trainer -> analysis.common.rounds"),
     # the optional logging libraries: only scaling.loggers, inside its classes
-    ("scaling.trainer", "import wandb", {"loggers"}, "scaling.trainer -> wandb"),
+    ("scaling.train.trainer", "import wandb", {"loggers"}, "scaling.train.trainer -> wandb"),
     ("sweeps.job", "from tensorboard.backend import event_processing", {"loggers"}, "sweeps.job -> tensorboard"),
 ])
 def test_a_forbidden_import_breaks_its_contract(tree, module, line, broken, shown):

@@ -9,7 +9,7 @@ import pytest
 from analysis.common import records
 from analysis.common.errors import RecordError
 from scaling.config import from_overrides
-from scaling.train import train
+from scaling.train.run import train
 from trainer_testing import tiny_overrides
 
 

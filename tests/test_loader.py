@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from analysis.common.errors import DataError
-from scaling.loader import Loader
-from scaling.tokens import TokenStream
+from scaling.train.loader import Loader
+from scaling.data.tokens import TokenStream
 
 
 def _stream(dtype=np.uint16, vocab=5000):

@@ -14,7 +14,7 @@ import pytest
 from analysis.common import records
 from analysis.common.errors import ConfigError
 from scaling.config import config_hash, from_overrides
-from scaling.train import train
+from scaling.train.run import train
 from trainer_testing import counted_run, tiny_overrides
 
 #: 12 steps, a metric row every 3 and at the eval steps: a few rows, some with val_loss.
@@ -138,7 +138,7 @@ def test_a_missing_logger_package_is_one_line_naming_the_extra(cache, tmp_path, 
 
 
 def test_the_trainer_imports_neither_library():
-    code = ("import sys, scaling.train, scaling.trainer, scaling.loggers, sweeps.job; "
+    code = ("import sys, scaling.train.run, scaling.train.trainer, scaling.loggers, sweeps.job; "
             "print(sorted(m for m in ('tensorboard', 'wandb', 'torch.utils.tensorboard') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -10,7 +10,7 @@ import pytest
 
 from analysis.common import records as R
 from analysis.data.loading import load_points
-from scaling.diagnostics import DIVERGED_FILE
+from scaling.train.diagnostics import DIVERGED_FILE
 from sweeps import job as J
 from sweeps.index import INDEX_CSV, write_index
 from sweeps.launch import compose

@@ -27,8 +27,8 @@ from scaling import checkpoint as ckpt
 from scaling.app.cli import main as cli_main
 from scaling.app.cli.train import EXIT_RESUMABLE
 from scaling.config import from_overrides
-from scaling.diagnostics import DIVERGED_FILE, NONFINITE_FILE
-from scaling.train import train
+from scaling.train.diagnostics import DIVERGED_FILE, NONFINITE_FILE
+from scaling.train.run import train
 from trainer_testing import losses, poison, tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +172,7 @@ def test_divergence_stops_naming_the_step_and_saves_a_diagnostic(cache, tmp_path
     assert d["lr"] > 0 and d["on_nonfinite"] == "stop"
     assert d["last_checkpoint"].endswith("step_00000004.pt")  # where a rerun with a lower lr could start
     # the record names the batch well enough to draw it again
-    from scaling.data import load_corpus
+    from scaling.data.corpus import load_corpus
 
     cfg = from_overrides(over)
     batch = load_corpus(cfg.data).train.sample(d["batch"]["seed"], d["batch"]["step"], d["batch"]["sequences"],
@@ -358,7 +358,7 @@ def test_sequence_longer_than_the_context_is_an_input_error():
 def test_token_id_beyond_the_vocabulary_mid_shard_is_caught_at_the_batch(tmp_path):
     """The loader checks the first and last million tokens of each shard; a bad stretch in
     the middle of a large one is caught by the per-batch check, naming the step."""
-    from scaling.data import write_shard
+    from scaling.data.corpus import write_shard
 
     rng = np.random.default_rng(0)
     toks = rng.integers(0, 500, 2_500_000)

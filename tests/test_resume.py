@@ -8,7 +8,7 @@ from analysis.common import records
 from scaling import checkpoint as ckpt
 from scaling.app.cli.train import EXIT_RESUMABLE
 from scaling.config import from_overrides
-from scaling.train import train
+from scaling.train.run import train
 from trainer_testing import losses, start_train, tiny_overrides, wait_for_rows
 
 STEPS = 150

@@ -415,12 +415,12 @@ def test_resubmission_policy(status, retry_failed, retry_diverged, action):
 @pytest.fixture
 def no_training(monkeypatch):
     """Make any call to the trainer fail the test."""
-    import scaling.train
+    import scaling.train.run
 
     def boom(*a, **k):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(scaling.train, "train", boom)
+    monkeypatch.setattr(scaling.train.run, "train", boom)
 
 
 def _job_cfg(root, *extra):
@@ -472,12 +472,12 @@ def test_a_run_locked_by_a_live_process_is_left_alone(tmp_path, no_training):
 
 
 def test_an_exception_in_training_is_recorded_not_raised(tmp_path, monkeypatch):
-    import scaling.train
+    import scaling.train.run
 
     def crash(cfg, out_dir):
         raise RuntimeError("CUDA error: an illegal memory access\nwas encountered")
 
-    monkeypatch.setattr(scaling.train, "train", crash)
+    monkeypatch.setattr(scaling.train.run, "train", crash)
     cfg = _job_cfg(tmp_path)
     res = J.run_job(cfg)
     run_dir = Path(res["run_dir"])
@@ -624,7 +624,7 @@ def test_slurm_time_limit_checkpoints_before_submitit_requeues(tmp_path, monkeyp
     answered the stop request (SIGTERM) and the outcome is recorded."""
     import signal
 
-    import scaling.train
+    import scaling.train.run
 
     events = []
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
@@ -644,7 +644,7 @@ def test_slurm_time_limit_checkpoints_before_submitit_requeues(tmp_path, monkeyp
             signal.signal(signal.SIGTERM, old_term)
         return {"status": "resumable"}
 
-    monkeypatch.setattr(scaling.train, "train", fake_train)
+    monkeypatch.setattr(scaling.train.run, "train", fake_train)
     try:
         res = J.run_job(_job_cfg(tmp_path))
         assert signal.getsignal(signal.SIGUSR2) is submitit_handler  # put back

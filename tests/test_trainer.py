@@ -19,7 +19,7 @@ from scaling import checkpoint as ckpt
 from scaling.app.cli import main as cli_main
 from scaling.config import (CooldownShape, ScheduleKind, TrainConfig, from_overrides, resolve,
                             to_train_config)
-from scaling.train import train
+from scaling.train.run import train
 from trainer_testing import losses, poison, run, tiny_overrides
 
 def test_loss_falls_on_the_builtin_corpus_and_record_is_complete(cache, tmp_path):
@@ -214,7 +214,7 @@ def test_corrupt_newest_checkpoint_is_skipped(cache, tmp_path):
 
 
 def test_trains_on_pretokenized_shards(tmp_path):
-    from scaling.data import write_shard
+    from scaling.data.corpus import write_shard
 
     rng = np.random.default_rng(0)
     # a learnable stream: token t+1 follows t (mod 500), with random restarts

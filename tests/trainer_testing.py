@@ -16,9 +16,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from analysis.common import records
-from scaling import trainer as trainer_mod
+from scaling.train import trainer as trainer_mod
 from scaling.config import from_overrides, resolve
-from scaling.train import train
+from scaling.train.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -47,7 +47,7 @@ from omegaconf import OmegaConf
 from analysis.common import records as R
 from analysis.common.text import format_table
 from scaling.config import to_train_config
-from scaling.train import train
+from scaling.train.run import train
 from sweeps.index import INDEX_CSV, build_index
 from sweeps.job import LOCK_FILE, is_locked, read_attempts
 from scaling import checkpoint as ckpt

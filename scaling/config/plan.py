@@ -180,7 +180,7 @@ MAX_VOCAB = 1 << 20
 
 def check_settings(cfg: TrainConfig) -> None:
     """The checks that need neither the data nor the model: counts, the optimizer's numbers,
-    ``threads``. :func:`resolve` runs them too; :func:`scaling.train.train` runs them first,
+    ``threads``. :func:`resolve` runs them too; :func:`scaling.train.run.train` runs them first,
     before it applies ``threads`` or reads any data."""
     _check_positive(cfg)
 

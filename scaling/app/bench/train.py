@@ -1,6 +1,6 @@
 """End-to-end training throughput: ``python -m scaling.app.bench train``.
 
-Two tables. **The trainer**: :class:`scaling.trainer.Trainer` itself, on the built-in
+Two tables. **The trainer**: :class:`scaling.train.trainer.Trainer` itself, on the built-in
 corpus, for each size in one process: *before* (the batch drawn on the main thread
 as the loop once did, the loss read back every step) and *after* (the prefetching
 loader, reads only at log steps), with tokens/s, the time each step waited for its
@@ -28,7 +28,7 @@ there). On a GPU every candidate of a size stays in memory while the rounds run;
 GB" is a candidate's own weights, optimizer state and data plus the most one of its
 turns allocated on top.
 """
-# Deferred imports: the torch-loading modules (scaling.trainer, scaling.train, scaling.model,
+# Deferred imports: the torch-loading modules (scaling.train.trainer, scaling.train.run, scaling.model,
 # scaling.distributed, scaling.app.bench.nanogpt_ref) are imported where a measurement starts, so
 # importing this module loads no torch, but no command starts faster for it (_main imports torch
 # before it parses its options); scaling.config, scaling.flops, scaling.app.bench._docs,
@@ -323,7 +323,7 @@ def _trainer_rows(sizes, device, precision, seq, batch, steps, args) -> tuple[st
                          "wait_ms": 1e3 * median([r["wait_s"] for r in res]),
                          "compute_ms": 1e3 * median([r["compute_s"] for r in res]),
                          "x_before": x[label], "spread": _spread([x["after"]]) if label == "after" else None})
-    note = (f"the trainer (scaling.trainer.Trainer, built-in corpus, seq {seq}, {batch} sequences/step, "
+    note = (f"the trainer (scaling.train.trainer.Trainer, built-in corpus, seq {seq}, {batch} sequences/step, "
             f"{steps} timed steps after {args.warmup}, kernels=auto, log_every=10, {args.rounds} rounds of "
             "before and after, the order rotated each round): before = batch drawn on the main thread and the "
             "loss read back every step; after = prefetching loader, reads at log steps. tok/s, data wait (time "
@@ -355,8 +355,8 @@ def _measure_trainer(size, device, precision, seq, batch, steps, warmup, *, pref
 
     from scaling import distributed as D
     from scaling.config import from_overrides
-    from scaling.train import isolated, resolve_run
-    from scaling.trainer import Trainer
+    from scaling.train.run import isolated, resolve_run
+    from scaling.train.trainer import Trainer
 
     total = warmup + steps
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

@@ -1,6 +1,6 @@
 """``scaling train key=value ...``: one run, configured by OmegaConf dotlist overrides."""
-# Deferred imports: scaling.train and scaling.preflight (torch), sweeps.estimate (Hydra) and
-# scaling.data (numpy) are imported inside the functions that need them because `scaling --help`
+# Deferred imports: scaling.train.run and scaling.train.preflight (torch), sweeps.estimate (Hydra) and
+# scaling.data.corpus (numpy) are imported inside the functions that need them because `scaling --help`
 # imports every subcommand's module to build its parser; the deferred scaling.config,
 # scaling.flops, scaling.memory and analysis.common.text imports gain nothing (_epilog imports
 # scaling.config, which loads the others, whenever the parser is built) and may move up.
@@ -99,7 +99,7 @@ def estimate(cfg, plan, device):
 
 
 def announce_long_run(cfg):
-    """``before_training`` for :func:`scaling.train.train`: warn when a CPU run is expected
+    """``before_training`` for :func:`scaling.train.run.train`: warn when a CPU run is expected
     to train longer than :data:`LONG_CPU_RUN_SECONDS` (every check has passed by then)."""
     import warnings
 
@@ -126,7 +126,7 @@ def run(args) -> int:
     cfg = from_overrides(args.overrides)
     if args.show_config:
         return _show(cfg)
-    from scaling.train import train
+    from scaling.train.run import train
 
     summary = train(cfg, before_training=announce_long_run(cfg))
     if int(os.environ.get("RANK", "0")) != 0:
@@ -156,9 +156,9 @@ def run(args) -> int:
 def _show(cfg) -> int:
     import dataclasses
 
-    from scaling import preflight
+    from scaling.train import preflight
     from scaling.config import resolve, to_yaml
-    from scaling.data import expected_vocab
+    from scaling.data.corpus import expected_vocab
     from scaling.memory import estimate_memory, format_estimate
 
     vocab = expected_vocab(cfg.data) or cfg.arch.vocab_size or 256

@@ -1,9 +1,9 @@
 """The library entry point: ``train(cfg, out_dir) -> summary``.
 
 :func:`train` settles a run once, before any work: the device (one function,
-:func:`scaling.preflight.resolve_device`), the process group, and :func:`resolve_run`:
+:func:`scaling.train.preflight.resolve_device`), the process group, and :func:`resolve_run`:
 the :class:`~scaling.config.Plan` resolved with the data's vocabulary, and the run's
-name and directory, both from that Plan. The :class:`~scaling.trainer.Trainer` is handed
+name and directory, both from that Plan. The :class:`~scaling.train.trainer.Trainer` is handed
 them and executes the Plan.
 
 Hydra's basic launcher runs every job of a sweep in one process, so one run must leave
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from scaling import distributed as D
-from scaling import preflight
+from scaling.train import preflight
 from scaling.config import TrainConfig, check_settings, default_run_name, resolve, to_train_config
-from scaling.data import data_vocab
-from scaling.trainer import RunSpec, Trainer
+from scaling.data.corpus import data_vocab
+from scaling.train.trainer import RunSpec, Trainer
 
 
 class TrainResult(dict):
@@ -46,8 +46,8 @@ def resolve_run(cfg: TrainConfig, world: D.World, out_dir: Optional[str | os.Pat
     """The run's :class:`~scaling.config.Plan`, name and directory, settled once.
 
     The Plan is resolved with the data's vocabulary (known before any token is read:
-    :func:`scaling.data.data_vocab`), this world's size and, for ``micro_batch=auto``, the
-    memory of ``device`` (by default ``cfg.device``'s, :func:`scaling.preflight.resolve_device`).
+    :func:`scaling.data.corpus.data_vocab`), this world's size and, for ``micro_batch=auto``, the
+    memory of ``device`` (by default ``cfg.device``'s, :func:`scaling.train.preflight.resolve_device`).
     The name is ``run_name``, else the Plan's (preset and tokens); the directory is
     ``out_dir``, else ``cfg.out``, else ``runs/<name>``. A config that does not resolve
     fails here, before the run directory is touched or data is read."""

@@ -1,7 +1,7 @@
 """The training loop: exactly a token budget, a run record, checkpoints, WSD branches, DDP.
 
 :class:`Trainer` executes a validated :class:`scaling.config.Plan`, resolved once by
-:func:`scaling.train.train` and handed over in a :class:`RunSpec` with the run's name,
+:func:`scaling.train.run.train` and handed over in a :class:`RunSpec` with the run's name,
 directory and device. One optimizer step
 ``s`` (1-based) trains on the global batch drawn from ``(seed, s)``; each process takes
 its rows and splits them into micro-batches, so 1 or N processes, with or without
@@ -16,14 +16,14 @@ Only rank 0 writes the record (``analysis.common.records`` defines its format).
 This file reads top to bottom: :meth:`Trainer.run` (set-up and how a run ends),
 :meth:`Trainer.loop` and :meth:`Trainer.run_branch`, :meth:`Trainer.train_step`,
 :meth:`Trainer.evaluate`, then the set-up and the record. The helpers live beside it:
-:mod:`scaling.preflight` (checks of the run directory, disk, device and kernels before
-any work), :mod:`scaling.resume` (checkpoints and trimming the record on resume),
-:mod:`scaling.branches` (WSD cooldown branches), :mod:`scaling.signals` (SIGTERM),
-:mod:`scaling.diagnostics` (non-finite steps, bad token ids, a full disk),
-:mod:`scaling.progress` (the progress bar) and :mod:`analysis.common.schedules` (the
+:mod:`scaling.train.preflight` (checks of the run directory, disk, device and kernels before
+any work), :mod:`scaling.train.resume` (checkpoints and trimming the record on resume),
+:mod:`scaling.train.branches` (WSD cooldown branches), :mod:`scaling.train.signals` (SIGTERM),
+:mod:`scaling.train.diagnostics` (non-finite steps, bad token ids, a full disk),
+:mod:`scaling.train.progress` (the progress bar) and :mod:`analysis.common.schedules` (the
 learning-rate schedule). Each helper keeps its own
-state in a small object the trainer holds (:class:`~scaling.resume.Checkpointer`,
-:class:`~scaling.branches.Branches`, :class:`~scaling.diagnostics.NonFiniteLog`) and is
+state in a small object the trainer holds (:class:`~scaling.train.resume.Checkpointer`,
+:class:`~scaling.train.branches.Branches`, :class:`~scaling.train.diagnostics.NonFiniteLog`) and is
 handed what else it needs; what a checkpoint keeps of them goes through their
 ``state_dict()`` and ``load_state_dict()``.
 
@@ -51,32 +51,32 @@ from analysis.common.errors import DivergenceError
 from analysis.common.schedules import ScheduleKind, lr_factor
 from scaling import __version__
 from scaling import checkpoint as ckpt
-from scaling import diagnostics as diag
+from scaling.train import diagnostics as diag
 from scaling import distributed as D
 from scaling import flops as F
 from scaling import loggers
-from scaling import preflight
-from scaling.branches import Branches
+from scaling.train import preflight
+from scaling.train.branches import Branches
 from scaling.config import OnNonFinite, Plan, TrainConfig, config_hash, to_dict, to_yaml
-from scaling.data import data_warnings, load_corpus, predicted_bytes, restrict_unique
-from scaling.diagnostics import DIVERGED_FILE, NonFiniteLog
-from scaling.loader import Loader
+from scaling.data.corpus import data_warnings, load_corpus, predicted_bytes, restrict_unique
+from scaling.train.diagnostics import DIVERGED_FILE, NonFiniteLog
+from scaling.train.loader import Loader
 from scaling.model import Transformer
-from scaling.progress import Reporter
-from scaling.resume import Checkpointer
-from scaling.signals import Stop, StopRequest
+from scaling.train.progress import Reporter
+from scaling.train.resume import Checkpointer
+from scaling.train.signals import Stop, StopRequest
 
-log = logging.getLogger("scaling.train")
+log = logging.getLogger("scaling.train.run")
 
 
 @dataclass(frozen=True)
 class RunSpec:
     """What the trainer is handed, settled once before it starts
-    (:func:`scaling.train.resolve_run`): the run's Plan, its name and directory (both
+    (:func:`scaling.train.run.resolve_run`): the run's Plan, its name and directory (both
     from that Plan), and its device."""
 
     plan: Plan  # resolved with the data's vocabulary, this world's size and the device's memory
-    data_vocab: int  # that vocabulary (scaling.data.data_vocab), known before any token is read
+    data_vocab: int  # that vocabulary (scaling.data.corpus.data_vocab), known before any token is read
     run_name: str
     run_dir: Path
     device: torch.device
@@ -293,7 +293,7 @@ class Trainer:
         """One optimizer step on step's global batch; (mean loss on this rank, grad norm),
         left on the device (:meth:`read`). With ``on_nonfinite=skip`` the step must know
         before the update whether to skip it, so that mode reads both back every step;
-        with ``stop`` the :class:`~scaling.diagnostics.NonFiniteWatch` keeps them."""
+        with ``stop`` the :class:`~scaling.train.diagnostics.NonFiniteWatch` keeps them."""
         p, w = self.plan, self.world
         mine = self.loader.get(step)  # this rank's rows, ids checked, on the host
         for g in self.opt.param_groups:
@@ -422,7 +422,7 @@ class Trainer:
 
     def save_checkpoint(self, step: int) -> None:
         """A checkpoint of the state after ``step``: model, optimizer, RNGs, the helpers'
-        state and the run's counters (:meth:`scaling.resume.Checkpointer.save`)."""
+        state and the run's counters (:meth:`scaling.train.resume.Checkpointer.save`)."""
         self.checkpoints.save(step, model=self.raw, optimizer=self.opt, tokens=step * self.plan.batch_tokens,
                               wall_time=self.wall(), branches=self.branches, nonfinite=self.nonfinite,
                               last_train_loss=self.last_train_loss, metrics=self.metrics,
@@ -435,7 +435,7 @@ class Trainer:
         D.barrier(self.world)
         if not self.is_main:
             self.corpus = load_corpus(cfg.data, build=False)
-        if self.corpus.vocab_size != self.data_vocab:  # scaling.data.data_vocab must foresee the loader
+        if self.corpus.vocab_size != self.data_vocab:  # scaling.data.corpus.data_vocab must foresee the loader
             raise AssertionError(f"the data's vocabulary {self.corpus.vocab_size} != the {self.data_vocab} "
                                  "the plan was resolved with")
         self.corpus = restrict_unique(self.corpus, cfg.data, cfg.seq_len, plan.tokens, F.count_params(plan.model))

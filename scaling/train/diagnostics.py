@@ -23,7 +23,7 @@ from analysis.common import records
 from analysis.common.errors import DataError, RecordError
 from scaling import checkpoint as ckpt
 
-log = logging.getLogger("scaling.train")
+log = logging.getLogger("scaling.train.run")
 
 #: Written when a run stops on a non-finite loss or gradient: what happened, where, and
 #: what to resume from.

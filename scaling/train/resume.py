@@ -24,11 +24,11 @@ from analysis.common import records
 from analysis.common.errors import CheckpointError
 from scaling import checkpoint as ckpt
 from scaling import distributed as D
-from scaling.branches import Branches
+from scaling.train.branches import Branches
 from scaling.config import TrainConfig, config_diff, to_dict
-from scaling.diagnostics import NONFINITE_FILE, NonFiniteLog
+from scaling.train.diagnostics import NONFINITE_FILE, NonFiniteLog
 
-log = logging.getLogger("scaling.train")
+log = logging.getLogger("scaling.train.run")
 
 
 @dataclass

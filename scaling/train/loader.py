@@ -17,8 +17,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from scaling.diagnostics import check_tokens
-from scaling.tokens import TokenStream
+from scaling.train.diagnostics import check_tokens
+from scaling.data.tokens import TokenStream
 
 #: Stored dtypes torch holds as they are; any other is widened to int64 on the host.
 _TORCH_DTYPES = {np.dtype(t) for t in (np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64)}

@@ -25,7 +25,7 @@ from scaling.config import Plan, TrainConfig
 from scaling.kernels import get_ops, resolve_kernels
 from analysis.common.text import si
 
-log = logging.getLogger("scaling.train")
+log = logging.getLogger("scaling.train.run")
 
 #: Bytes per parameter in a checkpoint: fp32 weights and AdamW's two fp32 moments.
 CKPT_BYTES_PER_PARAM = 12

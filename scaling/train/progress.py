@@ -8,7 +8,7 @@ from typing import Optional
 from scaling.config import Plan, Progress
 from analysis.common.text import si
 
-log = logging.getLogger("scaling.train")
+log = logging.getLogger("scaling.train.run")
 
 
 class Reporter:

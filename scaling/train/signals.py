@@ -2,7 +2,7 @@
 
 The handler only records the signal; the trainer checks :attr:`StopRequest.asked` after
 each step (under torchrun, where the ranks must agree through a collective, only at log
-and checkpoint steps: :meth:`scaling.trainer.Trainer.stop_asked`), checkpoints, marks the
+and checkpoint steps: :meth:`scaling.train.trainer.Trainer.stop_asked`), checkpoints, marks the
 run ``resumable`` and raises :class:`Stop`. A signal that arrives while a checkpoint is being written therefore lets
 the write finish.
 """

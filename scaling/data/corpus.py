@@ -1,6 +1,6 @@
 """Training data: the built-in corpus, tokenizers and the token cache; the entry point
-:func:`load_corpus`. Token streams and batches are in :mod:`scaling.tokens`, pre-tokenized
-shards in :mod:`scaling.shards` (both re-exported here).
+:func:`load_corpus`. Token streams and batches are in :mod:`scaling.data.tokens`, pre-tokenized
+shards in :mod:`scaling.data.shards` (both re-exported here).
 
 Sources (``data.source``):
 
@@ -276,7 +276,7 @@ def _tilde(path: Path) -> str:
 def _log(msg: str) -> None:
     import logging
 
-    logging.getLogger("scaling.data").info(msg)
+    logging.getLogger("scaling.data.corpus").info(msg)
 
 
 def build_token_cache(cfg, docs: List[Document], dest: Path) -> dict:
