@@ -300,7 +300,7 @@ class ExtrapolationResult:
         notes = []
         if any(m.loss_source == "law" for m in self.models):
             notes.append("* own loss predicted by the law at the model's own tokens (not measured)")
-        notes += [f"{m.name}: {m.agreement_note(self.level)}" for m in self.models if m.agreement_note(self.level)]
+        notes += [f"{m.name}: {note}" for m in self.models if (note := m.agreement_note(self.level))]
         if any(m.breakeven_inference_tokens == 0 for m in self.models):
             notes.append("break-even 0: the model is already cheaper to train to the target's loss, "
                          "so it is the cheaper choice from the first served token")

@@ -92,7 +92,13 @@ class _Persisted:
 
     @classmethod
     def load(cls, path: str | Path):
-        d = _read_json(path)
+        return cls.from_record(_read_json(path), path)
+
+    @classmethod
+    def from_record(cls, d: dict, path: str | Path):
+        """The object a saved record ``d`` (read from ``path``) holds; keys it does not know,
+        such as a saved fit's ``intervals_from``, are left to the caller."""
+        d = dict(d)
         kind = d.pop("kind", cls.KIND)
         if kind != cls.KIND:
             raise RecordError(f"holds a {kind}, not a {cls.KIND}", field=str(path),

@@ -16,7 +16,7 @@ from ..common.errors import RecordError
 from ..common.records import atomic_write_json
 from ..data.points import n_distinct
 from ..fitting.fit import check_points, fit_law
-from ..fitting.result import LawFit
+from ..fitting.result import LawFit, _read_json
 from ..laws import get_law
 from .backtest import (TIE, BacktestResult, LawChoice, auto_candidates, backtest, backtests_by_cut, held_out_errors,
                        select_law)
@@ -212,20 +212,18 @@ def saved_fit_dict(checked: CheckedFit) -> dict:
 def load_checked(path) -> CheckedFit:
     """A fit saved by :func:`save_checked` (or :meth:`LawFit.save`), with its tied laws and
     error model when the file has them; no checks (they belong to the data it was fitted to)."""
-    import json
-    from pathlib import Path
-
-
-    fit = LawFit.load(path)
-    extra = json.loads(Path(path).read_text(encoding="utf-8")).get(SAVED_INTERVALS) or {}
+    record = _read_json(path)
+    fit = LawFit.from_record(record, path)
+    extra = record.get(SAVED_INTERVALS) or {}
     try:
         tied = {str(k): LawFit.from_dict({kk: vv for kk, vv in v.items() if kk != "kind"})
                 for k, v in (extra.get("tied_laws") or {}).items()}
         em = ErrorModel.from_dict(extra["error_model"]) if extra.get("error_model") else None
+        reason = str(extra.get("reason", ""))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise RecordError(f"its {SAVED_INTERVALS!r} section cannot be read ({e})", field=str(path),
                           fix="save the fit again with `scaling fit TABLE -o FIT.json`") from None
-    return CheckedFit(fit, tied=tied, saved_error_model=em, saved_reason=str(extra.get("reason", "")))
+    return CheckedFit(fit, tied=tied, saved_error_model=em, saved_reason=reason)
 
 
 #: The suffix naming the chosen law fitted to every size, beside a choice fitted to the largest.
