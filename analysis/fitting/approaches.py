@@ -161,7 +161,6 @@ def _curves_table(points_or_curves) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _records_curves(path: Path) -> pd.DataFrame:
-
     rows = []
     for run_dir in find_run_dirs(path):
         s = read_summary(run_dir)

@@ -383,7 +383,6 @@ class CurveFit:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def save(self, path) -> None:
-
         atomic_write_json(path, {"kind": "CurveFit", **self.to_dict()})
 
     @classmethod
@@ -506,7 +505,6 @@ def _block_bootstrap(model: _CurveModel, obs: list, p, delta: float, n: int, see
 
 
 def _fit_saturating(name, df, warmup_steps, min_step, delta, tolerance, bootstrap=0, seed=0, level=0.90) -> LawFit:
-
     rows = df[np.isfinite(df["loss"]) & (df["loss"] > 0)].copy()
     n_rows = len(rows)
     notes = []

@@ -221,7 +221,6 @@ def auto_candidates(points: pd.DataFrame | None = None) -> tuple[str, ...]:
 
 
 def _prepare(points) -> pd.DataFrame:
-
     df = points if isinstance(points, pd.DataFrame) and "params" in points.columns else load_points(points)
     df = with_flops(df)
     return df.reset_index(drop=True)
