@@ -12,6 +12,8 @@ from scaling.app.cli import main
 #: the records of the demo's first design (nano, micro, tiny, mini; its largest model undertrained):
 #: nano's run contradicts the law's answer for target micro, a case these tests need
 RUNS = Path(__file__).resolve().parent / "data" / "first_demo_runs"
+#: these tests' numbers come from the law fitted to every run of that design, its short ones too
+EVERY_RUN = ["--min-tpp", "0"]
 NANO, MICRO = "model=nano,tokens=8M-cad7172b", "model=micro,tokens=4M-ec125fd4"
 #: the first line carrying an answer or fitted number in each command's text output
 FIRST_NUMBER = re.compile(r"^\s*(param\s+value|Law: |model\s+tokens|\[\[[a-z_0-9]+\]\] )")
@@ -35,7 +37,7 @@ def _above_first_number(out: str, needle: str) -> None:
 def test_a_measured_run_that_contradicts_the_answer_is_a_fail_with_its_numbers(capsys):
     # Law: nano reaches micro's loss (1.374) after 6.66M tokens; nano's own run measured 1.415
     # at 8M tokens, 3.0% above, against a measurement noise of 1%.
-    code = main(["extrapolate", str(RUNS), "--models", "nano,micro", "--no-curves", "--strict"])
+    code = main(["extrapolate", str(RUNS), "--models", "nano,micro", "--no-curves", "--strict", *EVERY_RUN])
     out = capsys.readouterr().out
     assert code == 1
     line = next(ln for ln in out.splitlines() if "[FAIL] measured runs agree with the answers" in ln)
@@ -43,7 +45,7 @@ def test_a_measured_run_that_contradicts_the_answer_is_a_fail_with_its_numbers(c
                      r"at 8M tokens measured 1\.415, 3\.0% above \(noise 1%\)", line), line
     _above_first_number(out, "[FAIL] measured runs agree")
     # the same run set without the contradiction (target mini) passes the check
-    assert main(["extrapolate", str(RUNS), "--no-curves", "--strict", "--json"]) == 0
+    assert main(["extrapolate", str(RUNS), "--no-curves", "--strict", "--json", *EVERY_RUN]) == 0
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert checks["measured runs agree with the answers"]["status"] == "ok"
 
@@ -125,7 +127,7 @@ def test_extrapolate_puts_each_models_measured_crossing_beside_the_laws_answer(c
 
     from analysis.data.loading import load_points
 
-    assert main(["extrapolate", str(RUNS), "--no-curves", "--json"]) == 0
+    assert main(["extrapolate", str(RUNS), "--no-curves", "--json", *EVERY_RUN]) == 0
     out = json.loads(capsys.readouterr().out)
     target = out["target"]["loss_measured"]
     pts = load_points(str(RUNS))
@@ -144,7 +146,7 @@ def test_extrapolate_puts_each_models_measured_crossing_beside_the_laws_answer(c
         assert me["tokens"] == pytest.approx(math.exp(math.log(t0) + f * math.log(t1 / t0)))
         lo, hi = m["intervals"]["tokens_to_match"]
         assert me["inside"] == (lo <= me["tokens"] <= hi)
-    assert main(["extrapolate", str(RUNS), "--no-curves"]) == 0
+    assert main(["extrapolate", str(RUNS), "--no-curves", *EVERY_RUN]) == 0
     text = capsys.readouterr().out
     assert "Measured: where each model's own runs cross the target's loss 1.602 (measured)" in text
     assert re.search(r"nano \(123k\): 2\.21M tokens; law 2\.29M \[[^]]+\]; inside the law's interval", text)

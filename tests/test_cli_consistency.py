@@ -52,7 +52,9 @@ def test_plot_json_lists_the_files_and_the_fit(points, capsys, tmp_path):
     assert got["written"] == [str(tmp_path / f"study-{k}.png") for k in ("curves", "isoflop", "residuals", "frontier")]
     assert all(Path(p).stat().st_size > 0 for p in got["written"])
     ref = json.loads(_out(capsys, ["fit", points, *CHINCHILLA, "--quiet", "--json"]))
-    assert got["law"]["form"] == "chinchilla" and got["n_points"] == ref["n_points"] == 12
+    # the table's 12 points; the fit sets aside the 3 under 20 tokens per parameter
+    assert got["law"]["form"] == "chinchilla" and got["n_points"] == 12 and ref["n_points"] == 9
+    assert ref["short_runs"] == {"min_tokens_per_param": 20.0, "set_aside": 3, "note": ref["short_runs"]["note"]}
     for k, v in ref["law"]["params"].items():  # the figures come from the same fit as `scaling fit`
         assert got["law"]["params"][k] == pytest.approx(v, rel=1e-10), k
     assert got["target"]["params"] == 3e7 and got["target"]["tokens"] == 1e9  # the largest model and budget

@@ -282,7 +282,8 @@ def test_on_bad_rows_omit_skips_the_truncated_run_with_a_warning(truncated, tmp_
     ref = capsys.readouterr()
     assert ref.err == ""
     want = json.loads(ref.out)
-    assert got["n_points"] == want["n_points"] == 11
+    assert got["n_points"] == want["n_points"] and got["short_runs"] == want["short_runs"]
+    assert got["n_points"] + got["short_runs"]["set_aside"] == 11
     for k, v in want["law"]["params"].items():  # the same fit as on the sweep without that run
         assert got["law"]["params"][k] == pytest.approx(v, rel=1e-10), k
 

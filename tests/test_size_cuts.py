@@ -75,7 +75,8 @@ def test_the_backtest_at_a_cut_refits_each_split_on_its_largest_sizes():
 
 def test_auto_cuts_the_small_sizes_that_bend_away_and_its_intervals_still_cover_every_size():
     df = ladder(0, bend=0.08)
-    checked = fit_checked(df, sizes="auto", progress=False)  # the earlier rule, behind --sizes auto
+    # the earlier rule, behind --sizes auto, on every run (min_tpp=0: the cut is what is tested here)
+    checked = fit_checked(df, sizes="auto", progress=False, min_tpp=0)
     choice = checked.choice
     assert choice.keep < 1.0
     assert choice.score < choice.cut_scores[1.0] * (1 - CUT_GAIN)
@@ -98,12 +99,12 @@ def test_auto_cuts_the_small_sizes_that_bend_away_and_its_intervals_still_cover_
 
 def test_a_named_law_fits_every_size_unless_asked_and_then_says_so():
     df = ladder(0, bend=0.08)
-    assert fit_checked(df, "chinchilla", progress=False).fit.n_points == len(df)
-    half = fit_checked(df, "chinchilla", sizes=0.5, run_backtest=True, progress=False)
+    assert fit_checked(df, "chinchilla", progress=False, min_tpp=0).fit.n_points == len(df)
+    half = fit_checked(df, "chinchilla", sizes=0.5, run_backtest=True, progress=False, min_tpp=0)
     assert half.fit.n_points == 20 and half.backtest.keep == 0.5 and not half.tied
     assert "(--sizes asked for it; --sizes all fits every size)" in half.sizes_note
     # --sizes auto with a named law: the backtest chooses the cut for that law alone
-    chosen = fit_checked(df, "chinchilla", sizes="auto", progress=False)
+    chosen = fit_checked(df, "chinchilla", sizes="auto", progress=False, min_tpp=0)
     assert chosen.fit.law == "chinchilla" and chosen.keep < 1.0
 
 
@@ -124,7 +125,8 @@ def test_the_cli_sizes_option(tmp_path):
     path = tmp_path / "points.csv"
     ladder(0, bend=0.08).to_csv(path, index=False)
     run = [sys.executable, "-m", "scaling", "fit", str(path)]
-    ok = subprocess.run(run + ["--law", "chinchilla", "--sizes", "1/2"], capture_output=True, text=True)
+    ok = subprocess.run(run + ["--law", "chinchilla", "--sizes", "1/2", "--min-tpp", "0"], capture_output=True,
+                        text=True)
     assert ok.returncode == 0, ok.stderr
     assert "sizes: fitted to the largest 4 of 8 sizes (N >= 278M), 20 of 40 points" in ok.stdout
     bad = subprocess.run(run + ["--sizes", "3"], capture_output=True, text=True)

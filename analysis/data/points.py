@@ -9,7 +9,7 @@ import pandas as pd
 from ..common.errors import TableError
 
 __all__ = ["lower_envelope", "frontier_points", "n_distinct", "log_key", "repeat_groups", "check_repeats",
-           "REPEAT_RTOL", "with_flops"]
+           "REPEAT_RTOL", "with_flops", "set_aside_short", "short_threshold"]
 
 #: Points whose N and D agree to this relative tolerance are repeats of one measurement.
 REPEAT_RTOL = 1e-6
@@ -24,6 +24,31 @@ def with_flops(df: pd.DataFrame) -> pd.DataFrame:
     if df["flops"].isna().any():
         return df.assign(flops=df["flops"].astype(float).where(df["flops"].notna(), six_nd))
     return df
+
+
+def short_threshold(points: pd.DataFrame, min_tokens_per_param: float) -> float:
+    """The tokens per parameter under which a run is set aside: ``min_tokens_per_param``,
+    lowered to the longest run of the largest size when that is shorter, so that the size
+    nearest the question always stays in the fit."""
+    if not min_tokens_per_param or "tokens" not in points.columns or not len(points):
+        return 0.0
+    keys = log_key(points["params"])
+    top = keys == keys.max()
+    longest = float((points["tokens"].astype(float) / points["params"].astype(float))[top].max())
+    return float(min(min_tokens_per_param, longest))
+
+
+def set_aside_short(points: pd.DataFrame, min_tokens_per_param: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept, set aside): the rows trained on fewer tokens per parameter than
+    :func:`short_threshold` are set aside (a smaller size all of whose runs are that short
+    leaves with them). A table without a tokens column, or a threshold of 0, keeps every row."""
+    df = points.reset_index(drop=True)
+    threshold = short_threshold(df, min_tokens_per_param)
+    if not threshold:
+        return df, df.iloc[:0]
+    tpp = (df["tokens"].astype(float) / df["params"].astype(float)).to_numpy()
+    keep = tpp >= threshold * (1 - 1e-9)
+    return df[keep].reset_index(drop=True), df[~keep].reset_index(drop=True)
 
 
 def lower_envelope(df: pd.DataFrame) -> pd.DataFrame:

@@ -437,7 +437,7 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
               n_jobs: int | None = None, level: float = 0.90, flops: str = "6nd", curves: bool = True,
               columns=None, policy: str = "raise", resample: str = "auto", allow_repeats: bool = False,
               backtest: bool = False, unique_tokens: float | None = None, sizes=None, checked=None,
-              progress=None) -> Study:
+              progress=None, min_tpp: float | None = None) -> Study:
     """Load points, fit (or take) a law, and answer the compute-matched questions.
 
     ``source``: a sweep/run directory, a CSV/Parquet table or a DataFrame (see
@@ -451,6 +451,8 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     ``unique_tokens``: answer under a limit of U unique tokens (:func:`analysis.extrapolation.extrapolate.extrapolate`).
     ``sizes``: which sizes the law is fitted to (:func:`analysis.selection.checked.fit_checked`: ``auto``
     with ``law="auto"``, else every size; or a fraction of the largest).
+    ``min_tpp``: runs under this many tokens per parameter are not fitted (None: the policy's
+    value; 0: every run; :func:`analysis.selection.checked.fit_checked`).
     ``progress``: the bootstrap's progress on stderr (None: a bar on a terminal, log lines
     otherwise; False: nothing, as ``--quiet`` asks).
     ``checked``: a :class:`analysis.selection.checked.CheckedFit` of these same points, used as it is
@@ -461,6 +463,9 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
     if ready is not None and sizes is not None:
         raise InputError(f"--sizes chooses the sizes a law is fitted to, and {ready.name} is already fitted",
                          field="--sizes", fix="drop --sizes, or give a law to fit such as auto or chinchilla")
+    if ready is not None and min_tpp is not None:
+        raise InputError(f"--min-tpp chooses the runs a law is fitted to, and {ready.name} is already fitted",
+                         field="--min-tpp", fix="drop --min-tpp, or give a law to fit such as auto or chinchilla")
     points, notes = None, []
     if source is not None:
 
@@ -488,7 +493,7 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
         if to_fit != AUTO:
             get_law(to_fit).check_joint()
         checked = fit_checked(points, to_fit, run_backtest=backtest, allow_repeats=allow_repeats, sizes=sizes,
-                              bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, resample=resample,
+                              min_tpp=min_tpp, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, resample=resample,
                               progress=progress)
         fit = checked.fit
     else:

@@ -26,12 +26,13 @@ import pandas as pd
 from ..common.errors import InputError, ToolkitError
 from ..common.text import si
 from ..data.loading import load_points
-from ..data.points import lower_envelope
+from ..data.points import lower_envelope, set_aside_short
 from ..data.published import published_law
 from ..fitting.allocation import compute_optimal
 from ..fitting.approaches import approach1, approach2
 from ..fitting.fit import fit_law
 from ..fitting.result import AllocationFit, LawFit
+from ..selection.policy import POLICY, determinable
 
 __all__ = ["compute_frontier", "METHODS", "fit_methods", "allocation_table", "parameter_table"]
 
@@ -87,7 +88,7 @@ METHODS = {
 
 def fit_methods(source, points=None, bootstrap: int = 200, seed: int = 0, n_jobs: int | None = None,
                 level: float = 0.90, resample: str = "auto", methods: Sequence[str] = tuple(METHODS),
-                progress=None) -> dict:
+                progress=None, min_tpp: float | None = None) -> dict:
     """Fit every method in ``methods`` (keys of :data:`METHODS`) to one sweep.
 
     ``source`` is a sweep directory (Approach 1 then uses each run's logged validation
@@ -95,8 +96,11 @@ def fit_methods(source, points=None, bootstrap: int = 200, seed: int = 0, n_jobs
     Returns method -> :class:`LawFit` / :class:`AllocationFit`, or -> the one-line reason
     (a string) when the method cannot be fitted to this design, e.g. Approach 2 on a
     sweep without IsoFLOP profiles. ``resample`` is passed to the parametric fits
-    (:func:`analysis.fitting.fit.fit_law`). Bad input in general (an unreadable source, unknown
-    method) still raises.
+    (:func:`analysis.fitting.fit.fit_law`). The laws of N and D (approach3, kaplan) are
+    fitted to the runs of ``min_tpp`` tokens per parameter or more, as every fit of the
+    toolkit is (None: the policy's threshold; 0: every run); Approaches 1 and 2 read whole
+    curves and IsoFLOP profiles and take every run. Bad input in general (an unreadable
+    source, unknown method) still raises.
     """
 
     unknown = [m for m in methods if m not in METHODS]
@@ -106,11 +110,14 @@ def fit_methods(source, points=None, bootstrap: int = 200, seed: int = 0, n_jobs
     if points is None:
         points = load_points(source)
     opts = dict(bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, resample=resample, progress=progress)
+    long_runs, _ = set_aside_short(points, POLICY.min_tokens_per_param.value if min_tpp is None else min_tpp)
+    if not determinable(long_runs, "chinchilla"):  # as fit_checked does: too few long runs, every run
+        long_runs = points
     runs = {
         "approach1": lambda: approach1(source, bootstrap=bootstrap, seed=seed, level=level),
         "approach2": lambda: approach2(points, bootstrap=bootstrap, seed=seed, level=level),
-        "approach3": lambda: fit_law(points, "chinchilla", **opts),
-        "kaplan": lambda: fit_law(points, "kaplan_nd", **opts),
+        "approach3": lambda: fit_law(long_runs, "chinchilla", **opts),
+        "kaplan": lambda: fit_law(long_runs, "kaplan_nd", **opts),
         "kaplan_c": lambda: fit_law(points, "kaplan_c", **opts),
     }
     out: dict = {}

@@ -74,6 +74,15 @@ def _law_sizes(points, result, fit) -> dict[float, float]:
     return out
 
 
+def _fitted_tpp(fit, n: float) -> tuple[float, float] | None:
+    """The tokens per parameter the fit saw at size ``n`` (None: no record of it)."""
+    by_size = (fit.meta.get("tokens_per_param_by_size") or {}) if fit is not None and not fit.is_published else {}
+    for k, v in by_size.items():
+        if abs(float(k) / n - 1) < 1e-5:
+            return float(v[0]), float(v[1])
+    return None
+
+
 def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Mapping | None = None,
                 bands: bool = True, n_grid: int = 120):
     """Loss against training tokens per model size, on log axes.
@@ -139,13 +148,30 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
             kind = "unfitted-points:" if unfitted else "points:"
             first = not gids(fig, kind)
             sub = own.sort_values("tokens")
+            seen = _fitted_tpp(fit, law_n.get(n, n)) if not unfitted else None
+            if seen is not None and fit is not None and fit.meta.get("tokens_per_param_by_size"):
+                # runs shorter than those fitted at this size were set aside (too few tokens per parameter)
+                short = (sub["tokens"] / law_n.get(n, n)) < seen[0] * (1 - 1e-6)
+                if short.any():
+                    first_short = not gids(fig, "short-points:")
+                    ax.plot(sub["tokens"][short], sub["loss"][short], "o", color=c, ms=4.5, mec=c, mew=0.9, ls="none",
+                            mfc="white", label="set aside: too few tokens per parameter" if first_short else None,
+                            gid=f"short-points:N={si(n)}")
+                    sub = sub[~short]
             what = ("points left out of the fit (below the size cut)" if unfitted
                     else "fitted points (final and cooldown-branch losses)")
-            ax.plot(sub["tokens"], sub["loss"], "o", color=c, ms=4.5, mec="k", mew=0.4, ls="none",
-                    mfc="white" if unfitted else c, label=what if first else None, gid=f"{kind}N={si(n)}")
+            if len(sub):
+                ax.plot(sub["tokens"], sub["loss"], "o", color=c, ms=4.5, mec="k", mew=0.4, ls="none",
+                        mfc="white" if unfitted else c, label=what if first else None, gid=f"{kind}N={si(n)}")
         if fit is None:
             continue
-        if own is not None and len(own):
+        seen = _fitted_tpp(fit, law_n.get(n, n)) if own is not None and len(own) and not unfitted else None
+        if seen is not None:
+            # where the fit saw this size: its short runs, set aside, are not on the law
+            lo_d, edge = min(seen[0] * law_n.get(n, n), float(own["tokens"].max())), float(own["tokens"].max())
+            if lo_d >= edge * (1 - 1e-9):
+                lo_d = edge  # one fitted budget (the float product may miss it by an ulp)
+        elif own is not None and len(own):
             lo_d, edge = float(own["tokens"].min()), float(own["tokens"].max())
         elif fitted_d is not None:
             lo_d, edge = float(fitted_d[0]), float(fitted_d[1])

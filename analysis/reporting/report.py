@@ -127,6 +127,8 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
             md += ["Notes on the data:", ""] + [f"- {n}" for n in study.notes] + [""]
     if checked is not None and checked.choice is not None:
         md += ["## Law choice", "", checked.choice.reason, ""]
+    if checked is not None and checked.short_runs.get("note"):
+        md += [checked.short_runs["note"][0].upper() + checked.short_runs["note"][1:] + ".", ""]
     if checked is not None and checked.backtest is not None and checked.backtest.rows:
         md += ["### Backtest", "", "Each candidate law refitted without the largest runs and scored on them "
                "(relative error of the predicted loss).", "", checked.backtest.markdown(), ""]

@@ -12,16 +12,16 @@ import pandas as pd
 
 import numpy as np
 
-from ..common.errors import RecordError
+from ..common.errors import InputError, RecordError
 from ..common.records import atomic_write_json
-from ..data.points import n_distinct
-from ..fitting.fit import check_points, fit_law
+from ..data.points import n_distinct, set_aside_short, short_threshold
+from ..fitting.fit import check_points, check_table, fit_law
 from ..fitting.result import LawFit, _read_json
 from ..laws import get_law
 from .backtest import (TIE, BacktestResult, LawChoice, auto_candidates, backtest, backtests_by_cut, held_out_errors,
                        select_law)
 from .checks import Check, self_checks
-from .policy import POLICY, ErrorModel, distance_backtest
+from .policy import POLICY, ErrorModel, determinable, distance_backtest
 from .size_cuts import AUTO_SIZES, describe_cut, largest_sizes
 
 __all__ = ["CheckedFit", "fit_checked", "checks_block", "checks_json", "AUTO", "prediction_distance",
@@ -44,6 +44,9 @@ class CheckedFit:
     #: the fraction of the largest sizes fitted (:mod:`analysis.selection.size_cuts`) and what that left out
     keep: float = 1.0
     sizes_note: str = ""
+    #: runs shorter than the policy's tokens per parameter, set aside before fitting
+    #: (:meth:`analysis.selection.policy.LawPolicy` ``min_tokens_per_param``), and what was said of them
+    short_runs: dict = field(default_factory=dict)
     #: a saved fit's error model and how its law was chosen (:func:`load_checked`): the
     #: choice itself, with its backtest, is not saved
     saved_error_model: object = None
@@ -58,6 +61,8 @@ class CheckedFit:
         lines = [self.choice.reason] if self.choice is not None else []
         if self.saved_reason:
             lines.append(f"saved fit: {self.saved_reason}")
+        if self.short_runs.get("note"):
+            lines.append(self.short_runs["note"])
         if self.sizes_note:
             lines.append(self.sizes_note)
         if self.tied:
@@ -172,6 +177,8 @@ class CheckedFit:
         out = {"choice": self.choice.to_dict() if self.choice else None,
                "backtest": self.backtest.to_dict() if self.backtest else None,
                "checks": checks_json(self.checks)}
+        if self.short_runs:
+            out["short_runs"] = dict(self.short_runs)
         if self.keep < 1.0:
             out["sizes"] = {"keep": self.keep, "note": self.sizes_note}
         if self.tied:
@@ -283,7 +290,8 @@ def checks_json(checks: Sequence[Check]) -> list[dict]:
 
 
 def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str] | None = None,
-                run_backtest: bool = False, allow_repeats: bool = False, sizes=None, **fit_options) -> CheckedFit:
+                run_backtest: bool = False, allow_repeats: bool = False, sizes=None, min_tpp: float | None = None,
+                **fit_options) -> CheckedFit:
     """Fit ``law`` (or, with ``auto``, the law :data:`analysis.selection.policy.POLICY` chooses by its
     backtest at distance) to ``points`` and run :func:`analysis.selection.checks.self_checks` on the result.
 
@@ -295,7 +303,14 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
     chooses whether to fit the largest sizes only, :mod:`analysis.selection.size_cuts`, and may stack
     laws), or the fraction of the largest sizes to fit. ``fit_options`` go to
     :func:`analysis.fitting.fit.fit_law` (bootstrap, seed, n_jobs, level, resample, progress).
+    ``min_tpp``: runs under this many tokens per parameter are set aside before anything is
+    fitted (a size with no longer run keeps its longest); None takes the policy's value
+    (``POLICY.min_tokens_per_param``), 0 fits every run. Laws without tokens ignore it.
     """
+    whole = points
+    # the table as given is refused or not before any run is set aside (its repeats, its values)
+    check_table(whole, allow_repeats)
+    points, short = _set_aside_short(points, law, candidates, min_tpp)
 
 
     auto = str(law).lower() == AUTO  # the sentinel, not a law
@@ -351,4 +366,53 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
         # one (fewer sizes, more variance), so the intervals cover it too
         tied[all_sizes_name(law)] = fit_law(points, law, allow_repeats=allow_repeats, **quiet, progress=False)
     return CheckedFit(fit, choice, bt if (run_backtest or choice is not None) else None,
-                      self_checks(fit, points, fitted=fitted), tied, keep=keep, sizes_note=note)
+                      self_checks(fit, whole, fitted=fitted), tied, keep=keep, sizes_note=note, short_runs=short)
+
+
+def _set_aside_short(points: pd.DataFrame, law: str, candidates, min_tpp) -> tuple[pd.DataFrame, dict]:
+    """``points`` without the runs too short to be on the law (:func:`set_aside_short` at the
+    policy's threshold, or ``min_tpp``), and the record of what was set aside."""
+    if min_tpp is None:
+        min_tpp = POLICY.min_tokens_per_param.value
+    try:
+        min_tpp = float(min_tpp)
+    except (TypeError, ValueError):
+        min_tpp = float("nan")
+    if not (min_tpp >= 0 and np.isfinite(min_tpp)):
+        raise InputError(f"min_tpp={min_tpp!r} is not a number of tokens per parameter", field="--min-tpp",
+                         fix="give 0 (fit every run) or a positive number such as 20")
+    names = (candidates or auto_candidates(points)) if str(law).lower() == AUTO else (law,)
+    try:
+        uses_tokens = any("D" in get_law(n).inputs for n in names)
+    except Exception:  # an unknown law name: fit_law says so in its own words
+        uses_tokens = True
+    if not uses_tokens or "tokens" not in points.columns or min_tpp == 0:
+        return points, ({"min_tokens_per_param": min_tpp, "set_aside": 0, "note": ""} if uses_tokens else {})
+    kept, aside = set_aside_short(points, min_tpp)
+    used = short_threshold(points, min_tpp)
+    record = {"min_tokens_per_param": used, "set_aside": int(len(aside)), "note": ""}
+    lowered = (f"; the threshold is {min_tpp:g}, lowered to the largest size's longest run so that the size "
+               f"nearest the question stays" if used < min_tpp else "")
+    if len(aside) and not any(_determines(kept, n) for n in names):
+        record.update(set_aside=0, note=(
+            f"short runs: only {len(kept)} of {len(points)} points ({n_distinct(kept['params']) if len(kept) else 0} "
+            f"sizes) were trained on {used:.3g} tokens per parameter or more, too few to determine "
+            f"{' or '.join(names)}: every run is fitted, the short ones too (they sit above a law of N and D)"))
+        return points, record
+    if len(aside):
+        low = aside["tokens"] / aside["params"]
+        gone = n_distinct(points["params"]) - n_distinct(kept["params"])
+        record["note"] = (f"short runs: {len(aside)} of {len(points)} points trained on fewer than {used:.3g} tokens "
+                          f"per parameter ({low.min():.3g} to {low.max():.3g}) are set aside"
+                          + (f", and with them {gone} size(s) with no longer run" if gone else "")
+                          + f": runs that short sit above a law of N and D (warmup and the high-learning-rate phase "
+                            f"dominate them){lowered}; --min-tpp 0 fits them")
+        return kept, record
+    return points, record
+
+
+def _determines(points: pd.DataFrame, name: str) -> bool:
+    try:
+        return determinable(points, name)
+    except Exception:  # a name fit_law will refuse in its own words
+        return True

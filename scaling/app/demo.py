@@ -215,6 +215,8 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
                       resample=resample)
     if study.checked is not None and study.checked.choice is not None:
         echo(f"    {study.checked.choice.reason}")
+    if study.checked is not None and study.checked.short_runs.get("note"):
+        echo(f"    {study.checked.short_runs['note']}")
     checks = study.checks
     # failed and warned checks stand above every number (the full list follows the answers)
     problems = [c for c in checks if c.status != "ok"]

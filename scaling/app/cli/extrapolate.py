@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.app.cli._common import (add_command, add_sizes_option, add_table_options, check_bootstrap, check_jobs,
+from scaling.app.cli._common import (add_command, add_min_tpp_option, add_sizes_option, add_table_options,
+                                 check_bootstrap, check_jobs,
                                  print_json, sizes_from_args)
 
 EXAMPLE = ("scaling extrapolate --published llama\n"
@@ -54,6 +55,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="answer under a limit of U unique tokens, repeated for as many epochs as needed "
                         "(Muennighoff et al. 2023's data-constrained law)")
     add_sizes_option(p)
+    add_min_tpp_option(p)
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
     add_table_options(p)
     p.add_argument("--quiet", action="store_true",
@@ -113,7 +115,7 @@ def run(args) -> int:
     studies = run_studies(source, targets=targets, law=law, models=args.models, bootstrap=args.bootstrap,
                           seed=args.seed, n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
                           columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
-                          unique_tokens=args.unique_tokens, sizes=sizes_from_args(args),
+                          unique_tokens=args.unique_tokens, sizes=sizes_from_args(args), min_tpp=args.min_tpp,
                           progress=False if args.quiet else None)
     if args.json:
         objs = [_study_json(s) for s in studies]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.app.cli._common import (add_command, add_sizes_option, add_table_options, check_bootstrap, check_jobs,
+from scaling.app.cli._common import (add_command, add_min_tpp_option, add_sizes_option, add_table_options,
+                                 check_bootstrap, check_jobs,
                                  print_json, sizes_from_args)
 
 
@@ -82,6 +83,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="also print the backtest table: each candidate law fitted to the smaller sizes and "
                         "scored on every larger one")
     add_sizes_option(p)
+    add_min_tpp_option(p)
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a self-check fails")
     p.add_argument("--resample", choices=("auto", "runs", "points"), default="auto",
                    help="what the bootstrap draws: auto (default), whole runs, or single points")
@@ -193,7 +195,7 @@ def run(args) -> int:
     kw = dict(bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.jobs, level=args.level, progress=progress,
               resample=args.resample)
     checked = fit_checked(points, law, run_backtest=args.backtest, allow_repeats=args.allow_repeats,
-                          sizes=sizes_from_args(args), **kw)
+                          sizes=sizes_from_args(args), min_tpp=args.min_tpp, **kw)
     fit = checked.fit
     kw["allow_repeats"] = args.allow_repeats
     extra = None

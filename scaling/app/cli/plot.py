@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scaling.app.cli._common import (add_command, add_sizes_option, add_table_options, check_bootstrap, check_jobs,
+from scaling.app.cli._common import (add_command, add_min_tpp_option, add_sizes_option, add_table_options,
+                                 check_bootstrap, check_jobs,
                                    print_json, sizes_from_args, study_summary)
 
 EXAMPLE = ("scaling plot runs/sweep -o curves.png\n"
@@ -22,6 +23,7 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
                    help="law to fit (auto [default: the lowest backtest error], chinchilla, gadre2024, kaplan_nd), "
                         "a published law (hoffmann2022, besiroglu2024) or a saved fit (.json)")
     add_sizes_option(p)
+    add_min_tpp_option(p)
     p.add_argument("--target", default="largest",
                    help="largest (default), a loss such as 2.05, or PARAMS:TOKENS such as 1e9:2e10")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap refits for bands (default 0)")
@@ -41,7 +43,7 @@ def study_from_args(args):
     return run_study(args.path, law=args.law, target=args.target, bootstrap=args.bootstrap, seed=args.seed,
                      n_jobs=args.jobs, level=args.level, flops=args.flops, curves=args.curves,
                      columns=args.columns, policy=args.policy, allow_repeats=args.allow_repeats,
-                     backtest=getattr(args, "backtest", False), sizes=sizes_from_args(args))
+                     backtest=getattr(args, "backtest", False), sizes=sizes_from_args(args), min_tpp=args.min_tpp)
 
 
 #: The figures of ``scaling report`` (analysis.reporting.report.REPORT_KINDS; written out here so that
