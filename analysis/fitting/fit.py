@@ -268,13 +268,6 @@ def check_points(points, law: str = "chinchilla", allow_repeats: bool = False) -
     check_repeats(points, allow_repeats)
 
 
-def check_table(points, allow_repeats: bool = False) -> None:
-    """The refusals that concern the table whatever is fitted to it: bad values and
-    repeated points (each named with its fix)."""
-    _check_finite(points)
-    check_repeats(points, allow_repeats)
-
-
 def _check_fitted(law: str, params: dict, df: pd.DataFrame, n_col: str) -> None:
     """Refuse an optimum that is no law at all: non-finite parameters, or predictions that
     overflow or underflow to zero at the data. It happens to the pure power laws of Kaplan et al. 2020 when the

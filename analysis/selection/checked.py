@@ -15,7 +15,7 @@ import numpy as np
 from ..common.errors import InputError, RecordError
 from ..common.records import atomic_write_json
 from ..data.points import n_distinct, set_aside_short, short_threshold
-from ..fitting.fit import check_points, check_table, fit_law
+from ..fitting.fit import check_points, fit_law
 from ..fitting.result import LawFit, _read_json
 from ..laws import get_law
 from .backtest import (TIE, BacktestResult, LawChoice, auto_candidates, backtest, backtests_by_cut, held_out_errors,
@@ -308,8 +308,10 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
     (``POLICY.min_tokens_per_param``), 0 fits every run. Laws without tokens ignore it.
     """
     whole = points
-    # the table as given is refused or not before any run is set aside (its repeats, its values)
-    check_table(whole, allow_repeats)
+    # the table as given is refused or not before any run is set aside (its values, its design, its repeats)
+    first = min(candidates or auto_candidates(points), key=lambda n: len(get_law(n).params)) \
+        if str(law).lower() == AUTO else law
+    check_points(whole, first, allow_repeats)
     points, short = _set_aside_short(points, law, candidates, min_tpp)
 
 

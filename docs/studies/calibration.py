@@ -73,7 +73,10 @@ def calibrate_table(name: str, points: pd.DataFrame, bootstrap: int = 50, seed: 
     out = []
     for sp in chosen:
         train, test = df[~sp.test].reset_index(drop=True), df[sp.test].reset_index(drop=True)
-        checked = fit_checked(train, AUTO, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, progress=False)
+        # the earlier rule this section measures (--sizes auto: law, combination and size cut),
+        # fitted to every run of the split as it was when these tables were made (min_tpp=0)
+        checked = fit_checked(train, AUTO, sizes="auto", min_tpp=0, bootstrap=bootstrap, seed=seed, n_jobs=n_jobs,
+                              progress=False)
         fit, law, inner_max = checked.fit, checked.choice.label, checked.backtest_error
         tied = list(checked.tied)
         D = test["tokens"].to_numpy(float)
