@@ -405,7 +405,7 @@ def _set_aside_short(points: pd.DataFrame, law: str, candidates, min_tpp) -> tup
         low = aside["tokens"] / aside["params"]
         gone = n_distinct(points["params"]) - n_distinct(kept["params"])
         record["note"] = (f"short runs: {len(aside)} of {len(points)} points trained on fewer than {used:.3g} tokens "
-                          f"per parameter ({low.min():.3g} to {low.max():.3g}) are set aside"
+                          f"per parameter ({_span(low)}) are set aside"
                           + (f", and with them {gone} size(s) with no longer run" if gone else "")
                           + f": runs that short sit above a law of N and D (warmup and the high-learning-rate phase "
                             f"dominate them){lowered}; --min-tpp 0 fits them")
@@ -418,3 +418,8 @@ def _determines(points: pd.DataFrame, name: str) -> bool:
         return determinable(points, name)
     except Exception:  # a name fit_law will refuse in its own words
         return True
+
+
+def _span(values) -> str:
+    lo, hi = f"{float(values.min()):.3g}", f"{float(values.max()):.3g}"
+    return lo if lo == hi else f"{lo} to {hi}"

@@ -6,9 +6,10 @@ fitted will do. So the evidence is judged at that distance:
 
 0. **Runs the law describes.** Runs under :attr:`LawPolicy.min_tokens_per_param` tokens per
    parameter are set aside before anything is fitted (the threshold comes down to the largest
-   size's longest run when that is shorter, so that size stays): a short run spends much of its steps in warmup and at a high learning rate,
-   sits above a law of N and D, and bends its data term, so that the law says small models
-   catch up on fewer tokens than they need.
+   size's longest run when that is shorter: short is judged against what this ladder's
+   largest model got, and that size stays in the fit): a short run spends much of its
+   steps in warmup and at a high learning rate, sits above a law of N and D, and bends its
+   data term, so that the law says small models catch up on fewer tokens than they need.
 1. **Distance backtest.** For every size s_j of the table, each candidate law is fitted
    to the sizes up to s_j and predicts every larger size; each held-out point keeps its
    distance d = N / s_j. The farthest splits are the ones that look like the question.
