@@ -3,7 +3,7 @@
 # --help` imports every subcommand's module to build its parser.
 from __future__ import annotations
 
-from scaling.app.cli._common import add_command, check_bootstrap, print_json
+from scaling.app.cli._common import add_command, add_min_tpp_option, check_bootstrap, print_json
 
 EXAMPLE = "scaling validate gadre2024:rpj --allow-repeats --bootstrap 200"
 
@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--allow-repeats", action="store_true",
                    help="rows sharing N and D are separate seeds: keep them")
+    add_min_tpp_option(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -36,7 +37,7 @@ def run(args) -> int:
     points = load_points(args.path)
     result = backtest_tokens_to_match(points, max_tpp=args.max_tpp, target_tpp=args.target_tpp, law=args.law,
                                       bootstrap=args.bootstrap, level=args.level, seed=args.seed,
-                                      allow_repeats=args.allow_repeats)
+                                      allow_repeats=args.allow_repeats, min_tpp=args.min_tpp)
     if args.json:
         print_json(result.to_dict())
     else:
