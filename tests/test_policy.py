@@ -161,3 +161,35 @@ def test_seeded_ladders_10x_beyond_the_largest_size_are_covered_without_covering
     out = study.synthetic_coverage(seeds=6)
     assert out["inside"] >= 5, out
     assert out["wider_than_needed"] < 4.5, out
+
+
+def test_auto_does_not_choose_a_law_whose_constraint_the_data_reject():
+    # Porian et al. 2024, one configuration, its sizes up to an eighth of the largest (as the
+    # leave-one-source-out study asks): gadre2024 wins the backtest, but Chinchilla's free fit
+    # puts alpha and beta far apart; auto takes chinchilla, which predicts the larger sizes better.
+    import math
+
+    from analysis.fitting.fit import fit_law
+    from analysis.selection.policy import bt_scores
+
+    df = D.load("porian2024:rw/base/long/kaplan/standard/val")
+    top = df["params"].max() / 8
+    train = df[df["params"] <= top * 1.0001].reset_index(drop=True)
+    test = df[(df["params"] > top * 1.0001) & (df["tokens"] >= 5 * df["params"])].reset_index(drop=True)
+    checked = fit_checked(train)
+    scores = bt_scores(checked.backtest, ["chinchilla", "gadre2024"])
+    assert scores["gadre2024"] < scores["chinchilla"]  # the backtest alone would take gadre2024
+    assert checked.fit.law == "chinchilla"
+    assert "not chosen: gadre2024 (the data reject its alpha = beta" in checked.choice.reason
+    # by hand: the Wald statistic of alpha = beta in Chinchilla's fit to the runs auto fits
+    kept = train[train["tokens"] >= 20 * train["params"]]
+    assert checked.fit.n_points == len(kept)
+    free = fit_law(kept, "chinchilla", progress=False)
+    sa, sb, r = free.stderr["alpha"], free.stderr["beta"], free.correl["alpha"]["beta"]
+    assert abs(free.params["alpha"] - free.params["beta"]) / math.sqrt(sa * sa + sb * sb - 2 * r * sa * sb) > 3
+
+    def held_out(law):
+        pred = fit_law(kept, law, progress=False, uncertainty=False).predict_table(test)
+        return float(np.mean(np.abs(np.asarray(pred) / test["loss"].to_numpy() - 1)))
+
+    assert held_out("chinchilla") < held_out("gadre2024")

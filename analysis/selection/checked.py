@@ -97,8 +97,10 @@ class CheckedFit:
             return (f"intervals: prediction intervals widened to cover each law of the combination on its own "
                     f"({names}): the backtest weighs them, it does not rule either out")
         if self.error_model is not None:
-            return (f"intervals: prediction intervals widened to cover {names} (the same backtest error as "
-                    f"{self.fit.law}'s: these points cannot tell the laws apart)")
+            margin = POLICY.tie.value
+            same = (f"the same backtest error as {self.fit.law}'s" if margin == 0 else
+                    f"a backtest error within a factor {1 + margin:g} of {self.fit.law}'s")
+            return f"intervals: prediction intervals widened to cover {names} ({same}: these points cannot tell the laws apart)"
         return (f"intervals: prediction intervals widened to cover {names} (backtest error within "
                 f"{100 * TIE:g}% of {self.fit.law}'s: these points cannot tell the laws apart)")
 

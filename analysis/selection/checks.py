@@ -231,6 +231,19 @@ def _flops_derived(points: pd.DataFrame) -> bool:
     return "flops computed as" in notes or "point" in points.columns
 
 
+def constraint_z(free: LawFit, law) -> float | None:
+    """The Wald statistic of ``law``'s equality constraint (``law.equal``, e.g. Gadre et al.'s
+    alpha = beta) in ``free``, a fit of its parent law: the difference over its standard
+    error, correlations included; None without finite standard errors."""
+    a, b = law.equal
+    sa, sb = free.stderr.get(a), free.stderr.get(b)
+    if sa is None or sb is None or not (math.isfinite(sa) and math.isfinite(sb)):
+        return None
+    r = (free.correl.get(a) or {}).get(b, 0.0)
+    se = math.sqrt(max(sa * sa + sb * sb - 2 * r * sa * sb, 1e-300))
+    return float((free.params[a] - free.params[b]) / se)
+
+
 def misspecification_checks(fit, points) -> list[Check]:
     """For a law that constrains a more general one (Gadre et al.'s shared exponent inside
     Chinchilla's law), fit the general one and test the constraint with a Wald statistic on
@@ -245,13 +258,10 @@ def misspecification_checks(fit, points) -> list[Check]:
         return [Check(f"{law.name} constraint vs {law.parent}", "warn", f"the free law could not be fitted: {e}")]
     a, b = law.equal
     va, vb = free.params[a], free.params[b]
-    sa, sb = free.stderr.get(a), free.stderr.get(b)
-    r = (free.correl.get(a) or {}).get(b, 0.0)
     name = f"{law.name}'s {a} = {b} against {law.parent}"
-    if sa is None or sb is None or not (math.isfinite(sa) and math.isfinite(sb)):
+    z = constraint_z(free, law)
+    if z is None:
         return [Check(name, "warn", f"{law.parent} gives {a} = {num(va)}, {b} = {num(vb)} without standard errors")]
-    se = math.sqrt(max(sa * sa + sb * sb - 2 * r * sa * sb, 1e-300))
-    z = (va - vb) / se
     detail = (f"{law.parent} fits {a} = {num(va)} and {b} = {num(vb)}, {abs(z):.1f} standard errors apart; "
               f"objective {num(free.objective)} vs {num(fit.objective)}")
     if abs(z) > REJECT_Z:

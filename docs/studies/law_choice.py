@@ -40,7 +40,8 @@ from analysis.data import datasets as D
 from analysis.data.points import set_aside_short
 from analysis.selection.backtest import auto_candidates
 from analysis.fitting.fit import fit_law
-from analysis.selection.policy import POLICY, ErrorModel, at_bound, bt_scores, distance_backtest, pick_law, robust_scale
+from analysis.selection.policy import (POLICY, ErrorModel, at_bound, bt_scores, distance_backtest, pick_law,
+                                       rejected_constraint, robust_scale)
 from analysis.laws import get_law
 
 TIES = (0.0, 0.1, 0.25, 0.5, 1.0)
@@ -79,6 +80,7 @@ class Case:
     determinable: tuple
     residuals: dict        # law -> relative residuals of its full fit
     pinned: dict           # law -> its fit to the training points ends on no bound
+    rejected: dict         # law -> why the data reject its constraint ("" if they do not)
 
     @property
     def observed(self):
@@ -99,14 +101,15 @@ def prepare(train, test, name, source) -> Case:
         residuals[law] = np.asarray(f.predict_table(train), dtype=float) / train["loss"].to_numpy(float) - 1
     floored = tuple(n for n in POLICY.candidates(train) if n in preds)
     pinned = {n: at_bound(train, n, {"allow_repeats": True}) == [] for n in floored}
-    return Case(source, name, train, test, preds, bt_scores(bt, floored), floored, residuals, pinned)
+    rejected = {n: rejected_constraint(train, n, floored, {"allow_repeats": True}) for n in floored}
+    return Case(source, name, train, test, preds, bt_scores(bt, floored), floored, residuals, pinned, rejected)
 
 
 def choose(case: Case, tie: float) -> tuple[str, list[str]]:
     """What analysis.selection.policy.LawPolicy.choose picks for this case with tie margin ``tie``."""
     if not case.scores:
         return min(case.determinable, key=lambda n: len(get_law(n).params)), []
-    return pick_law(case.scores, case.pinned, tie)
+    return pick_law(case.scores, case.pinned, tie, case.rejected)
 
 
 def own_scale(case: Case, law: str) -> float | None:
