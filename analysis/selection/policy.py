@@ -24,8 +24,8 @@ fitted will do. So the evidence is judged at that distance:
 3. **Ties go to fewer exponents.** Laws whose backtest error is within :attr:`LawPolicy.tie`
    of the best are not told apart by the data; the one with the fewest parameters is
    taken (the shared exponent of Gadre et al. 2024 before Chinchilla's two), and the
-   others widen the interval. Measured out of sample, no margin above 0 helped, so only
-   exact ties apply.
+   others widen the interval. Chosen out of sample, the margin is 1: a law with more
+   exponents is taken only when its backtest error is under half the simpler law's.
 4. **Points that cannot determine a law fall back to one they can.** Five points cannot
    fit Chinchilla's five parameters; they can fit gadre2024's four. A law whose fit to
    the whole table ends on a bound of its box (a collinear design, a floor at 0) is set
