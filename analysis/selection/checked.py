@@ -306,7 +306,7 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
     laws), or the fraction of the largest sizes to fit. ``fit_options`` go to
     :func:`analysis.fitting.fit.fit_law` (bootstrap, seed, n_jobs, level, resample, progress).
     ``min_tpp``: runs under this many tokens per parameter are set aside before anything is
-    fitted (a size with no longer run keeps its longest); None takes the policy's value
+    fitted (down to the largest size's longest run when that is shorter); None takes the policy's value
     (``POLICY.min_tokens_per_param``), 0 fits every run. Laws without tokens ignore it.
     """
     whole = points

@@ -51,8 +51,8 @@ def add_min_tpp_option(p: argparse.ArgumentParser) -> None:
     """``--min-tpp``: runs shorter than this many tokens per parameter are not fitted."""
     p.add_argument("--min-tpp", type=float, default=None, metavar="M",
                    help="set aside runs trained on fewer than M tokens per parameter before fitting (default: the "
-                        "policy's 20, chosen leaving one public source out, docs/analysis.md; a size with no longer "
-                        "run keeps its longest); 0 fits every run")
+                        "policy's 20, chosen leaving one public source out, docs/analysis.md; it comes down to the "
+                        "largest size's longest run when that is shorter); 0 fits every run")
 
 
 def sizes_from_args(args):
