@@ -26,13 +26,13 @@ import pandas as pd
 from ..common.errors import InputError, ToolkitError
 from ..common.text import si
 from ..data.loading import load_points
-from ..data.points import lower_envelope, set_aside_short
+from ..data.points import lower_envelope
 from ..data.published import published_law
 from ..fitting.allocation import compute_optimal
 from ..fitting.approaches import approach1, approach2
 from ..fitting.fit import fit_law
 from ..fitting.result import AllocationFit, LawFit
-from ..selection.policy import POLICY, determinable
+from ..selection.checked import set_aside_short_runs
 
 __all__ = ["compute_frontier", "METHODS", "fit_methods", "allocation_table", "parameter_table"]
 
@@ -110,9 +110,7 @@ def fit_methods(source, points=None, bootstrap: int = 200, seed: int = 0, n_jobs
     if points is None:
         points = load_points(source)
     opts = dict(bootstrap=bootstrap, seed=seed, n_jobs=n_jobs, level=level, resample=resample, progress=progress)
-    long_runs, _ = set_aside_short(points, POLICY.min_tokens_per_param.value if min_tpp is None else min_tpp)
-    if not determinable(long_runs, "chinchilla"):  # as fit_checked does: too few long runs, every run
-        long_runs = points
+    long_runs, _ = set_aside_short_runs(points, "chinchilla", min_tpp=min_tpp)  # as fit_checked does
     runs = {
         "approach1": lambda: approach1(source, bootstrap=bootstrap, seed=seed, level=level),
         "approach2": lambda: approach2(points, bootstrap=bootstrap, seed=seed, level=level),

@@ -24,7 +24,7 @@ from .checks import Check, self_checks
 from .policy import POLICY, ErrorModel, determinable, distance_backtest
 from .size_cuts import AUTO_SIZES, describe_cut, largest_sizes
 
-__all__ = ["CheckedFit", "fit_checked", "checks_block", "checks_json", "AUTO", "prediction_distance",
+__all__ = ["CheckedFit", "fit_checked", "set_aside_short_runs", "checks_block", "checks_json", "AUTO", "prediction_distance",
            "save_checked", "saved_fit_dict", "load_checked"]
 
 AUTO = "auto"
@@ -314,7 +314,7 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
     first = min(candidates or auto_candidates(points), key=lambda n: len(get_law(n).params)) \
         if str(law).lower() == AUTO else law
     check_points(whole, first, allow_repeats)
-    points, short = _set_aside_short(points, law, candidates, min_tpp)
+    points, short = set_aside_short_runs(points, law, candidates, min_tpp)
 
 
     auto = str(law).lower() == AUTO  # the sentinel, not a law
@@ -373,9 +373,11 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
                       self_checks(fit, whole, fitted=fitted), tied, keep=keep, sizes_note=note, short_runs=short)
 
 
-def _set_aside_short(points: pd.DataFrame, law: str, candidates, min_tpp) -> tuple[pd.DataFrame, dict]:
-    """``points`` without the runs too short to be on the law (:func:`set_aside_short` at the
-    policy's threshold, or ``min_tpp``), and the record of what was set aside."""
+def set_aside_short_runs(points: pd.DataFrame, law: str, candidates=None,
+                         min_tpp=None) -> tuple[pd.DataFrame, dict]:
+    """``points`` without the runs too short to be on ``law`` (or on ``auto``'s candidates):
+    :func:`set_aside_short` at the policy's threshold, or ``min_tpp``, unless the runs left
+    cannot determine the law; and the record of what was set aside (``CheckedFit.short_runs``)."""
     if min_tpp is None:
         min_tpp = POLICY.min_tokens_per_param.value
     try:
