@@ -135,6 +135,8 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
         c = colors[n]
         own = points[points["params"] == n] if has_points else None
         unfitted = own is not None and len(own) and fitted_n is not None and law_n.get(n, n) < fitted_n[0] * (1 - 1e-6)
+        # the tokens per parameter the fit saw at this size (its shorter runs were set aside)
+        seen = _fitted_tpp(fit, law_n.get(n, n)) if own is not None and len(own) and not unfitted else None
         if own is not None and len(own) and n not in curve_sizes:
             sub = own.sort_values("tokens")
             what = "measured, not fitted" if unfitted else "measured"
@@ -148,8 +150,7 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
             kind = "unfitted-points:" if unfitted else "points:"
             first = not gids(fig, kind)
             sub = own.sort_values("tokens")
-            seen = _fitted_tpp(fit, law_n.get(n, n)) if not unfitted else None
-            if seen is not None and fit is not None and fit.meta.get("tokens_per_param_by_size"):
+            if seen is not None:
                 # runs shorter than those fitted at this size were set aside (too few tokens per parameter)
                 short = (sub["tokens"] / law_n.get(n, n)) < seen[0] * (1 - 1e-6)
                 if short.any():
@@ -165,7 +166,6 @@ def plot_curves(points=None, fit: LawFit | None = None, result=None, curves: Map
                         mfc="white" if unfitted else c, label=what if first else None, gid=f"{kind}N={si(n)}")
         if fit is None:
             continue
-        seen = _fitted_tpp(fit, law_n.get(n, n)) if own is not None and len(own) and not unfitted else None
         if seen is not None:
             # where the fit saw this size: its short runs, set aside, are not on the law
             lo_d, edge = min(seen[0] * law_n.get(n, n), float(own["tokens"].max())), float(own["tokens"].max())
