@@ -9,7 +9,8 @@ import pytest
 from analysis.data import datasets as D
 from analysis.selection.checked import fit_checked
 from analysis.laws import chinchilla
-from analysis.selection.policy import POLICY, ErrorModel, distance_backtest, has_floor
+from analysis.selection.backtest import BacktestRow
+from analysis.selection.policy import POLICY, ErrorModel, distance_backtest, error_growth, has_floor
 from scaling.app.cli import main
 
 
@@ -51,7 +52,11 @@ def test_auto_takes_a_law_with_a_floor_and_predicts_gadres_7b():
     s = 1.482602218505602 * np.median(np.abs(rel)) * np.sqrt(len(pts) / (len(pts) - 4))
     ln_n, ln_t = np.log(pts["params"]), np.log(pts["tokens"] / pts["params"])
     z2 = ((np.log(N) - ln_n.mean()) / ln_n.std(ddof=0)) ** 2 + ((np.log(Dt / N) - ln_t.mean()) / ln_t.std(ddof=0)) ** 2
-    w = 1.6448536269514722 * s * np.sqrt(1 + POLICY.leverage.value * z2)
+    # c is this table's own: measured on the chosen law's distance-backtest splits
+    c = error_growth(checked.choice.backtest.rows_of(checked.fit.law, ok=True), s)
+    assert c is not None and checked.error_model.leverage == pytest.approx(c)
+    assert "own backtest" in checked.error_model.leverage_source
+    w = 1.6448536269514722 * s * np.sqrt(1 + c * z2)
     np.testing.assert_allclose([lo, hi], [pred * (1 - w), pred * (1 + w)], rtol=1e-9)
     # the 7B lies 3.4 standard deviations of ln N beyond the centre, so its interval is wider than the 1B's
     assert checked.distance_half_width(N, D=Dt) > checked.distance_half_width(1.44e9, D=2.88e10) > 1.645 * s
@@ -67,6 +72,41 @@ def test_distance_backtest_fits_smaller_sizes_and_scores_each_larger_one():
         np.testing.assert_allclose(r.distances, df["params"][df["params"] > top] / top)
         rel = np.array(r.pred) / np.array(r.observed) - 1
         assert r.mean_rel_error == pytest.approx(np.mean(np.abs(rel)))
+
+
+def _rows_with_growth(c_true: float, scale: float, seed: int, splits: int = 4, per_split: int = 30):
+    """Backtest rows whose held-out errors are drawn with sd = scale sqrt(1 + c_true z^2)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for j in range(splits):
+        z2 = rng.uniform(0.5, 12.0, per_split)
+        e = rng.normal(0.0, scale * np.sqrt(1 + c_true * z2))
+        observed = np.full(per_split, 3.0)
+        rows.append(BacktestRow("gadre2024", f"s{j}", "", 10, 3, per_split, pred=list(observed * (1 + e)),
+                                observed=list(observed), z2=list(z2)))
+    return rows
+
+
+def test_error_growth_recovers_the_growth_its_errors_were_drawn_with():
+    # Ground truth: errors with sd = s sqrt(1 + c z^2). The median-matching estimate recovers c
+    # within its sampling error (120 errors: about +-35%), and orders different growths.
+    for c_true in (0.5, 2.0, 8.0):
+        est = [error_growth(_rows_with_growth(c_true, 0.004, seed), 0.004) for seed in range(5)]
+        assert np.median(est) == pytest.approx(c_true, rel=0.35), (c_true, est)
+    assert (error_growth(_rows_with_growth(0.5, 0.004, 0), 0.004)
+            < error_growth(_rows_with_growth(2.0, 0.004, 0), 0.004)
+            < error_growth(_rows_with_growth(8.0, 0.004, 0), 0.004))
+    # errors no larger than the scatter: no growth; nothing scored: no measurement
+    assert error_growth(_rows_with_growth(0.0, 0.002, 1), 0.004) == 0.0
+    assert error_growth([], 0.004) is None
+    # each split counts once: one split of 300 tiny errors does not outvote three of 10
+    # (pooled point by point, as one split, the 300 would set c to 0)
+    big = _rows_with_growth(4.0, 0.004, 2, splits=3, per_split=10)
+    small = _rows_with_growth(0.0, 0.0004, 3, splits=1, per_split=300)
+    pooled = BacktestRow("gadre2024", "all", "", 10, 3, 330, observed=sum((r.observed for r in big + small), []),
+                         pred=sum((r.pred for r in big + small), []), z2=sum((r.z2 for r in big + small), []))
+    assert error_growth([pooled], 0.004) == 0.0
+    assert error_growth(big + small, 0.004) > 0.3
 
 
 def test_error_model_takes_its_scale_from_the_residuals_or_from_the_prior():
@@ -145,10 +185,11 @@ def test_checked_fit_measures_tokens_distance_at_the_nearest_fitted_size():
 def test_seeded_ladders_10x_beyond_the_largest_size_are_covered_without_covering_by_width():
     # Six sizes 20M-1.2B from a known Chinchilla law with 0.4% noise; auto predicts 12B at
     # 20 tokens per parameter. The truth must lie inside the 90% interval in at least 5 of 6
-    # seeds, and the interval must not be more than 4.5x the 90th-percentile error it needs
-    # (the leverage c = 4 was chosen on public ladders, whose errors grow with distance
-    # faster than a known law's do: here the intervals are 3 to 3.7x as wide as needed, said in
-    # docs/analysis.md).
+    # seeds, and the interval must not be more than 3.5x the 90th-percentile error it needs
+    # (each ladder's c is measured on its own backtest splits, whose fits of two or three
+    # sizes err more than the fit of six does: here the intervals are 2.5x (20 seeds) to 3x
+    # (these 6) as wide as needed, said in docs/analysis.md; with one c = 4 for every table
+    # they were 3.3x to 3.7x).
     import importlib.util
     import sys
     from pathlib import Path
@@ -160,7 +201,7 @@ def test_seeded_ladders_10x_beyond_the_largest_size_are_covered_without_covering
     spec.loader.exec_module(study)
     out = study.synthetic_coverage(seeds=6)
     assert out["inside"] >= 5, out
-    assert out["wider_than_needed"] < 4.5, out
+    assert out["wider_than_needed"] < 3.5, out
 
 
 def test_auto_does_not_choose_a_law_whose_constraint_the_data_reject():

@@ -129,9 +129,12 @@ class BacktestRow:
     pred: list | None = field(default=None, repr=False)
     #: each held-out point's N over the largest fitted N (distance backtests, :mod:`analysis.selection.policy`)
     distances: list | None = field(default=None, repr=False)
+    #: each held-out point's squared standardised distance from this split's fitted design
+    #: (:meth:`analysis.selection.policy.ErrorModel.z2`): what the error growth is measured against
+    z2: list | None = field(default=None, repr=False)
 
     def public(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k not in ("observed", "pred", "distances")}
+        out = {k: v for k, v in asdict(self).items() if k not in ("observed", "pred", "distances", "z2")}
         if self.distances:
             out["distance_range"] = [min(self.distances), max(self.distances)]
         return out

@@ -77,8 +77,8 @@ class CheckedFit:
         em = self.error_model
         if em is not None:
             parts.append(f"a new run's scatter about the law ({100 * em.scale:.2g}%, {em.scale_source}) times "
-                         f"sqrt(1 + {em.leverage:g} z^2), z the distance from the centre of the fitted sizes and "
-                         f"tokens per parameter in standard deviations")
+                         f"sqrt(1 + c z^2), z the distance from the centre of the fitted sizes and tokens per "
+                         f"parameter in standard deviations, c = {em.leverage:.3g} ({em.leverage_source or 'prior'})")
             return "covers " + ", ".join(parts)
         if self.backtest_error:
             parts.append(f"the held-out error of the backtest ({100 * self.backtest_error:.2g}%)")
@@ -360,7 +360,7 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
                 f"{left} smaller sizes are left out ({why}; --sizes all fits every size)")
     fit = fit_law(fitted, law, allow_repeats=allow_repeats, **fit_options)
     if choice is not None and choice.policy is not None:
-        choice.error_model = POLICY.error_model(fit, fitted, choice.reach)
+        choice.error_model = POLICY.error_model(fit, fitted, choice.reach, choice.backtest)
     # Laws the backtest cannot separate from the choice: their spread is part of the
     # prediction's uncertainty, which one law's bootstrap does not see.
     tied = {other: fit_law(fitted, other, allow_repeats=allow_repeats, **quiet, progress=False, uncertainty=False)

@@ -30,13 +30,17 @@ fitted will do. So the evidence is judged at that distance:
    fit Chinchilla's five parameters; they can fit gadre2024's four. A law whose fit to
    the whole table ends on a bound of its box (a collinear design, a floor at 0) is set
    aside for a candidate whose fit does not.
-5. **Error is the fit's scatter, growing with distance from the fitted design.** A new
-   run's relative error has sd = s sqrt(1 + c z^2), as a regression's prediction interval
-   does: s is the fit's robust relative scatter (1.48 x the median absolute residual,
-   corrected for the parameters fitted), z^2 the squared distance of (ln N, ln D/N) from the
-   centre of the fitted points in units of their standard deviations, and c the
-   :attr:`LawPolicy.leverage`. A fit with too few residual degrees of freedom to measure its
-   scatter takes :attr:`LawPolicy.scale_prior`. An answer beyond every backtest split says so.
+5. **Error is the fit's scatter, growing with distance as fast as this table's errors did.**
+   A new run's relative error has sd = s sqrt(1 + c z^2), as a regression's prediction
+   interval does: s is the fit's robust relative scatter (1.48 x the median absolute
+   residual, corrected for the parameters fitted), z^2 the squared distance of (ln N, ln D/N)
+   from the centre of the fitted points in units of their standard deviations. c is measured
+   on the table's own distance backtest (:func:`error_growth`): the c at which the splits'
+   held-out errors, in units of s and each against its split's own design, have the median
+   absolute value of a normal error. A table whose backtest scores no split takes the
+   :attr:`LawPolicy.leverage` prior; a fit with too few residual degrees of freedom to
+   measure its scatter takes :attr:`LawPolicy.scale_prior`. An answer beyond every backtest
+   split says so.
 """
 from __future__ import annotations
 
@@ -78,12 +82,16 @@ class LawPolicy:
                      "leave-one-source-out over Porian et al. 2024, Muennighoff et al. 2023 and Gadre et al. 2024 "
                      "(python docs/studies/law_choice.py), from 0, 0.1, 0.25, 0.5, 1: 1 with Gadre or Muennighoff "
                      "held out, 0 with Porian held out, 1 on all three")
-    leverage: Knob = Knob(4.0, "the 90% interval's sd is the fit's scatter times sqrt(1 + c z^2), z the question's "
-                               "distance from the centre of the fitted design in standard deviations; c = 4 is the "
-                               "smallest value at which the interval holds 90% of every other source's questions",
-                          "leave-one-source-out over Porian et al. 2024, Muennighoff et al. 2023 and Gadre et al. "
-                          "2024 (python docs/studies/law_choice.py), from 0.25, 0.5, 1, 2, 4, 8: 4 with Gadre or "
-                          "Porian held out, 2 with Muennighoff held out, 4 on all three")
+    leverage: Knob = Knob(2.2, "the 90% interval's sd is the fit's scatter times sqrt(1 + c z^2), z the question's "
+                               "distance from the centre of the fitted design in standard deviations; c is measured "
+                               "on the table's own distance backtest (error_growth: the c at which its held-out "
+                               "errors, in units of the fit's scatter, have a normal median); this value is the "
+                               "prior for a table whose backtest scores no split: the median of the development "
+                               "tables' own c",
+                          "the median over the 19 development tables whose backtest scores a split (Porian et al. "
+                          "2024's 15, Muennighoff et al. 2023, Gadre et al. 2024's three below-1B tables), "
+                          "their short runs set aside; 1.2 to 2.6 with any one source left out (python "
+                          "docs/studies/law_choice.py)")
     scale_prior: Knob = Knob(0.0039, "the relative scatter of a fit with fewer than min_dof residual degrees of "
                                      "freedom: the median scatter of the public development tables' own fits",
                              "the median over the 19 development tables that measure their own scatter (Porian et "
@@ -124,7 +132,8 @@ class LawPolicy:
             fallback = min(every, key=lambda n: len(get_law(n).params))
             return LawChoice(fallback, f"auto: {fallback} (no candidate law can be determined by these "
                                        f"{len(points)} points)", None, fallback=True)
-        bt = distance_backtest(points, names, max_splits=self.max_splits, **fit_options)
+        bt = distance_backtest(points, names, max_splits=self.max_splits, spread_floor=self.spread_floor,
+                                **fit_options)
         scores = bt_scores(bt, names)
         fewest = min(names, key=lambda n: (len(get_law(n).params), names.index(n)))
         if not scores:
@@ -160,15 +169,26 @@ class LawPolicy:
         choice.reach = bt.farthest(choice.law)
         return choice
 
-    def error_model(self, fit, points: pd.DataFrame, reach: float = 1.0) -> ErrorModel:
-        """The :class:`ErrorModel` of ``fit`` (fitted to ``points``) under this policy."""
+    def error_model(self, fit, points: pd.DataFrame, reach: float = 1.0,
+                    backtest: BacktestResult | None = None) -> ErrorModel:
+        """The :class:`ErrorModel` of ``fit`` (fitted to ``points``) under this policy: its
+        leverage c measured on ``backtest``'s splits of the fitted law (:func:`error_growth`),
+        the :attr:`leverage` prior where none was scored."""
         rel = np.asarray(fit.predict_table(points), dtype=float) / points["loss"].to_numpy(float) - 1.0
         law = fit.law_obj
-        uses_tokens = "tokens" in points.columns and "D" in (law.inputs or ())
-        return ErrorModel.from_residuals(
+        em = ErrorModel.from_residuals(
             rel, len(law.params), points["params"].to_numpy(float),
-            points["tokens"].to_numpy(float) if uses_tokens else None, prior=self.scale_prior.value,
-            leverage=self.leverage.value, spread_floor=self.spread_floor, min_dof=self.min_dof, reach=reach)
+            points["tokens"].to_numpy(float) if uses_tokens(points, fit.law) else None, prior=self.scale_prior.value,
+            leverage=self.leverage.value, spread_floor=self.spread_floor, min_dof=self.min_dof, reach=reach,
+            leverage_source="prior (no backtest split could be scored)")
+        rows = backtest.rows_of(fit.law, ok=True) if backtest is not None and backtest.kind == "distance" else []
+        c = error_growth(rows, em.scale)
+        if c is not None:
+            em.leverage = c
+            em.leverage_source = (f"this table's own backtest: at this c its {len(rows)} split"
+                                  f"{'s' if len(rows) != 1 else ''}' held-out errors, in units of this fit's "
+                                  f"scatter, have a normal error's median")
+        return em
 
     def describe(self) -> dict:
         return {"tie": vars(self.tie), "leverage": vars(self.leverage), "scale_prior": vars(self.scale_prior),
@@ -273,11 +293,13 @@ def _split_sizes(sizes: np.ndarray, need: int, max_splits: int) -> list[int]:
     return [js[i] for i in pick]
 
 
-def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int = 6,
+def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int = 6, spread_floor: float = 0.5,
                       **fit_options) -> BacktestResult:
     """Each law fitted to the sizes up to s_j and scored on every larger size, for the
     split points s_j a law's size term allows (at most ``max_splits``, spread evenly).
-    Rows carry each held-out point's distance N / s_j (``distances``)."""
+    Rows carry each held-out point's distance N / s_j (``distances``) and its squared
+    standardised distance from the split's fitted design (``z2``, each spread at least
+    ``spread_floor``)."""
     df = points.reset_index(drop=True)
     df = with_flops(df)
     fit_options = {"progress": False, **fit_options, "uncertainty": False}
@@ -308,6 +330,11 @@ def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int
             row = score_refit(row, train, test, law, fit_options)
             if not row.error:
                 row.distances = dist
+                # each held-out point's distance from this split's own fitted design: the
+                # error growth (error_growth) is measured against it
+                tokens = uses_tokens(train, law)
+                centre, spread = design(train["params"], train["tokens"] if tokens else None, spread_floor)
+                row.z2 = design_z2(centre, spread, test["params"], test["tokens"] if tokens else None).tolist()
             rows.append(row)
     return BacktestResult(rows, tuple(laws), notes, kind="distance")
 
@@ -319,6 +346,75 @@ def robust_scale(rel_residuals, n_params: int) -> float:
     r = np.abs(np.asarray(rel_residuals, dtype=float))
     n = len(r)
     return float(1.482602218505602 * np.median(r) * math.sqrt(n / max(n - n_params, 1)))
+
+
+def uses_tokens(points: pd.DataFrame, name: str) -> bool:
+    """Whether law ``name``'s error model measures distance in tokens per parameter too."""
+    return "tokens" in points.columns and "D" in (get_law(name).inputs or ())
+
+
+def design(params, tokens=None, spread_floor: float = 0.5) -> tuple[tuple, tuple]:
+    """(centre, spread): mean and standard deviation of ln N and of ln D/N (``tokens`` None:
+    ln N only) over a fit's points, each spread at least ``spread_floor`` (a design with one
+    size or one budget says nothing about that direction)."""
+    ln_n = np.log(np.asarray(params, dtype=float))
+    centre, spread = [float(ln_n.mean())], [max(float(ln_n.std()), spread_floor)]
+    if tokens is not None:
+        ln_t = np.log(np.asarray(tokens, dtype=float)) - ln_n
+        centre.append(float(ln_t.mean()))
+        spread.append(max(float(ln_t.std()), spread_floor))
+    return tuple(centre), tuple(spread)
+
+
+def design_z2(centre, spread, N, D=None) -> np.ndarray:
+    """Squared standardised distance of (N, D) from a design's ``centre`` (in ln N only when
+    D is None or the design has no tokens)."""
+    ln_n = np.log(np.asarray(N, dtype=float))
+    z2 = ((ln_n - centre[0]) / spread[0]) ** 2
+    if D is not None and len(centre) > 1:
+        ln_t = np.log(np.asarray(D, dtype=float)) - ln_n
+        z2 = z2 + ((ln_t - centre[1]) / spread[1]) ** 2
+    return z2
+
+
+#: The median of |x| for a standard normal x: the growth c makes the table's own standardised
+#: held-out errors have this median.
+_NORMAL_MEDIAN_ABS = 0.6744897501960817
+
+
+def error_growth(rows: Sequence[BacktestRow], scale: float) -> float | None:
+    """How fast this table's own held-out errors grew with distance: the c >= 0 at which the
+    distance backtest's errors e, in units of the final fit's scatter, e / (scale sqrt(1 + c
+    z^2)), have the median absolute value of a standard normal (each split weighted equally,
+    whatever its number of points; z^2 each point's distance from its split's design). 0 when
+    they are that small without growth; None when no split was scored."""
+    es, z2s, ws = [], [], []
+    for r in rows:
+        if r.error or not r.z2 or r.pred is None or not r.observed:
+            continue
+        e = np.asarray(r.pred, dtype=float) / np.asarray(r.observed, dtype=float) - 1.0
+        es.append(np.abs(e))
+        z2s.append(np.asarray(r.z2, dtype=float))
+        ws.append(np.full(len(e), 1.0 / len(e)))
+    if not es or not scale > 0:
+        return None
+    e, z2, w = (np.concatenate(v) for v in (es, z2s, ws))
+
+    def median(c: float) -> float:
+        u = e / (scale * np.sqrt(1.0 + c * z2))
+        order = np.argsort(u)
+        cum = np.cumsum(w[order])
+        return float(u[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
+    if median(0.0) <= _NORMAL_MEDIAN_ABS:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while median(hi) > _NORMAL_MEDIAN_ABS and hi < 1e6:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(60):  # the median falls monotonically in c
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if median(mid) > _NORMAL_MEDIAN_ABS else (lo, mid)
+    return hi
 
 
 @dataclass
@@ -338,10 +434,13 @@ class ErrorModel:
     #: the farthest distance (N over the largest fitted N) a backtest split reached (1.0: none)
     reach: float = 1.0
     n_residuals: int = 0
+    #: where the leverage c comes from: this table's own backtest, or the policy's prior
+    leverage_source: str = ""
 
     @classmethod
     def from_residuals(cls, rel_residuals, n_params: int, params, tokens=None, *, prior: float,
-                       leverage: float, spread_floor: float, min_dof: int, reach: float = 1.0) -> "ErrorModel":
+                       leverage: float, spread_floor: float, min_dof: int, reach: float = 1.0,
+                       leverage_source: str = "") -> "ErrorModel":
         """The model for a fit with these relative residuals at these points (``tokens`` None:
         size only); fewer than ``min_dof`` residual degrees of freedom take the ``prior`` scale."""
         r = np.asarray(rel_residuals, dtype=float)
@@ -353,23 +452,13 @@ class ErrorModel:
             scale = prior
             src = (f"prior ({len(r)} points leave {max(dof, 0)} degrees of freedom for {n_params} parameters; "
                    f"at least {min_dof} are needed to measure the scatter)")
-        ln_n = np.log(np.asarray(params, dtype=float))
-        centre, spread = [float(ln_n.mean())], [max(float(ln_n.std()), spread_floor)]
-        if tokens is not None:
-            ln_t = np.log(np.asarray(tokens, dtype=float)) - ln_n
-            centre.append(float(ln_t.mean()))
-            spread.append(max(float(ln_t.std()), spread_floor))
-        return cls(scale, src, tuple(centre), tuple(spread), leverage, reach, len(r))
+        centre, spread = design(params, tokens, spread_floor)
+        return cls(scale, src, centre, spread, leverage, reach, len(r), leverage_source)
 
     def z2(self, N, D=None) -> np.ndarray:
         """Squared standardised distance of (N, D) from the centre of the fitted design (in
         ln N only when D is None or the law has no tokens)."""
-        ln_n = np.log(np.asarray(N, dtype=float))
-        z2 = ((ln_n - self.centre[0]) / self.spread[0]) ** 2
-        if D is not None and len(self.centre) > 1:
-            ln_t = np.log(np.asarray(D, dtype=float)) - ln_n
-            z2 = z2 + ((ln_t - self.centre[1]) / self.spread[1]) ** 2
-        return z2
+        return design_z2(self.centre, self.spread, N, D)
 
     def half_width(self, N, D=None, level: float = 0.90) -> np.ndarray:
         """Relative half-width of the ``level`` interval of a run's loss at (N, D)."""
@@ -380,12 +469,12 @@ class ErrorModel:
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "scale_source": self.scale_source, "leverage": self.leverage,
-                "centre_ln": list(self.centre), "spread_ln": list(self.spread), "reach": self.reach,
-                "n_residuals": self.n_residuals}
+                "leverage_source": self.leverage_source, "centre_ln": list(self.centre),
+                "spread_ln": list(self.spread), "reach": self.reach, "n_residuals": self.n_residuals}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ErrorModel":
         """Inverse of :meth:`to_dict` (a saved fit carries its error model)."""
         return cls(float(d["scale"]), str(d["scale_source"]), tuple(float(x) for x in d["centre_ln"]),
                    tuple(float(x) for x in d["spread_ln"]), float(d["leverage"]), float(d["reach"]),
-                   int(d.get("n_residuals", 0)))
+                   int(d.get("n_residuals", 0)), str(d.get("leverage_source", "")))

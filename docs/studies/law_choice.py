@@ -14,13 +14,14 @@ Sources and their questions (each fit sees only the runs named; the targets are 
   fit the sizes below 1B, predict the larger ones at up to 4 epochs.
 
 Intervals are the product's without its bootstrap: the tied laws' spread, widened by the
-error model (analysis.selection.policy.ErrorModel): the fit's robust scatter times sqrt(1 + c z^2).
+error model (analysis.selection.policy.ErrorModel): the fit's robust scatter times sqrt(1 + c z^2),
+c measured on the table's own distance backtest (analysis.selection.policy.error_growth).
 
 For each held-out source, the tie margin is chosen (from a small grid) to minimise the
 mean absolute error of the chosen law's predictions on the *other* sources' questions; the
-leverage c is the smallest of a grid at which the 90% interval holds at least 90% of each
-other source's questions; and the scale prior (for fits too small to measure their own
-scatter) is the median scatter of the other sources' tables. The table then reports the
+scale prior (for fits too small to measure their own scatter) is the median scatter of the
+other sources' tables, and the c prior (for tables whose backtest scores no split) the
+median of the other sources' tables' own c. The table then reports the
 held-out source with those values. ``--write-docs docs/analysis.md`` pastes the
 table between the ``law-choice`` markers.
 
@@ -40,13 +41,12 @@ from analysis.data import datasets as D
 from analysis.data.points import set_aside_short
 from analysis.selection.backtest import auto_candidates
 from analysis.fitting.fit import fit_law
-from analysis.selection.policy import (POLICY, ErrorModel, at_bound, bt_scores, distance_backtest, pick_law,
-                                       rejected_constraint, robust_scale)
+from analysis.selection.policy import (POLICY, ErrorModel, at_bound, bt_scores, distance_backtest, error_growth,
+                                       pick_law, rejected_constraint, robust_scale)
 from analysis.laws import get_law
 
 TIES = (0.0, 0.1, 0.25, 0.5, 1.0)
 MIN_TPPS = (0.0, 5.0, 10.0, 20.0)
-LEVERAGES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 LEVEL = 0.90
 GADRE_SETS = ("c4", "rpj", "rw")
 
@@ -81,6 +81,7 @@ class Case:
     residuals: dict        # law -> relative residuals of its full fit
     pinned: dict           # law -> its fit to the training points ends on no bound
     rejected: dict         # law -> why the data reject its constraint ("" if they do not)
+    splits: dict           # law -> its scored distance-backtest rows (what its error growth is measured on)
 
     @property
     def observed(self):
@@ -90,7 +91,7 @@ class Case:
 def prepare(train, test, name, source) -> Case:
     # the floored candidates, and the floorless kaplan_nd for comparison
     laws = POLICY.candidates(train) + tuple(n for n in auto_candidates(train) if n == "kaplan_nd")
-    bt = distance_backtest(train, laws, allow_repeats=True)
+    bt = distance_backtest(train, laws, allow_repeats=True, spread_floor=POLICY.spread_floor)
     preds, residuals = {}, {}
     for law in laws:
         try:
@@ -102,7 +103,8 @@ def prepare(train, test, name, source) -> Case:
     floored = tuple(n for n in POLICY.candidates(train) if n in preds)
     pinned = {n: at_bound(train, n, {"allow_repeats": True}) == [] for n in floored}
     rejected = {n: rejected_constraint(train, n, floored, {"allow_repeats": True}) for n in floored}
-    return Case(source, name, train, test, preds, bt_scores(bt, floored), floored, residuals, pinned, rejected)
+    return Case(source, name, train, test, preds, bt_scores(bt, floored), floored, residuals, pinned, rejected,
+                {law: bt.rows_of(law, ok=True) for law in floored})
 
 
 def choose(case: Case, tie: float) -> tuple[str, list[str]]:
@@ -118,34 +120,40 @@ def own_scale(case: Case, law: str) -> float | None:
     return robust_scale(r, p) if len(r) - p >= POLICY.min_dof else None
 
 
-def answer(case: Case, tie: float, prior: float, leverage: float) -> dict:
-    law, tied = choose(case, tie)
-    pred = case.preds[law]
+def error_model(case: Case, law: str, prior: float, leverage: float) -> tuple[ErrorModel, bool]:
+    """What analysis.selection.policy.LawPolicy.error_model builds for this case's fit of
+    ``law``, and whether its c is the table's own (False: the ``leverage`` prior)."""
     em = ErrorModel.from_residuals(case.residuals[law], len(get_law(law).params), case.train["params"],
                                    case.train["tokens"], prior=prior, leverage=leverage,
                                    spread_floor=POLICY.spread_floor, min_dof=POLICY.min_dof)
+    c = error_growth(case.splits.get(law, []), em.scale)
+    if c is not None:
+        em.leverage = c
+    return em, c is not None
+
+
+def answer(case: Case, tie: float, prior: float, leverage: float) -> dict:
+    law, tied = choose(case, tie)
+    pred = case.preds[law]
+    em, own = error_model(case, law, prior, leverage)
     w = em.half_width(case.test["params"].to_numpy(float), case.test["tokens"].to_numpy(float), LEVEL)
     # the product's interval without the bootstrap (which can only widen it): tied laws, error model
     lo = np.minimum.reduce([pred, *(case.preds[t] for t in tied)]) * (1 - w)
     hi = np.maximum.reduce([pred, *(case.preds[t] for t in tied)]) * (1 + w)
     err = pred / case.observed - 1
     return {"law": law, "err": err, "inside": (case.observed >= lo) & (case.observed <= hi),
-            "half": (hi - lo) / 2 / pred}
+            "half": (hi - lo) / 2 / pred, "c": em.leverage, "own_c": own}
 
 
 def knobs_from(cases: list[Case]) -> tuple[float, float, float]:
-    """(tie, scale prior, leverage) chosen on ``cases``: the tie by mean absolute error, the
-    prior as the median measured scatter, the leverage as the smallest at which the 90%
-    interval holds 90% of each source's questions (the largest of the grid if none does)."""
+    """(tie, scale prior, leverage prior) chosen on ``cases``: the tie by mean absolute error,
+    the scale prior as the median measured scatter, the leverage prior (for a table no backtest
+    split measures) as the median of the tables' own error growth c."""
     scales = [own_scale(c, choose(c, 0.0)[0]) for c in cases]
     prior = float(np.median([v for v in scales if v is not None]))
     tie = min(TIES, key=lambda t: np.mean([np.mean(np.abs(answer(c, t, prior, 1.0)["err"])) for c in cases]))
-    sources = sorted({c.source for c in cases})
-
-    def coverage(src, lev):
-        return np.mean(np.concatenate([answer(c, tie, prior, lev)["inside"] for c in cases if c.source == src]))
-
-    lev = next((v for v in LEVERAGES if all(coverage(src, v) >= LEVEL for src in sources)), LEVERAGES[-1])
+    own = [a["c"] for a in (answer(c, tie, prior, 1.0) for c in cases) if a["own_c"]]
+    lev = float(np.median(own)) if own else 1.0
     return tie, prior, lev
 
 
@@ -182,8 +190,9 @@ def main(argv=None) -> int:
         errs = [np.mean(np.concatenate([np.abs(c.preds[choose(c, 0.0)[0]] / c.observed - 1)
                                         for c in by_tpp[x] if c.source == held])) for x in MIN_TPPS]
         tpp_lines.append(f"| {held} | " + " | ".join(f"{100 * e:.2f}%" for e in errs) + f" | {min_tpp_from(held):g} |")
-    lines = ["| held-out source | min tokens/param | tie | scale prior | leverage c | tables | law chosen | mean abs error | "
-             "best single law (mean abs error) | max abs error | inside 90% | median half-width / median abs error |",
+    lines = ["| held-out source | min tokens/param | tie | scale prior | c prior | c measured (tables) | law chosen | "
+             "mean abs error | best single law (mean abs error) | max abs error | inside 90% | "
+             "median half-width / median abs error |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for held in sources:
         x = min_tpp_from(held)
@@ -198,7 +207,9 @@ def main(argv=None) -> int:
                    for law in set.intersection(*(set(c.preds) for c in mine))}
         best = min(per_law, key=per_law.get)
         chosen = sorted({o["law"] for o in outs})
-        lines.append(f"| {held} | {x:g} | {tie:g} | {100 * prior:.2g}% | {lev:g} | {len(mine)} | {', '.join(chosen)} | "
+        own = [o["c"] for o in outs if o["own_c"]]
+        measured = f"{np.median(own):.2g} median ({len(own)} of {len(mine)})" if own else f"none (0 of {len(mine)})"
+        lines.append(f"| {held} | {x:g} | {tie:g} | {100 * prior:.2g}% | {lev:.2g} | {measured} | {', '.join(chosen)} | "
                      f"{100 * np.mean(np.abs(err)):.2f}% | {best} ({100 * per_law[best]:.2f}%) | "
                      f"{100 * np.max(np.abs(err)):.2f}% | {inside.sum()} of {len(inside)} | "
                      f"{np.median(half) / np.median(np.abs(err)):.1f}x |")
@@ -207,13 +218,15 @@ def main(argv=None) -> int:
     cases = by_tpp[x_all]
     tie_all, prior_all, lev_all = knobs_from(cases)
     n_scaled = sum(own_scale(c, choose(c, 0.0)[0]) is not None for c in cases)
+    n_own = sum(answer(c, tie_all, prior_all, lev_all)["own_c"] for c in cases)
     lines += ["", f"Chosen on every source (the values analysis.selection.policy ships): runs under {x_all:g} tokens "
                   f"per parameter set aside, tie {tie_all:g}, scale prior "
-                  f"{100 * prior_all:.2g}% (median of {n_scaled} tables' own scatter), leverage c = {lev_all:g}."]
+                  f"{100 * prior_all:.2g}% (median of {n_scaled} tables' own scatter), leverage prior c = {lev_all:.2g} "
+                  f"(the median of {n_own} tables' own error growth; a table whose backtest scores no split takes it)."]
     # the Gadre tables one by one (the issue's six), with the knobs chosen without them
-    lines += ["", "| Gadre table | law chosen | 1B (M=20) | 1B (long) | 7B | inside 90% | half-width at 1B / 7B | "
+    lines += ["", "| Gadre table | law chosen | 1B (M=20) | 1B (long) | 7B | inside 90% | c | half-width at 1B / 7B | "
                   "max error: chosen / best single law / median single law |",
-              "|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|"]
     cases = by_tpp[min_tpp_from("gadre2024")]
     tie, prior, lev = knobs_from([c for c in cases if c.source != "gadre2024"])
     gaps = []
@@ -225,7 +238,8 @@ def main(argv=None) -> int:
         best, med = min(maxes.values()), float(np.median(list(maxes.values())))
         gaps.append(mine_max - best)
         lines.append(f"| {c.name} | {o['law']} | {100 * e[0]:+.2f}% | {100 * e[1]:+.2f}% | {100 * e[2]:+.2f}% | "
-                     f"{o['inside'].sum()} of 3 | {100 * o['half'][0]:.1f}% / {100 * o['half'][2]:.1f}% | "
+                     f"{o['inside'].sum()} of 3 | {o['c']:.2g} ({'own' if o['own_c'] else 'prior'}) | "
+                     f"{100 * o['half'][0]:.1f}% / {100 * o['half'][2]:.1f}% | "
                      f"{100 * mine_max:.2f}% / {100 * best:.2f}% / {100 * med:.2f}% |")
     lines += ["", f"Averaged over the six Gadre tables, the chosen law's max error is {100 * np.mean(gaps):.2f} "
                   "percentage points above the per-table best single law's."]
