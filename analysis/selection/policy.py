@@ -143,8 +143,13 @@ class LawPolicy:
         else:
             # a law whose fit to the whole table ends on a bound is not pinned down by these
             # points (a collinear design, a floor at 0): another candidate that is, goes first
-            pinned = {n: at_bound(points, n, fit_options) == [] for n in scores}
-            rejected = {n: rejected_constraint(points, n, names, fit_options) for n in scores}
+            # one fit of each law to the whole table serves both rules; a law whose constraint
+            # is tested (its parent) keeps its covariance, the others skip it
+            parents = {get_law(n).parent for n in scores if get_law(n).equal} & set(names)
+            whole = {n: whole_fit(points, n, fit_options, uncertainty=n in parents) for n in {*scores, *parents}}
+            pinned = {n: at_bound(points, n, fit_options, fit=whole[n]) == [] for n in scores}
+            rejected = {n: rejected_constraint(points, n, names, fit_options, parent_fit=whole.get(get_law(n).parent))
+                        for n in scores}
             pick, tied_names = pick_law(scores, pinned, self.tie.value, rejected)
             others = ", ".join(f"{n} {100 * v:.2g}%" for n, v in sorted(scores.items(), key=lambda kv: kv[1])
                                if n != pick)
@@ -223,31 +228,42 @@ def determinable(points: pd.DataFrame, name: str) -> bool:
     return n_distinct(points["params"]) >= min_sizes(name) and len(points) > n_par
 
 
-def at_bound(points: pd.DataFrame, name: str, fit_options: dict) -> list[str]:
-    """The parameters of ``name``'s fit to every point that end on a bound of the law's box."""
+#: "not given" for the prefitted-fit arguments (None there means the fit failed)
+_UNSET = object()
 
-    options = {"progress": False, **fit_options, "uncertainty": False}
+
+def whole_fit(points: pd.DataFrame, name: str, fit_options: dict, uncertainty: bool = False):
+    """``name`` fitted to every point (covariance only with ``uncertainty``), or None when it
+    cannot be fitted."""
+    options = {"progress": False, **fit_options, "uncertainty": uncertainty}
     options.pop("bootstrap", None)
     try:
-        fit = fit_law(points, name, **options)
+        return fit_law(points, name, **options)
     except ToolkitError:
+        return None
+
+
+def at_bound(points: pd.DataFrame, name: str, fit_options: dict, fit=_UNSET) -> list[str]:
+    """The parameters of ``name``'s fit to every point (``fit``, when already made) that end on
+    a bound of the law's box."""
+    if fit is _UNSET:
+        fit = whole_fit(points, name, fit_options)
+    if fit is None:
         return ["no fit"]
     return bound_warnings(fit.params, get_law(name).bounds)
 
 
-def rejected_constraint(points: pd.DataFrame, name: str, names: Sequence[str], fit_options: dict) -> str:
+def rejected_constraint(points: pd.DataFrame, name: str, names: Sequence[str], fit_options: dict,
+                        parent_fit=_UNSET) -> str:
     """Why the data reject ``name``'s constraint of a more general candidate (Gadre et al.'s
     shared exponent inside Chinchilla's law: the Wald statistic of the free fit beyond
-    :data:`analysis.selection.checks.REJECT_Z`, the self-check every fit reports), or ""."""
+    :data:`analysis.selection.checks.REJECT_Z`, the self-check every fit reports), or "".
+    ``parent_fit``: the general law's fit to every point with its covariance, when already made."""
     law = get_law(name)
     if not law.parent or not law.equal or law.parent not in names:
         return ""
-    options = {"progress": False, **fit_options}
-    options.pop("bootstrap", None)
-    options.pop("uncertainty", None)
-    try:
-        free = fit_law(points, law.parent, **options)
-    except ToolkitError:
+    free = whole_fit(points, law.parent, fit_options, uncertainty=True) if parent_fit is _UNSET else parent_fit
+    if free is None:
         return ""
     z = constraint_z(free, law)
     if z is None or abs(z) <= REJECT_Z:
