@@ -55,7 +55,7 @@ def test_auto_takes_a_law_with_a_floor_and_predicts_gadres_7b():
     # c is this table's own: measured on the chosen law's distance-backtest splits
     c = error_growth(checked.choice.backtest.rows_of(checked.fit.law, ok=True), s)
     assert c is not None and checked.error_model.leverage == pytest.approx(c)
-    assert "own backtest" in checked.error_model.leverage_source
+    assert checked.error_model.leverage_splits == len(checked.choice.backtest.rows_of(checked.fit.law, ok=True)) == 2
     w = 1.6448536269514722 * s * np.sqrt(1 + c * z2)
     np.testing.assert_allclose([lo, hi], [pred * (1 - w), pred * (1 + w)], rtol=1e-9)
     # the 7B lies 3.4 standard deviations of ln N beyond the centre, so its interval is wider than the 1B's

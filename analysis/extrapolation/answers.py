@@ -230,8 +230,12 @@ class ExtrapolationResult:
                           else f"within the backtest's reach ({d['reach']:.3g}x)")
                 where = f"the target is {d['params_ratio']:.3g}x the largest fitted size, {beyond}"
             lines.append(f"Distance: {where}; intervals widened by +-{100 * d['half_width']:.2g}% of loss: the fit's "
-                         f"scatter ({100 * d['scale']:.2g}%) at {d['z']:.2g} standard deviations from the centre of "
-                         "the fitted design; tokens to match carry it through the law's slope")
+                         f"scatter ({100 * d['scale']:.2g}%) times sqrt(1 + c z^2), z = {d['z']:.2g} standard "
+                         f"deviations from the centre of the fitted design"
+                         + (f", c = {d['leverage']:.2g} (" + (f"measured on {d['leverage_splits']} backtest split(s)"
+                                                              if d.get("leverage_splits") else "prior") + ")"
+                            if "leverage" in d else "")
+                         + "; tokens to match carry it through the law's slope")
         return "\n".join(lines)
 
     def display_rows(self) -> list[dict[str, str]]:

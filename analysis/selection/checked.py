@@ -78,7 +78,7 @@ class CheckedFit:
         if em is not None:
             parts.append(f"a new run's scatter about the law ({100 * em.scale:.2g}%, {em.scale_source}) times "
                          f"sqrt(1 + c z^2), z the distance from the centre of the fitted sizes and tokens per "
-                         f"parameter in standard deviations, c = {em.leverage:.3g} ({em.leverage_source or 'prior'})")
+                         f"parameter in standard deviations, c = {em.leverage:.3g} ({em.leverage_source})")
             return "covers " + ", ".join(parts)
         if self.backtest_error:
             parts.append(f"the held-out error of the backtest ({100 * self.backtest_error:.2g}%)")

@@ -184,15 +184,11 @@ class LawPolicy:
         em = ErrorModel.from_residuals(
             rel, len(law.params), points["params"].to_numpy(float),
             points["tokens"].to_numpy(float) if uses_tokens(points, fit.law) else None, prior=self.scale_prior.value,
-            leverage=self.leverage.value, spread_floor=self.spread_floor, min_dof=self.min_dof, reach=reach,
-            leverage_source="prior (no backtest split could be scored)")
+            leverage=self.leverage.value, spread_floor=self.spread_floor, min_dof=self.min_dof, reach=reach)
         rows = backtest.rows_of(fit.law, ok=True) if backtest is not None and backtest.kind == "distance" else []
         c = error_growth(rows, em.scale)
         if c is not None:
-            em.leverage = c
-            em.leverage_source = (f"this table's own backtest: at this c its {len(rows)} split"
-                                  f"{'s' if len(rows) != 1 else ''}' held-out errors, in units of this fit's "
-                                  f"scatter, have a normal error's median")
+            em.leverage, em.leverage_splits = c, len(rows)
         return em
 
     def describe(self) -> dict:
@@ -450,13 +446,12 @@ class ErrorModel:
     #: the farthest distance (N over the largest fitted N) a backtest split reached (1.0: none)
     reach: float = 1.0
     n_residuals: int = 0
-    #: where the leverage c comes from: this table's own backtest, or the policy's prior
-    leverage_source: str = ""
+    #: how many backtest splits the leverage c was measured on (0: the policy's prior)
+    leverage_splits: int = 0
 
     @classmethod
     def from_residuals(cls, rel_residuals, n_params: int, params, tokens=None, *, prior: float,
-                       leverage: float, spread_floor: float, min_dof: int, reach: float = 1.0,
-                       leverage_source: str = "") -> "ErrorModel":
+                       leverage: float, spread_floor: float, min_dof: int, reach: float = 1.0) -> "ErrorModel":
         """The model for a fit with these relative residuals at these points (``tokens`` None:
         size only); fewer than ``min_dof`` residual degrees of freedom take the ``prior`` scale."""
         r = np.asarray(rel_residuals, dtype=float)
@@ -469,7 +464,16 @@ class ErrorModel:
             src = (f"prior ({len(r)} points leave {max(dof, 0)} degrees of freedom for {n_params} parameters; "
                    f"at least {min_dof} are needed to measure the scatter)")
         centre, spread = design(params, tokens, spread_floor)
-        return cls(scale, src, centre, spread, leverage, reach, len(r), leverage_source)
+        return cls(scale, src, centre, spread, leverage, reach, len(r))
+
+    @property
+    def leverage_source(self) -> str:
+        """Where c comes from, in words."""
+        if not self.leverage_splits:
+            return "prior: no backtest split of this table could be scored"
+        k = self.leverage_splits
+        return (f"this table's own backtest: at this c its {k} split{'s' if k != 1 else ''}' held-out errors, in "
+                f"units of this fit's scatter, have a normal error's median")
 
     def z2(self, N, D=None) -> np.ndarray:
         """Squared standardised distance of (N, D) from the centre of the fitted design (in
@@ -485,7 +489,8 @@ class ErrorModel:
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "scale_source": self.scale_source, "leverage": self.leverage,
-                "leverage_source": self.leverage_source, "centre_ln": list(self.centre),
+                "leverage_splits": self.leverage_splits, "leverage_source": self.leverage_source,
+                "centre_ln": list(self.centre),
                 "spread_ln": list(self.spread), "reach": self.reach, "n_residuals": self.n_residuals}
 
     @classmethod
@@ -493,4 +498,4 @@ class ErrorModel:
         """Inverse of :meth:`to_dict` (a saved fit carries its error model)."""
         return cls(float(d["scale"]), str(d["scale_source"]), tuple(float(x) for x in d["centre_ln"]),
                    tuple(float(x) for x in d["spread_ln"]), float(d["leverage"]), float(d["reach"]),
-                   int(d.get("n_residuals", 0)), str(d.get("leverage_source", "")))
+                   int(d.get("n_residuals", 0)), int(d.get("leverage_splits", 0)))
