@@ -181,15 +181,12 @@ class LawPolicy:
         the :attr:`leverage` prior where none was scored."""
         rel = np.asarray(fit.predict_table(points), dtype=float) / points["loss"].to_numpy(float) - 1.0
         law = fit.law_obj
-        em = ErrorModel.from_residuals(
+        rows = backtest.rows_of(fit.law, ok=True) if backtest is not None and backtest.kind == "distance" else []
+        return ErrorModel.from_residuals(
             rel, len(law.params), points["params"].to_numpy(float),
             points["tokens"].to_numpy(float) if uses_tokens(points, fit.law) else None, prior=self.scale_prior.value,
-            leverage=self.leverage.value, spread_floor=self.spread_floor, min_dof=self.min_dof, reach=reach)
-        rows = backtest.rows_of(fit.law, ok=True) if backtest is not None and backtest.kind == "distance" else []
-        c = error_growth(rows, em.scale)
-        if c is not None:
-            em.leverage, em.leverage_splits = c, len(rows)
-        return em
+            leverage=self.leverage.value, spread_floor=self.spread_floor, min_dof=self.min_dof, reach=reach,
+            splits=rows)
 
     def describe(self) -> dict:
         return {"tie": vars(self.tie), "leverage": vars(self.leverage), "scale_prior": vars(self.scale_prior),
@@ -305,13 +302,14 @@ def _split_sizes(sizes: np.ndarray, need: int, max_splits: int) -> list[int]:
     return [js[i] for i in pick]
 
 
-def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int = 6, spread_floor: float = 0.5,
-                      **fit_options) -> BacktestResult:
+def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int = 6,
+                      spread_floor: float | None = None, **fit_options) -> BacktestResult:
     """Each law fitted to the sizes up to s_j and scored on every larger size, for the
     split points s_j a law's size term allows (at most ``max_splits``, spread evenly).
     Rows carry each held-out point's distance N / s_j (``distances``) and its squared
     standardised distance from the split's fitted design (``z2``, each spread at least
-    ``spread_floor``)."""
+    ``spread_floor``; None: the policy's)."""
+    spread_floor = POLICY.spread_floor if spread_floor is None else spread_floor
     df = points.reset_index(drop=True)
     df = with_flops(df)
     fit_options = {"progress": False, **fit_options, "uncertainty": False}
@@ -365,7 +363,7 @@ def uses_tokens(points: pd.DataFrame, name: str) -> bool:
     return "tokens" in points.columns and "D" in (get_law(name).inputs or ())
 
 
-def design(params, tokens=None, spread_floor: float = 0.5) -> tuple[tuple, tuple]:
+def design(params, tokens, spread_floor: float) -> tuple[tuple, tuple]:
     """(centre, spread): mean and standard deviation of ln N and of ln D/N (``tokens`` None:
     ln N only) over a fit's points, each spread at least ``spread_floor`` (a design with one
     size or one budget says nothing about that direction)."""
@@ -451,9 +449,12 @@ class ErrorModel:
 
     @classmethod
     def from_residuals(cls, rel_residuals, n_params: int, params, tokens=None, *, prior: float,
-                       leverage: float, spread_floor: float, min_dof: int, reach: float = 1.0) -> "ErrorModel":
+                       leverage: float, spread_floor: float, min_dof: int, reach: float = 1.0,
+                       splits: Sequence[BacktestRow] = ()) -> "ErrorModel":
         """The model for a fit with these relative residuals at these points (``tokens`` None:
-        size only); fewer than ``min_dof`` residual degrees of freedom take the ``prior`` scale."""
+        size only); fewer than ``min_dof`` residual degrees of freedom take the ``prior`` scale.
+        c is measured on the fitted law's scored distance-backtest ``splits``
+        (:func:`error_growth`); ``leverage`` is the prior where none was scored."""
         r = np.asarray(rel_residuals, dtype=float)
         dof = len(r) - n_params
         if dof >= min_dof:
@@ -464,7 +465,10 @@ class ErrorModel:
             src = (f"prior ({len(r)} points leave {max(dof, 0)} degrees of freedom for {n_params} parameters; "
                    f"at least {min_dof} are needed to measure the scatter)")
         centre, spread = design(params, tokens, spread_floor)
-        return cls(scale, src, centre, spread, leverage, reach, len(r))
+        c = error_growth(splits, scale)
+        if c is None:
+            return cls(scale, src, centre, spread, leverage, reach, len(r))
+        return cls(scale, src, centre, spread, c, reach, len(r), sum(1 for s in splits if s.z2 and not s.error))
 
     @property
     def leverage_source(self) -> str:

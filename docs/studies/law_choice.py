@@ -41,8 +41,8 @@ from analysis.data import datasets as D
 from analysis.data.points import set_aside_short
 from analysis.selection.backtest import auto_candidates
 from analysis.fitting.fit import fit_law
-from analysis.selection.policy import (POLICY, ErrorModel, at_bound, bt_scores, distance_backtest, error_growth,
-                                       pick_law, rejected_constraint, robust_scale)
+from analysis.selection.policy import (POLICY, ErrorModel, at_bound, bt_scores, distance_backtest, pick_law,
+                                       rejected_constraint, robust_scale)
 from analysis.laws import get_law
 
 TIES = (0.0, 0.1, 0.25, 0.5, 1.0)
@@ -93,7 +93,7 @@ class Case:
 def prepare(train, test, name, source) -> Case:
     # the floored candidates, and the floorless kaplan_nd for comparison
     laws = POLICY.candidates(train) + tuple(n for n in auto_candidates(train) if n == "kaplan_nd")
-    bt = distance_backtest(train, laws, allow_repeats=True, spread_floor=POLICY.spread_floor)
+    bt = distance_backtest(train, laws, allow_repeats=True)
     preds, residuals = {}, {}
     for law in laws:
         try:
@@ -127,13 +127,13 @@ def error_model(case: Case, law: str, prior: float, leverage: float) -> tuple[Er
     ``law``, and whether its c is the table's own (False: the ``leverage`` prior)."""
     em = ErrorModel.from_residuals(case.residuals[law], len(get_law(law).params), case.train["params"],
                                    case.train["tokens"], prior=prior, leverage=leverage,
-                                   spread_floor=POLICY.spread_floor, min_dof=POLICY.min_dof)
-    c = error_growth(case.splits.get(law, []), em.scale)
-    if c is not None:
+                                   spread_floor=POLICY.spread_floor, min_dof=POLICY.min_dof,
+                                   splits=case.splits.get(law, []))
+    n = em.leverage_splits
+    if n:
         # --shrink-c K (tried, not used): the prior counts as K more splits
-        n = len(case.splits.get(law, []))
-        em.leverage = (n * c + SHRINK_C * leverage) / (n + SHRINK_C)
-    return em, c is not None
+        em.leverage = (n * em.leverage + SHRINK_C * leverage) / (n + SHRINK_C)
+    return em, n > 0
 
 
 def answer(case: Case, tie: float, prior: float, leverage: float) -> dict:
