@@ -109,6 +109,27 @@ def test_error_growth_recovers_the_growth_its_errors_were_drawn_with():
     assert error_growth(big + small, 0.004) > 0.3
 
 
+def test_error_model_says_how_firmly_its_splits_pin_c_down():
+    # c from four splits, and the least and largest c with any one of them left out: a table
+    # whose splits disagree says so; one split gives no range; the prior gives neither
+    rng = np.random.default_rng(4)
+    N = np.repeat(np.geomspace(1e7, 1e9, 5), 4)
+    Dt = N * np.tile([5.0, 10.0, 20.0, 40.0], 5)
+    res = rng.normal(0, 0.004, len(N))
+    rows = _rows_with_growth(2.0, 0.004, 5)
+    kw = dict(prior=0.5, leverage=9.0, spread_floor=0.5, min_dof=3)
+    em = ErrorModel.from_residuals(res, 4, N, Dt, splits=rows, **kw)
+    assert em.leverage == pytest.approx(error_growth(rows, em.scale)) and em.leverage_splits == 4
+    loo = [error_growth(rows[:k] + rows[k + 1:], em.scale) for k in range(4)]
+    assert em.leverage_range == pytest.approx((min(loo), max(loo)))
+    assert "with any one split left out" in em.leverage_source
+    assert ErrorModel.from_dict(em.to_dict()) == em  # a saved fit keeps it
+    one = ErrorModel.from_residuals(res, 4, N, Dt, splits=rows[:1], **kw)
+    assert one.leverage_splits == 1 and one.leverage_range is None
+    none = ErrorModel.from_residuals(res, 4, N, Dt, **kw)
+    assert none.leverage == 9.0 and none.leverage_splits == 0 and none.leverage_range is None
+
+
 def test_error_model_takes_its_scale_from_the_residuals_or_from_the_prior():
     rng = np.random.default_rng(0)
     N = np.repeat(np.geomspace(1e7, 1e9, 5), 4)

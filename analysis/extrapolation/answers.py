@@ -232,9 +232,7 @@ class ExtrapolationResult:
             lines.append(f"Distance: {where}; intervals widened by +-{100 * d['half_width']:.2g}% of loss: the fit's "
                          f"scatter ({100 * d['scale']:.2g}%) times sqrt(1 + c z^2), z = {d['z']:.2g} standard "
                          f"deviations from the centre of the fitted design"
-                         + (f", c = {d['leverage']:.2g} (" + (f"measured on {d['leverage_splits']} backtest split(s)"
-                                                              if d.get("leverage_splits") else "prior") + ")"
-                            if "leverage" in d else "")
+                         + (f", c = {d['leverage']:.2g} (" + _leverage_words(d) + ")" if "leverage" in d else "")
                          + "; tokens to match carry it through the law's slope")
         return "\n".join(lines)
 
@@ -353,6 +351,16 @@ class ExtrapolationResult:
 
     def __str__(self) -> str:
         return self.table()
+
+
+def _leverage_words(d: dict) -> str:
+    """Where the distance record's c comes from, briefly."""
+    if not d.get("leverage_splits"):
+        return "prior"
+    words = f"measured on {d['leverage_splits']} backtest split(s)"
+    if d.get("leverage_range"):
+        words += f"; {d['leverage_range'][0]:.2g} to {d['leverage_range'][1]:.2g} leaving one out"
+    return words
 
 
 def _wins(m: ModelAnswer) -> str:

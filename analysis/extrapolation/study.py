@@ -384,7 +384,9 @@ def widen_by_distance(result, checked, level: float) -> None:
     ratio = float(checked.distance(t.params))
     result.distance = {"params_ratio": ratio, "half_width": w_t, "z": float(np.sqrt(em.z2(t.params, t.tokens))),
                        "scale": em.scale, "source": em.scale_source, "leverage": em.leverage,
-                       "leverage_splits": em.leverage_splits, "leverage_source": em.leverage_source, "reach": em.reach,
+                       "leverage_splits": em.leverage_splits,
+                       "leverage_range": list(em.leverage_range) if em.leverage_range else None,
+                       "leverage_source": em.leverage_source, "reach": em.reach,
                        "beyond_every_split": bool(ratio > em.reach)}
     U = result.unique_tokens
     for m in result.models:

@@ -446,6 +446,9 @@ class ErrorModel:
     n_residuals: int = 0
     #: how many backtest splits the leverage c was measured on (0: the policy's prior)
     leverage_splits: int = 0
+    #: the least and largest c with any one of those splits left out (None: fewer than two):
+    #: how firmly the table's splits pin c down
+    leverage_range: tuple | None = None
 
     @classmethod
     def from_residuals(cls, rel_residuals, n_params: int, params, tokens=None, *, prior: float,
@@ -465,10 +468,13 @@ class ErrorModel:
             src = (f"prior ({len(r)} points leave {max(dof, 0)} degrees of freedom for {n_params} parameters; "
                    f"at least {min_dof} are needed to measure the scatter)")
         centre, spread = design(params, tokens, spread_floor)
-        c = error_growth(splits, scale)
+        scored = [s for s in splits if s.z2 and not s.error]
+        c = error_growth(scored, scale)
         if c is None:
             return cls(scale, src, centre, spread, leverage, reach, len(r))
-        return cls(scale, src, centre, spread, c, reach, len(r), sum(1 for s in splits if s.z2 and not s.error))
+        left_out = [error_growth(scored[:k] + scored[k + 1:], scale) for k in range(len(scored))]
+        spread_c = (min(left_out), max(left_out)) if len(scored) > 1 else None
+        return cls(scale, src, centre, spread, c, reach, len(r), len(scored), spread_c)
 
     @property
     def leverage_source(self) -> str:
@@ -476,8 +482,11 @@ class ErrorModel:
         if not self.leverage_splits:
             return "prior: no backtest split of this table could be scored"
         k = self.leverage_splits
-        return (f"this table's own backtest: at this c its {k} split{'s' if k != 1 else ''}' held-out errors, in "
+        text = (f"this table's own backtest: at this c its {k} split{'s' if k != 1 else ''}' held-out errors, in "
                 f"units of this fit's scatter, have a normal error's median")
+        if self.leverage_range is not None:
+            text += f"; {self.leverage_range[0]:.2g} to {self.leverage_range[1]:.2g} with any one split left out"
+        return text
 
     def z2(self, N, D=None) -> np.ndarray:
         """Squared standardised distance of (N, D) from the centre of the fitted design (in
@@ -493,7 +502,8 @@ class ErrorModel:
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "scale_source": self.scale_source, "leverage": self.leverage,
-                "leverage_splits": self.leverage_splits, "leverage_source": self.leverage_source,
+                "leverage_splits": self.leverage_splits, "leverage_range": self.leverage_range and list(self.leverage_range),
+                "leverage_source": self.leverage_source,
                 "centre_ln": list(self.centre),
                 "spread_ln": list(self.spread), "reach": self.reach, "n_residuals": self.n_residuals}
 
@@ -502,4 +512,5 @@ class ErrorModel:
         """Inverse of :meth:`to_dict` (a saved fit carries its error model)."""
         return cls(float(d["scale"]), str(d["scale_source"]), tuple(float(x) for x in d["centre_ln"]),
                    tuple(float(x) for x in d["spread_ln"]), float(d["leverage"]), float(d["reach"]),
-                   int(d.get("n_residuals", 0)), int(d.get("leverage_splits", 0)))
+                   int(d.get("n_residuals", 0)), int(d.get("leverage_splits", 0)),
+                   tuple(float(x) for x in d["leverage_range"]) if d.get("leverage_range") else None)
