@@ -382,11 +382,12 @@ def widen_by_distance(result, checked, level: float) -> None:
     lo, hi = t.loss_interval or (t.loss, t.loss)
     t.loss_interval = (lo * (1 - w_t), hi * (1 + w_t))
     ratio = float(checked.distance(t.params))
+    # the error model's own record of its scale, c and reach, beside this target's distance
+    model = em.to_dict()
     result.distance = {"params_ratio": ratio, "half_width": w_t, "z": float(np.sqrt(em.z2(t.params, t.tokens))),
-                       "scale": em.scale, "source": em.scale_source, "leverage": em.leverage,
-                       "leverage_splits": em.leverage_splits,
-                       "leverage_range": list(em.leverage_range) if em.leverage_range else None,
-                       "leverage_source": em.leverage_source, "reach": em.reach,
+                       "source": em.scale_source,
+                       **{k: model[k] for k in ("scale", "leverage", "leverage_splits", "leverage_range",
+                                                "leverage_source", "reach")},
                        "beyond_every_split": bool(ratio > em.reach)}
     U = result.unique_tokens
     for m in result.models:
