@@ -410,7 +410,7 @@ def test_a_law_on_non_embedding_n_is_evaluated_there_for_the_models_and_the_targ
     c_t = 6 * big["params"] * big["tokens"]  # FLOPs count every parameter, for every law
     assert res.target.flops == pytest.approx(c_t, rel=1e-12)
     assert res.target.law_params == big["params_nonembedding"]
-    assert res.target.loss == pytest.approx(float(fit.predict(big["params_nonembedding"], big["tokens"])), rel=1e-12)
+    assert res.target.loss_law == pytest.approx(float(fit.predict(big["params_nonembedding"], big["tokens"])), rel=1e-12)
     # The fit recovers the generating law, so the target's loss is the measured one (at total
     # N it would be the loss of a model 2% larger; at the smallest size, 20% larger).
     assert res.target.loss == pytest.approx(big["loss"], rel=1e-3)
@@ -463,3 +463,34 @@ def test_the_answers_table_fits_116_columns_and_every_block_names_its_models():
         assert [ln.split("  ")[0].strip() for ln in lines[2:]] == [r["model"].strip() for r in rows]
         seen += [c for c in rows[0] if c in lines[0]]
     assert set(rows[0]) <= set(seen)  # every column is in some block
+
+
+def test_a_measured_target_is_matched_at_its_measured_loss_whatever_the_law_says_there():
+    # A Chinchilla-form ladder (Hoffmann et al. 2022, eq. 10) whose largest run measured 3%
+    # above the law: the question is about that run, so every answer is where the small
+    # model's law reaches the measured loss, by hand with brentq; the law's own value at the
+    # target stays beside it, with its interval, and the output says the two disagree.
+    from analysis.extrapolation.study import run_study
+    from analysis.fitting.fit import fit_law
+
+    truth = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+
+    def law(n, d):
+        return truth["E"] + truth["A"] / n ** truth["alpha"] + truth["B"] / d ** truth["beta"]
+
+    rows = [{"params": n, "tokens": n * m, "loss": law(n, n * m)} for n in (1e7, 3e7, 1e8, 3e8) for m in (10, 20, 40)]
+    df = pd.DataFrame(rows)
+    fit = fit_law(df, "chinchilla", progress=False)
+    target = ModelSpec(1e9, 2e10, loss=1.03 * law(1e9, 2e10))
+    res = run_study(df, law=fit, target=target, models="1e8,3e8", curves=False).result
+    assert res.target.loss == target.loss and res.target.loss_measured == target.loss
+    assert res.target.loss_law == pytest.approx(law(1e9, 2e10), rel=1e-4)
+    for m in res.models:
+        by_hand = math.exp(brentq(lambda x: law(m.params, math.exp(x)) - target.loss, math.log(1e6), math.log(1e16)))
+        assert m.tokens_to_match == pytest.approx(by_hand, rel=1e-3)
+    assert any("the answers match the measured loss" in w for w in res.warnings)
+    # the same size and tokens given as numbers, with the run in the table, is the same question
+    measured = pd.concat([df, pd.DataFrame([{"params": 1e9, "tokens": 2e10, "loss": target.loss}])], ignore_index=True)
+    again = run_study(measured, law=fit, target="1e9:2e10", models="1e8,3e8", curves=False).result
+    assert again.target.loss == target.loss
+    assert [m.tokens_to_match for m in again.models] == pytest.approx([m.tokens_to_match for m in res.models], rel=1e-12)

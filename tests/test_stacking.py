@@ -168,4 +168,4 @@ def test_extrapolation_intervals_cover_the_answers_of_the_laws_auto_could_not_ru
                 assert lo <= v <= hi
                 moved += (lo, hi) != m0.intervals[q]
     assert moved > 0  # the laws disagree on this table, so some interval grew
-    assert wide.target.loss_interval[0] <= min(base.target.loss_interval[0], other.target.loss)
+    assert wide.target.loss_interval[0] <= min(base.target.loss_interval[0], other.target.loss_law)

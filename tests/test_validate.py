@@ -43,7 +43,9 @@ def test_gadre_pairs_are_measured_from_the_runs_the_fit_never_saw():
 
 def test_one_fit_answers_every_pair_as_a_fresh_study_of_the_same_runs_would():
     # validate fits the runs it may see once; each pair's answer must be what scaling
-    # extrapolate's study, fitting that table afresh for the pair's target, answers
+    # extrapolate's study, fitting that table afresh for the pair's target run, answers;
+    # and that answer is where the law reaches the target run's measured loss
+    from analysis.extrapolation.specs import ModelSpec
     from analysis.extrapolation.study import run_study
 
     df = D.load("gadre2024:rw")
@@ -52,10 +54,13 @@ def test_one_fit_answers_every_pair_as_a_fresh_study_of_the_same_runs_would():
     checked = [p for p in r.pairs if p.predicted_tokens is not None and p.low is not None][:3]
     assert checked
     for p in checked:
-        study = run_study(train, target=f"{p.large:.10g}:{p.target_tokens:.10g}", models=f"{p.small:.10g}",
-                          curves=False, allow_repeats=True)
+        study = run_study(train, target=ModelSpec(p.large, p.target_tokens, loss=p.target_loss),
+                          models=f"{p.small:.10g}", curves=False, allow_repeats=True)
         (m,) = study.result.models
         assert m.tokens_to_match == pytest.approx(p.predicted_tokens, rel=1e-9)
+        fit = study.result.law
+        assert float(fit.law_obj.loss(fit.params, p.small, p.predicted_tokens)) == pytest.approx(p.target_loss, rel=1e-6)
+        assert study.result.target.loss_law != pytest.approx(p.target_loss, rel=1e-6)  # the law's own value differs
         assert m.intervals["tokens_to_match"][0] == pytest.approx(p.low, rel=1e-9)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..common.text import model_label, num, sci, si, wrapped_table
 from ..fitting.result import LawFit, law_json
+from ..selection.policy import leverage_words
 from .specs import Target
 
 __all__ = ["ModelAnswer", "ExtrapolationResult", "FLOP_CONVENTIONS", "QUANTITIES", "NEVER", "encode_never"]
@@ -214,10 +215,14 @@ class ExtrapolationResult:
             lines.append("N in the law: non-embedding parameters, as the law counts them (Kaplan et al. 2020); "
                          "params and FLOPs count all parameters.")
         if t.params is not None:
-            lines.append(f"Target: {t.name or si(t.params)} ({si(t.params)} params, {si(t.tokens)} tokens, "
-                         f"{sci(t.flops)} FLOPs), loss {_fmt_loss(t.loss, t.loss_interval)} "
-                         f"predicted by the law" + (f"; measured {num(t.loss_measured)}"
-                                                   if t.loss_measured is not None else ""))
+            head = (f"Target: {t.name or si(t.params)} ({si(t.params)} params, {si(t.tokens)} tokens, "
+                    f"{sci(t.flops)} FLOPs), ")
+            law_value = t.loss_law if t.loss_law is not None else t.loss
+            if t.matches_measured:
+                lines.append(head + f"loss {num(t.loss)} measured, which the answers match; the law predicts "
+                             f"{_fmt_loss(law_value, t.loss_interval)}")
+            else:
+                lines.append(head + f"loss {_fmt_loss(law_value, t.loss_interval)} predicted by the law")
         else:
             lines.append(f"Target: loss {num(t.loss)} ({t.how})")
         if self.distance is not None:
@@ -232,7 +237,9 @@ class ExtrapolationResult:
             lines.append(f"Distance: {where}; intervals widened by +-{100 * d['half_width']:.2g}% of loss: the fit's "
                          f"scatter ({100 * d['scale']:.2g}%) times sqrt(1 + c z^2), z = {d['z']:.2g} standard "
                          f"deviations from the centre of the fitted design"
-                         + (f", c = {d['leverage']:.2g} (" + _leverage_words(d) + ")" if "leverage" in d else "")
+                         + (f", c = {d['leverage']:.2g} ("
+                            + leverage_words(d.get("leverage_splits", 0), d.get("leverage_range"), brief=True) + ")"
+                            if "leverage" in d else "")
                          + "; tokens to match carry it through the law's slope")
         return "\n".join(lines)
 
@@ -351,16 +358,6 @@ class ExtrapolationResult:
 
     def __str__(self) -> str:
         return self.table()
-
-
-def _leverage_words(d: dict) -> str:
-    """Where the distance record's c comes from, briefly."""
-    if not d.get("leverage_splits"):
-        return "prior"
-    words = f"measured on {d['leverage_splits']} backtest split(s)"
-    if d.get("leverage_range"):
-        words += f"; {d['leverage_range'][0]:.2g} to {d['leverage_range'][1]:.2g} leaving one out"
-    return words
 
 
 def _wins(m: ModelAnswer) -> str:

@@ -218,9 +218,15 @@ def _resolve_target(fit: LawFit, models: list[ModelSpec], target, convention: st
     lt = float(get_law(law).loss(fit.params, n_t, spec.tokens, U))
     lt_draws = get_law(law).loss(draws, n_t, spec.tokens, U) if draws is not None else None
     t = Target(loss=lt, params=spec.params, tokens=spec.tokens, flops=f_t * spec.tokens, flops_per_token=f_t,
-               loss_measured=spec.loss, name=spec.name, how=how, law_params=n_t)
+               loss_measured=spec.loss, name=spec.name, how=how, law_params=n_t, loss_law=lt)
     if lt_draws is not None:
         t.loss_interval = _interval(lt_draws, fit.ci_level)
+    if spec.loss is not None and U is None:
+        # A target that was trained is asked about as measured: "how many tokens to match that
+        # run" means its loss, not the law's value there, whose misfit at the target would
+        # otherwise move every answer (docs/analysis.md, the headline answer, backtested).
+        # Under a data limit the target is the law's hypothetical run with U, not the one measured.
+        t.loss, lt_draws = float(spec.loss), None
     smaller = [m for m in models if m.params < spec.params]
     return t, smaller, lt_draws, spec
 
@@ -293,9 +299,10 @@ def extrapolate(fit: LawFit, models: Sequence[ModelSpec] | Iterable[float] | str
             warnings += fit.extrapolation_warnings(D=ans.tokens_to_match)
     if tgt.params is not None:
         warnings += fit.extrapolation_warnings(N=tgt.law_params, D=tgt.tokens)
-    if tgt.loss_measured is not None and abs(tgt.loss_measured - tgt.loss) > 0.02 * tgt.loss:
-        warnings.append(f"the law predicts the target's loss as {num(tgt.loss)} but {num(tgt.loss_measured)} "
-                        "was measured; answers use the law's value, so read them as the law's")
+    if tgt.matches_measured and abs(tgt.loss_measured - tgt.loss_law) > 0.02 * tgt.loss_law:
+        warnings.append(f"the law predicts the target's loss as {num(tgt.loss_law)} but {num(tgt.loss_measured)} "
+                        "was measured; the answers match the measured loss, and a law that misses its target by "
+                        "this much may miss the smaller models' losses too")
     if U is not None:
         warnings += _data_limit_warnings(fit, tgt, U)
     return ExtrapolationResult(fit, tgt, answers, flops=flops, level=level, warnings=list(dict.fromkeys(warnings)),

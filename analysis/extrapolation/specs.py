@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -12,7 +12,8 @@ import numpy as np
 from ..common.errors import InputError, TableError
 from ..common.text import si
 
-__all__ = ["ModelSpec", "Target", "parse_models", "parse_target", "named_target", "models_from_points", "model_names"]
+__all__ = ["ModelSpec", "Target", "parse_models", "parse_target", "named_target", "models_from_points", "model_names",
+           "with_measured_loss"]
 
 
 @dataclass
@@ -177,9 +178,34 @@ def models_from_points(points, flops: str = "6nd") -> list[ModelSpec]:
     return out
 
 
+def with_measured_loss(spec, points):
+    """``spec`` with the loss measured at its size and tokens when the ``points`` table has a
+    run there (the mean over repeats), so that a model given by numbers is the same question as
+    the model named; ``spec`` unchanged otherwise. ``spec`` may be a target as
+    :func:`parse_target` reads it: a size and tokens become a :class:`ModelSpec` only when
+    measured."""
+    if isinstance(spec, str) and spec.strip() != "largest":
+        parsed = parse_target(spec)
+        if isinstance(parsed, tuple):
+            found = with_measured_loss(ModelSpec(*parsed), points)
+            return found if found.loss is not None else spec
+        return spec
+    if not isinstance(spec, ModelSpec) or spec.loss is not None or spec.tokens is None:
+        return spec
+    hit = (np.isclose(points["params"].to_numpy(float), spec.params, rtol=1e-6)
+           & np.isclose(points["tokens"].to_numpy(float), spec.tokens, rtol=1e-6))
+    if not hit.any():
+        return spec
+    return replace(spec, loss=float(points["loss"].to_numpy(float)[hit].mean()))
+
+
 @dataclass
 class Target:
-    """The model (or loss) the smaller models are measured against."""
+    """The model (or loss) the smaller models are measured against.
+
+    ``loss`` is the loss the answers match: the target's measured loss when it is a model in
+    the data (the question is about that run), else the law's value. ``loss_law`` is the law's
+    value at the target and ``loss_interval`` that value's interval."""
 
     loss: float
     params: float | None = None
@@ -192,10 +218,17 @@ class Target:
     how: str = ""
     #: the size at which the law was evaluated (the non-embedding count for Kaplan fits)
     law_params: float | None = None
+    #: the law's own value at the target (None for a given loss)
+    loss_law: float | None = None
+
+    @property
+    def matches_measured(self) -> bool:
+        """Whether the answers match a measured loss rather than the law's value."""
+        return self.loss_measured is not None and self.loss == self.loss_measured
 
     def to_dict(self) -> dict:
         return {"name": self.name, "params": self.params, "law_params": self.law_params, "tokens": self.tokens,
-                "flops": self.flops, "loss": self.loss, "loss_measured": self.loss_measured,
+                "flops": self.flops, "loss": self.loss, "loss_measured": self.loss_measured, "loss_law": self.loss_law,
                 "loss_interval": list(self.loss_interval) if self.loss_interval else None, "how": self.how}
 
 

@@ -25,7 +25,7 @@ from ..selection.checks import Check, data_checks, ordered, self_checks
 from ..selection.size_cuts import largest_sizes
 from .answers import ExtrapolationResult, _times
 from .extrapolate import extrapolate, tokens_to_match
-from .specs import ModelSpec, models_from_points, named_target, parse_models
+from .specs import ModelSpec, models_from_points, named_target, parse_models, with_measured_loss
 
 __all__ = ["Study", "run_study", "run_studies", "measured_crossing", "measured_curves", "fit_run_curves", "PublishedCase",
            "published_case"]
@@ -363,15 +363,15 @@ def widen_by_distance(result, checked, level: float) -> None:
     """Widen ``result``'s intervals by the held-out error expected at each answer's distance
     from the fitted design (:class:`analysis.selection.policy.ErrorModel`).
 
-    The target's loss is uncertain by its half-width w_t at its size and tokens per
-    parameter, each smaller model's own loss by w_m at its size and at the tokens it needs
-    (0 inside the fitted range). The tokens to match a target loss L_t then lie between
-    the tokens at which the model's law reaches L_t (1 + w) and L_t (1 - w), w = sqrt(w_t^2 +
-    w_m^2): the loss error carried through the law's slope d ln L / d ln D. The share of
-    answers that never match is that of a normal loss error (sd w / z) putting the target
-    at or below the model's floor, where it exceeds the bootstrap's share."""
+    The law's value at the target is uncertain by its half-width w_t at the target's size
+    and tokens per parameter, each smaller model's own loss by w_m at its size and at the
+    tokens it needs. The tokens to match a target loss L_t then lie between the tokens at
+    which the model's law reaches L_t (1 + w) and L_t (1 - w): the loss error carried through
+    the law's slope d ln L / d ln D, with w = sqrt(w_t^2 + w_m^2) when L_t is the law's value
+    and w = w_m when it was measured (the question is then about that number). The share of
+    answers that never match is that of a normal loss error (sd w / z) putting the target at
+    or below the model's floor, where it exceeds the bootstrap's share."""
     from scipy.stats import norm
-
 
     t = result.target
     if t.params is None or t.loss is None:
@@ -379,7 +379,7 @@ def widen_by_distance(result, checked, level: float) -> None:
     fit, em, law = result.law, checked.error_model, result.law.law
     z = float(norm.ppf(0.5 + level / 2))
     w_t = float(checked.distance_half_width(t.params, level, D=t.tokens))
-    lo, hi = t.loss_interval or (t.loss, t.loss)
+    lo, hi = t.loss_interval or ((t.loss_law,) * 2 if t.loss_law is not None else (t.loss, t.loss))
     t.loss_interval = (lo * (1 - w_t), hi * (1 + w_t))
     ratio = float(checked.distance(t.params))
     # the error model's own record of its scale, c and reach, beside this target's distance
@@ -398,7 +398,7 @@ def widen_by_distance(result, checked, level: float) -> None:
         # the model's own loss error where it would match: its size, and the tokens it needs
         at = m.tokens_to_match if m.tokens_to_match is not None else None
         w_m = float(checked.distance_half_width(m.params, level, D=at))
-        w = math.hypot(w_t, w_m)
+        w = w_m if t.matches_measured else math.hypot(w_t, w_m)
         if w <= 0:
             continue
         n_law = m.law_params or m.params
@@ -427,7 +427,7 @@ def widen_by_tied_laws(result, tied: Mapping[str, Any], specs, **options) -> Non
     others = [extrapolate(f, specs, **options) for f in tied.values()]
     t = result.target
     if t.loss_interval is not None:
-        vals = [o.target.loss for o in others if o.target.loss is not None and np.isfinite(o.target.loss)]
+        vals = [o.target.loss_law for o in others if o.target.loss_law is not None and np.isfinite(o.target.loss_law)]
         t.loss_interval = (min([t.loss_interval[0], *vals]), max([t.loss_interval[1], *vals]))
     for i, m in enumerate(result.models):
         for q, (lo, hi) in list(m.intervals.items()):
@@ -519,6 +519,9 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
                          fix="give a sweep directory or table, or --models such as 7e9,13e9")
     if points is not None:  # a preset name (--target mini) stands for that model, as in --models
         target = named_target(target, models_from_points(points, flops=flops))
+        # a model given by its numbers is the run the table has there, measured loss and all
+        specs = [with_measured_loss(m, points) for m in specs]
+        target = with_measured_loss(target, points)
     run_curves, curve_fits = {}, {}
     if curves and points is not None:
         run_curves = measured_curves(source, points)

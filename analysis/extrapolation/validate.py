@@ -7,7 +7,8 @@ parameter) answers the question twice. The fit sees each size's runs only up to
 model's run nearest ``target_tpp``, and the measured answer is where the small model's own
 runs, all of them, cross that run's measured loss (log-linear in tokens between its
 bracketing runs). The predicted answer is :func:`analysis.extrapolation.study.run_study`'s, the same
-pipeline as ``scaling extrapolate``, with its interval.
+pipeline as ``scaling extrapolate``, with its interval: the tokens at which the law says the
+small model reaches that same measured loss.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ..data.loading import load_points
 from ..data.points import log_key
 from ..selection.checked import fit_checked
 from .answers import NEVER
+from .specs import ModelSpec
 from .study import measured_crossing, run_study
 
 __all__ = ["PairCheck", "TokensBacktest", "backtest_tokens_to_match"]
@@ -101,8 +103,8 @@ class TokensBacktest:
         s = self.summary()
         head = [self.reason,
                 f"[[Tokens to match, backtested]] the fit saw runs up to {self.max_tpp:g} tokens per parameter; "
-                f"targets: each larger size's run nearest {self.target_tpp:g}; measured: where the smaller model's "
-                "own runs cross the target's measured loss"]
+                f"targets: each larger size's run nearest {self.target_tpp:g}, at its measured loss; measured: where "
+                "the smaller model's own runs cross it; predicted: where the law says the smaller model reaches it"]
         body = format_table(rows, formats={k: str for k in rows[0]}) if rows else "(no pair)"
         tail = []
         if s["measured"]:
@@ -151,7 +153,9 @@ def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target
         smaller = [sk for sk in longer if sk < lk]
         if not smaller:
             continue
-        study = run_study(train, target=f"{target['params']:.10g}:{target['tokens']:.10g}",
+        # the target run is in the fit: its measured loss is the one both answers match
+        spec = ModelSpec(float(target["params"]), float(target["tokens"]), loss=float(target["loss"]))
+        study = run_study(train, target=spec,
                           models=",".join(f"{real[sk]:.10g}" for sk in smaller), curves=False, level=level,
                           allow_repeats=allow_repeats, checked=checked)
         answers = {log_key(pd.Series([m.params]))[0]: m for m in study.result.models}

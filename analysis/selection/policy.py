@@ -60,7 +60,7 @@ from ..laws import get_law
 from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
 from .checks import REJECT_Z, constraint_z
 
-__all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "ErrorModel", "has_floor", "min_sizes", "robust_scale"]
+__all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "ErrorModel", "leverage_words", "has_floor", "min_sizes", "robust_scale"]
 
 @dataclass(frozen=True)
 class Knob:
@@ -427,6 +427,21 @@ def error_growth(rows: Sequence[BacktestRow], scale: float) -> float | None:
     return hi
 
 
+def leverage_words(splits: int, spread=None, brief: bool = False) -> str:
+    """Where an error model's c comes from, in words: measured on ``splits`` backtest splits
+    (0: the prior), ``spread`` the least and largest c leaving one split out; ``brief`` for a
+    clause inside a longer line (extrapolate's Distance line), else the fit's interval note."""
+    if not splits:
+        return "prior" if brief else "prior: no backtest split of this table could be scored"
+    plural = "s" if splits != 1 else ""
+    text = (f"measured on {splits} backtest split{plural}" if brief else
+            f"this table's own backtest: at this c its {splits} split{plural}' held-out errors, in units of this "
+            "fit's scatter, have a normal error's median")
+    if spread:
+        text += f"; {spread[0]:.2g} to {spread[1]:.2g} " + ("leaving one out" if brief else "with any one split left out")
+    return text
+
+
 @dataclass
 class ErrorModel:
     """A prediction's relative error, as a regression's prediction interval sizes it: the
@@ -479,14 +494,7 @@ class ErrorModel:
     @property
     def leverage_source(self) -> str:
         """Where c comes from, in words."""
-        if not self.leverage_splits:
-            return "prior: no backtest split of this table could be scored"
-        k = self.leverage_splits
-        text = (f"this table's own backtest: at this c its {k} split{'s' if k != 1 else ''}' held-out errors, in "
-                f"units of this fit's scatter, have a normal error's median")
-        if self.leverage_range is not None:
-            text += f"; {self.leverage_range[0]:.2g} to {self.leverage_range[1]:.2g} with any one split left out"
-        return text
+        return leverage_words(self.leverage_splits, self.leverage_range)
 
     def z2(self, N, D=None) -> np.ndarray:
         """Squared standardised distance of (N, D) from the centre of the fitted design (in
