@@ -42,7 +42,7 @@ from analysis.data.points import set_aside_short
 from analysis.selection.backtest import auto_candidates
 from analysis.fitting.fit import fit_law
 from analysis.selection.policy import (POLICY, ErrorModel, at_bound, bt_scores, distance_backtest, pick_law,
-                                       rejected_constraint, robust_scale)
+                                       rejected_constraint, robust_scale, uses_tokens)
 from analysis.laws import get_law
 
 TIES = (0.0, 0.1, 0.25, 0.5, 1.0)
@@ -50,6 +50,8 @@ MIN_TPPS = (0.0, 5.0, 10.0, 20.0)
 LEVEL = 0.90
 #: pseudo-splits the leverage prior counts as beside a table's own (0: the rule; --shrink-c)
 SHRINK_C = 0.0
+#: measure c on tokens-per-parameter splits too (False: the rule; --c-tpp-splits)
+C_TPP_SPLITS = False
 GADRE_SETS = ("c4", "rpj", "rw")
 
 
@@ -105,8 +107,35 @@ def prepare(train, test, name, source) -> Case:
     floored = tuple(n for n in POLICY.candidates(train) if n in preds)
     pinned = {n: at_bound(train, n, {"allow_repeats": True}) == [] for n in floored}
     rejected = {n: rejected_constraint(train, n, floored, {"allow_repeats": True}) for n in floored}
-    return Case(source, name, train, test, preds, bt_scores(bt, floored), floored, residuals, pinned, rejected,
-                {law: bt.rows_of(law, ok=True) for law in floored})
+    splits = {law: bt.rows_of(law, ok=True) for law in floored}
+    if C_TPP_SPLITS:  # tried, not the rule (docs/analysis.md): the law choice still sees size splits only
+        splits = {law: list(rows) + (tpp_splits(train, law) if uses_tokens(train, law) else [])
+                  for law, rows in splits.items()}
+    return Case(source, name, train, test, preds, bt_scores(bt, floored), floored, residuals, pinned, rejected, splits)
+
+
+def tpp_splits(train, law: str) -> list:
+    """``law`` fitted to the runs up to m_j tokens per parameter (every size) and scored on
+    the longer ones, for up to POLICY.max_splits budgets m_j spread evenly, each fit seeing
+    at least two budgets; rows carry each held-out point's z^2 from the split's own design."""
+    from analysis.selection.backtest import BacktestRow, score_refit
+    from analysis.selection.policy import _split_sizes, design, design_z2, determinable
+
+    tpp = np.round(np.log(train["tokens"].to_numpy(float) / train["params"].to_numpy(float)), 2)
+    levels = np.unique(tpp)
+    rows = []
+    for j in _split_sizes(levels, 2, POLICY.max_splits):
+        fit_part, held = train[tpp <= levels[j]].reset_index(drop=True), train[tpp > levels[j]].reset_index(drop=True)
+        if held.empty or not determinable(fit_part, law):
+            continue
+        row = score_refit(BacktestRow(law, f"D/N <= {np.exp(levels[j]):.3g}", "", len(fit_part), 0, len(held)),
+                          fit_part, held, law, {"progress": False, "allow_repeats": True, "uncertainty": False})
+        if row.error:
+            continue
+        centre, spread = design(fit_part["params"], fit_part["tokens"], POLICY.spread_floor)
+        row.z2 = design_z2(centre, spread, held["params"], held["tokens"]).tolist()
+        rows.append(row)
+    return rows
 
 
 def choose(case: Case, tie: float) -> tuple[str, list[str]]:
@@ -167,11 +196,14 @@ def main(argv=None) -> int:
     ap.add_argument("--shrink-c", type=float, default=0.0, metavar="K",
                     help="count the leverage prior as K more splits beside a table's own (tried, not the rule: "
                          "docs/analysis.md); only with no --write-docs")
+    ap.add_argument("--c-tpp-splits", action="store_true",
+                    help="measure each table's c on splits in tokens per parameter as well as in size (tried, not "
+                         "the rule: docs/analysis.md); only with no --write-docs")
     args = ap.parse_args(argv)
-    if args.shrink_c and args.write_docs:
-        ap.error("--shrink-c is a comparison: run it without --write-docs")
-    global SHRINK_C
-    SHRINK_C = args.shrink_c
+    if (args.shrink_c or args.c_tpp_splits) and args.write_docs:
+        ap.error("--shrink-c and --c-tpp-splits are comparisons: run them without --write-docs")
+    global SHRINK_C, C_TPP_SPLITS
+    SHRINK_C, C_TPP_SPLITS = args.shrink_c, args.c_tpp_splits
     warnings.filterwarnings("ignore")
     t0 = time.time()
     by_tpp = {x: [] for x in MIN_TPPS}
