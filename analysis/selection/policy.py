@@ -60,7 +60,8 @@ from ..laws import get_law
 from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
 from .checks import REJECT_Z, constraint_z
 
-__all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "ErrorModel", "leverage_words", "has_floor", "min_sizes", "robust_scale"]
+__all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "ErrorModel", "leverage_words", "has_floor",
+           "min_sizes", "robust_scale"]
 
 @dataclass(frozen=True)
 class Knob:
@@ -433,10 +434,11 @@ def leverage_words(splits: int, spread=None, brief: bool = False) -> str:
     clause inside a longer line (extrapolate's Distance line), else the fit's interval note."""
     if not splits:
         return "prior" if brief else "prior: no backtest split of this table could be scored"
-    plural = "s" if splits != 1 else ""
-    text = (f"measured on {splits} backtest split{plural}" if brief else
-            f"this table's own backtest: at this c its {splits} split{plural}' held-out errors, in units of this "
-            "fit's scatter, have a normal error's median")
+    many = splits != 1
+    owner = "splits'" if many else "split's"
+    text = (f"measured on {splits} backtest split{'s' if many else ''}" if brief else
+            f"this table's own backtest: at this c its {splits} {owner} held-out errors, in units of this fit's "
+            "scatter, have a normal error's median")
     if spread:
         text += f"; {spread[0]:.2g} to {spread[1]:.2g} " + ("leaving one out" if brief else "with any one split left out")
     return text
