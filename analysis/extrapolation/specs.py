@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -12,8 +12,7 @@ import numpy as np
 from ..common.errors import InputError, TableError
 from ..common.text import si
 
-__all__ = ["ModelSpec", "Target", "parse_models", "parse_target", "named_target", "models_from_points", "model_names",
-           "with_measured_loss"]
+__all__ = ["ModelSpec", "Target", "parse_models", "parse_target", "named_target", "models_from_points", "model_names"]
 
 
 @dataclass
@@ -176,27 +175,6 @@ def models_from_points(points, flops: str = "6nd") -> list[ModelSpec]:
         out.append(ModelSpec(float(n), float(top["tokens"].iloc[0]), float(top["loss"].mean()), fpt,
                              name=names.get(float(n), si(float(n))), run=run, params_nonembedding=ne))
     return out
-
-
-def with_measured_loss(spec, points):
-    """``spec`` with the loss measured at its size and tokens when the ``points`` table has a
-    run there (the mean over repeats), so that a model given by numbers is the same question as
-    the model named; ``spec`` unchanged otherwise. ``spec`` may be a target as
-    :func:`parse_target` reads it: a size and tokens become a :class:`ModelSpec` only when
-    measured."""
-    if isinstance(spec, str) and spec.strip() != "largest":
-        parsed = parse_target(spec)
-        if isinstance(parsed, tuple):
-            found = with_measured_loss(ModelSpec(*parsed), points)
-            return found if found.loss is not None else spec
-        return spec
-    if not isinstance(spec, ModelSpec) or spec.loss is not None or spec.tokens is None:
-        return spec
-    hit = (np.isclose(points["params"].to_numpy(float), spec.params, rtol=1e-6)
-           & np.isclose(points["tokens"].to_numpy(float), spec.tokens, rtol=1e-6))
-    if not hit.any():
-        return spec
-    return replace(spec, loss=float(points["loss"].to_numpy(float)[hit].mean()))
 
 
 @dataclass

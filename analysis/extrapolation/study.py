@@ -25,9 +25,10 @@ from ..selection.checks import Check, data_checks, ordered, self_checks
 from ..selection.size_cuts import largest_sizes
 from .answers import ExtrapolationResult, _times
 from .extrapolate import extrapolate, tokens_to_match
-from .specs import ModelSpec, models_from_points, named_target, parse_models, with_measured_loss
+from .specs import ModelSpec, models_from_points, named_target, parse_models, parse_target
 
 __all__ = ["Study", "run_study", "run_studies", "measured_crossing", "measured_curves", "fit_run_curves", "PublishedCase",
+           "with_measured_loss",
            "published_case"]
 
 
@@ -245,6 +246,25 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], boots
 def runs_of(points, params: float):
     """The points of one model size (to a relative 1e-6, as sizes read back from text differ)."""
     return points[np.isclose(points["params"].to_numpy(float), params, rtol=1e-6)]
+
+
+def with_measured_loss(spec, points):
+    """``spec`` with the loss measured at its size and tokens when ``points`` has a run there
+    (the mean over repeats), so that a model given by numbers is the same question as the
+    model named; ``spec`` unchanged otherwise. ``spec`` may be a target as
+    :func:`analysis.extrapolation.specs.parse_target` reads it: a size and tokens become a
+    :class:`ModelSpec` only when measured."""
+    if isinstance(spec, str) and spec.strip() != "largest":
+        parsed = parse_target(spec)
+        if isinstance(parsed, tuple):
+            found = with_measured_loss(ModelSpec(*parsed), points)
+            return found if found.loss is not None else spec
+        return spec
+    if not isinstance(spec, ModelSpec) or spec.loss is not None or spec.tokens is None:
+        return spec
+    runs = runs_of(points, spec.params)
+    at = runs[np.isclose(runs["tokens"].to_numpy(float), spec.tokens, rtol=1e-6)]
+    return spec if at.empty else replace(spec, loss=float(at["loss"].mean()))
 
 
 def measured_answers(result, points) -> None:
