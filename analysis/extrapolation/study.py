@@ -28,8 +28,7 @@ from .extrapolate import extrapolate, tokens_to_match
 from .specs import ModelSpec, models_from_points, named_target, parse_models, parse_target
 
 __all__ = ["Study", "run_study", "run_studies", "measured_crossing", "measured_curves", "fit_run_curves", "PublishedCase",
-           "with_measured_loss",
-           "published_case"]
+           "published_case", "with_measured_loss"]
 
 
 @dataclass
