@@ -494,3 +494,25 @@ def test_a_measured_target_is_matched_at_its_measured_loss_whatever_the_law_says
     again = run_study(measured, law=fit, target="1e9:2e10", models="1e8,3e8", curves=False).result
     assert again.target.loss == target.loss
     assert [m.tokens_to_match for m in again.models] == pytest.approx([m.tokens_to_match for m in res.models], rel=1e-12)
+
+
+def test_a_target_measured_only_on_repeated_data_is_not_matched_at_that_loss():
+    # Muennighoff et al. 2023's table holds its 8.67B at 178B tokens eight times, on 1 to 13.7
+    # epochs of unique data; the question without a data limit is about the fresh-data run,
+    # and a size whose every run repeated its data has no measured answer to that question.
+    from analysis.data import datasets as D
+    from analysis.extrapolation.specs import models_from_points
+    from analysis.extrapolation.study import with_measured_loss
+
+    df = D.load("muennighoff2023")
+    big = df[df["params"] == df["params"].max()]
+    top = big[big["tokens"] == big["tokens"].max()]
+    assert len(top) > 2 and top["loss"].nunique() > 2
+    fresh = top[top["unique_tokens"] >= top["tokens"] * (1 - 1e-6)]
+    assert len(fresh) == 1
+    (largest,) = [m for m in models_from_points(df) if m.params == df["params"].max()]
+    assert largest.loss == pytest.approx(float(fresh["loss"].iloc[0]), rel=1e-12)
+    repeated_only = top[top["unique_tokens"] < top["tokens"]]
+    spec = ModelSpec(float(top["params"].iloc[0]), float(top["tokens"].iloc[0]))
+    assert with_measured_loss(spec, repeated_only).loss is None
+    assert with_measured_loss(spec, top).loss == largest.loss

@@ -12,7 +12,8 @@ import numpy as np
 from ..common.errors import InputError, TableError
 from ..common.text import si
 
-__all__ = ["ModelSpec", "Target", "parse_models", "parse_target", "named_target", "models_from_points", "model_names"]
+__all__ = ["ModelSpec", "Target", "parse_models", "parse_target", "named_target", "models_from_points", "model_names",
+           "fresh_runs", "measured_loss"]
 
 
 @dataclass
@@ -144,6 +145,22 @@ def parse_target(text) -> str | float | tuple[float, float]:
                              "data by name (e.g. mini, with a sweep whose run records name its preset)") from None
 
 
+def fresh_runs(rows):
+    """The rows trained on fresh data: in a table with unique tokens, those that saw each
+    token at most once; runs that repeated their data answer other questions (Muennighoff et
+    al. 2023). Every row of a table without unique tokens."""
+    if "unique_tokens" not in rows.columns:
+        return rows
+    return rows[~(rows["unique_tokens"].to_numpy(float) < rows["tokens"].to_numpy(float) * (1 - 1e-6))]
+
+
+def measured_loss(rows) -> float | None:
+    """The loss a table measured for one model at one budget: the mean over its repeats
+    (seeds) on fresh data (:func:`fresh_runs`); None where every run there repeated its data."""
+    rows = fresh_runs(rows)
+    return float(rows["loss"].mean()) if len(rows) else None
+
+
 def models_from_points(points, flops: str = "6nd") -> list[ModelSpec]:
     """One :class:`ModelSpec` per distinct size in a points table (columns params, tokens,
     loss, optionally flops and run): its largest token budget and the loss measured there.
@@ -172,7 +189,7 @@ def models_from_points(points, flops: str = "6nd") -> list[ModelSpec]:
         ne = None
         if "params_nonembedding" in group.columns and np.all(np.isfinite(group["params_nonembedding"].astype(float))):
             ne = float(group["params_nonembedding"].astype(float).mean())
-        out.append(ModelSpec(float(n), float(top["tokens"].iloc[0]), float(top["loss"].mean()), fpt,
+        out.append(ModelSpec(float(n), float(top["tokens"].iloc[0]), measured_loss(top), fpt,
                              name=names.get(float(n), si(float(n))), run=run, params_nonembedding=ne))
     return out
 

@@ -25,7 +25,7 @@ from ..selection.checks import Check, data_checks, ordered, self_checks
 from ..selection.size_cuts import largest_sizes
 from .answers import ExtrapolationResult, _times
 from .extrapolate import extrapolate, tokens_to_match
-from .specs import ModelSpec, models_from_points, named_target, parse_models, parse_target
+from .specs import ModelSpec, fresh_runs, measured_loss, models_from_points, named_target, parse_models, parse_target
 
 __all__ = ["Study", "run_study", "run_studies", "measured_crossing", "measured_curves", "fit_run_curves", "PublishedCase",
            "published_case", "with_measured_loss"]
@@ -243,8 +243,10 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], boots
 
 
 def runs_of(points, params: float):
-    """The points of one model size (to a relative 1e-6, as sizes read back from text differ)."""
-    return points[np.isclose(points["params"].to_numpy(float), params, rtol=1e-6)]
+    """The points of one model size (to a relative 1e-6, as sizes read back from text differ)
+    trained on fresh data (:func:`analysis.extrapolation.specs.fresh_runs`): what the model's
+    own runs say about a question asked without a data limit."""
+    return fresh_runs(points[np.isclose(points["params"].to_numpy(float), params, rtol=1e-6)])
 
 
 def with_measured_loss(spec, points):
@@ -263,7 +265,8 @@ def with_measured_loss(spec, points):
         return spec
     runs = runs_of(points, spec.params)
     at = runs[np.isclose(runs["tokens"].to_numpy(float), spec.tokens, rtol=1e-6)]
-    return spec if at.empty else replace(spec, loss=float(at["loss"].mean()))
+    loss = measured_loss(at)
+    return spec if loss is None else replace(spec, loss=loss)
 
 
 def measured_answers(result, points) -> None:
