@@ -516,3 +516,21 @@ def test_a_target_measured_only_on_repeated_data_is_not_matched_at_that_loss():
     spec = ModelSpec(float(top["params"].iloc[0]), float(top["tokens"].iloc[0]))
     assert with_measured_loss(spec, repeated_only).loss is None
     assert with_measured_loss(spec, top).loss == largest.loss
+
+
+def test_a_published_law_answers_for_its_own_value_at_a_measured_target():
+    # hoffmann2022's losses are on MassiveText with its tokenizer: a table's measured loss is on
+    # another scale, so a published law keeps its own value at the target (and says it)
+    from analysis.data.published import published_law
+    from analysis.extrapolation.study import run_study
+
+    df = _ladder_with_embeddings()
+    law = published_law("hoffmann2022")
+    res = run_study(df, law=law, curves=False).result
+    big = df.sort_values(["params", "tokens"]).iloc[-1]
+    assert res.target.loss_measured == pytest.approx(big["loss"])
+    assert res.target.loss == res.target.loss_law == pytest.approx(float(law.predict(big["params"], big["tokens"])))
+    assert not res.target.matches_measured
+    # the ladder's losses are Kaplan's, not MassiveText's: far from the published law, and said so
+    assert abs(res.target.loss_measured / res.target.loss_law - 1) > 0.02
+    assert any("the answers use the law's value" in w for w in res.warnings)

@@ -221,11 +221,12 @@ def _resolve_target(fit: LawFit, models: list[ModelSpec], target, convention: st
                loss_measured=spec.loss, name=spec.name, how=how, law_params=n_t, loss_law=lt)
     if lt_draws is not None:
         t.loss_interval = _interval(lt_draws, fit.ci_level)
-    if spec.loss is not None and U is None:
+    if spec.loss is not None and U is None and not fit.is_published:
         # A target that was trained is asked about as measured: "how many tokens to match that
         # run" means its loss, not the law's value there, whose misfit at the target would
         # otherwise move every answer (docs/analysis.md, the headline answer, backtested).
-        # Under a data limit the target is the law's hypothetical run with U, not the one measured.
+        # Not under a data limit (the target is then the law's hypothetical run with U), nor
+        # with a published law, whose losses are on its own data and tokenizer.
         t.loss, lt_draws = float(spec.loss), None
     smaller = [m for m in models if m.params < spec.params]
     return t, smaller, lt_draws, spec
@@ -299,10 +300,13 @@ def extrapolate(fit: LawFit, models: Sequence[ModelSpec] | Iterable[float] | str
             warnings += fit.extrapolation_warnings(D=ans.tokens_to_match)
     if tgt.params is not None:
         warnings += fit.extrapolation_warnings(N=tgt.law_params, D=tgt.tokens)
-    if tgt.matches_measured and abs(tgt.loss_measured - tgt.loss_law) > 0.02 * tgt.loss_law:
+    if tgt.loss_measured is not None and abs(tgt.loss_measured - tgt.loss_law) > 0.02 * tgt.loss_law:
+        why = ("the answers match the measured loss, and a law that misses its target by this much may miss the "
+               "smaller models' losses too" if tgt.matches_measured else
+               "the answers use the law's value (a published law's losses are on its own data and tokenizer; "
+               "under a data limit the target is the law's run on the unique tokens)")
         warnings.append(f"the law predicts the target's loss as {num(tgt.loss_law)} but {num(tgt.loss_measured)} "
-                        "was measured; the answers match the measured loss, and a law that misses its target by "
-                        "this much may miss the smaller models' losses too")
+                        f"was measured; {why}")
     if U is not None:
         warnings += _data_limit_warnings(fit, tgt, U)
     return ExtrapolationResult(fit, tgt, answers, flops=flops, level=level, warnings=list(dict.fromkeys(warnings)),
