@@ -534,3 +534,25 @@ def test_a_published_law_answers_for_its_own_value_at_a_measured_target():
     # the ladder's losses are Kaplan's, not MassiveText's: far from the published law, and said so
     assert abs(res.target.loss_measured / res.target.loss_law - 1) > 0.02
     assert any("the answers use the law's value" in w for w in res.warnings)
+
+
+def test_a_models_own_runs_are_those_that_answer_the_question_asked():
+    # Without a data limit a model's own runs are its fresh-data runs; under a limit of U
+    # unique tokens, those that saw min(D, U) of them: the 2.81B's runs that repeated U count,
+    # its fresh runs past U and its runs on other unique-token counts do not.
+    from analysis.data import datasets as D
+    from analysis.extrapolation.study import runs_of
+
+    df = D.load("muennighoff2023")
+    n = 2.81e9
+    own = df[np.isclose(df["params"], n, rtol=1e-6)]
+    u, d = own["unique_tokens"].to_numpy(float), own["tokens"].to_numpy(float)
+    fresh = u >= d * (1 - 1e-6)
+    assert fresh.any() and (~fresh).any()
+    assert sorted(runs_of(df, n)["loss"]) == sorted(own["loss"][fresh])
+    limit = float(np.sort(u[~fresh])[(~fresh).sum() // 2])  # a unique-token count this size repeated
+    under = runs_of(df, n, limit)
+    by_hand = own[np.isclose(u, np.minimum(d, limit), rtol=1e-6)]
+    assert sorted(under["loss"]) == sorted(by_hand["loss"])
+    assert ((under["unique_tokens"] == limit) & (under["tokens"] > limit)).any()  # repeated runs on U count
+    assert not ((under["tokens"] > limit) & (under["unique_tokens"] != limit)).any()  # fresh ones past U do not

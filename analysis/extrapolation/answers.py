@@ -222,7 +222,8 @@ class ExtrapolationResult:
                 lines.append(head + f"loss {num(t.loss)} measured, which the answers match; the law predicts "
                              f"{_fmt_loss(law_value, t.loss_interval)}")
             else:
-                lines.append(head + f"loss {_fmt_loss(law_value, t.loss_interval)} predicted by the law")
+                lines.append(head + f"loss {_fmt_loss(law_value, t.loss_interval)} predicted by the law"
+                             + (f"; measured {num(t.loss_measured)}" if t.loss_measured is not None else ""))
         else:
             lines.append(f"Target: loss {num(t.loss)} ({t.how})")
         if self.distance is not None:
@@ -337,10 +338,9 @@ class ExtrapolationResult:
         rows = [m for m in self.models if m.measured is not None]
         if not rows:
             return []
-        t = self.target
-        loss = t.loss_measured if t.loss_measured is not None else t.loss
+        loss = rows[0].measured["target_loss"]
         out = [f"Measured: where each model's own runs cross the target's loss {num(loss)} "
-               f"({'measured' if t.loss_measured is not None else 'predicted'}), beside the law's answer"]
+               f"({'measured' if loss == self.target.loss_measured else 'predicted'}), beside the law's answer"]
         for m in rows:
             me, iv = m.measured, m.intervals.get("tokens_to_match")
             law = (_with_iv(m.tokens_to_match, iv, _count) if m.reachable else f"never (floor {m.floor:.4g})")

@@ -242,11 +242,17 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], boots
     return fits, notes
 
 
-def runs_of(points, params: float):
+def runs_of(points, params: float, unique_tokens: float | None = None):
     """The points of one model size (to a relative 1e-6, as sizes read back from text differ)
-    trained on fresh data (:func:`analysis.extrapolation.specs.fresh_runs`): what the model's
-    own runs say about a question asked without a data limit."""
-    return fresh_runs(points[np.isclose(points["params"].to_numpy(float), params, rtol=1e-6)])
+    that answer the question asked: without a data limit, the runs on fresh data
+    (:func:`analysis.extrapolation.specs.fresh_runs`); under a limit of U unique tokens, the
+    runs that saw min(D, U) of them (fresh runs up to U tokens, and runs that repeated U)."""
+    rows = points[np.isclose(points["params"].to_numpy(float), params, rtol=1e-6)]
+    if unique_tokens is None:
+        return fresh_runs(rows)
+    d = rows["tokens"].to_numpy(float)
+    seen = rows["unique_tokens"].to_numpy(float) if "unique_tokens" in rows.columns else d
+    return rows[np.isclose(seen, np.minimum(d, unique_tokens), rtol=1e-6)]
 
 
 def with_measured_loss(spec, points):
@@ -270,19 +276,21 @@ def with_measured_loss(spec, points):
 
 
 def measured_answers(result, points) -> None:
-    """Set each smaller model's ``measured`` answer: where its own runs cross the target's
-    loss (the target's measured loss where it has one), log-linear in tokens between the
+    """Set each smaller model's ``measured`` answer: where its own runs (:func:`runs_of`) cross
+    the target's loss (its measured loss where it has one, unless a data limit asks about the
+    law's run on U unique tokens), log-linear in tokens between the
     two runs that bracket it (:func:`analysis.extrapolation.validate.measured_crossing`), and whether the
     law's tokens-to-match interval holds it. A model whose longest run stays above the
     target is "not reached"; the law's interval is then contradicted only if it ends
     below that run's tokens."""
 
     t = result.target
-    loss = t.loss_measured if t.loss_measured is not None else t.loss
+    # under a data limit the answers match the law's run on U unique tokens, which no one measured
+    loss = t.loss_measured if t.loss_measured is not None and result.unique_tokens is None else t.loss
     if loss is None:
         return
     for m in result.models:
-        runs = runs_of(points, m.params)
+        runs = runs_of(points, m.params, result.unique_tokens)
         if runs.empty:
             continue
         crossing = measured_crossing(runs, float(loss))
@@ -352,7 +360,7 @@ def measured_agreement(result, points, level: float = 0.90):
     tol = max(MEASUREMENT_NOISE, float(norm.ppf(0.5 + level / 2)) * repeat_spread(points))
     bad, seen = [], 0
     for m in result.models:
-        runs = runs_of(points, m.params)
+        runs = runs_of(points, m.params, result.unique_tokens)
         if runs.empty:
             continue
         seen += 1
