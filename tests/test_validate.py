@@ -41,6 +41,22 @@ def test_gadre_pairs_are_measured_from_the_runs_the_fit_never_saw():
     assert all(p.ratio == pytest.approx(p.predicted_tokens / p.measured_tokens) for p in measured)
 
 
+def test_pairs_on_a_table_with_repeated_data_are_measured_on_its_fresh_runs():
+    # Muennighoff et al. 2023 train one size at one budget on 1 to 14 epochs of unique data:
+    # the target and the crossing are the one-epoch runs, whatever the fit sees
+    df = D.load("muennighoff2023")
+    one_epoch = df[df["unique_tokens"] >= df["tokens"] * (1 - 1e-6)]
+    assert len(one_epoch) < len(df)
+    r = backtest_tokens_to_match(df, allow_repeats=True)
+    measured = [p for p in r.pairs if p.measured_tokens is not None]
+    assert measured
+    for p in r.pairs:
+        target = one_epoch[np.isclose(one_epoch["params"], p.large) & np.isclose(one_epoch["tokens"], p.target_tokens)]
+        assert p.target_loss in set(target["loss"])
+        own = one_epoch[np.isclose(one_epoch["params"], p.small)]
+        assert p.measured_tokens == measured_crossing(own, p.target_loss)
+
+
 def test_one_fit_answers_every_pair_as_a_fresh_study_of_the_same_runs_would():
     # validate fits the runs it may see once; each pair's answer must be what scaling
     # extrapolate's study, fitting that table afresh for the pair's target run, answers;

@@ -8,7 +8,8 @@ model's run nearest ``target_tpp``, and the measured answer is where the small m
 runs, all of them, cross that run's measured loss (log-linear in tokens between its
 bracketing runs). The predicted answer is :func:`analysis.extrapolation.study.run_study`'s, the same
 pipeline as ``scaling extrapolate``, with its interval: the tokens at which the law says the
-small model reaches that same measured loss.
+small model reaches that same measured loss. In a table with unique tokens the target and the
+crossings are the runs on fresh data (a run that repeated its data answers another question).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..data.loading import load_points
 from ..data.points import log_key
 from ..selection.checked import fit_checked
 from .answers import NEVER
-from .specs import ModelSpec
+from .specs import ModelSpec, fresh_runs
 from .study import measured_crossing, run_study
 
 __all__ = ["PairCheck", "TokensBacktest", "backtest_tokens_to_match"]
@@ -133,7 +134,10 @@ def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target
     keys = log_key(df["params"])
     sizes = sorted(np.unique(keys))
     real = {k: float(df["params"][keys == k].iloc[0]) for k in sizes}
-    longer = [k for k in sizes if (tpp[keys == k] > max_tpp * (1 + 1e-6)).any()]
+    # the measurements are runs on fresh data: in a table with unique tokens, a run that
+    # repeated its data answers another question (analysis.extrapolation.specs.fresh_runs)
+    fresh = df.index.isin(fresh_runs(df).index)
+    longer = [k for k in sizes if (fresh & (keys == k) & (tpp > max_tpp * (1 + 1e-6))).any()]
     if not longer:
         raise InputError(f"no run trains beyond {max_tpp:g} tokens per parameter, so nothing measures the answer",
                          field="--max-tpp", fix="lower --max-tpp below the longest runs' tokens per parameter")
@@ -147,7 +151,9 @@ def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target
     if checked.short_runs.get("note"):
         notes.append(checked.short_runs["note"])
     for lk in sizes:
-        at = df[keys == lk]
+        at = df[fresh & (keys == lk)]
+        if at.empty:
+            continue
         j = int(np.argmin(np.abs(np.log(at["tokens"] / at["params"] / target_tpp))))
         target = at.iloc[j]
         smaller = [sk for sk in longer if sk < lk]
@@ -161,7 +167,7 @@ def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target
         answers = {log_key(pd.Series([m.params]))[0]: m for m in study.result.models}
         for sk in smaller:
             m = answers.get(sk)
-            measured = measured_crossing(df[keys == sk], float(target["loss"]))
+            measured = measured_crossing(df[fresh & (keys == sk)], float(target["loss"]))
             iv = m.intervals.get("tokens_to_match") if m is not None else None
             lo, hi = (iv if iv else (None, None))
             pairs.append(PairCheck(real[sk], real[lk], float(target["tokens"]), float(target["loss"]), measured,
