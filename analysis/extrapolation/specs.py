@@ -145,13 +145,16 @@ def parse_target(text) -> str | float | tuple[float, float]:
                              "data by name (e.g. mini, with a sweep whose run records name its preset)") from None
 
 
-def fresh_runs(rows):
-    """The rows trained on fresh data: in a table with unique tokens, those that saw each
-    token at most once; runs that repeated their data answer other questions (Muennighoff et
-    al. 2023). Every row of a table without unique tokens."""
-    if "unique_tokens" not in rows.columns:
-        return rows
-    return rows[~(rows["unique_tokens"].to_numpy(float) < rows["tokens"].to_numpy(float) * (1 - 1e-6))]
+def fresh_runs(rows, unique_tokens: float | None = None):
+    """The rows that answer a question asked with ``unique_tokens`` U available (None: no data
+    limit): those that saw min(D, U) unique tokens, so without a limit the runs on fresh data,
+    and under one the fresh runs up to U tokens and the runs that repeated U. Runs that
+    repeated other amounts answer other questions (Muennighoff et al. 2023). A row without a
+    unique-token count is a fresh run."""
+    d = rows["tokens"].to_numpy(float)
+    seen = rows["unique_tokens"].to_numpy(float) if "unique_tokens" in rows.columns else d
+    seen = np.where(np.isnan(seen), d, seen)
+    return rows[np.isclose(seen, d if unique_tokens is None else np.minimum(d, unique_tokens), rtol=1e-6)]
 
 
 def measured_loss(rows) -> float | None:

@@ -244,15 +244,9 @@ def fit_run_curves(curves: Mapping[str, Any], models: Sequence[ModelSpec], boots
 
 def runs_of(points, params: float, unique_tokens: float | None = None):
     """The points of one model size (to a relative 1e-6, as sizes read back from text differ)
-    that answer the question asked: without a data limit, the runs on fresh data
-    (:func:`analysis.extrapolation.specs.fresh_runs`); under a limit of U unique tokens, the
-    runs that saw min(D, U) of them (fresh runs up to U tokens, and runs that repeated U)."""
-    rows = points[np.isclose(points["params"].to_numpy(float), params, rtol=1e-6)]
-    if unique_tokens is None:
-        return fresh_runs(rows)
-    d = rows["tokens"].to_numpy(float)
-    seen = rows["unique_tokens"].to_numpy(float) if "unique_tokens" in rows.columns else d
-    return rows[np.isclose(seen, np.minimum(d, unique_tokens), rtol=1e-6)]
+    that answer the question asked with ``unique_tokens`` available
+    (:func:`analysis.extrapolation.specs.fresh_runs`)."""
+    return fresh_runs(points[np.isclose(points["params"].to_numpy(float), params, rtol=1e-6)], unique_tokens)
 
 
 def with_measured_loss(spec, points):
