@@ -60,7 +60,7 @@ from ..laws import get_law
 from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
 from .checks import REJECT_Z, constraint_z
 
-__all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "ErrorModel", "leverage_words", "has_floor",
+__all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "ErrorModel", "leverage_words", "score_split", "has_floor",
            "min_sizes", "robust_scale"]
 
 @dataclass(frozen=True)
@@ -338,16 +338,23 @@ def distance_backtest(points: pd.DataFrame, laws: Sequence[str], max_splits: int
                 row.error = f"{j + 1} sizes cannot determine {law}"
                 rows.append(row)
                 continue
-            row = score_refit(row, train, test, law, fit_options)
+            row = score_split(row, train, test, law, fit_options, spread_floor)
             if not row.error:
                 row.distances = dist
-                # each held-out point's distance from this split's own fitted design: the
-                # error growth (error_growth) is measured against it
-                tokens = uses_tokens(train, law)
-                centre, spread = design(train["params"], train["tokens"] if tokens else None, spread_floor)
-                row.z2 = design_z2(centre, spread, test["params"], test["tokens"] if tokens else None).tolist()
             rows.append(row)
     return BacktestResult(rows, tuple(laws), notes, kind="distance")
+
+
+def score_split(row: BacktestRow, train: pd.DataFrame, test: pd.DataFrame, law: str, fit_options: dict,
+                spread_floor: float) -> BacktestRow:
+    """:func:`score_refit`, and each held-out point's squared distance from this split's own
+    fitted design (``row.z2``): what the error growth (:func:`error_growth`) is measured against."""
+    row = score_refit(row, train, test, law, fit_options)
+    if not row.error:
+        tokens = uses_tokens(train, law)
+        centre, spread = design(train["params"], train["tokens"] if tokens else None, spread_floor)
+        row.z2 = design_z2(centre, spread, test["params"], test["tokens"] if tokens else None).tolist()
+    return row
 
 
 def robust_scale(rel_residuals, n_params: int) -> float:

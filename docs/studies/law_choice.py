@@ -118,8 +118,8 @@ def tpp_splits(train, law: str) -> list:
     """``law`` fitted to the runs up to m_j tokens per parameter (every size) and scored on
     the longer ones, for up to POLICY.max_splits budgets m_j spread evenly, each fit seeing
     at least two budgets; rows carry each held-out point's z^2 from the split's own design."""
-    from analysis.selection.backtest import BacktestRow, score_refit
-    from analysis.selection.policy import _split_sizes, design, design_z2, determinable
+    from analysis.selection.backtest import BacktestRow
+    from analysis.selection.policy import _split_sizes, determinable, score_split
 
     tpp = np.round(np.log(train["tokens"].to_numpy(float) / train["params"].to_numpy(float)), 2)
     levels = np.unique(tpp)
@@ -128,13 +128,11 @@ def tpp_splits(train, law: str) -> list:
         fit_part, held = train[tpp <= levels[j]].reset_index(drop=True), train[tpp > levels[j]].reset_index(drop=True)
         if held.empty or not determinable(fit_part, law):
             continue
-        row = score_refit(BacktestRow(law, f"D/N <= {np.exp(levels[j]):.3g}", "", len(fit_part), 0, len(held)),
-                          fit_part, held, law, {"progress": False, "allow_repeats": True, "uncertainty": False})
-        if row.error:
-            continue
-        centre, spread = design(fit_part["params"], fit_part["tokens"], POLICY.spread_floor)
-        row.z2 = design_z2(centre, spread, held["params"], held["tokens"]).tolist()
-        rows.append(row)
+        row = score_split(BacktestRow(law, f"D/N <= {np.exp(levels[j]):.3g}", "", len(fit_part), 0, len(held)),
+                          fit_part, held, law, {"progress": False, "allow_repeats": True, "uncertainty": False},
+                          POLICY.spread_floor)
+        if not row.error:
+            rows.append(row)
     return rows
 
 
