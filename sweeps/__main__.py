@@ -54,7 +54,9 @@ os.environ.setdefault("HYDRA_FULL_ERROR", "1")
 
 from sweeps.app import main  # noqa: E402  (after the check: it is instant, Hydra's import is not)
 from sweeps.index import LAST_SWEEP  # noqa: E402
-from sweeps.launch import PARENT_REPORTS_INTERRUPT  # noqa: E402
+from sweeps.launch import PARENT_REPORTS_INTERRUPT, quiet_resource_tracker  # noqa: E402
+
+quiet_resource_tracker(os.environ)  # before the joblib launcher starts its tracker
 
 try:
     main()

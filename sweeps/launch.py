@@ -27,6 +27,20 @@ LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
 #: Exit status of ``python -m sweeps`` when the sweep ran but some runs failed or diverged.
 EXIT_RUNS_FAILED = 3
 
+#: A warnings filter for joblib's resource tracker (a process the joblib launcher starts,
+#: which inherits the environment). When Ctrl-C stops the workers between creating a
+#: semaphore and unregistering it, the tracker unlinks it at shutdown, as it should, and
+#: prints two "leaked semlock" warnings: nothing was lost, and the interrupt's one line
+#: must stay one line.
+QUIET_RESOURCE_TRACKER = "ignore:resource_tracker:UserWarning:joblib.externals.loky.backend.resource_tracker"
+
+
+def quiet_resource_tracker(environ) -> None:
+    """Add :data:`QUIET_RESOURCE_TRACKER` to ``environ['PYTHONWARNINGS']``, keeping the user's filters."""
+    have = [w for w in environ.get("PYTHONWARNINGS", "").split(",") if w]
+    if QUIET_RESOURCE_TRACKER not in have:
+        environ["PYTHONWARNINGS"] = ",".join(have + [QUIET_RESOURCE_TRACKER])
+
 
 def compose(experiment: Optional[str] = None, overrides: Sequence[str] = (), return_hydra_config: bool = False):
     """The composed config of one job (Hydra's compose API), as ``python -m sweeps`` would see it.
