@@ -272,3 +272,31 @@ def test_auto_does_not_choose_a_law_whose_constraint_the_data_reject():
         return float(np.mean(np.abs(np.asarray(pred) / test["loss"].to_numpy() - 1)))
 
     assert held_out("chinchilla") < held_out("gadre2024")
+
+
+def test_a_tied_law_extends_the_error_models_interval_only_where_it_reaches_beyond_it():
+    # The error model is measured on the chosen law's own held-out errors at distance (its
+    # estimation error and its form's); the tied laws' spread estimates that error again, so it
+    # extends the interval and is not added to it (docs/analysis.md, Law choice at distance).
+    import dataclasses
+
+    checked = fit_checked(D.load("porian2024:rw/tuned/short/const/standard/val"), allow_repeats=True)
+    assert checked.fit.law == "gadre2024" and list(checked.tied) == ["chinchilla"]
+    top = float(checked.fit.data_range["N"][1])
+    N = np.array([3 * top, 10 * top])
+    Dt = 20 * N
+    pred = checked.fit.predict(N=N, D=Dt)
+    other = checked.tied["chinchilla"].predict(N=N, D=Dt)
+    em = checked.error_model
+    w = 1.6448536269514722 * em.scale * np.sqrt(1 + em.leverage * em.z2(N, Dt))
+    assert np.all(np.abs(other / pred - 1) < w)  # chinchilla lies inside: the interval is the error model's
+    lo, hi = checked.predict_interval(N=N, D=Dt, level=0.9, backtest_error=True)
+    np.testing.assert_allclose(lo, pred * (1 - w), rtol=1e-10)
+    np.testing.assert_allclose(hi, pred * (1 + w), rtol=1e-10)
+    # an error model 100x narrower leaves chinchilla outside: its prediction is then that end
+    checked.choice.error_model = dataclasses.replace(em, scale=em.scale / 100)
+    lo, hi = checked.predict_interval(N=N, D=Dt, level=0.9, backtest_error=True)
+    below = other < pred
+    assert below.any()
+    np.testing.assert_allclose(lo[below], other[below], rtol=1e-10)
+    np.testing.assert_allclose(hi[below], pred[below] * (1 + w[below] / 100), rtol=1e-10)

@@ -235,13 +235,15 @@ class ExtrapolationResult:
                           "the error model" if d["beyond_every_split"]
                           else f"within the backtest's reach ({d['reach']:.3g}x)")
                 where = f"the target is {d['params_ratio']:.3g}x the largest fitted size, {beyond}"
-            lines.append(f"Distance: {where}; intervals widened by +-{100 * d['half_width']:.2g}% of loss: the fit's "
+            lines.append(f"Distance: {where}; the law's value there is uncertain by +-{100 * d['half_width']:.2g}%: the fit's "
                          f"scatter ({100 * d['scale']:.2g}%) times sqrt(1 + c z^2), z = {d['z']:.2g} standard "
                          f"deviations from the centre of the fitted design"
                          + (f", c = {d['leverage']:.2g} ("
                             + leverage_words(d.get("leverage_splits", 0), d.get("leverage_range"), brief=True) + ")"
                             if "leverage" in d else "")
-                         + "; tokens to match carry it through the law's slope")
+                         + "; each answer's interval takes the same model at its own size and tokens (tokens to "
+                           "match through the law's slope), extended only where the bootstrap or a tied law reaches "
+                           "beyond it")
         return "\n".join(lines)
 
     def display_rows(self) -> list[dict[str, str]]:

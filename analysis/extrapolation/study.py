@@ -22,6 +22,7 @@ from ..fitting.result import LawFit
 from ..laws import get_law
 from ..selection.checked import AUTO, CheckedFit, fit_checked, load_checked
 from ..selection.checks import Check, data_checks, ordered, self_checks
+from ..selection.policy import beside_error_model
 from ..selection.size_cuts import largest_sizes
 from .answers import ExtrapolationResult, _times
 from .extrapolate import extrapolate, tokens_to_match
@@ -383,6 +384,13 @@ def measured_agreement(result, points, level: float = 0.90):
 _WITH_TOKENS = ("flops_to_match", "compute_multiple", "compute_multiple_own")
 
 
+def _beside(value: float, w: float, interval) -> tuple[float, float]:
+    """``value`` (1 -+ w), reaching further where ``interval`` (bootstrap, tied laws) does."""
+    lo, hi = interval or (value, value)
+    lo, hi = beside_error_model(value, w, lo, hi)
+    return float(lo), float(hi)
+
+
 def widen_by_distance(result, checked, level: float) -> None:
     """Widen ``result``'s intervals by the held-out error expected at each answer's distance
     from the fitted design (:class:`analysis.selection.policy.ErrorModel`).
@@ -394,7 +402,10 @@ def widen_by_distance(result, checked, level: float) -> None:
     the law's slope d ln L / d ln D, with w = sqrt(w_t^2 + w_m^2) when L_t is the law's value
     and w = w_m when it was measured (the question is then about that number). The share of
     answers that never match is that of a normal loss error (sd w / z) putting the target at
-    or below the model's floor, where it exceeds the bootstrap's share."""
+    or below the model's floor, where it exceeds the bootstrap's share. Each interval is the
+    error model's, reaching further only where the bootstrap's or the tied laws' does
+    (:func:`analysis.selection.policy.beside_error_model`: the error model measures the same
+    held-out error again, so the two are not added)."""
     from scipy.stats import norm
 
     t = result.target
@@ -403,8 +414,8 @@ def widen_by_distance(result, checked, level: float) -> None:
     fit, em, law = result.law, checked.error_model, result.law.law
     z = float(norm.ppf(0.5 + level / 2))
     w_t = float(checked.distance_half_width(t.params, level, D=t.tokens))
-    lo, hi = t.loss_interval or ((t.loss_law,) * 2 if t.loss_law is not None else (t.loss, t.loss))
-    t.loss_interval = (lo * (1 - w_t), hi * (1 + w_t))
+    centre = t.loss_law if t.loss_law is not None else t.loss
+    t.loss_interval = _beside(centre, w_t, t.loss_interval)
     ratio = float(checked.distance(t.params))
     # the error model's own record of its scale, c and reach, beside this target's distance
     model = em.to_dict()
@@ -417,8 +428,8 @@ def widen_by_distance(result, checked, level: float) -> None:
     for m in result.models:
         if m.loss_at_target_compute is not None:
             w_c = float(checked.distance_half_width(m.params, level, D=m.tokens_at_target_compute))
-            a, b = m.intervals.get("loss_at_target_compute", (m.loss_at_target_compute,) * 2)
-            m.intervals["loss_at_target_compute"] = (a * (1 - w_c), b * (1 + w_c))
+            m.intervals["loss_at_target_compute"] = _beside(m.loss_at_target_compute, w_c,
+                                                            m.intervals.get("loss_at_target_compute"))
         # the model's own loss error where it would match: its size, and the tokens it needs
         at = m.tokens_to_match if m.tokens_to_match is not None else None
         w_m = float(checked.distance_half_width(m.params, level, D=at))

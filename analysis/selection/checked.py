@@ -21,7 +21,7 @@ from ..laws import get_law
 from .backtest import (TIE, BacktestResult, LawChoice, auto_candidates, backtest, backtests_by_cut, held_out_errors,
                        select_law)
 from .checks import Check, self_checks
-from .policy import POLICY, ErrorModel, determinable, distance_backtest
+from .policy import POLICY, ErrorModel, beside_error_model, determinable, distance_backtest
 from .size_cuts import AUTO_SIZES, describe_cut, largest_sizes
 
 __all__ = ["CheckedFit", "fit_checked", "set_aside_short_runs", "checks_block", "checks_json", "AUTO", "prediction_distance",
@@ -76,10 +76,14 @@ class CheckedFit:
             parts.append("the laws the backtest cannot tell apart (" + ", ".join(self.tied) + ")")
         em = self.error_model
         if em is not None:
-            parts.append(f"a new run's scatter about the law ({100 * em.scale:.2g}%, {em.scale_source}) times "
-                         f"sqrt(1 + c z^2), z the distance from the centre of the fitted sizes and tokens per "
-                         f"parameter in standard deviations, c = {em.leverage:.3g} ({em.leverage_source})")
-            return "covers " + ", ".join(parts)
+            model = (f"a new run's scatter about the law ({100 * em.scale:.2g}%, {em.scale_source}) times "
+                     f"sqrt(1 + c z^2), z the distance from the centre of the fitted sizes and tokens per "
+                     f"parameter in standard deviations, c = {em.leverage:.3g} ({em.leverage_source})")
+            more = (["the bootstrap"] if self.fit.samples is not None else []) + parts[1:]
+            if not more:
+                return f"covers {model}"
+            return (f"covers {model}; extended where {' or '.join(more)} {'reach' if len(more) > 1 else 'reaches'} "
+                    "beyond it (a second estimate of the same held-out error, not added to it)")
         if self.backtest_error:
             parts.append(f"the held-out error of the backtest ({100 * self.backtest_error:.2g}%)")
         return ("covers " + ", ".join(parts) + "; on Porian et al. 2024's tables such 90% intervals hold 96% of "
@@ -172,7 +176,10 @@ class CheckedFit:
         others = [np.asarray(f.predict(N=N, D=D, C=C), dtype=float) for f in self.tied.values()]
         lo, hi = np.minimum.reduce([lo, pred, *others]), np.maximum.reduce([hi, pred, *others])
         if np.any(w):
-            lo, hi = lo * (1 - w), hi * (1 + w)
+            if backtest_error and self.error_model is not None:
+                lo, hi = beside_error_model(pred, w, lo, hi)
+            else:  # the earlier rule's held-out error widens the laws' envelope, as it was calibrated
+                lo, hi = lo * (1 - w), hi * (1 + w)
         return lo, hi
 
     def to_dict(self) -> dict:

@@ -451,6 +451,17 @@ def leverage_words(splits: int, spread=None, brief: bool = False) -> str:
     return text
 
 
+def beside_error_model(pred, w, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    """The interval of a prediction ``pred`` whose error model gives relative half-width ``w``,
+    beside an interval (``lo``, ``hi``) from the bootstrap and the laws tied with the choice:
+    ``pred`` (1 -+ w), reaching further only where (lo, hi) does. The error model is measured
+    on the chosen law's own held-out errors (its parameters' estimation error and its form's,
+    at distance), which the bootstrap and the tied laws estimate again: they extend the
+    interval where they reach beyond it and are not added to it."""
+    pred, w = np.asarray(pred, dtype=float), np.asarray(w, dtype=float)
+    return np.minimum(lo, pred * (1 - w)), np.maximum(hi, pred * (1 + w))
+
+
 @dataclass
 class ErrorModel:
     """A prediction's relative error, as a regression's prediction interval sizes it: the

@@ -41,8 +41,8 @@ from analysis.data import datasets as D
 from analysis.data.points import set_aside_short
 from analysis.selection.backtest import auto_candidates
 from analysis.fitting.fit import fit_law
-from analysis.selection.policy import (POLICY, ErrorModel, at_bound, bt_scores, distance_backtest, pick_law,
-                                       rejected_constraint, robust_scale, uses_tokens)
+from analysis.selection.policy import (POLICY, ErrorModel, at_bound, beside_error_model, bt_scores, distance_backtest,
+                                       pick_law, rejected_constraint, robust_scale, uses_tokens)
 from analysis.laws import get_law
 
 TIES = (0.0, 0.1, 0.25, 0.5, 1.0)
@@ -168,9 +168,10 @@ def answer(case: Case, tie: float, prior: float, leverage: float) -> dict:
     pred = case.preds[law]
     em, own = error_model(case, law, prior, leverage)
     w = em.half_width(case.test["params"].to_numpy(float), case.test["tokens"].to_numpy(float), LEVEL)
-    # the product's interval without the bootstrap (which can only widen it): tied laws, error model
-    lo = np.minimum.reduce([pred, *(case.preds[t] for t in tied)]) * (1 - w)
-    hi = np.maximum.reduce([pred, *(case.preds[t] for t in tied)]) * (1 + w)
+    # the product's interval without the bootstrap (which can only widen it): the error model's,
+    # reaching further where a tied law does
+    lo, hi = beside_error_model(pred, w, np.minimum.reduce([pred, *(case.preds[t] for t in tied)]),
+                                np.maximum.reduce([pred, *(case.preds[t] for t in tied)]))
     err = pred / case.observed - 1
     return {"law": law, "err": err, "inside": (case.observed >= lo) & (case.observed <= hi),
             "half": (hi - lo) / 2 / pred, "c": em.leverage, "own_c": own}
@@ -384,7 +385,7 @@ def tokens_match_other_sources() -> str:
 TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
 
-def synthetic_coverage(seeds: int = 20, noise: float = 0.004) -> dict:
+def synthetic_coverage(seeds: int = 60, noise: float = 0.004) -> dict:
     """Six sizes 20M-1.2B at 5-80 tokens per parameter with log-normal noise; auto's 90%
     interval (bootstrap 100, tied laws, error model) for 12B at 20 tokens per parameter."""
     import pandas as pd
@@ -439,7 +440,7 @@ def four_size_coverage(seeds: int = 16, noise: float = 0.005) -> dict:
             errs.append(abs(pred / truth - 1))
             for key, c in (("own", em.leverage), ("c4", 4.0)):
                 w = float(dataclasses.replace(em, leverage=c).half_width(n, d, LEVEL))
-                lo, hi = min(preds) * (1 - w), max(preds) * (1 + w)
+                lo, hi = beside_error_model(pred, w, min(preds), max(preds))
                 out[key].append((lo <= truth <= hi, (hi - lo) / 2 / pred))
     summary = {k: {"inside": int(sum(i for i, _ in v)), "median_half_width": float(np.median([h for _, h in v]))}
                for k, v in out.items()}
