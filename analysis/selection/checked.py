@@ -104,7 +104,9 @@ class CheckedFit:
             margin = POLICY.tie.value
             same = (f"the same backtest error as {self.fit.law}'s" if margin == 0 else
                     f"a backtest error within a factor {1 + margin:g} of {self.fit.law}'s")
-            return f"intervals: prediction intervals widened to cover {names} ({same}: these points cannot tell the laws apart)"
+            reach = "they reach" if len(self.tied) > 1 else "it reaches"
+            return (f"intervals: prediction intervals extended to {names} where {reach} beyond the error model's "
+                    f"({same}: these points cannot tell the laws apart)")
         return (f"intervals: prediction intervals widened to cover {names} (backtest error within "
                 f"{100 * TIE:g}% of {self.fit.law}'s: these points cannot tell the laws apart)")
 
