@@ -90,3 +90,10 @@ def test_a_plan_within_the_corpus_warns_about_nothing(tmp_path, capsys):
                      "tokens=1e5"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["warnings"] == [] and plan["runs"][0]["epochs"] < 1
+
+
+def test_si_never_prints_an_exponent_on_a_unit():
+    # validate's table once printed an interval end as "1.16e+03T": a value past the largest
+    # unit is plain scientific, and one that rounds up to 1000 of a unit takes the next unit
+    assert [si(x) for x in (999.7, 9.996e11, 1.16e15, 4.2e12, 123456, 0.5)] == \
+        ["1k", "1T", "1.16e+15", "4.2T", "123k", "0.5"]

@@ -15,10 +15,14 @@ def si(x: float | None, digits: int = 3) -> str:
     if isinstance(x, float) and math.isinf(x):
         return "inf" if x > 0 else "-inf"
     ax = abs(x)
-    for scale, suffix in _SI:
-        if ax >= scale:
-            return f"{x / scale:.{digits}g}{suffix}"
-    return f"{x:.{digits}g}"
+    units = ((1.0, ""),) + tuple(reversed(_SI))  # 1, k, M, B, T
+    i = next((k for k in range(len(units) - 1, 0, -1) if ax >= units[k][0]), 0)
+    text = f"{x / units[i][0]:.{digits}g}"
+    if "e+" in text:  # rounds up to 1000 of this unit: the next one, or plain scientific past T
+        if i + 1 < len(units):
+            return f"{x / units[i + 1][0]:.{digits}g}{units[i + 1][1]}"
+        return f"{x:.{digits}g}"
+    return text + units[i][1]
 
 
 def model_label(params: float, name: str | None = None, prefix: str = "") -> str:
