@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--law", default="auto", help="law to fit (default auto)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap refits for intervals (default 0)")
     p.add_argument("--level", type=float, default=0.90, help="interval level (default 0.90)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--allow-repeats", action="store_true",
                    help="rows sharing N and D are separate seeds: keep them")
     add_min_tpp_option(p)
