@@ -109,3 +109,20 @@ def test_validate_sets_aside_short_runs_as_every_fit_does_and_says_so(capsys):
     assert len(ratios[0]) == len(ratios[1]) == 3
     # fitted with the short runs the law says the small models catch up sooner (docs/analysis.md)
     assert np.median(ratios[0]) < np.median(ratios[1])
+
+
+def test_auto_chooses_among_the_candidates_it_is_given_and_answers_with_that_law():
+    # rw's backtest picks gadre2024; restricted to chinchilla, auto answers with chinchilla,
+    # and each pair's answer is where chinchilla's own fit to the same runs reaches the target
+    from analysis.fitting.fit import fit_law
+    from analysis.laws import get_law
+
+    df = D.load("gadre2024:rw")
+    assert backtest_tokens_to_match(df, allow_repeats=True).law == "gadre2024"
+    r = backtest_tokens_to_match(df, allow_repeats=True, candidates=("chinchilla",))
+    assert r.law == "chinchilla"
+    train = df[(df["tokens"] / df["params"] <= 40 * (1 + 1e-6)) & (df["tokens"] / df["params"] >= 20 * (1 - 1e-6))]
+    fit = fit_law(train.reset_index(drop=True), "chinchilla", allow_repeats=True, uncertainty=False)
+    for p in (p for p in r.pairs if p.predicted_tokens is not None and not p.never):
+        want = get_law("chinchilla").tokens_to_match(fit.params, p.small, p.target_loss)
+        assert p.predicted_tokens == pytest.approx(float(want), rel=1e-3)

@@ -121,10 +121,12 @@ def _tokens(v) -> str:
 
 def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target_tpp: float = 20.0,
                              law: str = "auto", bootstrap: int = 0, level: float = 0.90, seed: int = 0,
-                             allow_repeats: bool = False, min_tpp: float | None = None) -> TokensBacktest:
+                             allow_repeats: bool = False, min_tpp: float | None = None,
+                             candidates=None) -> TokensBacktest:
     """Predict tokens-to-match from runs up to ``max_tpp`` tokens per parameter and check
     each answer against the smaller model's longer runs (module docstring). ``min_tpp``: the
-    fit's short-run threshold (:func:`analysis.selection.checked.fit_checked`; None: the policy's)."""
+    fit's short-run threshold and ``candidates`` the laws ``auto`` may choose from
+    (:func:`analysis.selection.checked.fit_checked`; None: the policy's)."""
     if not (max_tpp > 0 and target_tpp > 0):
         raise InputError(f"max_tpp={max_tpp}, target_tpp={target_tpp}", field="--max-tpp",
                          fix="give positive tokens-per-parameter values, e.g. --max-tpp 40 --target-tpp 20")
@@ -144,8 +146,8 @@ def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target
 
     pairs, notes = [], []
     # one fit of the runs it may see answers every pair: the targets differ, the table does not
-    checked = fit_checked(load_points(train), law, allow_repeats=allow_repeats, bootstrap=bootstrap, seed=seed, level=level,
-                          progress=False, min_tpp=min_tpp)
+    checked = fit_checked(load_points(train), law, candidates=candidates, allow_repeats=allow_repeats,
+                          bootstrap=bootstrap, seed=seed, level=level, progress=False, min_tpp=min_tpp)
     law_name = checked.fit.law
     reason = checked.choice.reason if checked.choice else f"law: {law_name}"
     if checked.short_runs.get("note"):

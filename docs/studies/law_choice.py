@@ -198,9 +198,17 @@ def main(argv=None) -> int:
     ap.add_argument("--c-tpp-splits", action="store_true",
                     help="measure each table's c on splits in tokens per parameter as well as in size (tried, not "
                          "the rule: docs/analysis.md); only with no --write-docs")
+    ap.add_argument("--tokens-laws", metavar="LAW[,LAW]",
+                    help="print only the two tokens-to-match tables, with auto choosing among these laws (tried, "
+                         "not the rule: docs/analysis.md); only with no --write-docs")
     args = ap.parse_args(argv)
-    if (args.shrink_c or args.c_tpp_splits) and args.write_docs:
-        ap.error("--shrink-c and --c-tpp-splits are comparisons: run them without --write-docs")
+    if (args.shrink_c or args.c_tpp_splits or args.tokens_laws) and args.write_docs:
+        ap.error("--shrink-c, --c-tpp-splits and --tokens-laws are comparisons: run them without --write-docs")
+    if args.tokens_laws:
+        warnings.filterwarnings("ignore")
+        laws = tuple(args.tokens_laws.split(","))
+        print(tokens_match_table(candidates=laws) + "\n\n" + tokens_match_other_sources(candidates=laws))
+        return 0
     global SHRINK_C, C_TPP_SPLITS
     SHRINK_C, C_TPP_SPLITS = args.shrink_c, args.c_tpp_splits
     warnings.filterwarnings("ignore")
@@ -327,7 +335,7 @@ def main(argv=None) -> int:
 
 # --- the headline answer backtested on Gadre et al. 2024's over-trained runs ------------------
 
-def tokens_match_table(bootstrap: int = 200) -> str:
+def tokens_match_table(bootstrap: int = 200, candidates=None) -> str:
     """``scaling validate gadre2024:SET --allow-repeats --bootstrap 200`` for the three sets:
     the pairs with a measured answer, and their pooled summary."""
     from analysis.extrapolation.validate import backtest_tokens_to_match
@@ -335,7 +343,8 @@ def tokens_match_table(bootstrap: int = 200) -> str:
 
     rows, ratios, inside = [], [], []
     for s in GADRE_SETS:
-        bt = backtest_tokens_to_match(D.load(f"gadre2024:{s}"), bootstrap=bootstrap, allow_repeats=True)
+        bt = backtest_tokens_to_match(D.load(f"gadre2024:{s}"), bootstrap=bootstrap, allow_repeats=True,
+                                      candidates=candidates)
         for p in bt.pairs:
             if p.ratio is None:
                 continue
@@ -351,7 +360,7 @@ def tokens_match_table(bootstrap: int = 200) -> str:
                                          f"{sum(inside)} of {len(inside)} inside their 90% intervals."])
 
 
-def tokens_match_other_sources() -> str:
+def tokens_match_other_sources(candidates=None) -> str:
     """The same backtest of the headline answer on the development sources that have
     over-trained runs (Porian et al. 2024's 15 configurations; Muennighoff et al. 2023's
     single-epoch runs), without the bootstrap (so each interval is the error model's and the
@@ -368,7 +377,7 @@ def tokens_match_other_sources() -> str:
             df = D.load(name)
             if "epochs" in df.columns:
                 df = df[df["epochs"] <= 1.0001]  # tokens to match means fresh tokens here
-            bt = backtest_tokens_to_match(df, bootstrap=0, allow_repeats=True)
+            bt = backtest_tokens_to_match(df, bootstrap=0, allow_repeats=True, candidates=candidates)
             for p in bt.pairs:
                 if p.ratio is not None:
                     ratios.append(p.ratio)
