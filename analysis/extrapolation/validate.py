@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -122,7 +123,7 @@ def _tokens(v) -> str:
 def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target_tpp: float = 20.0,
                              law: str = "auto", bootstrap: int = 0, level: float = 0.90, seed: int = 0,
                              allow_repeats: bool = False, min_tpp: float | None = None,
-                             candidates=None) -> TokensBacktest:
+                             candidates: Sequence[str] | None = None) -> TokensBacktest:
     """Predict tokens-to-match from runs up to ``max_tpp`` tokens per parameter and check
     each answer against the smaller model's longer runs (module docstring). ``min_tpp``: the
     fit's short-run threshold and ``candidates`` the laws ``auto`` may choose from

@@ -71,19 +71,19 @@ class CheckedFit:
 
     def interval_note(self) -> str:
         """How a prediction interval from :meth:`predict_interval` with ``backtest_error`` is built."""
-        parts = ["bootstrap" if self.fit.samples is not None else "point prediction"]
-        if self.tied:
-            parts.append("the laws the backtest cannot tell apart (" + ", ".join(self.tied) + ")")
+        boot = self.fit.samples is not None
+        tied = ["the laws the backtest cannot tell apart (" + ", ".join(self.tied) + ")"] if self.tied else []
         em = self.error_model
         if em is not None:
             model = (f"a new run's scatter about the law ({100 * em.scale:.2g}%, {em.scale_source}) times "
                      f"sqrt(1 + c z^2), z the distance from the centre of the fitted sizes and tokens per "
                      f"parameter in standard deviations, c = {em.leverage:.3g} ({em.leverage_source})")
-            more = (["the bootstrap"] if self.fit.samples is not None else []) + parts[1:]
+            more = ["the bootstrap"] * boot + tied
             if not more:
                 return f"covers {model}"
             return (f"covers {model}; extended where {' or '.join(more)} {'reach' if len(more) > 1 else 'reaches'} "
                     "beyond it (a second estimate of the same held-out error, not added to it)")
+        parts = ["bootstrap" if boot else "point prediction"] + tied
         if self.backtest_error:
             parts.append(f"the held-out error of the backtest ({100 * self.backtest_error:.2g}%)")
         return ("covers " + ", ".join(parts) + "; on Porian et al. 2024's tables such 90% intervals hold 96% of "
@@ -156,13 +156,16 @@ class CheckedFit:
         without a bootstrap), widened to cover the predictions of every tied law; None when
         there is neither a bootstrap nor a tied law.
 
-        ``backtest_error``: also widen each side by the held-out error expected at this
-        distance: with ``--law auto``, the error model's half-width at (N, D)
-        (:class:`analysis.selection.policy.ErrorModel`); otherwise :attr:`backtest_error`, scaled by
-        z_level / z_0.90 (the interval ``python docs/studies/calibration.py`` measures)."""
+        ``backtest_error``: also the held-out error expected at this distance: with ``--law
+        auto``, the error model's interval at (N, D) (:class:`analysis.selection.policy.ErrorModel`),
+        which the bootstrap and tied laws extend where they reach beyond it
+        (:func:`analysis.selection.policy.beside_error_model`); otherwise :attr:`backtest_error`,
+        scaled by z_level / z_0.90, widening each side (the interval ``python
+        docs/studies/calibration.py`` measures)."""
         base = self.fit.predict_interval(N=N, D=D, C=C, level=level)
         lv = self.fit.ci_level if level is None else level
-        if backtest_error and self.error_model is not None:
+        modelled = backtest_error and self.error_model is not None
+        if modelled:
             n_at = N if N is not None else self.fit.data_range.get("N", (1, 1))[1]
             w = self.distance_half_width(n_at, lv, D=D if (D is not None and N is not None) else None)
         else:
@@ -178,7 +181,7 @@ class CheckedFit:
         others = [np.asarray(f.predict(N=N, D=D, C=C), dtype=float) for f in self.tied.values()]
         lo, hi = np.minimum.reduce([lo, pred, *others]), np.maximum.reduce([hi, pred, *others])
         if np.any(w):
-            if backtest_error and self.error_model is not None:
+            if modelled:
                 lo, hi = beside_error_model(pred, w, lo, hi)
             else:  # the earlier rule's held-out error widens the laws' envelope, as it was calibrated
                 lo, hi = lo * (1 - w), hi * (1 + w)
