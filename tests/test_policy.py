@@ -300,3 +300,33 @@ def test_a_tied_law_extends_the_error_models_interval_only_where_it_reaches_beyo
     assert below.any()
     np.testing.assert_allclose(lo[below], other[below], rtol=1e-10)
     np.testing.assert_allclose(hi[below], pred[below] * (1 + w[below] / 100), rtol=1e-10)
+
+
+def test_the_shared_exponent_check_gives_no_verdict_from_a_free_fit_that_ends_on_a_bound():
+    # The demo's runs: auto sets chinchilla aside because its fit ends on a bound (E at 0), so
+    # its standard errors test nothing; the check said "the data reject the shared exponent ...
+    # prefer chinchilla or --law auto" under --law auto's own choice.
+    from pathlib import Path
+
+    from analysis.data.loading import load_points
+    from analysis.fitting.fit import fit_law
+    from analysis.fitting.result import bound_warnings
+    from analysis.laws import get_law
+
+    def shared_exponent_check(checked):
+        (c,) = [c for c in checked.checks if c.name == "gadre2024's alpha = beta against chinchilla"]
+        return c
+
+    points = load_points(str(Path(__file__).resolve().parents[1] / "docs" / "data" / "demo_runs"))
+    checked = fit_checked(points)
+    assert checked.fit.law == "gadre2024" and "chinchilla (its fit ends on a bound)" in checked.choice.reason
+    kept = points[points["tokens"] >= checked.short_runs["min_tokens_per_param"] * points["params"] * (1 - 1e-9)]
+    free = fit_law(kept.reset_index(drop=True), "chinchilla", progress=False)
+    assert bound_warnings(free.params, get_law("chinchilla").bounds)  # by hand: the free fit is on a bound
+    c = shared_exponent_check(checked)
+    assert c.status == "warn" and "cannot test the shared exponent" in c.detail and "prefer" not in c.detail
+    # where the free fit is inside its box the verdict stands (the Porian configuration above)
+    df = D.load("porian2024:rw/base/long/kaplan/standard/val")
+    train = df[df["params"] <= df["params"].max() / 8 * 1.0001].reset_index(drop=True)
+    c = shared_exponent_check(fit_checked(train, "gadre2024"))
+    assert c.status == "warn" and "the data reject the shared exponent" in c.detail and "prefer chinchilla" in c.detail

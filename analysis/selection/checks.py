@@ -264,6 +264,12 @@ def misspecification_checks(fit, points) -> list[Check]:
         return [Check(name, "warn", f"{law.parent} gives {a} = {num(va)}, {b} = {num(vb)} without standard errors")]
     detail = (f"{law.parent} fits {a} = {num(va)} and {b} = {num(vb)}, {abs(z):.1f} standard errors apart; "
               f"objective {num(free.objective)} vs {num(fit.objective)}")
+    edge = sorted(p for p, v in free.params.items() if bound_warnings({p: v}, get_law(law.parent).bounds))
+    if edge:
+        # standard errors of a fit that ends on a bound are not a test (--law auto sets such a
+        # law aside for the same reason): no verdict, and no advice to prefer it
+        return [Check(name, "warn", detail + f"; but {law.parent}'s own fit ends on a bound ({', '.join(edge)}), "
+                      "so these points cannot test the shared exponent")]
     if abs(z) > REJECT_Z:
         return [Check(name, "warn", detail + f": the data reject the shared exponent, so {law.name}'s intervals "
                       f"are too narrow; prefer {law.parent} or --law auto")]
