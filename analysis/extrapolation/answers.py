@@ -205,8 +205,13 @@ class ExtrapolationResult:
         name = law.name or law.law
         shown = name if name == law.law else f"{name} ({law.law})"  # a fitted law's name is its law
         lines = [f"Law: {shown} - {law.source if law.is_published else law.law_obj.citation}"]
-        if self.n_draws:
+        if self.n_draws and self.distance is not None:
+            lines.append(f"Intervals: {100 * self.level:g}%, the error model's (Distance line below), extended where the "
+                         f"percentiles of {self.n_draws} bootstrap draws reach beyond it")
+        elif self.n_draws:
             lines.append(f"Intervals: {100 * self.level:g}% percentile over {self.n_draws} bootstrap draws")
+        elif self.distance is not None:
+            lines.append(f"Intervals: {100 * self.level:g}%, the error model's (Distance line below)")
         lines.append(FLOP_CONVENTIONS[self.flops] + ".")
         if self.unique_tokens is not None:
             lines.append(f"Data limit: {si(self.unique_tokens)} unique tokens, repeated as often as a run needs "
