@@ -13,9 +13,10 @@ Sources and their questions (each fit sees only the runs named; the targets are 
 * **Muennighoff et al. 2023** (the notebook's 296 runs, unique tokens as a third input):
   fit the sizes below 1B, predict the larger ones at up to 4 epochs.
 
-Intervals are the product's without its bootstrap: the tied laws' spread, widened by the
-error model (analysis.selection.policy.ErrorModel): the fit's robust scatter times sqrt(1 + c z^2),
-c measured on the table's own distance backtest (analysis.selection.policy.error_growth).
+Intervals are the product's without its bootstrap: the error model's
+(analysis.selection.policy.ErrorModel: the fit's robust scatter times sqrt(1 + c z^2), c
+measured on the table's own distance backtest, analysis.selection.policy.error_growth),
+extended where a tied law's prediction reaches beyond it (policy.beside_error_model).
 
 For each held-out source, the tie margin is chosen (from a small grid) to minimise the
 mean absolute error of the chosen law's predictions on the *other* sources' questions; the
@@ -170,8 +171,8 @@ def answer(case: Case, tie: float, prior: float, leverage: float) -> dict:
     w = em.half_width(case.test["params"].to_numpy(float), case.test["tokens"].to_numpy(float), LEVEL)
     # the product's interval without the bootstrap (which can only widen it): the error model's,
     # reaching further where a tied law does
-    lo, hi = beside_error_model(pred, w, np.minimum.reduce([pred, *(case.preds[t] for t in tied)]),
-                                np.maximum.reduce([pred, *(case.preds[t] for t in tied)]))
+    preds = [pred, *(case.preds[t] for t in tied)]
+    lo, hi = beside_error_model(pred, w, np.minimum.reduce(preds), np.maximum.reduce(preds))
     err = pred / case.observed - 1
     return {"law": law, "err": err, "inside": (case.observed >= lo) & (case.observed <= hi),
             "half": (hi - lo) / 2 / pred, "c": em.leverage, "own_c": own}
