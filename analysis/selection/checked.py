@@ -81,8 +81,9 @@ class CheckedFit:
             more = ["the bootstrap"] * boot + tied
             if not more:
                 return f"covers {model}"
-            return (f"covers {model}; extended where {' or '.join(more)} {'reach' if len(more) > 1 else 'reaches'} "
-                    "beyond it (a second estimate of the same held-out error, not added to it)")
+            verb = "reaches" if more == ["the bootstrap"] else "reach"  # "the laws ... (chinchilla)" is plural
+            return (f"covers {model}; extended where {' or '.join(more)} {verb} beyond it (a second estimate of "
+                    "the same held-out error, not added to it)")
         parts = ["bootstrap" if boot else "point prediction"] + tied
         if self.backtest_error:
             parts.append(f"the held-out error of the backtest ({100 * self.backtest_error:.2g}%)")

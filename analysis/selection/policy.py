@@ -158,7 +158,7 @@ class LawPolicy:
             reason = (f"auto: {pick}, mean held-out error {100 * scores[pick]:.2g}% fitted to smaller sizes and "
                       f"predicting larger ones (up to {far:.3g}x)" + (f" vs {others}" if others else ""))
             if pick != min(scores, key=scores.get) and pinned[min(scores, key=scores.get)]:
-                reason += f"; within {100 * self.tie.value:g}% of the best, and fewer parameters"
+                reason += f"; within a factor {1 + self.tie.value:g} of the best, and fewer parameters"
             unpinned = [n for n in scores if not pinned[n]]
             if unpinned and len(unpinned) < len(scores):
                 reason += "; set aside: " + ", ".join(f"{n} (its fit ends on a bound)" for n in unpinned)
