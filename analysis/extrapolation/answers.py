@@ -222,12 +222,11 @@ class ExtrapolationResult:
         if t.params is not None:
             head = (f"Target: {t.name or si(t.params)} ({si(t.params)} params, {si(t.tokens)} tokens, "
                     f"{sci(t.flops)} FLOPs), ")
-            law_value = t.loss_law if t.loss_law is not None else t.loss
             if t.matches_measured:
                 lines.append(head + f"loss {num(t.loss)} measured, which the answers match; the law predicts "
-                             f"{_fmt_loss(law_value, t.loss_interval)}")
+                             f"{_fmt_loss(t.law_value, t.loss_interval)}")
             else:
-                lines.append(head + f"loss {_fmt_loss(law_value, t.loss_interval)} predicted by the law"
+                lines.append(head + f"loss {_fmt_loss(t.law_value, t.loss_interval)} predicted by the law"
                              + (f"; measured {num(t.loss_measured)}" if t.loss_measured is not None else ""))
         else:
             lines.append(f"Target: loss {num(t.loss)} ({t.how})")

@@ -220,6 +220,11 @@ class Target:
     loss_law: float | None = None
 
     @property
+    def law_value(self) -> float:
+        """The law's value at the target, or the loss given when no law was evaluated there."""
+        return self.loss_law if self.loss_law is not None else self.loss
+
+    @property
     def matches_measured(self) -> bool:
         """Whether the answers match a measured loss rather than the law's value."""
         return self.loss_measured is not None and self.loss == self.loss_measured

@@ -414,8 +414,7 @@ def widen_by_distance(result, checked, level: float) -> None:
     fit, em, law = result.law, checked.error_model, result.law.law
     z = float(norm.ppf(0.5 + level / 2))
     w_t = float(checked.distance_half_width(t.params, level, D=t.tokens))
-    centre = t.loss_law if t.loss_law is not None else t.loss
-    t.loss_interval = _beside(centre, w_t, t.loss_interval)
+    t.loss_interval = _beside(t.law_value, w_t, t.loss_interval)
     ratio = float(checked.distance(t.params))
     # the error model's own record of its scale, c and reach, beside this target's distance
     model = em.to_dict()
@@ -431,8 +430,7 @@ def widen_by_distance(result, checked, level: float) -> None:
             m.intervals["loss_at_target_compute"] = _beside(m.loss_at_target_compute, w_c,
                                                             m.intervals.get("loss_at_target_compute"))
         # the model's own loss error where it would match: its size, and the tokens it needs
-        at = m.tokens_to_match if m.tokens_to_match is not None else None
-        w_m = float(checked.distance_half_width(m.params, level, D=at))
+        w_m = float(checked.distance_half_width(m.params, level, D=m.tokens_to_match))
         w = w_m if t.matches_measured else math.hypot(w_t, w_m)
         if w <= 0:
             continue
