@@ -130,3 +130,20 @@ def test_curve_fit_puts_its_error_beside_the_losss_own_noise(capsys, tmp_path):
     err, scatter = (float(x) for x in re.findall(r"([0-9.]+)%", note)[:2])
     assert scatter == pytest.approx(2.5, abs=0.4), note
     assert err == pytest.approx(2.5, abs=0.5) and "at the noise level" in note, note
+
+
+@pytest.mark.parametrize("command", ["fit", "extrapolate", "validate", "plot"])
+def test_help_states_the_policys_own_numbers(capsys, command):
+    # the help is built without importing the analysis layer (scaling --help stays fast), so
+    # the policy's numbers are written into it; this keeps them the policy's
+    from analysis.selection.policy import POLICY
+
+    with pytest.raises(SystemExit):
+        cli_main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"the policy's {POLICY.min_tokens_per_param.value:g}," in text
+    if command == "fit":
+        assert f"under {POLICY.min_tokens_per_param.value:g} tokens per parameter are set aside" in text
+        assert f"within a factor {1 + POLICY.tie.value:g} of the best" in text
+        # auto never chooses a law without a floor, so the help must not name one as a candidate
+        assert "chinchilla and gadre2024, is fitted" in text and "kaplan_nd, is" not in text

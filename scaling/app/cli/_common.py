@@ -47,6 +47,11 @@ def add_sizes_option(p: argparse.ArgumentParser) -> None:
                         "1/2 of the sizes predict the largest runs better, and may stack laws)")
 
 
+#: what ``--law auto`` does, in every command's help (analysis.selection.policy, docs/analysis.md)
+AUTO_LAW_HELP = ("among the laws with a loss floor, the one that best predicts larger sizes from smaller ones, "
+                 "ties going to fewer parameters; the output says which and why")
+
+
 def add_min_tpp_option(p: argparse.ArgumentParser) -> None:
     """``--min-tpp``: runs shorter than this many tokens per parameter are not fitted."""
     p.add_argument("--min-tpp", type=float, default=None, metavar="M",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.app.cli._common import add_command, check_bootstrap, check_jobs, print_json, study_summary
+from scaling.app.cli._common import AUTO_LAW_HELP, add_command, check_bootstrap, check_jobs, print_json, study_summary
 
 EXAMPLE = ("scaling demo --out demo_out                        # the demo experiment's 4 runs, on all cores\n"
            "  scaling demo --out demo_small --grid nano=2e6,micro=1e6,tiny=5e5     # smaller and quicker\n"
@@ -26,7 +26,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command(
         sub, "demo",
         help="Train the demo sweep exactly as `python -m sweeps -m experiment=demo` does (or reuse its finished "
-             "runs), fit the joint law (by default the one with the lowest backtest error) with bootstrap intervals and "
+             "runs), fit the joint law (by default the one with a loss floor that best predicts larger sizes from smaller ones) with bootstrap intervals and "
              "each model's own curve, print the "
              "compute-matched extrapolation table, and write a report with figures.",
         example=EXAMPLE, func=run)
@@ -46,8 +46,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help=f"bootstrap refits of the joint law (default {DEFAULT_BOOTSTRAP}; 0 for asymptotic "
                         "intervals only)")
     p.add_argument("--law", default="auto",
-                   help="joint law to fit: auto (default: the candidate with the lowest backtest error; the output "
-                        "says which and why), chinchilla, gadre2024 or kaplan_nd")
+                   help=f"joint law to fit: auto (default: {AUTO_LAW_HELP}), chinchilla, gadre2024 or kaplan_nd")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--resample", choices=("auto", "points", "runs"), default="auto",
                    help="what the bootstrap draws (default auto: whole runs when there are enough runs per model "

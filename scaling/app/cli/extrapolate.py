@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.app.cli._common import (add_command, add_min_tpp_option, add_sizes_option, add_table_options,
+from scaling.app.cli._common import (AUTO_LAW_HELP, add_command, add_min_tpp_option, add_sizes_option, add_table_options,
                                  check_bootstrap, check_jobs,
                                  print_json, sizes_from_args)
 
@@ -34,8 +34,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.description = DESCRIPTION
     p.add_argument("path", nargs="?", help="sweep or run directory, CSV/Parquet table of points, or a saved fit (.json)")
     p.add_argument("--law", default=None,
-                   help="law to fit on PATH (auto [default: the floored law that best predicts larger sizes from "
-                        "smaller ones], chinchilla, gadre2024, "
+                   help=f"law to fit on PATH (auto [default: {AUTO_LAW_HELP}], chinchilla, gadre2024, "
                         "kaplan_nd) or a published law "
                         "(hoffmann2022, besiroglu2024, kaplan2020); with --published, a comma list of published laws")
     p.add_argument("--published", metavar="FAMILY", help="answer for a published model family from built-in facts (llama)")

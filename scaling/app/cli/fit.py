@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.app.cli._common import (add_command, add_min_tpp_option, add_sizes_option, add_table_options,
+from scaling.app.cli._common import (AUTO_LAW_HELP, add_command, add_min_tpp_option, add_sizes_option, add_table_options,
                                  check_bootstrap, check_jobs,
                                  print_json, sizes_from_args)
 
@@ -30,15 +30,19 @@ Fit a law to observed (N, D, loss) points: a sweep or run directory, or a CSV / 
 table with params, tokens, loss columns (or the common spellings N, D, Model Size,
 Training Tokens, Training FLOP, final_loss; map others with --columns).
 
-Laws: auto (the default: each candidate law, chinchilla, gadre2024 and kaplan_nd, is
-refitted with the largest runs held out, and the one that predicts them best is used;
-the choice and its reason are printed first), chinchilla (Hoffmann et al. 2022 Approach 3), gadre2024 (the over-training law,
-one exponent), kaplan (Kaplan et al. 2020: the joint L(N, D), or L(N) / L(D) when only
-one of them varies, plus L(C_min) on the compute-efficient frontier), approach1 and
-approach2 (Hoffmann et al.'s envelope and IsoFLOP allocations). Parametric laws are
+Laws: auto (the default: runs under 20 tokens per parameter are set aside, --min-tpp;
+each law with a loss floor, chinchilla and gadre2024, is fitted to the smaller sizes and
+scored on the larger ones (data_constrained too when the table has unique tokens), and of those within a factor 2 of the best held-out error the
+one with the fewest parameters is used; the choice and its reason are printed first;
+docs/analysis.md, Law choice at distance), chinchilla (Hoffmann et al. 2022 Approach 3),
+gadre2024 (the over-training law, one exponent), kaplan (Kaplan et al. 2020: the joint
+L(N, D), or L(N) / L(D) when only one of them varies, plus L(C_min) on the
+compute-efficient frontier), approach1 and approach2 (Hoffmann et al.'s envelope and
+IsoFLOP allocations). Parametric laws are
 fitted with a Huber loss (delta 1e-3) on log loss and L-BFGS from a grid, as Hoffmann
 et al. did; --bootstrap N refits N resamples in parallel for honest intervals (whole
-runs when the data have enough runs per size, single points otherwise).
+runs when the data have enough runs per size, whole sizes when there is no run column
+and several points share a size, single points otherwise).
 
 Every fit runs its self-checks (units, FLOPs against 6ND, the law falling with N and D,
 parameters at bounds or not identified, the shared exponent of gadre2024 against the
@@ -75,8 +79,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                 "shipped dataset such as porian2024:rw/tuned/short/const/standard/val "
                                 "(see `scaling datasets`)")
     p.add_argument("--law", default="auto", type=_law_name, metavar="LAW",
-                   help="auto (default: among the laws with a loss floor, the one that best predicts larger "
-                        "sizes from smaller ones; analysis.selection.policy), chinchilla, gadre2024, kaplan, "
+                   help=f"auto (default: {AUTO_LAW_HELP}), chinchilla, gadre2024, kaplan, "
                         "kaplan_nd, kaplan_n, kaplan_d, kaplan_c, approach1, approach2, any law a module in "
                         "SCALING_LAW_MODULES registers, or a combination such as 'mix(chinchilla=0.6,kaplan_nd=0.4)'")
     p.add_argument("--backtest", action="store_true",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scaling.app.cli._common import (add_command, add_min_tpp_option, add_sizes_option, add_table_options,
+from scaling.app.cli._common import (AUTO_LAW_HELP, add_command, add_min_tpp_option, add_sizes_option, add_table_options,
                                  check_bootstrap, check_jobs,
                                    print_json, sizes_from_args, study_summary)
 
@@ -20,7 +20,7 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``plot`` and ``report``: which law, which target, which intervals."""
     p.add_argument("path", help="sweep or run directory, or a CSV/Parquet table of points")
     p.add_argument("--law", default="auto",
-                   help="law to fit (auto [default: the lowest backtest error], chinchilla, gadre2024, kaplan_nd), "
+                   help=f"law to fit (auto [default: {AUTO_LAW_HELP}], chinchilla, gadre2024, kaplan_nd), "
                         "a published law (hoffmann2022, besiroglu2024) or a saved fit (.json)")
     add_sizes_option(p)
     add_min_tpp_option(p)

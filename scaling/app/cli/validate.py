@@ -3,7 +3,7 @@
 # --help` imports every subcommand's module to build its parser.
 from __future__ import annotations
 
-from scaling.app.cli._common import add_command, add_min_tpp_option, check_bootstrap, print_json
+from scaling.app.cli._common import AUTO_LAW_HELP, add_command, add_min_tpp_option, check_bootstrap, print_json
 
 EXAMPLE = "scaling validate gadre2024:rpj --allow-repeats --bootstrap 200"
 
@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
                    help="the fit sees runs up to M tokens per parameter (default 40)")
     p.add_argument("--target-tpp", type=float, default=20.0, metavar="M",
                    help="each larger size's target is its run nearest M tokens per parameter (default 20)")
-    p.add_argument("--law", default="auto", help="law to fit (default auto)")
+    p.add_argument("--law", default="auto", help=f"law to fit (default auto: {AUTO_LAW_HELP}), or chinchilla, gadre2024, kaplan_nd")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap refits for intervals (default 0)")
     p.add_argument("--level", type=float, default=0.90, help="interval level (default 0.90)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
