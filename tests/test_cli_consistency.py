@@ -54,7 +54,10 @@ def test_plot_json_lists_the_files_and_the_fit(points, capsys, tmp_path):
     ref = json.loads(_out(capsys, ["fit", points, *CHINCHILLA, "--quiet", "--json"]))
     # the table's 12 points; the fit sets aside the 3 under 20 tokens per parameter
     assert got["law"]["form"] == "chinchilla" and got["n_points"] == 12 and ref["n_points"] == 9
-    assert ref["short_runs"] == {"min_tokens_per_param": 20.0, "set_aside": 3, "note": ref["short_runs"]["note"]}
+    assert ref["short_runs"] == {"min_tokens_per_param": 20.0, "set_aside": 3, "note": ref["short_runs"]["note"],
+                                 "median_offset": ref["short_runs"]["median_offset"]}
+    # the table's points are the law's own values: the set-aside runs lie on the law fitted to the rest
+    assert abs(ref["short_runs"]["median_offset"]) < 1e-4 and "these lie on the law" in ref["short_runs"]["note"]
     for k, v in ref["law"]["params"].items():  # the figures come from the same fit as `scaling fit`
         assert got["law"]["params"][k] == pytest.approx(v, rel=1e-10), k
     assert got["target"]["params"] == 3e7 and got["target"]["tokens"] == 1e9  # the largest model and budget

@@ -20,12 +20,13 @@ TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Hoff
 EXCESS = {5: 0.06, 10: 0.015}
 
 
-def ladder(seed=0, noise=0.002):
+def ladder(seed=0, noise=0.002, excess=None):
     rng = np.random.default_rng(seed)
     rows = [(n, m * n) for n in np.geomspace(2e7, 1.2e9, 6) for m in (5, 10, 20, 40, 80, 160)]
     N, D = np.array(rows).T
     m = np.rint(D / N).astype(int)
-    loss = chinchilla(N, D, **TRUTH) * (1 + np.array([EXCESS.get(k, 0.0) for k in m]))
+    excess = EXCESS if excess is None else excess
+    loss = chinchilla(N, D, **TRUTH) * (1 + np.array([excess.get(k, 0.0) for k in m]))
     return pd.DataFrame({"params": N, "tokens": D, "loss": loss * np.exp(rng.normal(0, noise, len(N)))})
 
 
@@ -96,3 +97,24 @@ def test_what_was_set_aside_is_said_above_the_numbers_and_in_json(tmp_path, caps
     assert main(["fit", str(table), "--law", "chinchilla", "--min-tpp", "0", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["short_runs"]["set_aside"] == 0 and d["n_points"] == 36
+
+
+@pytest.mark.parametrize("excess,where", [(0.04, "above"), (-0.03, "below")])
+def test_the_note_says_where_this_tables_short_runs_lie(excess, where):
+    # ground truth: every run under 20 tokens per parameter sits `excess` off the known law; the
+    # note measures it against the law fitted to the rest rather than asserting a direction
+    df = ladder(excess={5: excess, 10: excess})
+    checked = fit_checked(df, "chinchilla", progress=False)
+    offset = checked.short_runs["median_offset"]
+    assert offset == pytest.approx(excess, abs=0.006), offset
+    assert f"these lie a median {100 * abs(offset):.2g}% {where} the law fitted to the rest" in checked.short_runs["note"]
+    assert checked.short_runs["note"] in checked.header_lines()
+
+
+def test_gadre_short_runs_are_measured_above_the_law():
+    # Gadre et al. 2024's 5 and 10 tokens-per-parameter runs: the public case the threshold rests on
+    from analysis.data import datasets
+
+    checked = fit_checked(datasets.load("gadre2024:c4/small"), "gadre2024", progress=False)
+    assert checked.short_runs["set_aside"] == 8
+    assert 0.015 < checked.short_runs["median_offset"] < 0.05

@@ -12,7 +12,7 @@ import pandas as pd
 
 import numpy as np
 
-from ..common.errors import InputError, RecordError
+from ..common.errors import InputError, RecordError, ToolkitError
 from ..common.records import atomic_write_json
 from ..data.points import n_distinct, set_aside_short, short_threshold
 from ..fitting.fit import check_points, fit_law
@@ -372,6 +372,7 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
         note = (f"sizes: fitted to {describe_cut(points, keep)}, {len(fitted)} of {len(points)} points; the "
                 f"{left} smaller sizes are left out ({why}; --sizes all fits every size)")
     fit = fit_law(fitted, law, allow_repeats=allow_repeats, **fit_options)
+    short = measure_short_runs(short, whole, fit, min_tpp)
     if choice is not None and choice.policy is not None:
         choice.error_model = POLICY.error_model(fit, fitted, choice.reach, choice.backtest)
     # Laws the backtest cannot separate from the choice: their spread is part of the
@@ -410,24 +411,62 @@ def set_aside_short_runs(points: pd.DataFrame, law: str, candidates=None,
     kept, aside = set_aside_short(points, min_tpp)
     used = short_threshold(points, min_tpp)
     record = {"min_tokens_per_param": used, "set_aside": int(len(aside)), "note": ""}
-    lowered = (f"; the threshold is {min_tpp:g}, lowered to the largest size's longest run so that the size "
-               f"nearest the question stays" if used < min_tpp else "")
+    lowered = _lowered(min_tpp, used)
     if len(aside) and not any(_determines(kept, n) for n in names):
         record.update(set_aside=0, note=(
             f"short runs: only {len(kept)} of {len(points)} points ({n_distinct(kept['params']) if len(kept) else 0} "
             f"sizes) were trained on {used:.3g} tokens per parameter or more, too few to determine "
-            f"{' or '.join(names)}: every run is fitted, the short ones too (they sit above a law of N and D)"))
+            f"{' or '.join(names)}: every run is fitted, the short ones too, though runs that short may lie off a law of N and D"))
         return points, record
     if len(aside):
-        low = aside["tokens"] / aside["params"]
-        gone = n_distinct(points["params"]) - n_distinct(kept["params"])
-        record["note"] = (f"short runs: {len(aside)} of {len(points)} points trained on fewer than {used:.3g} tokens "
-                          f"per parameter ({_span(low)}) are set aside"
-                          + (f", and with them {gone} size(s) with no longer run" if gone else "")
-                          + f": runs that short sit above a law of N and D (warmup and the high-learning-rate phase "
-                            f"dominate them){lowered}; --min-tpp 0 fits them")
+        record["note"] = _short_note(points, kept, aside, used, lowered)
         return kept, record
     return points, record
+
+
+def _short_note(points: pd.DataFrame, kept: pd.DataFrame, aside: pd.DataFrame, used: float, lowered: str,
+                offset: float | None = None) -> str:
+    """The line that says which runs were set aside and why; with ``offset``, where they lie
+    against the law fitted to the rest (:func:`measure_short_runs`)."""
+    low = aside["tokens"] / aside["params"]
+    gone = n_distinct(points["params"]) - n_distinct(kept["params"])
+    if offset is None:
+        here = ""
+    elif abs(offset) < 1e-4:  # far under any measured loss's noise: no direction to state
+        here = "; these lie on the law fitted to the rest (a median offset under 0.01%)"
+    else:
+        here = f"; these lie a median {100 * abs(offset):.2g}% {'above' if offset > 0 else 'below'} the law fitted to the rest"
+
+    return (f"short runs: {len(aside)} of {len(points)} points trained on fewer than {used:.3g} tokens per parameter "
+            f"({_span(low)}) are set aside" + (f", and with them {gone} size(s) with no longer run" if gone else "")
+            + f": runs that short are dominated by warmup and the high-learning-rate phase, off a law of N and D"
+              f"{here}{lowered}; --min-tpp 0 fits them")
+
+
+def measure_short_runs(record: dict, points: pd.DataFrame, fit, min_tpp: float | None = None) -> dict:
+    """``record`` (:func:`set_aside_short_runs`'s, for ``points`` as given and ``min_tpp``) with where the
+    runs it set aside lie against ``fit``, the law fitted to the rest: ``median_offset``, the
+    median of their measured loss over the law's, minus 1, and the note saying so. Whether
+    short runs sit above the law is this table's to show, not the policy's to assert."""
+    if not record.get("set_aside"):
+        return record
+    used = record["min_tokens_per_param"]
+    kept, aside = set_aside_short(points, used)
+    try:
+        law = np.asarray(fit.predict_table(aside), dtype=float)
+    except ToolkitError:  # a law that cannot predict these rows (a column it needs): say nothing of them
+        return record
+    offset = float(np.median(aside["loss"].to_numpy(float) / law - 1.0))
+    if not np.isfinite(offset):
+        return record
+    given = POLICY.min_tokens_per_param.value if min_tpp is None else float(min_tpp)
+    return {**record, "median_offset": offset,
+            "note": _short_note(points, kept, aside, used, _lowered(given, used), offset)}
+
+
+def _lowered(given: float, used: float) -> str:
+    return (f"; the threshold is {given:g}, lowered to the largest size's longest run so that the size nearest the "
+            f"question stays" if used < given else "")
 
 
 def _determines(points: pd.DataFrame, name: str) -> bool:
