@@ -118,3 +118,23 @@ def test_gadre_short_runs_are_measured_above_the_law():
     checked = fit_checked(datasets.load("gadre2024:c4/small"), "gadre2024", progress=False)
     assert checked.short_runs["set_aside"] == 8
     assert 0.015 < checked.short_runs["median_offset"] < 0.05
+
+
+def test_a_question_shorter_than_every_fitted_run_says_so(tmp_path, capsys):
+    from scaling.app.cli import main
+
+    df = ladder()
+    checked = fit_checked(df, "chinchilla", progress=False)
+    offset = checked.short_runs["median_offset"]
+    short = checked.prediction_warnings(2e9, 10 * 2e9)
+    assert any("D/N=10 is shorter than the 20 tokens per parameter of every run the law was fitted to" in w
+               and f"lie a median {100 * offset:.2g}% above the law" in w for w in short), short
+    assert not any("shorter than" in w for w in checked.prediction_warnings(2e9, 20 * 2e9))
+    table = tmp_path / "ladder.csv"
+    df.to_csv(table, index=False)
+    assert main(["fit", str(table), "--law", "chinchilla", "--predict", "2e9:2e10,2e9:8e10", "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)["predictions"]
+    assert [any("shorter than the 20 tokens" in w for w in p.get("warnings", [])) for p in preds] == [True, False]
+    # with every run fitted nothing was set aside, so there is nothing to say
+    assert not any("shorter than" in w for w in fit_checked(df, "chinchilla", min_tpp=0, progress=False)
+                   .prediction_warnings(2e9, 10 * 2e9))

@@ -144,6 +144,24 @@ class CheckedFit:
         sizes = np.array([float(k) for k in by_size])
         return (D / N) / most_tokens_per_param_near(sizes, np.array([v[1] for v in by_size.values()]), N)
 
+    def prediction_warnings(self, N: float, D: float) -> list[str]:
+        """What a prediction at (N, D) should be read with: the fit's range warnings, and a
+        question shorter (in tokens per parameter) than every run the law was fitted to, when
+        runs that short were set aside."""
+        out = list(self.fit.extrapolation_warnings(N=N, D=D))
+        used, aside = self.short_runs.get("min_tokens_per_param"), self.short_runs.get("set_aside")
+        if aside and used and D / N < used * (1 - 1e-9):
+            offset = self.short_runs.get("median_offset")
+            if offset is None:
+                where = ""
+            elif abs(offset) < 1e-4:
+                where = "; this table's lie on it"
+            else:
+                where = f"; this table's lie a median {100 * abs(offset):.2g}% {'above' if offset > 0 else 'below'} the law"
+            out.append(f"D/N={D / N:.3g} is shorter than the {used:.3g} tokens per parameter of every run the law was "
+                       f"fitted to: runs that short were set aside{where}; --min-tpp 0 fits them")
+        return out
+
     def distance_half_width(self, N, level: float | None = None, D=None) -> np.ndarray:
         """Relative half-width the error model puts around a prediction at size N (and, with D,
         at its tokens per parameter): 0 without a model."""

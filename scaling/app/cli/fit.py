@@ -228,7 +228,7 @@ def _predictions(fit, pairs, checked=None) -> list[dict]:
         if iv is not None:
             row["interval"] = [float(np.asarray(iv[0])), float(np.asarray(iv[1]))]
         row["distance"] = prediction_distance(fit, n, d, checked)
-        warn = fit.extrapolation_warnings(N=n, D=d)
+        warn = checked.prediction_warnings(n, d) if checked is not None else fit.extrapolation_warnings(N=n, D=d)
         if warn:
             row["warnings"] = warn
         out.append(row)
