@@ -479,8 +479,8 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
 
     ``source``: a sweep/run directory, a CSV/Parquet table or a DataFrame (see
     :func:`analysis.data.loading.load_points`), or None when ``models`` and a ready law are given.
-    ``law``: ``auto`` (the default: the candidate law with the lowest backtest error,
-    :func:`analysis.selection.backtest.select_law`), a law to fit on the points (``chinchilla``, ``gadre2024``, ``kaplan_nd``), a
+    ``law``: ``auto`` (the default: the law :data:`analysis.selection.policy.POLICY` chooses
+    by its backtest at distance, :func:`analysis.selection.checked.fit_checked`), a law to fit on the points (``chinchilla``, ``gadre2024``, ``kaplan_nd``), a
     published law's name (``hoffmann2022``...), a saved fit (``fit.json``) or a LawFit.
     ``models``: sizes to ask about (default: every size in the data). With ``curves``, each
     model's own measured loss curve is fitted too and answered beside the joint law.

@@ -67,7 +67,7 @@ class Law:
     ``saturating_power`` is fitted by :func:`analysis.fitting.curves.fit_curve` instead).
     ``grid_description`` names the start grid in the fit's method line. ``candidate``:
     ``--law auto`` considers the law when it picks one by backtest
-    (:func:`analysis.selection.backtest.select_law`). ``parent`` and ``equal``: the law is ``parent``
+    (:meth:`analysis.selection.policy.LawPolicy.choose`; with a floor only). ``parent`` and ``equal``: the law is ``parent``
     with the two parameters in ``equal`` set equal; a fit tests that constraint against
     the parent (:func:`analysis.selection.checks.misspecification_checks`).
     """

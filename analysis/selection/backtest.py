@@ -5,8 +5,10 @@ that fits the small ones well can still miss the large ones by several percent. 
 candidate law is refitted with the largest model size held out (and, where the table
 allows, the two largest sizes, and separately the largest compute budgets), and asked to
 predict the held-out points. The relative errors are the evidence for choosing a law:
-:func:`select_law` picks the one with the lowest held-out error (``--law auto``) and says
-why in one line.
+:func:`select_law` picks the one with the lowest held-out error and says why in one line:
+the earlier rule, behind ``--sizes auto``; ``--law auto`` itself asks
+:mod:`analysis.selection.policy`, whose backtest fits the smaller sizes and predicts the
+larger ones at the distance a question asks.
 """
 from __future__ import annotations
 

@@ -119,8 +119,8 @@ def run_demo(out_dir: str | os.PathLike = DEFAULT_OUT, overrides: Sequence[str] 
     per model size, else points, and the fit's report says which and why); ``n_jobs``
     bounds the bootstrap's processes; ``env`` adds environment variables for the training
     processes. ``law`` is the joint law, as :func:`analysis.extrapolation.study.run_study` takes it
-    (``auto``: the candidate with the lowest backtest error, and the output says which
-    and why). ``echo`` receives every line of progress and results.
+    (``auto``: the law with a loss floor that best predicts larger sizes from smaller ones,
+    ties going to fewer parameters, and the output says which and why). ``echo`` receives every line of progress and results.
 
     Runs that failed are reported and left out of the fit; the study goes on when the
     remaining points still allow a fit.
