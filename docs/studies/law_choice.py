@@ -175,7 +175,16 @@ def answer(case: Case, tie: float, prior: float, leverage: float) -> dict:
     lo, hi = beside_error_model(pred, w, np.minimum.reduce(preds), np.maximum.reduce(preds))
     err = pred / case.observed - 1
     return {"law": law, "err": err, "inside": (case.observed >= lo) & (case.observed <= hi),
-            "half": (hi - lo) / 2 / pred, "c": em.leverage, "own_c": own}
+            "half": (hi - lo) / 2 / pred, "c": em.leverage, "own_c": own,
+            "score": interval_score(lo, hi, case.observed, 1 - LEVEL)}
+
+
+def interval_score(lo, hi, y, alpha: float) -> np.ndarray:
+    """Gneiting and Raftery 2007 (eq. 43), relative to the observed loss: the interval's width
+    plus 2 / alpha times the distance by which it misses. Width and coverage in one number:
+    an interval that covers by being wide scores no better than one that misses."""
+    lo, hi, y = (np.asarray(v, dtype=float) for v in (lo, hi, y))
+    return ((hi - lo) + (2 / alpha) * (np.maximum(lo - y, 0) + np.maximum(y - hi, 0))) / y
 
 
 def knobs_from(cases: list[Case]) -> tuple[float, float, float]:
@@ -190,6 +199,91 @@ def knobs_from(cases: list[Case]) -> tuple[float, float, float]:
     return tie, prior, lev
 
 
+def use_spread_floor(floor: float) -> None:
+    """--spread-floor (a comparison): the policy with another least spread of ln N and ln D/N,
+    wherever z is measured (the distance backtest) and used (the error model)."""
+    import analysis.selection.checked as C
+    import analysis.selection.policy as P
+
+    global POLICY
+    POLICY = P.POLICY = C.POLICY = dataclasses.replace(P.POLICY, spread_floor=floor)
+
+
+def use_growth(kind: str) -> None:
+    """--growth (tried, not the rule: docs/analysis.md): replace the policy's squared distance
+    z^2, everywhere it is measured and used, by z^4 (an error growing with the square of the
+    distance) or by z^2 counted only beyond the fitted range (largest size, and the range of
+    tokens per parameter). A comparison only: it rebinds the policy's functions in this process."""
+    import analysis.selection.policy as P
+
+    if kind == "z4":
+        square = P.design_z2
+        P.design_z2 = lambda centre, spread, N, D=None: square(centre, spread, N, D) ** 2
+        return
+
+    def design(params, tokens, spread_floor):
+        ln_n = np.log(np.asarray(params, dtype=float))
+        edge, spread = [float(ln_n.max())], [max(float(ln_n.std()), spread_floor)]
+        if tokens is not None:
+            ln_t = np.log(np.asarray(tokens, dtype=float)) - ln_n
+            edge += [float(ln_t.min()), float(ln_t.max())]
+            spread.append(max(float(ln_t.std()), spread_floor))
+        return tuple(edge), tuple(spread)
+
+    def design_z2(edge, spread, N, D=None):
+        ln_n = np.log(np.asarray(N, dtype=float))
+        z2 = (np.maximum(ln_n - edge[0], 0.0) / spread[0]) ** 2
+        if D is not None and len(edge) > 1:
+            ln_t = np.log(np.asarray(D, dtype=float)) - ln_n
+            z2 = z2 + ((np.maximum(edge[1] - ln_t, 0.0) + np.maximum(ln_t - edge[2], 0.0)) / spread[1]) ** 2
+        return z2
+
+    P.design, P.design_z2 = design, design_z2
+
+
+#: distance buckets of the by-distance table: x largest fitted N, and the question's tokens per parameter
+N_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0, np.inf)
+TPP_EDGES = (0.0, 10.0, 20.0, 40.0, 100.0, np.inf)
+#: buckets of the measured tokens-to-match answer, in tokens per parameter (the fit sees up to 40)
+TOKENS_EDGES = (0.0, 40.0, 80.0, 160.0, 320.0, np.inf)
+
+
+def _bucket(lo: float, hi: float, unit: str) -> str:
+    if not np.isfinite(hi):
+        return f"over {lo:g}{unit}"
+    return f"up to {hi:g}{unit}" if (lo <= 1.0 and unit == "x") or lo == 0 else f"{lo:g}{unit} to {hi:g}{unit}"
+
+
+def _span_text(ratio: float) -> str:
+    return f"{ratio:.3g}x" if np.isfinite(ratio) else "unbounded"
+
+
+def distance_table(by_tpp, sources, min_tpp_from) -> str:
+    """Per held-out source, the chosen law's held-out error, coverage and half-width by how far
+    the question lies from the fitted design: in N (x largest fitted size) and in tokens per
+    parameter; the knobs chosen without that source, as in the leave-one-source-out table."""
+    rows = ["| held-out source | by | bucket | questions | median abs error | inside 90% | median half-width |",
+            "|---|---|---|---|---|---|---|"]
+    for held in sources:
+        cases = by_tpp[min_tpp_from(held)]
+        tie, prior, lev = knobs_from([c for c in cases if c.source != held])
+        parts = []
+        for c in (c for c in cases if c.source == held):
+            o = answer(c, tie, prior, lev)
+            n = c.test["params"].to_numpy(float)
+            parts.append((n / c.train["params"].max(), c.test["tokens"].to_numpy(float) / n,
+                          np.abs(o["err"]), o["inside"], o["half"]))
+        ratio, tpp, err, inside, half = (np.concatenate(v) for v in zip(*parts))
+        for by, values, edges, unit in (("x largest N", ratio, N_EDGES, "x"), ("tokens per parameter", tpp, TPP_EDGES, "")):
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                k = (values > lo * (1 + 1e-9)) & (values <= hi * (1 + 1e-9))
+                if not k.any():
+                    continue
+                rows.append(f"| {held} | {by} | {_bucket(lo, hi, unit)} | {k.sum()} | {100 * np.median(err[k]):.2g}% | "
+                            f"{inside[k].sum()} of {k.sum()} | {100 * np.median(half[k]):.2g}% |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--write-docs", metavar="MD")
@@ -199,12 +293,25 @@ def main(argv=None) -> int:
     ap.add_argument("--c-tpp-splits", action="store_true",
                     help="measure each table's c on splits in tokens per parameter as well as in size (tried, not "
                          "the rule: docs/analysis.md); only with no --write-docs")
+    ap.add_argument("--growth", choices=("z2", "z4", "edge"), default="z2",
+                    help="how error grows with distance: z2, the rule (sd = s sqrt(1 + c z^2)); z4 (sd = s sqrt(1 + "
+                         "c z^4)); edge (z counted only beyond the fitted range); tried, not the rule: "
+                         "docs/analysis.md; only with no --write-docs")
+    ap.add_argument("--spread-floor", type=float, default=None, metavar="F",
+                    help="the least standard deviation of ln N and ln D/N in z (the rule: the policy's 0.5); "
+                         "a comparison, only with no --write-docs")
     ap.add_argument("--tokens-laws", metavar="LAW[,LAW]",
                     help="print only the two tokens-to-match tables, with auto choosing among these laws (tried, "
                          "not the rule: docs/analysis.md); only with no --write-docs")
     args = ap.parse_args(argv)
-    if (args.shrink_c or args.c_tpp_splits or args.tokens_laws) and args.write_docs:
-        ap.error("--shrink-c, --c-tpp-splits and --tokens-laws are comparisons: run them without --write-docs")
+    compare = args.shrink_c or args.c_tpp_splits or args.tokens_laws or args.growth != "z2" or args.spread_floor
+    if compare and args.write_docs:
+        ap.error("--shrink-c, --c-tpp-splits, --growth, --spread-floor and --tokens-laws are comparisons: run them "
+                 "without --write-docs")
+    if args.growth != "z2":
+        use_growth(args.growth)
+    if args.spread_floor is not None:
+        use_spread_floor(args.spread_floor)
     if args.tokens_laws:
         warnings.filterwarnings("ignore")
         laws = tuple(args.tokens_laws.split(","))
@@ -243,8 +350,8 @@ def main(argv=None) -> int:
         tpp_lines.append(f"| {held} | " + " | ".join(f"{100 * e:.2f}%" for e in errs) + f" | {min_tpp_from(held):g} |")
     lines = ["| held-out source | min tokens/param | tie | scale prior | c prior | c measured (tables) | law chosen | "
              "mean abs error | best single law (mean abs error) | max abs error | inside 90% | "
-             "median half-width / median abs error | 90th-percentile / median abs error |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "median half-width / median abs error | 90th-percentile / median abs error | mean interval score |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for held in sources:
         x = min_tpp_from(held)
         cases = by_tpp[x]
@@ -254,6 +361,7 @@ def main(argv=None) -> int:
         err = np.concatenate([o["err"] for o in outs])
         inside = np.concatenate([o["inside"] for o in outs])
         half = np.concatenate([o["half"] for o in outs])
+        score = np.concatenate([o["score"] for o in outs])
         per_law = {law: np.mean(np.concatenate([np.abs(c.preds[law] / c.observed - 1) for c in mine]))
                    for law in set.intersection(*(set(c.preds) for c in mine))}
         best = min(per_law, key=per_law.get)
@@ -264,7 +372,10 @@ def main(argv=None) -> int:
                      f"{100 * np.mean(np.abs(err)):.2f}% | {best} ({100 * per_law[best]:.2f}%) | "
                      f"{100 * np.max(np.abs(err)):.2f}% | {inside.sum()} of {len(inside)} | "
                      f"{np.median(half) / np.median(np.abs(err)):.1f}x | "
-                     f"{np.quantile(np.abs(err), 0.9) / np.median(np.abs(err)):.1f}x |")
+                     f"{np.quantile(np.abs(err), 0.9) / np.median(np.abs(err)):.1f}x | {100 * np.mean(score):.2f}% |")
+    lines += ["", "Held-out error and coverage against distance, each source with the knobs chosen without it "
+                  "(distance: the question's N over the largest N fitted; tokens per parameter: the question's D/N):",
+              "", distance_table(by_tpp, sources, min_tpp_from)]
     # the values the package ships: the same choice made on every source
     x_all = min_tpp_from(None)
     cases = by_tpp[x_all]
@@ -373,8 +484,10 @@ def tokens_match_other_sources(candidates=None) -> str:
               "muennighoff2023": ["muennighoff2023"]}
     lines = ["| source | tables | measured pairs | median predicted / measured | middle half | inside 90% |",
              "|---|---|---|---|---|---|"]
+    far = ["| source | measured answer, tokens per parameter | pairs | median predicted / measured | inside 90% | "
+           "median interval (high / low) |", "|---|---|---|---|---|---|"]
     for source, names in groups.items():
-        ratios, inside = [], []
+        ratios, inside, tpp, span = [], [], [], []
         for name in names:
             df = D.load(name)
             if "epochs" in df.columns:
@@ -384,10 +497,19 @@ def tokens_match_other_sources(candidates=None) -> str:
                 if p.ratio is not None:
                     ratios.append(p.ratio)
                     inside.append(bool(p.inside))
+                    tpp.append(p.measured_tokens / p.small)
+                    span.append(np.inf if p.high is None or p.low is None else p.high / p.low)
         q1, q3 = np.quantile(ratios, [0.25, 0.75])
         lines.append(f"| {source} | {len(names)} | {len(ratios)} | {np.median(ratios):.2f}x | {q1:.2f}x to {q3:.2f}x | "
                      f"{sum(inside)} of {len(inside)} |")
-    return "\n".join(lines)
+        ratios, inside, tpp, span = (np.asarray(v) for v in (ratios, inside, tpp, span))
+        for lo, hi in zip(TOKENS_EDGES[:-1], TOKENS_EDGES[1:]):
+            k = (tpp > lo) & (tpp <= hi)
+            if k.any():
+                far.append(f"| {source} | {_bucket(lo, hi, '')} | {k.sum()} | {np.median(ratios[k]):.2f}x | "
+                           f"{inside[k].sum()} of {k.sum()} | {_span_text(np.median(span[k]))} |")
+    return "\n".join(lines) + ("\n\nThe same pairs by how far the measured answer lies in tokens per parameter (the "
+                               "fit saw runs up to 40):\n\n" + "\n".join(far))
 
 
 # --- seeded ladders from a known law: coverage 10x beyond the largest size -------------------
