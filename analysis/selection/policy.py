@@ -110,7 +110,11 @@ class LawPolicy:
     #: residual degrees of freedom a fit needs to measure its own scatter
     min_dof: int = 3
     #: the least standard deviation of ln N and ln D/N in z: a design with one budget (or one
-    #: size) says nothing about that direction, so half an e-fold stands in for its spread
+    #: size) says nothing about that direction, so half an e-fold stands in for its spread.
+    #: Checked leaving one source out (docs/analysis.md; law_choice.py --spread-floor 0.25, 1):
+    #: 0.25 scores within 0.05 points of 0.5 on every source's mean interval score (and holds
+    #: fewer of Porian et al.'s tokens-to-match pairs), and 1 widens Porian et al.'s intervals
+    #: for no gain elsewhere
     spread_floor: float = 0.5
     #: most splits a backtest refits (log-spaced over the sizes): beyond that they repeat each other
     max_splits: int = 6

@@ -304,7 +304,10 @@ def main(argv=None) -> int:
                     help="print only the two tokens-to-match tables, with auto choosing among these laws (tried, "
                          "not the rule: docs/analysis.md); only with no --write-docs")
     args = ap.parse_args(argv)
-    compare = args.shrink_c or args.c_tpp_splits or args.tokens_laws or args.growth != "z2" or args.spread_floor
+    if args.spread_floor is not None and not args.spread_floor > 0:
+        ap.error(f"--spread-floor {args.spread_floor:g}: give a positive spread in e-folds, such as 0.25 or 1")
+    compare = (args.shrink_c or args.c_tpp_splits or args.tokens_laws or args.growth != "z2"
+               or args.spread_floor is not None)
     if compare and args.write_docs:
         ap.error("--shrink-c, --c-tpp-splits, --growth, --spread-floor and --tokens-laws are comparisons: run them "
                  "without --write-docs")
