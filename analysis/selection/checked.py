@@ -151,13 +151,7 @@ class CheckedFit:
         out = list(self.fit.extrapolation_warnings(N=N, D=D))
         used, aside = self.short_runs.get("min_tokens_per_param"), self.short_runs.get("set_aside")
         if aside and used and D / N < used * (1 - 1e-9):
-            offset = self.short_runs.get("median_offset")
-            if offset is None:
-                where = ""
-            elif abs(offset) < 1e-4:
-                where = "; this table's lie on it"
-            else:
-                where = f"; this table's lie a median {100 * abs(offset):.2g}% {'above' if offset > 0 else 'below'} the law"
+            where = _offset_words(self.short_runs.get("median_offset"), "this table's", "the law")
             out.append(f"D/N={D / N:.3g} is shorter than the {used:.3g} tokens per parameter of every run the law was "
                        f"fitted to: runs that short were set aside{where}; --min-tpp 0 fits them")
         return out
@@ -448,13 +442,7 @@ def _short_note(points: pd.DataFrame, kept: pd.DataFrame, aside: pd.DataFrame, u
     against the law fitted to the rest (:func:`measure_short_runs`)."""
     low = aside["tokens"] / aside["params"]
     gone = n_distinct(points["params"]) - n_distinct(kept["params"])
-    if offset is None:
-        here = ""
-    elif abs(offset) < 1e-4:  # far under any measured loss's noise: no direction to state
-        here = "; these lie on the law fitted to the rest (a median offset under 0.01%)"
-    else:
-        here = f"; these lie a median {100 * abs(offset):.2g}% {'above' if offset > 0 else 'below'} the law fitted to the rest"
-
+    here = _offset_words(offset, "these", "the law fitted to the rest")
     return (f"short runs: {len(aside)} of {len(points)} points trained on fewer than {used:.3g} tokens per parameter "
             f"({_span(low)}) are set aside" + (f", and with them {gone} size(s) with no longer run" if gone else "")
             + f": runs that short are dominated by warmup and the high-learning-rate phase, off a law of N and D"
@@ -480,6 +468,15 @@ def measure_short_runs(record: dict, points: pd.DataFrame, fit, min_tpp: float |
     given = POLICY.min_tokens_per_param.value if min_tpp is None else float(min_tpp)
     return {**record, "median_offset": offset,
             "note": _short_note(points, kept, aside, used, _lowered(given, used), offset)}
+
+
+def _offset_words(offset: float | None, who: str, law: str) -> str:
+    """Where set-aside runs lie against ``law`` (their median measured / law - 1), as a clause."""
+    if offset is None:
+        return ""
+    if abs(offset) < 1e-4:  # far under any measured loss's noise: no direction to state
+        return f"; {who} lie on {law} (a median offset under 0.01%)"
+    return f"; {who} lie a median {100 * abs(offset):.2g}% {'above' if offset > 0 else 'below'} {law}"
 
 
 def _lowered(given: float, used: float) -> str:
