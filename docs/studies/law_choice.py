@@ -258,18 +258,16 @@ def _span_text(ratio: float) -> str:
     return f"{ratio:.3g}x" if np.isfinite(ratio) else "unbounded"
 
 
-def distance_table(by_tpp, sources, min_tpp_from) -> str:
+def distance_table(answered: dict) -> str:
     """Per held-out source, the chosen law's held-out error, coverage and half-width by how far
     the question lies from the fitted design: in N (x largest fitted size) and in tokens per
-    parameter; the knobs chosen without that source, as in the leave-one-source-out table."""
+    parameter. ``answered``: held-out source -> [(case, its answer)], the knobs chosen without
+    that source, as in the leave-one-source-out table."""
     rows = ["| held-out source | by | bucket | questions | median abs error | inside 90% | median half-width |",
             "|---|---|---|---|---|---|---|"]
-    for held in sources:
-        cases = by_tpp[min_tpp_from(held)]
-        tie, prior, lev = knobs_from([c for c in cases if c.source != held])
+    for held, pairs in answered.items():
         parts = []
-        for c in (c for c in cases if c.source == held):
-            o = answer(c, tie, prior, lev)
+        for c, o in pairs:
             n = c.test["params"].to_numpy(float)
             parts.append((n / c.train["params"].max(), c.test["tokens"].to_numpy(float) / n,
                           np.abs(o["err"]), o["inside"], o["half"]))
@@ -355,12 +353,14 @@ def main(argv=None) -> int:
              "mean abs error | best single law (mean abs error) | max abs error | inside 90% | "
              "median half-width / median abs error | 90th-percentile / median abs error | mean interval score |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    answered = {}
     for held in sources:
         x = min_tpp_from(held)
         cases = by_tpp[x]
         tie, prior, lev = knobs_from([c for c in cases if c.source != held])
         mine = [c for c in cases if c.source == held]
         outs = [answer(c, tie, prior, lev) for c in mine]
+        answered[held] = list(zip(mine, outs))
         err = np.concatenate([o["err"] for o in outs])
         inside = np.concatenate([o["inside"] for o in outs])
         half = np.concatenate([o["half"] for o in outs])
@@ -378,7 +378,7 @@ def main(argv=None) -> int:
                      f"{np.quantile(np.abs(err), 0.9) / np.median(np.abs(err)):.1f}x | {100 * np.mean(score):.2f}% |")
     lines += ["", "Held-out error and coverage against distance, each source with the knobs chosen without it "
                   "(distance: the question's N over the largest N fitted; tokens per parameter: the question's D/N):",
-              "", distance_table(by_tpp, sources, min_tpp_from)]
+              "", distance_table(answered)]
     # the values the package ships: the same choice made on every source
     x_all = min_tpp_from(None)
     cases = by_tpp[x_all]
