@@ -330,3 +330,9 @@ def test_the_shared_exponent_check_gives_no_verdict_from_a_free_fit_that_ends_on
     train = df[df["params"] <= df["params"].max() / 8 * 1.0001].reset_index(drop=True)
     c = shared_exponent_check(fit_checked(train, "gadre2024"))
     assert c.status == "warn" and "the data reject the shared exponent" in c.detail and "prefer chinchilla" in c.detail
+
+
+def test_the_studys_interval_score_is_gneiting_and_rafterys():
+    # eq. 43 of Gneiting and Raftery 2007, relative to y: width, plus 2/alpha times any miss
+    score = _study().interval_score([0.9, 0.9, 0.9], [1.1, 1.1, 1.1], [1.0, 1.2, 0.8], 0.1)
+    assert score == pytest.approx([0.2, (0.2 + 20 * 0.1) / 1.2, (0.2 + 20 * 0.1) / 0.8])
