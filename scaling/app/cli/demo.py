@@ -26,8 +26,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command(
         sub, "demo",
         help="Train the demo sweep exactly as `python -m sweeps -m experiment=demo` does (or reuse its finished "
-             "runs), fit the joint law (by default the one with a loss floor that best predicts larger sizes from smaller ones) with bootstrap intervals and "
-             "each model's own curve, print the "
+             "runs), fit the joint law (by default the one with a loss floor that best predicts larger sizes "
+             "from smaller ones) with bootstrap intervals and each model's own curve, print the "
              "compute-matched extrapolation table, and write a report with figures.",
         example=EXAMPLE, func=run)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",

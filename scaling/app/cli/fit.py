@@ -32,17 +32,17 @@ Training Tokens, Training FLOP, final_loss; map others with --columns).
 
 Laws: auto (the default: runs under 20 tokens per parameter are set aside, --min-tpp;
 each law with a loss floor, chinchilla and gadre2024, is fitted to the smaller sizes and
-scored on the larger ones (data_constrained too when the table has unique tokens), and of those within a factor 2 of the best held-out error the
-one with the fewest parameters is used; the choice and its reason are printed first;
-docs/analysis.md, Law choice at distance), chinchilla (Hoffmann et al. 2022 Approach 3),
-gadre2024 (the over-training law, one exponent), kaplan (Kaplan et al. 2020: the joint
-L(N, D), or L(N) / L(D) when only one of them varies, plus L(C_min) on the
-compute-efficient frontier), approach1 and approach2 (Hoffmann et al.'s envelope and
-IsoFLOP allocations). Parametric laws are
-fitted with a Huber loss (delta 1e-3) on log loss and L-BFGS from a grid, as Hoffmann
-et al. did; --bootstrap N refits N resamples in parallel for honest intervals (whole
-runs when the data have enough runs per size, whole sizes when there is no run column
-and several points share a size, single points otherwise).
+scored on the larger ones (data_constrained too when the table has unique tokens), and
+of those within a factor 2 of the best held-out error the one with the fewest parameters
+is used; the choice and its reason are printed first; docs/analysis.md, Law choice at
+distance), chinchilla (Hoffmann et al. 2022 Approach 3), gadre2024 (the over-training
+law, one exponent), kaplan (Kaplan et al. 2020: the joint L(N, D), or L(N) / L(D) when
+only one of them varies, plus L(C_min) on the compute-efficient frontier), approach1 and
+approach2 (Hoffmann et al.'s envelope and IsoFLOP allocations). Parametric laws are
+fitted with a Huber loss (delta 1e-3) on log loss and L-BFGS from a grid, as Hoffmann et
+al. did; --bootstrap N refits N resamples in parallel for honest intervals (whole runs
+when the data have enough runs per size, whole sizes when there is no run column and
+several points share a size, single points otherwise).
 
 Every fit runs its self-checks (units, FLOPs against 6ND, the law falling with N and D,
 parameters at bounds or not identified, the shared exponent of gadre2024 against the
