@@ -230,9 +230,11 @@ def fit_law(points, law: str | Law = "chinchilla", bootstrap: int = 0, seed: int
     grid_desc = "custom grid" if custom_grid is not None else lawobj.describe_grid(len(grid))
     method = (f"Huber (delta={delta:g}) on log loss, summed; L-BFGS-B with analytic gradient from the "
               f"{len(order)} best of {grid_desc}")
+    if sol.linear_starts:
+        method += f" and the {sol.linear_starts} best linear solves for its coefficients over an exponent grid"
     if bootstrap:
         method += f"; {bootstrap} bootstrap refits resampling {boot_meta['unit']}"
-    meta = {"huber_delta": delta, "grid_size": int(len(grid)), "starts": int(len(order)),
+    meta = {"huber_delta": delta, "grid_size": int(len(grid)), "starts": int(len(order)), "linear_starts": int(sol.linear_starts),
             "fit_seconds": round(fit_seconds, 4), "ci_method": ci_method, "notes": notes,
             "n_column": n_col, "theta": [float(t) for t in theta], "theta_names": list(form.theta_names),
             "correl_centered": cent_correl,

@@ -29,6 +29,9 @@ __all__ = ["HUBER_DELTA", "huber", "grid_objective", "solve_form", "Solution", "
 #: Huber threshold on log-loss residuals (Hoffmann et al. 2022, Sec. 3.3).
 HUBER_DELTA = 1e-3
 
+#: L-BFGS starts taken from a form's linear solves beside the grid's best points.
+N_LINEAR = 4
+
 
 def huber(r, delta: float = HUBER_DELTA):
     """Huber loss: r^2/2 for |r| <= delta, delta (|r| - delta/2) beyond (Huber 1964)."""
@@ -147,36 +150,48 @@ class Solution:
     gvals: np.ndarray
     order: np.ndarray
     seconds: float
+    linear_starts: int = 0
 
 
 def solve_form(law: str, X: dict, logy: np.ndarray, delta: float = HUBER_DELTA, n_starts: int = 8,
-               grid=None, uncertainty: bool = True) -> Solution:
+               grid=None, uncertainty: bool = True, n_linear: int = N_LINEAR) -> Solution:
     """Minimise the summed Huber loss of log residuals for ``law`` on log inputs ``X``
     (keys x = log N, y = log D, c = log C): the whole grid is scored in one vectorised
-    call, L-BFGS-B (analytic gradient) runs from the ``n_starts`` best grid points, and
-    lmfit supplies Huber's asymptotic standard errors at the optimum (skipped, and left
-    empty, with ``uncertainty=False``: a backtest refit only predicts)."""
+    call, L-BFGS-B (analytic gradient) runs from the ``n_starts`` best grid points and,
+    unless a ``grid`` is given, from the ``n_linear`` best of the form's linear solves
+    (:meth:`analysis.laws.forms.LSEForm.linear_starts`: the start grid is fixed, the data's
+    range is not), keeping the lowest objective; lmfit supplies Huber's asymptotic standard
+    errors at the optimum (skipped, and left empty, with ``uncertainty=False``: a backtest
+    refit only predicts)."""
     lawobj = get_law(law)
     if lawobj.form is None:
         lawobj.check_fittable()
     form, names = lawobj.form, lawobj.params
     fitX = {k: X[k] for k in form.inputs}
     t0 = time.perf_counter()
+    custom = grid
     grid = np.atleast_2d(np.asarray(grid, dtype=float)) if grid is not None else form.grid({**X, "_logy": logy})
     gvals = grid_objective(form, grid, fitX, logy, delta)
     if not np.any(np.isfinite(gvals)):
         raise FitError(f"the objective is not finite anywhere on the {len(grid)}-point grid", field="grid",
                        fix="check that losses are in nats (a few units), not e.g. percent")
     order = top_k(gvals, n_starts)
+    starts = grid[order]
+    linear = np.empty((0, starts.shape[1]))
+    if custom is None and n_linear > 0 and hasattr(form, "linear_starts"):
+        linear = form.linear_starts(fitX, logy)
+        if len(linear):
+            linear = linear[top_k(grid_objective(form, linear, fitX, logy, delta), n_linear)]
+            starts = np.vstack([starts, linear])
     ends: list = []
     with single_thread_blas():
-        theta, fbest = best_of(form, grid[order], fitX, logy, delta, ends)
+        theta, fbest = best_of(form, starts, fitX, logy, delta, ends)
         if theta is None or not np.isfinite(fbest):
             raise FitError(f"L-BFGS failed from every start for {lawobj.name}", field="law")
         seconds = time.perf_counter() - t0
         stderr, correl, cent, note = (asymptotic_uncertainty(form, theta, fitX, logy, delta, names) if uncertainty
                                       else ({}, {}, {}, ""))
     return Solution(theta, float(fbest), form.to_natural(theta), stderr, correl, cent, note, ends, grid, gvals,
-                    order, seconds)
+                    order, seconds, len(linear))
 
 

@@ -31,6 +31,15 @@ def _exp(x: float) -> float:
 #: Law input -> the key of its logarithm in a form's inputs.
 LOG_INPUTS = {"N": "x", "D": "y", "C": "c", "U": "u"}
 
+#: Exponent values tried by :meth:`LSEForm.linear_starts`, for each exponent of the form:
+#: the range published scaling exponents fall in, finely enough that L-BFGS starts in the
+#: right basin.
+LINEAR_EXPONENTS = np.arange(0.05, 1.5001, 0.05)
+
+#: Forms with more exponents than this get no linear starts (30^3 solves would cost more
+#: than the fit).
+MAX_LINEAR_EXPONENTS = 2
+
 
 @dataclass(frozen=True)
 class LSEForm:
@@ -83,6 +92,47 @@ class LSEForm:
             for ei, name in exps:
                 J[:, ei] -= w[k] * X[name]
         return pred, J
+
+    def linear_starts(self, X, logy, values=None) -> np.ndarray:
+        """Start points from linear solves (variable projection, Golub and Pereyra 1973):
+        with its exponents fixed, a sum of power terms and a constant is linear in its
+        coefficients, so for every combination of exponents on the grid ``values`` (default
+        :data:`LINEAR_EXPONENTS`) weighted least squares (weights 1/L, so that residuals are
+        relative, as the log-loss objective's are) gives the coefficients at once. Rows whose
+        coefficients are all positive come back as theta; none for a form with more than
+        :data:`MAX_LINEAR_EXPONENTS` exponents (the combinations would not be few).
+
+        Why: a fixed grid can miss where the data live. Runs of a few hundred billion
+        tokens put every grid point's data term at e^(b - beta log D) with log D near 26,
+        either far above the loss or e^-27 below it; L-BFGS started where a term is that
+        small sees no gradient for it and stops with the term switched off."""
+        exp_idx = sorted({ei for _, exps in self.terms for ei, _ in exps})
+        if len(exp_idx) > MAX_LINEAR_EXPONENTS:
+            return np.empty((0, len(self.theta_names)))
+        values = LINEAR_EXPONENTS if values is None else np.asarray(values, dtype=float)
+        combos = np.array(list(product(values, repeat=len(exp_idx)))).reshape(-1, len(exp_idx))
+        weight = np.exp(-np.asarray(logy, dtype=float))          # 1/L: relative residuals
+        cols = []
+        for _, exps in self.terms:                               # each term's value at coefficient 1
+            t = np.zeros((len(combos), len(weight)))
+            for ei, name in exps:
+                t = t - combos[:, [exp_idx.index(ei)]] * np.asarray(X[name], dtype=float)[None, :]
+            cols.append(np.exp(t) * weight[None, :])
+        M = np.stack(cols, axis=2)                               # (combos, points, terms)
+        gram = np.einsum("gnt,gnu->gtu", M, M)
+        rhs = M.sum(axis=1)                                      # M^T (L / L)
+        with np.errstate(all="ignore"):
+            coef = np.full(rhs.shape, np.nan)
+            ok = np.abs(np.linalg.det(gram)) > 0
+            if ok.any():
+                coef[ok] = np.linalg.solve(gram[ok], rhs[ok][..., None])[..., 0]
+        ok = np.all(np.isfinite(coef) & (coef > 0), axis=1)
+        rows = np.zeros((int(ok.sum()), len(self.theta_names)))
+        for t, (ci, _) in enumerate(self.terms):
+            rows[:, ci] = np.log(coef[ok, t])
+        for j, ei in enumerate(exp_idx):
+            rows[:, ei] = combos[ok, j]
+        return rows
 
     def centered(self, theta, X):
         """theta with each term's coefficient replaced by the term's value at the data's

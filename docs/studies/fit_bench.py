@@ -4,7 +4,8 @@ On a synthetic 250-point table (IsoFLOP-style design, drawn from the Besiroglu e
 2024 law with log-normal noise) it times
 
 1. our fit: the 4,500-point grid of the Chinchilla replication scored in one vectorised
-   call, L-BFGS-B with the analytic gradient from the 8 best grid points;
+   call, L-BFGS-B with the analytic gradient from the 8 best grid points and the 4 best
+   linear solves for the coefficients;
 2. the plain baseline: scipy L-BFGS-B (finite-difference gradient, as in the
    replication's notebook) from every one of the 4,500 grid points;
 3. 1,000 bootstrap refits of our fit across worker processes;
