@@ -241,6 +241,55 @@ def use_growth(kind: str) -> None:
     P.design, P.design_z2 = design, design_z2
 
 
+def scale_rest(rel_residuals, n_params: int) -> float:
+    """--scale rest (tried, not the rule: docs/analysis.md): 1.4826 x the median of the n - p
+    largest absolute residuals, since a Huber fit at delta 1e-3 nearly passes through as many
+    points as it has parameters."""
+    r = np.sort(np.abs(np.asarray(rel_residuals, dtype=float)))
+    return float(1.482602218505602 * np.median(r[n_params:] if len(r) > n_params else r))
+
+
+def use_scale_rest() -> None:
+    """Rebind the policy's scatter (and this study's) to :func:`scale_rest`, in this process."""
+    import analysis.selection.policy as P
+
+    global robust_scale
+    P.robust_scale = robust_scale = scale_rest
+
+
+def scale_recovery(seeds: int = 30, noise: float = 0.005) -> str:
+    """How much of a known noise each scatter estimator reads: tables drawn from Besiroglu et
+    al. 2024's law with log-normal noise, fitted as every table is; the median over seeds of
+    estimate / noise."""
+    import pandas as pd
+
+    from analysis.data.published import besiroglu2024
+    from analysis.fitting.fit import fit_law
+    from analysis.laws import chinchilla
+
+    truth = besiroglu2024().params
+    designs = {"3 sizes x 4 budgets": ((1e8, 3e8, 1e9), (10, 20, 40, 80)),
+               "5 sizes x 2 budgets": (tuple(np.geomspace(1e7, 4e8, 5)), (20, 40)),
+               "4 sizes x 4 budgets": ((1.9e8, 3.7e8, 7.6e8, 1.3e9), (20, 50, 100, 200)),
+               "6 sizes x 5 budgets": (tuple(np.geomspace(2e7, 1.2e9, 6)), (5, 10, 20, 40, 80)),
+               "10 sizes x 10 budgets": (tuple(np.geomspace(1e7, 3e9, 10)), tuple(np.geomspace(2, 200, 10)))}
+    lines = ["| design | points | law | the rule (median of all n, x sqrt(n / (n - p))) | median of the n - p largest |",
+             "|---|---|---|---|---|"]
+    for name, (sizes, tpp) in designs.items():
+        N, Dt = np.array([(n, m * n) for n in sizes for m in tpp]).T
+        for law in ("gadre2024", "chinchilla"):
+            rule, rest = [], []
+            for seed in range(seeds):
+                loss = chinchilla(N, Dt, **truth) * np.exp(np.random.default_rng(seed).normal(0, noise, len(N)))
+                fit = fit_law(pd.DataFrame({"params": N, "tokens": Dt, "loss": loss}), law, progress=False,
+                              uncertainty=False)
+                r = np.asarray(fit.predict(N=N, D=Dt), dtype=float) / loss - 1
+                rule.append(robust_scale(r, len(fit.params)) / noise)
+                rest.append(scale_rest(r, len(fit.params)) / noise)
+            lines.append(f"| {name} | {len(N)} | {law} | {np.median(rule):.2f} | {np.median(rest):.2f} |")
+    return "\n".join(lines)
+
+
 #: distance buckets of the by-distance table: x largest fitted N, and the question's tokens per parameter
 N_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0, np.inf)
 TPP_EDGES = (0.0, 10.0, 20.0, 40.0, 100.0, np.inf)
@@ -301,14 +350,23 @@ def main(argv=None) -> int:
     ap.add_argument("--tokens-laws", metavar="LAW[,LAW]",
                     help="print only the two tokens-to-match tables, with auto choosing among these laws (tried, "
                          "not the rule: docs/analysis.md); only with no --write-docs")
+    ap.add_argument("--scale", choices=("rule", "rest"), default="rule",
+                    help="the fit's scatter: rule, 1.4826 x the median |residual| x sqrt(n / (n - p)); rest, 1.4826 "
+                         "x the median of the n - p largest (tried, not the rule: docs/analysis.md; prints how much "
+                         "of a known noise each reads first); only with no --write-docs")
     args = ap.parse_args(argv)
     if args.spread_floor is not None and not args.spread_floor > 0:
         ap.error(f"--spread-floor {args.spread_floor:g}: give a positive spread in e-folds, such as 0.25 or 1")
     compare = (args.shrink_c or args.c_tpp_splits or args.tokens_laws or args.growth != "z2"
-               or args.spread_floor is not None)
+               or args.spread_floor is not None or args.scale != "rule")
     if compare and args.write_docs:
-        ap.error("--shrink-c, --c-tpp-splits, --growth, --spread-floor and --tokens-laws are comparisons: run them "
-                 "without --write-docs")
+        ap.error("--shrink-c, --c-tpp-splits, --growth, --spread-floor, --scale and --tokens-laws are comparisons: "
+                 "run them without --write-docs")
+    if args.scale == "rest":
+        warnings.filterwarnings("ignore")
+        print("Known noise read by each scatter estimator (median over seeds of estimate / noise):\n\n"
+              + scale_recovery() + "\n", flush=True)
+        use_scale_rest()
     if args.growth != "z2":
         use_growth(args.growth)
     if args.spread_floor is not None:
