@@ -93,7 +93,7 @@ class LSEForm:
                 J[:, ei] -= w[k] * X[name]
         return pred, J
 
-    def linear_starts(self, X, logy, values=None) -> np.ndarray:
+    def linear_starts(self, X, logy, values=None, max_cells: int = 2_000_000) -> np.ndarray:
         """Start points from linear solves (variable projection, Golub and Pereyra 1973):
         with its exponents fixed, a sum of power terms and a constant is linear in its
         coefficients, so for every combination of exponents on the grid ``values`` (default
@@ -112,20 +112,25 @@ class LSEForm:
         values = LINEAR_EXPONENTS if values is None else np.asarray(values, dtype=float)
         combos = np.array(list(product(values, repeat=len(exp_idx)))).reshape(-1, len(exp_idx))
         weight = np.exp(-np.asarray(logy, dtype=float))          # 1/L: relative residuals
-        cols = []
-        for _, exps in self.terms:                               # each term's value at coefficient 1
-            t = np.zeros((len(combos), len(weight)))
-            for ei, name in exps:
-                t = t - combos[:, [exp_idx.index(ei)]] * np.asarray(X[name], dtype=float)[None, :]
-            cols.append(np.exp(t) * weight[None, :])
-        M = np.stack(cols, axis=2)                               # (combos, points, terms)
-        gram = np.einsum("gnt,gnu->gtu", M, M)
-        rhs = M.sum(axis=1)                                      # M^T (L / L)
-        with np.errstate(all="ignore"):
-            coef = np.full(rhs.shape, np.nan)
-            ok = np.abs(np.linalg.det(gram)) > 0
-            if ok.any():
-                coef[ok] = np.linalg.solve(gram[ok], rhs[ok][..., None])[..., 0]
+        coef = np.full((len(combos), len(self.terms)), np.nan)
+        step = max(1, max_cells // max(1, len(weight) * len(self.terms)))  # bounded memory on large tables
+        for i in range(0, len(combos), step):
+            part = combos[i:i + step]
+            cols = []
+            for _, exps in self.terms:                           # each term's value at coefficient 1
+                t = np.zeros((len(part), len(weight)))
+                for ei, name in exps:
+                    t = t - part[:, [exp_idx.index(ei)]] * np.asarray(X[name], dtype=float)[None, :]
+                cols.append(np.exp(t) * weight[None, :])
+            M = np.stack(cols, axis=2)                           # (combos, points, terms)
+            gram = np.einsum("gnt,gnu->gtu", M, M)
+            rhs = M.sum(axis=1)                                  # M^T (L / L)
+            with np.errstate(all="ignore"):
+                ok = np.abs(np.linalg.det(gram)) > 0
+                if ok.any():
+                    block = np.full(rhs.shape, np.nan)
+                    block[ok] = np.linalg.solve(gram[ok], rhs[ok][..., None])[..., 0]
+                    coef[i:i + step] = block
         ok = np.all(np.isfinite(coef) & (coef > 0), axis=1)
         rows = np.zeros((int(ok.sum()), len(self.theta_names)))
         for t, (ci, _) in enumerate(self.terms):
