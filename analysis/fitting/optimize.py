@@ -30,7 +30,7 @@ __all__ = ["HUBER_DELTA", "huber", "grid_objective", "solve_form", "Solution", "
 HUBER_DELTA = 1e-3
 
 #: L-BFGS starts taken from a form's linear solves beside the grid's best points.
-N_LINEAR = 4
+N_LINEAR = 2
 
 
 def huber(r, delta: float = HUBER_DELTA):
