@@ -234,9 +234,10 @@ def fit_law(points, law: str | Law = "chinchilla", bootstrap: int = 0, seed: int
         method += f" and the {sol.linear_starts} best linear solves for its coefficients over an exponent grid"
     if bootstrap:
         method += f"; {bootstrap} bootstrap refits resampling {boot_meta['unit']}"
-    meta = {"huber_delta": delta, "grid_size": int(len(grid)), "starts": int(len(order)), "linear_starts": int(sol.linear_starts),
-            "fit_seconds": round(fit_seconds, 4), "ci_method": ci_method, "notes": notes,
-            "n_column": n_col, "theta": [float(t) for t in theta], "theta_names": list(form.theta_names),
+    meta = {"huber_delta": delta, "grid_size": int(len(grid)), "starts": int(len(order)),
+            "linear_starts": int(sol.linear_starts), "fit_seconds": round(fit_seconds, 4), "ci_method": ci_method,
+            "notes": notes, "n_column": n_col, "theta": [float(t) for t in theta],
+            "theta_names": list(form.theta_names),
             "correl_centered": cent_correl,
             "stderr_method": "asymptotic (Huber 1981 M-estimator covariance via lmfit on pseudo-observations); "
                              "indicative only for a Huber fit, the bootstrap interval is the honest one"}
