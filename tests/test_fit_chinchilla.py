@@ -9,7 +9,7 @@ from analysis import laws
 from analysis.data.synthetic import synthetic_table
 from fit_bench import baseline
 from analysis.fitting.fit import EPOCH_GRID, fit_law
-from analysis.data.published import besiroglu2024
+from analysis.data.published import besiroglu2024, hoffmann2022
 from analysis.fitting.result import LawFit
 from analysis.fitting.io import load_result
 
@@ -40,7 +40,7 @@ def test_recovers_the_law_and_a_far_extrapolation(seed):
     assert fit.n_sizes == 10 and fit.n_points == 70 and not fit.warnings
 
 
-HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Hoffmann et al. 2022, eq. (10)
+HOFFMANN = hoffmann2022().params  # Hoffmann et al. 2022, Sec. 3.3
 
 
 def test_linear_solve_gives_the_coefficients_of_a_law_whose_exponents_are_on_its_grid():

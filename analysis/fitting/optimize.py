@@ -169,7 +169,7 @@ def solve_form(law: str, X: dict, logy: np.ndarray, delta: float = HUBER_DELTA, 
     form, names = lawobj.form, lawobj.params
     fitX = {k: X[k] for k in form.inputs}
     t0 = time.perf_counter()
-    custom = grid
+    use_linear = grid is None and n_linear > 0 and hasattr(form, "linear_starts")  # a given grid runs as given
     grid = np.atleast_2d(np.asarray(grid, dtype=float)) if grid is not None else form.grid({**X, "_logy": logy})
     gvals = grid_objective(form, grid, fitX, logy, delta)
     if not np.any(np.isfinite(gvals)):
@@ -178,7 +178,7 @@ def solve_form(law: str, X: dict, logy: np.ndarray, delta: float = HUBER_DELTA, 
     order = top_k(gvals, n_starts)
     starts = grid[order]
     linear = np.empty((0, starts.shape[1]))
-    if custom is None and n_linear > 0 and hasattr(form, "linear_starts"):
+    if use_linear:
         linear = form.linear_starts(fitX, logy)
         if len(linear):
             linear = linear[top_k(grid_objective(form, linear, fitX, logy, delta), n_linear)]
