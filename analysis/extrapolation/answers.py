@@ -240,14 +240,9 @@ class ExtrapolationResult:
                           else f"within the backtest's reach ({d['reach']:.3g}x)")
                 where = f"the target is {d['params_ratio']:.3g}x the largest fitted size, {beyond}"
             lines.append(f"Distance: {where}; the law's value there is uncertain by +-{100 * d['half_width']:.2g}%: the fit's "
-                         f"scatter ({100 * d['scale']:.2g}%) times sqrt(1 + c z^2), z = {d['z']:.2g} standard "
-                         f"deviations from the centre of the fitted design"
-                         + (f", c = {d['leverage']:.2g} ("
-                            + leverage_words(d.get("leverage_splits", 0), d.get("leverage_range"), brief=True) + ")"
-                            if "leverage" in d else "")
-                         + "; each answer's interval takes the same model at its own size and tokens (tokens to "
-                           "match through the law's slope), extended only where the bootstrap or a tied law reaches "
-                           "beyond it")
+                         f"scatter ({100 * d['scale']:.2g}%) times {_growth_words(d)}; each answer's interval takes "
+                         "the same model at its own size and tokens (tokens to match through the law's slope), "
+                         "extended only where the bootstrap or a tied law reaches beyond it")
         return "\n".join(lines)
 
     def display_rows(self) -> list[dict[str, str]]:
@@ -364,6 +359,25 @@ class ExtrapolationResult:
 
     def __str__(self) -> str:
         return self.table()
+
+
+def _growth_words(d: dict) -> str:
+    """The error model's growth at the target, in words: its distances in size and in tokens
+    per parameter, and the c (and c_t) each is multiplied by, with where they come from."""
+    if "z_size" not in d:  # a record from before c_t
+        return f"sqrt(1 + c z^2), z = {d['z']:.2g} standard deviations from the centre of the fitted design"
+    text = (f"sqrt(1 + c z_N^2 + c_t z_t^2), z_N = {d['z_size']:.2g} and z_t = {d['z_tokens']:.2g} standard deviations "
+            "of ln N and ln D/N from the centre of the fitted design")
+    if "leverage" not in d:
+        return text
+    text += (f", c = {d['leverage']:.2g} ("
+             + leverage_words(d.get("leverage_splits", 0), d.get("leverage_range"), brief=True) + ")")
+    if d.get("leverage_tokens") is None:
+        return text + ", c_t = c (no split in tokens per parameter)"
+    n = d.get("leverage_tokens_splits", 0)
+    spread = d.get("leverage_tokens_range")
+    return (text + f", c_t = {d['leverage_tokens']:.2g} (measured on {n} split{'s' if n != 1 else ''} in tokens per "
+            "parameter" + (f"; {spread[0]:.2g} to {spread[1]:.2g} leaving one out" if spread else "") + ")")
 
 
 def _wins(m: ModelAnswer) -> str:

@@ -134,9 +134,12 @@ class BacktestRow:
     #: each held-out point's squared standardised distance from this split's fitted design
     #: (:meth:`analysis.selection.policy.ErrorModel.z2`): what the error growth is measured against
     z2: list | None = field(default=None, repr=False)
+    #: the part of ``z2`` in ln(D/N) (None: the law has no tokens): the error growth in tokens
+    #: per parameter is measured apart from the growth in size
+    z2_tokens: list | None = field(default=None, repr=False)
 
     def public(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k not in ("observed", "pred", "distances", "z2")}
+        out = {k: v for k, v in asdict(self).items() if k not in ("observed", "pred", "distances", "z2", "z2_tokens")}
         if self.distances:
             out["distance_range"] = [min(self.distances), max(self.distances)]
         return out

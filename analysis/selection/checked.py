@@ -76,8 +76,8 @@ class CheckedFit:
         em = self.error_model
         if em is not None:
             model = (f"a new run's scatter about the law ({100 * em.scale:.2g}%, {em.scale_source}) times "
-                     f"sqrt(1 + c z^2), z the distance from the centre of the fitted sizes and tokens per "
-                     f"parameter in standard deviations, c = {em.leverage:.3g} ({em.leverage_source})")
+                     f"{em.growth_formula}, z_N and z_t the distances from the centre of the fitted sizes and "
+                     f"tokens per parameter in their standard deviations, c = {em.leverage:.3g} ({em.leverage_source})")
             more = ["the bootstrap"] * boot + tied
             if not more:
                 return f"covers {model}"
@@ -285,6 +285,8 @@ def prediction_distance(fit, n: float, d: float, checked: "CheckedFit | None" = 
     if em is not None:
         out["tokens_distance"] = float(checked.tokens_distance(n, d))
         out["z"] = float(np.sqrt(em.z2(n, d)))
+        z_n, z_t = em.z_parts(n, d)
+        out["z_size"], out["z_tokens"] = float(z_n), float(z_t)
         out["backtest_reach"] = em.reach
         out["beyond_every_split"] = bool(n / top > em.reach)
         out["half_width"] = float(checked.distance_half_width(n, D=d))
@@ -386,7 +388,8 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
     fit = fit_law(fitted, law, allow_repeats=allow_repeats, **fit_options)
     short = measure_short_runs(short, whole, fit, min_tpp)
     if choice is not None and choice.policy is not None:
-        choice.error_model = POLICY.error_model(fit, fitted, choice.reach, choice.backtest)
+        choice.error_model = POLICY.error_model(fit, fitted, choice.reach, choice.backtest,
+                                                 allow_repeats=allow_repeats, **quiet)
     # Laws the backtest cannot separate from the choice: their spread is part of the
     # prediction's uncertainty, which one law's bootstrap does not see.
     tied = {other: fit_law(fitted, other, allow_repeats=allow_repeats, **quiet, progress=False, uncertainty=False)

@@ -31,16 +31,19 @@ fitted will do. So the evidence is judged at that distance:
    the whole table ends on a bound of its box (a collinear design, a floor at 0) is set
    aside for a candidate whose fit does not.
 5. **Error is the fit's scatter, growing with distance as fast as this table's errors did.**
-   A new run's relative error has sd = s sqrt(1 + c z^2), as a regression's prediction
-   interval does: s is the fit's robust relative scatter (1.48 x the median absolute
-   residual, corrected for the parameters fitted), z^2 the squared distance of (ln N, ln D/N)
-   from the centre of the fitted points in units of their standard deviations. c is measured
-   on the table's own distance backtest (:func:`error_growth`): the c at which the splits'
-   held-out errors, in units of s and each against its split's own design, have the median
-   absolute value of a normal error. A table whose backtest scores no split takes the
-   :attr:`LawPolicy.leverage` prior; a fit with too few residual degrees of freedom to
-   measure its scatter takes :attr:`LawPolicy.scale_prior`. An answer beyond every backtest
-   split says so.
+   A new run's relative error has sd = s sqrt(1 + c z_N^2 + c_t z_t^2), as a regression's
+   prediction interval does: s is the fit's robust relative scatter (1.48 x the median
+   absolute residual, corrected for the parameters fitted), z_N and z_t the distances of ln N
+   and ln D/N from the centre of the fitted points in units of their standard deviations.
+   Each direction's growth is measured on the table's own splits in that direction
+   (:func:`error_growths`): c on the distance backtest (fitted to the smaller sizes), c_t on
+   fits to the shorter runs predicting the longer (:func:`tokens_backtest`), each the value
+   at which its splits' held-out errors, in units of s and each against its split's own
+   design, have the median absolute value of a normal error. A table with no split in
+   tokens per parameter (fewer than three budgets) takes c for both; one whose backtest
+   scores no split takes the :attr:`LawPolicy.leverage` prior; a fit with too few residual
+   degrees of freedom to measure its scatter takes :attr:`LawPolicy.scale_prior`. An answer
+   beyond every backtest split says so.
 """
 from __future__ import annotations
 
@@ -60,8 +63,8 @@ from ..laws import get_law
 from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
 from .checks import REJECT_Z, constraint_z
 
-__all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "ErrorModel", "leverage_words", "score_split", "has_floor",
-           "min_sizes", "robust_scale"]
+__all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "tokens_backtest", "ErrorModel",
+           "error_growth", "error_growths", "leverage_words", "score_split", "has_floor", "min_sizes", "robust_scale"]
 
 @dataclass(frozen=True)
 class Knob:
@@ -83,15 +86,16 @@ class LawPolicy:
                      "leave-one-source-out over Porian et al. 2024, Muennighoff et al. 2023 and Gadre et al. 2024 "
                      "(python docs/studies/law_choice.py), from 0, 0.1, 0.25, 0.5, 1: 1 with Gadre or Muennighoff "
                      "held out, 0 with Porian held out, 1 on all three")
-    leverage: Knob = Knob(2.2, "the 90% interval's sd is the fit's scatter times sqrt(1 + c z^2), z the question's "
-                               "distance from the centre of the fitted design in standard deviations; c is measured "
-                               "on the table's own distance backtest (error_growth: the c at which its held-out "
-                               "errors, in units of the fit's scatter, have a normal median); this value is the "
-                               "prior for a table whose backtest scores no split: the median of the development "
-                               "tables' own c",
+    leverage: Knob = Knob(2.5, "the 90% interval's sd is the fit's scatter times sqrt(1 + c z_N^2 + c_t z_t^2), z_N "
+                               "and z_t the question's distances from the centre of the fitted design in standard "
+                               "deviations of ln N and ln D/N; c is measured on the table's own distance backtest "
+                               "and c_t on its fits to the shorter runs (error_growths: the values at which their "
+                               "held-out errors, in units of the fit's scatter, have a normal median); this value "
+                               "is the prior for both in a table whose backtest scores no split: the median of the "
+                               "development tables' own c",
                           "the median over the 19 development tables whose backtest scores a split (Porian et al. "
                           "2024's 15, Muennighoff et al. 2023, Gadre et al. 2024's three below-1B tables), "
-                          "their short runs set aside; 1.2 to 2.6 with any one source left out (python "
+                          "their short runs set aside; 1.3 to 3.1 with any one source left out (python "
                           "docs/studies/law_choice.py)")
     scale_prior: Knob = Knob(0.0039, "the relative scatter of a fit with fewer than min_dof residual degrees of "
                                      "freedom: the median scatter of the public development tables' own fits",
@@ -180,18 +184,23 @@ class LawPolicy:
         return choice
 
     def error_model(self, fit, points: pd.DataFrame, reach: float = 1.0,
-                    backtest: BacktestResult | None = None) -> ErrorModel:
+                    backtest: BacktestResult | None = None, **fit_options) -> ErrorModel:
         """The :class:`ErrorModel` of ``fit`` (fitted to ``points``) under this policy: its
-        leverage c measured on ``backtest``'s splits of the fitted law (:func:`error_growth`),
-        the :attr:`leverage` prior where none was scored."""
+        growth c in size measured on ``backtest``'s splits of the fitted law, and c_t in tokens
+        per parameter on the law refitted to the table's shorter runs (:func:`tokens_backtest`,
+        with ``fit_options``; :func:`error_growths`); the :attr:`leverage` prior where neither
+        was scored."""
         rel = np.asarray(fit.predict_table(points), dtype=float) / points["loss"].to_numpy(float) - 1.0
         law = fit.law_obj
+        tokens = uses_tokens(points, fit.law)
         rows = backtest.rows_of(fit.law, ok=True) if backtest is not None and backtest.kind == "distance" else []
+        longer = (tokens_backtest(points, fit.law, self.max_splits, self.spread_floor, **fit_options)
+                  if tokens else [])
         return ErrorModel.from_residuals(
             rel, len(law.params), points["params"].to_numpy(float),
-            points["tokens"].to_numpy(float) if uses_tokens(points, fit.law) else None, prior=self.scale_prior.value,
+            points["tokens"].to_numpy(float) if tokens else None, prior=self.scale_prior.value,
             leverage=self.leverage.value, spread_floor=self.spread_floor, min_dof=self.min_dof, reach=reach,
-            splits=rows)
+            splits=rows, tokens_splits=longer)
 
     def describe(self) -> dict:
         return {"tie": vars(self.tie), "leverage": vars(self.leverage), "scale_prior": vars(self.scale_prior),
@@ -357,8 +366,41 @@ def score_split(row: BacktestRow, train: pd.DataFrame, test: pd.DataFrame, law: 
     if not row.error:
         tokens = uses_tokens(train, law)
         centre, spread = design(train["params"], train["tokens"] if tokens else None, spread_floor)
-        row.z2 = design_z2(centre, spread, test["params"], test["tokens"] if tokens else None).tolist()
+        z2_n, z2_t = design_z2_parts(centre, spread, test["params"], test["tokens"] if tokens else None)
+        row.z2 = (z2_n + z2_t).tolist()
+        row.z2_tokens = z2_t.tolist() if tokens else None
     return row
+
+
+def tokens_backtest(points: pd.DataFrame, law: str, max_splits: int = 6, spread_floor: float | None = None,
+                    **fit_options) -> list[BacktestRow]:
+    """``law`` fitted to the runs up to m_j tokens per parameter (every size) and scored on the
+    longer ones, for up to ``max_splits`` budgets m_j spread evenly, each fit seeing at least
+    two budgets (budgets equal to 1% in D/N count as one): the table's own record of how its
+    errors grow in tokens per parameter. Rows carry each held-out point's z^2 from the
+    split's own design, as :func:`distance_backtest`'s do; empty for a law without tokens or a
+    table with fewer than three budgets."""
+    spread_floor = POLICY.spread_floor if spread_floor is None else spread_floor
+    df = points.reset_index(drop=True)
+    if not uses_tokens(df, law):
+        return []
+    fit_options = {"progress": False, **fit_options, "uncertainty": False}
+    fit_options.pop("bootstrap", None)
+    level = np.round(np.log(df["tokens"].to_numpy(float) / df["params"].to_numpy(float)), 2)
+    budgets = np.unique(level)
+    rows = []
+    for j in _split_sizes(budgets, 2, max_splits):
+        train, test = df[level <= budgets[j]], df[level > budgets[j]]
+        if not determinable(train, law):
+            continue
+        top = float((train["tokens"] / train["params"]).max())
+        row = BacktestRow(law, f"D/N <= {top:.3g}", f"fitted to the runs up to {top:.3g} tokens per parameter, "
+                          f"predicting {len(test)} longer", len(train), n_distinct(train["params"]), len(test))
+        row = score_split(row, train.reset_index(drop=True), test.reset_index(drop=True), law, fit_options,
+                          spread_floor)
+        if not row.error:
+            rows.append(row)
+    return rows
 
 
 def robust_scale(rel_residuals, n_params: int) -> float:
@@ -391,15 +433,22 @@ def design(params, tokens, spread_floor: float) -> tuple[tuple, tuple]:
     return tuple(centre), tuple(spread)
 
 
+def design_z2_parts(centre, spread, N, D=None) -> tuple[np.ndarray, np.ndarray]:
+    """The two parts of :func:`design_z2`: the squared standardised distance in ln N, and in
+    ln D/N (zeros when D is None or the design has no tokens)."""
+    ln_n = np.log(np.asarray(N, dtype=float))
+    z2_n = ((ln_n - centre[0]) / spread[0]) ** 2
+    if D is None or len(centre) < 2:
+        return z2_n, np.zeros_like(z2_n)
+    ln_t = np.log(np.asarray(D, dtype=float)) - ln_n
+    return z2_n, ((ln_t - centre[1]) / spread[1]) ** 2
+
+
 def design_z2(centre, spread, N, D=None) -> np.ndarray:
     """Squared standardised distance of (N, D) from a design's ``centre`` (in ln N only when
     D is None or the design has no tokens)."""
-    ln_n = np.log(np.asarray(N, dtype=float))
-    z2 = ((ln_n - centre[0]) / spread[0]) ** 2
-    if D is not None and len(centre) > 1:
-        ln_t = np.log(np.asarray(D, dtype=float)) - ln_n
-        z2 = z2 + ((ln_t - centre[1]) / spread[1]) ** 2
-    return z2
+    z2_n, z2_t = design_z2_parts(centre, spread, N, D)
+    return z2_n + z2_t
 
 
 #: The median of |x| for a standard normal x: the growth c makes the table's own standardised
@@ -407,26 +456,31 @@ def design_z2(centre, spread, N, D=None) -> np.ndarray:
 _NORMAL_MEDIAN_ABS = 0.6744897501960817
 
 
-def error_growth(rows: Sequence[BacktestRow], scale: float) -> float | None:
-    """How fast this table's own held-out errors grew with distance: the c >= 0 at which the
-    distance backtest's errors e, in units of the final fit's scatter, e / (scale sqrt(1 + c
-    z^2)), have the median absolute value of a standard normal (each split weighted equally,
-    whatever its number of points; z^2 each point's distance from its split's design). 0 when
-    they are that small without growth; None when no split was scored."""
-    es, z2s, ws = [], [], []
+def _held_out(rows: Sequence[BacktestRow]):
+    """(|relative error|, z^2 in ln N, z^2 in ln D/N, weight) over the scored rows' held-out
+    points, each split weighted equally whatever its number of points; None without any."""
+    es, z2n, z2t, ws = [], [], [], []
     for r in rows:
         if r.error or not r.z2 or r.pred is None or not r.observed:
             continue
         e = np.asarray(r.pred, dtype=float) / np.asarray(r.observed, dtype=float) - 1.0
+        z2 = np.asarray(r.z2, dtype=float)
+        t2 = np.asarray(r.z2_tokens, dtype=float) if r.z2_tokens is not None else np.zeros_like(z2)
         es.append(np.abs(e))
-        z2s.append(np.asarray(r.z2, dtype=float))
+        z2n.append(z2 - t2)
+        z2t.append(t2)
         ws.append(np.full(len(e), 1.0 / len(e)))
-    if not es or not scale > 0:
+    if not es:
         return None
-    e, z2, w = (np.concatenate(v) for v in (es, z2s, ws))
+    return tuple(np.concatenate(v) for v in (es, z2n, z2t, ws))
 
+
+def _matching_growth(e, w, scale: float, growth) -> float:
+    """The c >= 0 at which e / (scale sqrt(growth(c))) has a standard normal's median absolute
+    value (weighted by w); growth(c) rises with c, so that median falls: bisection. 0 when
+    the errors are that small without growth."""
     def median(c: float) -> float:
-        u = e / (scale * np.sqrt(1.0 + c * z2))
+        u = e / (scale * np.sqrt(growth(c)))
         order = np.argsort(u)
         cum = np.cumsum(w[order])
         return float(u[order][np.searchsorted(cum, 0.5 * cum[-1])])
@@ -436,10 +490,50 @@ def error_growth(rows: Sequence[BacktestRow], scale: float) -> float | None:
     lo, hi = 0.0, 1.0
     while median(hi) > _NORMAL_MEDIAN_ABS and hi < 1e6:
         lo, hi = hi, 2.0 * hi
-    for _ in range(60):  # the median falls monotonically in c
+    for _ in range(60):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if median(mid) > _NORMAL_MEDIAN_ABS else (lo, mid)
     return hi
+
+
+def error_growth(rows: Sequence[BacktestRow], scale: float) -> float | None:
+    """How fast this table's own held-out errors grew with distance: the c >= 0 at which the
+    distance backtest's errors e, in units of the final fit's scatter, e / (scale sqrt(1 + c
+    z^2)), have the median absolute value of a standard normal (each split weighted equally,
+    whatever its number of points; z^2 each point's distance from its split's design). 0 when
+    they are that small without growth; None when no split was scored."""
+    held = _held_out(rows)
+    if held is None or not scale > 0:
+        return None
+    e, z2n, z2t, w = held
+    return _matching_growth(e, w, scale, lambda c: 1.0 + c * (z2n + z2t))
+
+
+def error_growths(size_rows: Sequence[BacktestRow], tokens_rows: Sequence[BacktestRow],
+                  scale: float) -> tuple[float | None, float | None]:
+    """(c, c_t): the error growth per squared standard deviation of ln N and of ln D/N, for
+    sd = scale sqrt(1 + c z_N^2 + c_t z_t^2). Each is measured on the splits that extrapolate
+    in its direction: c on the splits in size (``size_rows``, :func:`distance_backtest`),
+    c_t on the splits in tokens per parameter (``tokens_rows``, :func:`tokens_backtest`), each
+    making its own splits' errors have a normal median given the other (solved in turn until
+    both settle). A direction without scored splits takes the other's c (None for c_t: one c
+    for both, :func:`error_growth`); (None, None) when neither was scored."""
+    if not scale > 0:
+        return None, None
+    size, tokens = _held_out(size_rows), _held_out(tokens_rows)
+    if tokens is None:
+        return error_growth(size_rows, scale), None
+    if size is None:
+        return error_growth(tokens_rows, scale), None
+    c = c_t = error_growth([*size_rows, *tokens_rows], scale)
+    for _ in range(100):
+        new_c = _matching_growth(size[0], size[3], scale, lambda k: 1.0 + k * size[1] + c_t * size[2])
+        new_t = _matching_growth(tokens[0], tokens[3], scale, lambda k: 1.0 + new_c * tokens[1] + k * tokens[2])
+        done = abs(new_c - c) <= 1e-9 * (1 + c) and abs(new_t - c_t) <= 1e-9 * (1 + c_t)
+        c, c_t = new_c, new_t
+        if done:
+            break
+    return c, c_t
 
 
 def leverage_words(splits: int, spread=None, brief: bool = False) -> str:
@@ -473,8 +567,9 @@ def beside_error_model(pred, w, lo, hi) -> tuple[np.ndarray, np.ndarray]:
 class ErrorModel:
     """A prediction's relative error, as a regression's prediction interval sizes it: the
     fit's own scatter ``scale``, growing with how far the question lies from the centre of the
-    fitted design, sd = scale x sqrt(1 + leverage x z^2), where z^2 = ((ln N - mean) / sd)^2
-    + ((ln D/N - mean) / sd)^2 over the fitted points (each sd at least ``spread_floor``)."""
+    fitted design, sd = scale x sqrt(1 + leverage x z_N^2 + leverage_tokens x z_t^2), where
+    z_N = (ln N - mean) / sd and z_t = (ln D/N - mean) / sd over the fitted points (each sd at
+    least ``spread_floor``)."""
 
     scale: float
     scale_source: str
@@ -491,15 +586,22 @@ class ErrorModel:
     #: the least and largest c with any one of those splits left out (None: fewer than two):
     #: how firmly the table's splits pin c down
     leverage_range: tuple | None = None
+    #: c_t, the growth per squared sd of ln D/N, measured on splits in tokens per parameter
+    #: (:func:`tokens_backtest`); None: the table has none, and ``leverage`` serves both
+    leverage_tokens: float | None = None
+    leverage_tokens_splits: int = 0
+    leverage_tokens_range: tuple | None = None
 
     @classmethod
     def from_residuals(cls, rel_residuals, n_params: int, params, tokens=None, *, prior: float,
                        leverage: float, spread_floor: float, min_dof: int, reach: float = 1.0,
-                       splits: Sequence[BacktestRow] = ()) -> "ErrorModel":
+                       splits: Sequence[BacktestRow] = (),
+                       tokens_splits: Sequence[BacktestRow] = ()) -> "ErrorModel":
         """The model for a fit with these relative residuals at these points (``tokens`` None:
         size only); fewer than ``min_dof`` residual degrees of freedom take the ``prior`` scale.
-        c is measured on the fitted law's scored distance-backtest ``splits``
-        (:func:`error_growth`); ``leverage`` is the prior where none was scored."""
+        c is measured on the fitted law's scored distance-backtest ``splits`` and c_t on its
+        scored ``tokens_splits`` (:func:`error_growths`); ``leverage`` is the prior where
+        neither was scored."""
         r = np.asarray(rel_residuals, dtype=float)
         dof = len(r) - n_params
         if dof >= min_dof:
@@ -511,33 +613,72 @@ class ErrorModel:
                    f"at least {min_dof} are needed to measure the scatter)")
         centre, spread = design(params, tokens, spread_floor)
         scored = [s for s in splits if s.z2 and not s.error]
-        c = error_growth(scored, scale)
+        scored_t = [s for s in tokens_splits if s.z2 and not s.error] if tokens is not None else []
+        if not scored:
+            # no split in size: one c for both directions, the tokens splits' where there are any
+            scored, scored_t = scored_t, []
+        c, c_t = error_growths(scored, scored_t, scale)
         if c is None:
             return cls(scale, src, centre, spread, leverage, reach, len(r))
-        left_out = [error_growth(scored[:k] + scored[k + 1:], scale) for k in range(len(scored))]
-        spread_c = (min(left_out), max(left_out)) if len(scored) > 1 else None
-        return cls(scale, src, centre, spread, c, reach, len(r), len(scored), spread_c)
+
+        def spread_of(values):
+            return (min(values), max(values)) if len(values) > 1 else None
+
+        loo = [error_growths(scored[:k] + scored[k + 1:], scored_t, scale) for k in range(len(scored))]
+        out = cls(scale, src, centre, spread, c, reach, len(r), len(scored), spread_of([v[0] for v in loo]))
+        if c_t is not None:
+            loo_t = [error_growths(scored, scored_t[:k] + scored_t[k + 1:], scale) for k in range(len(scored_t))]
+            out.leverage_tokens, out.leverage_tokens_splits = c_t, len(scored_t)
+            out.leverage_tokens_range = spread_of([v[1] if v[1] is not None else v[0] for v in loo_t])
+        return out
 
     @property
     def leverage_source(self) -> str:
-        """Where c comes from, in words."""
-        return leverage_words(self.leverage_splits, self.leverage_range)
+        """Where c (and c_t) come from, in words."""
+        text = leverage_words(self.leverage_splits, self.leverage_range)
+        if self.leverage_tokens is not None:
+            text += (f"; in tokens per parameter c_t = {self.leverage_tokens:.2g}, measured on "
+                     f"{self.leverage_tokens_splits} split{'s' if self.leverage_tokens_splits != 1 else ''} "
+                     "fitted to the shorter runs and predicting the longer")
+            if self.leverage_tokens_range:
+                text += (f" ({self.leverage_tokens_range[0]:.2g} to {self.leverage_tokens_range[1]:.2g} with any one "
+                         "left out)")
+        return text
 
     def z2(self, N, D=None) -> np.ndarray:
         """Squared standardised distance of (N, D) from the centre of the fitted design (in
         ln N only when D is None or the law has no tokens)."""
         return design_z2(self.centre, self.spread, N, D)
 
+    def z_parts(self, N, D=None) -> tuple[np.ndarray, np.ndarray]:
+        """(z_N, z_t): the distances of ln N and ln D/N from the centre of the fitted design in
+        its standard deviations (z_t 0 without tokens)."""
+        z2_n, z2_t = design_z2_parts(self.centre, self.spread, N, D)
+        return np.sqrt(z2_n), np.sqrt(z2_t)
+
+    @property
+    def growth_formula(self) -> str:
+        """The interval's sd in words: its growth terms, and c_t's value where it has its own."""
+        return "sqrt(1 + c z_N^2 + c_t z_t^2)" if len(self.centre) > 1 else "sqrt(1 + c z_N^2)"
+
+    def growth(self, N, D=None) -> np.ndarray:
+        """c z_N^2 + c_t z_t^2 at (N, D): how much the variance has grown over the scatter's."""
+        z2_n, z2_t = design_z2_parts(self.centre, self.spread, N, D)
+        c_t = self.leverage if self.leverage_tokens is None else self.leverage_tokens
+        return self.leverage * z2_n + c_t * z2_t
+
     def half_width(self, N, D=None, level: float = 0.90) -> np.ndarray:
         """Relative half-width of the ``level`` interval of a run's loss at (N, D)."""
         from scipy.stats import norm
 
         z = float(norm.ppf(0.5 + level / 2))
-        return z * self.scale * np.sqrt(1.0 + self.leverage * self.z2(N, D))
+        return z * self.scale * np.sqrt(1.0 + self.growth(N, D))
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "scale_source": self.scale_source, "leverage": self.leverage,
                 "leverage_splits": self.leverage_splits, "leverage_range": self.leverage_range and list(self.leverage_range),
+                "leverage_tokens": self.leverage_tokens, "leverage_tokens_splits": self.leverage_tokens_splits,
+                "leverage_tokens_range": self.leverage_tokens_range and list(self.leverage_tokens_range),
                 "leverage_source": self.leverage_source,
                 "centre_ln": list(self.centre),
                 "spread_ln": list(self.spread), "reach": self.reach, "n_residuals": self.n_residuals}
@@ -545,7 +686,11 @@ class ErrorModel:
     @classmethod
     def from_dict(cls, d: dict) -> "ErrorModel":
         """Inverse of :meth:`to_dict` (a saved fit carries its error model)."""
+        def pair(v):
+            return tuple(float(x) for x in v) if v else None
+
         return cls(float(d["scale"]), str(d["scale_source"]), tuple(float(x) for x in d["centre_ln"]),
                    tuple(float(x) for x in d["spread_ln"]), float(d["leverage"]), float(d["reach"]),
-                   int(d.get("n_residuals", 0)), int(d.get("leverage_splits", 0)),
-                   tuple(float(x) for x in d["leverage_range"]) if d.get("leverage_range") else None)
+                   int(d.get("n_residuals", 0)), int(d.get("leverage_splits", 0)), pair(d.get("leverage_range")),
+                   None if d.get("leverage_tokens") is None else float(d["leverage_tokens"]),
+                   int(d.get("leverage_tokens_splits", 0)), pair(d.get("leverage_tokens_range")))

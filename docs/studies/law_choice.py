@@ -14,9 +14,10 @@ Sources and their questions (each fit sees only the runs named; the targets are 
   fit the sizes below 1B, predict the larger ones at up to 4 epochs.
 
 Intervals are the product's without its bootstrap: the error model's
-(analysis.selection.policy.ErrorModel: the fit's robust scatter times sqrt(1 + c z^2), c
-measured on the table's own distance backtest, analysis.selection.policy.error_growth),
-extended where a tied law's prediction reaches beyond it (policy.beside_error_model).
+(analysis.selection.policy.ErrorModel: the fit's robust scatter times sqrt(1 + c z_N^2 +
+c_t z_t^2), c measured on the table's own distance backtest and c_t on its splits in tokens
+per parameter, analysis.selection.policy.error_growths), extended where a tied law's
+prediction reaches beyond it (policy.beside_error_model).
 
 For each held-out source, the tie margin is chosen (from a small grid) to minimise the
 mean absolute error of the chosen law's predictions on the *other* sources' questions; the
@@ -45,6 +46,7 @@ from analysis.fitting.fit import fit_law
 from analysis.selection.policy import (POLICY, ErrorModel, at_bound, beside_error_model, bt_scores, distance_backtest,
                                        pick_law, rejected_constraint, robust_scale, uses_tokens)
 from analysis.laws import get_law
+import analysis.selection.policy as P
 
 TIES = (0.0, 0.1, 0.25, 0.5, 1.0)
 MIN_TPPS = (0.0, 5.0, 10.0, 20.0)
@@ -86,7 +88,8 @@ class Case:
     residuals: dict        # law -> relative residuals of its full fit
     pinned: dict           # law -> its fit to the training points ends on no bound
     rejected: dict         # law -> why the data reject its constraint ("" if they do not)
-    splits: dict           # law -> its scored distance-backtest rows (what its error growth is measured on)
+    splits: dict           # law -> its scored distance-backtest rows (what its growth c in size is measured on)
+    tokens_splits: dict    # law -> its scored splits in tokens per parameter (what its c_t is measured on)
 
     @property
     def observed(self):
@@ -109,32 +112,13 @@ def prepare(train, test, name, source) -> Case:
     pinned = {n: at_bound(train, n, {"allow_repeats": True}) == [] for n in floored}
     rejected = {n: rejected_constraint(train, n, floored, {"allow_repeats": True}) for n in floored}
     splits = {law: bt.rows_of(law, ok=True) for law in floored}
-    if C_TPP_SPLITS:  # tried, not the rule (docs/analysis.md): the law choice still sees size splits only
-        splits = {law: list(rows) + (tpp_splits(train, law) if uses_tokens(train, law) else [])
-                  for law, rows in splits.items()}
-    return Case(source, name, train, test, preds, bt_scores(bt, floored), floored, residuals, pinned, rejected, splits)
-
-
-def tpp_splits(train, law: str) -> list:
-    """``law`` fitted to the runs up to m_j tokens per parameter (every size) and scored on
-    the longer ones, for up to POLICY.max_splits budgets m_j spread evenly, each fit seeing
-    at least two budgets; rows carry each held-out point's z^2 from the split's own design."""
-    from analysis.selection.backtest import BacktestRow
-    from analysis.selection.policy import _split_sizes, determinable, score_split
-
-    tpp = np.round(np.log(train["tokens"].to_numpy(float) / train["params"].to_numpy(float)), 2)
-    levels = np.unique(tpp)
-    rows = []
-    for j in _split_sizes(levels, 2, POLICY.max_splits):
-        fit_part, held = train[tpp <= levels[j]].reset_index(drop=True), train[tpp > levels[j]].reset_index(drop=True)
-        if held.empty or not determinable(fit_part, law):
-            continue
-        row = score_split(BacktestRow(law, f"D/N <= {np.exp(levels[j]):.3g}", "", len(fit_part), 0, len(held)),
-                          fit_part, held, law, {"progress": False, "allow_repeats": True, "uncertainty": False},
-                          POLICY.spread_floor)
-        if not row.error:
-            rows.append(row)
-    return rows
+    # through the module, so that --one-c's rebinding reaches it
+    tokens_splits = {law: P.tokens_backtest(train, law, POLICY.max_splits, allow_repeats=True) for law in floored}
+    if C_TPP_SPLITS:  # tried, not the rule (docs/analysis.md): both kinds of split measure one c
+        splits = {law: list(rows) + tokens_splits[law] for law, rows in splits.items()}
+        tokens_splits = {}
+    return Case(source, name, train, test, preds, bt_scores(bt, floored), floored, residuals, pinned, rejected, splits,
+                tokens_splits)
 
 
 def choose(case: Case, tie: float) -> tuple[str, list[str]]:
@@ -156,7 +140,7 @@ def error_model(case: Case, law: str, prior: float, leverage: float) -> tuple[Er
     em = ErrorModel.from_residuals(case.residuals[law], len(get_law(law).params), case.train["params"],
                                    case.train["tokens"], prior=prior, leverage=leverage,
                                    spread_floor=POLICY.spread_floor, min_dof=POLICY.min_dof,
-                                   splits=case.splits.get(law, []))
+                                   splits=case.splits.get(law, []), tokens_splits=case.tokens_splits.get(law, []))
     n = em.leverage_splits
     if n:
         # --shrink-c K (tried, not used): the prior counts as K more splits
@@ -175,7 +159,7 @@ def answer(case: Case, tie: float, prior: float, leverage: float) -> dict:
     lo, hi = beside_error_model(pred, w, np.minimum.reduce(preds), np.maximum.reduce(preds))
     err = pred / case.observed - 1
     return {"law": law, "err": err, "inside": (case.observed >= lo) & (case.observed <= hi),
-            "half": (hi - lo) / 2 / pred, "c": em.leverage, "own_c": own,
+            "half": (hi - lo) / 2 / pred, "c": em.leverage, "own_c": own, "c_t": em.leverage_tokens,
             "score": interval_score(lo, hi, case.observed, 1 - LEVEL)}
 
 
@@ -203,22 +187,25 @@ def use_spread_floor(floor: float) -> None:
     """--spread-floor (a comparison): the policy with another least spread of ln N and ln D/N,
     wherever z is measured (the distance backtest) and used (the error model)."""
     import analysis.selection.checked as C
-    import analysis.selection.policy as P
 
     global POLICY
     POLICY = P.POLICY = C.POLICY = dataclasses.replace(P.POLICY, spread_floor=floor)
 
 
 def use_growth(kind: str) -> None:
-    """--growth (tried, not the rule: docs/analysis.md): replace the policy's squared distance
-    z^2, everywhere it is measured and used, by z^4 (an error growing with the square of the
-    distance) or by z^2 counted only beyond the fitted range (largest size, and the range of
-    tokens per parameter). A comparison only: it rebinds the policy's functions in this process."""
-    import analysis.selection.policy as P
+    """--growth (tried, not the rule: docs/analysis.md): replace the policy's squared distances,
+    everywhere they are measured and used, by their squares (an error growing with the square
+    of the distance; with --one-c, z^4 of the whole distance) or by z^2 counted only beyond
+    the fitted range (largest size, and the range of tokens per parameter). A comparison
+    only: it rebinds the policy's functions in this process; call :func:`use_one_c` first."""
 
+    parts = P.design_z2_parts
     if kind == "z4":
-        square = P.design_z2
-        P.design_z2 = lambda centre, spread, N, D=None: square(centre, spread, N, D) ** 2
+        def z4_parts(centre, spread, N, D=None):
+            z2_n, z2_t = parts(centre, spread, N, D)
+            # with one c (--one-c, as docs/analysis.md measured it): c z^4; with c and c_t, each direction squared
+            return ((z2_n + z2_t) ** 2, 0 * z2_t) if P.tokens_backtest is no_tokens_splits else (z2_n ** 2, z2_t ** 2)
+        P.design_z2_parts = z4_parts
         return
 
     def design(params, tokens, spread_floor):
@@ -230,15 +217,27 @@ def use_growth(kind: str) -> None:
             spread.append(max(float(ln_t.std()), spread_floor))
         return tuple(edge), tuple(spread)
 
-    def design_z2(edge, spread, N, D=None):
+    def edge_parts(edge, spread, N, D=None):
         ln_n = np.log(np.asarray(N, dtype=float))
-        z2 = (np.maximum(ln_n - edge[0], 0.0) / spread[0]) ** 2
-        if D is not None and len(edge) > 1:
-            ln_t = np.log(np.asarray(D, dtype=float)) - ln_n
-            z2 = z2 + ((np.maximum(edge[1] - ln_t, 0.0) + np.maximum(ln_t - edge[2], 0.0)) / spread[1]) ** 2
-        return z2
+        z2_n = (np.maximum(ln_n - edge[0], 0.0) / spread[0]) ** 2
+        if D is None or len(edge) < 2:
+            return z2_n, np.zeros_like(z2_n)
+        ln_t = np.log(np.asarray(D, dtype=float)) - ln_n
+        return z2_n, ((np.maximum(edge[1] - ln_t, 0.0) + np.maximum(ln_t - edge[2], 0.0)) / spread[1]) ** 2
 
-    P.design, P.design_z2 = design, design_z2
+    P.design, P.design_z2_parts = design, edge_parts
+
+
+def no_tokens_splits(*args, **kwargs) -> list:
+    """--one-c: no splits in tokens per parameter, so one c serves both directions (the rule
+    before c_t was measured apart; docs/analysis.md's earlier comparisons used it)."""
+    return []
+
+
+def use_one_c() -> None:
+    """Rebind the policy's splits in tokens per parameter to none, in this process: the
+    product's error model (and this study's) then measures one c on the splits in size."""
+    P.tokens_backtest = no_tokens_splits
 
 
 def scale_rest(rel_residuals, n_params: int) -> float:
@@ -251,7 +250,6 @@ def scale_rest(rel_residuals, n_params: int) -> float:
 
 def use_scale_rest() -> None:
     """Rebind the policy's scatter (and this study's) to :func:`scale_rest`, in this process."""
-    import analysis.selection.policy as P
 
     global robust_scale
     P.robust_scale = robust_scale = scale_rest
@@ -337,13 +335,17 @@ def main(argv=None) -> int:
     ap.add_argument("--shrink-c", type=float, default=0.0, metavar="K",
                     help="count the leverage prior as K more splits beside a table's own (tried, not the rule: "
                          "docs/analysis.md); only with no --write-docs")
+    ap.add_argument("--one-c", action="store_true",
+                    help="one growth c for both directions, measured on the splits in size (the rule before c_t; "
+                         "docs/analysis.md's earlier comparisons ran with it); only with no --write-docs")
     ap.add_argument("--c-tpp-splits", action="store_true",
-                    help="measure each table's c on splits in tokens per parameter as well as in size (tried, not "
+                    help="measure one c on the splits in tokens per parameter and in size together (tried, not "
                          "the rule: docs/analysis.md); only with no --write-docs")
     ap.add_argument("--growth", choices=("z2", "z4", "edge"), default="z2",
-                    help="how error grows with distance: z2, the rule (sd = s sqrt(1 + c z^2)); z4 (sd = s sqrt(1 + "
-                         "c z^4)); edge (z counted only beyond the fitted range); tried, not the rule: "
-                         "docs/analysis.md; only with no --write-docs")
+                    help="how error grows with distance: z2, the rule (sd = s sqrt(1 + c z_N^2 + c_t z_t^2)); z4 "
+                         "(each z^2 squared; with --one-c, sd = s sqrt(1 + c z^4) as docs/analysis.md measured it); "
+                         "edge (z counted only beyond the fitted range); tried, not the rule: docs/analysis.md; "
+                         "only with no --write-docs")
     ap.add_argument("--spread-floor", type=float, default=None, metavar="F",
                     help="the least standard deviation of ln N and ln D/N in z (the rule: the policy's 0.5); "
                          "a comparison, only with no --write-docs")
@@ -357,11 +359,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.spread_floor is not None and not args.spread_floor > 0:
         ap.error(f"--spread-floor {args.spread_floor:g}: give a positive spread in e-folds, such as 0.25 or 1")
-    compare = (args.shrink_c or args.c_tpp_splits or args.tokens_laws or args.growth != "z2"
+    compare = (args.one_c or args.shrink_c or args.c_tpp_splits or args.tokens_laws or args.growth != "z2"
                or args.spread_floor is not None or args.scale != "rule")
     if compare and args.write_docs:
-        ap.error("--shrink-c, --c-tpp-splits, --growth, --spread-floor, --scale and --tokens-laws are comparisons: "
+        ap.error("--one-c, --shrink-c, --c-tpp-splits, --growth, --spread-floor, --scale and --tokens-laws are comparisons: "
                  "run them without --write-docs")
+    if args.one_c:
+        use_one_c()
     if args.scale == "rest":
         warnings.filterwarnings("ignore")
         print("Known noise read by each scatter estimator (median over seeds of estimate / noise):\n\n"
@@ -429,6 +433,9 @@ def main(argv=None) -> int:
         chosen = sorted({o["law"] for o in outs})
         own = [o["c"] for o in outs if o["own_c"]]
         measured = f"{np.median(own):.2g} median ({len(own)} of {len(mine)})" if own else f"none (0 of {len(mine)})"
+        own_t = [o["c_t"] for o in outs if o["c_t"] is not None]
+        if own_t:
+            measured += f"; c_t {np.median(own_t):.2g} median ({len(own_t)})"
         lines.append(f"| {held} | {x:g} | {tie:g} | {100 * prior:.2g}% | {lev:.2g} | {measured} | {', '.join(chosen)} | "
                      f"{100 * np.mean(np.abs(err)):.2f}% | {best} ({100 * per_law[best]:.2f}%) | "
                      f"{100 * np.max(np.abs(err)):.2f}% | {inside.sum()} of {len(inside)} | "
@@ -448,7 +455,7 @@ def main(argv=None) -> int:
                   f"{100 * prior_all:.2g}% (median of {n_scaled} tables' own scatter), leverage prior c = {lev_all:.2g} "
                   f"(the median of {n_own} tables' own error growth; a table whose backtest scores no split takes it)."]
     # the Gadre tables one by one (the issue's six), with the knobs chosen without them
-    lines += ["", "| Gadre table | law chosen | 1B (M=20) | 1B (long) | 7B | inside 90% | c | half-width at 1B / 7B | "
+    lines += ["", "| Gadre table | law chosen | 1B (M=20) | 1B (long) | 7B | inside 90% | c, c_t | half-width at 1B / 7B | "
                   "max error: chosen / best single law / median single law |",
               "|---|---|---|---|---|---|---|---|---|"]
     cases = by_tpp[min_tpp_from("gadre2024")]
@@ -462,7 +469,8 @@ def main(argv=None) -> int:
         best, med = min(maxes.values()), float(np.median(list(maxes.values())))
         gaps.append(mine_max - best)
         lines.append(f"| {c.name} | {o['law']} | {100 * e[0]:+.2f}% | {100 * e[1]:+.2f}% | {100 * e[2]:+.2f}% | "
-                     f"{o['inside'].sum()} of 3 | {o['c']:.2g} ({'own' if o['own_c'] else 'prior'}) | "
+                     f"{o['inside'].sum()} of 3 | {o['c']:.2g} ({'own' if o['own_c'] else 'prior'})"
+                     + (f", c_t {o['c_t']:.2g}" if o["c_t"] is not None else "") + " | "
                      f"{100 * o['half'][0]:.1f}% / {100 * o['half'][2]:.1f}% | "
                      f"{100 * mine_max:.2f}% / {100 * best:.2f}% / {100 * med:.2f}% |")
     lines += ["", f"Averaged over the six Gadre tables, the chosen law's max error is {100 * np.mean(gaps):.2f} "
