@@ -386,7 +386,7 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
         note = (f"sizes: fitted to {describe_cut(points, keep)}, {len(fitted)} of {len(points)} points; the "
                 f"{left} smaller sizes are left out ({why}; --sizes all fits every size)")
     fit = fit_law(fitted, law, allow_repeats=allow_repeats, **fit_options)
-    short = measure_short_runs(short, whole, fit, min_tpp)
+    short = short.measured(fit)
     if choice is not None and choice.policy is not None:
         choice.error_model = POLICY.error_model(fit, fitted, choice.reach, choice.backtest,
                                                  allow_repeats=allow_repeats, **quiet)
@@ -402,11 +402,43 @@ def fit_checked(points: pd.DataFrame, law: str = AUTO, candidates: Sequence[str]
                       self_checks(fit, whole, fitted=fitted), tied, keep=keep, sizes_note=note, short_runs=short)
 
 
+@dataclass
+class ShortRuns:
+    """What :func:`set_aside_short_runs` set aside (``record``: ``CheckedFit.short_runs``),
+    with the rows it split, so that :meth:`measured` places them against the fitted law
+    without filtering the table or resolving the threshold again."""
+
+    record: dict
+    points: pd.DataFrame | None = None
+    kept: pd.DataFrame | None = None
+    aside: pd.DataFrame | None = None
+    #: the threshold asked for (``used`` in the record may be lower: the largest size's longest run)
+    given: float = 0.0
+
+    def measured(self, fit) -> dict:
+        """``record`` with where the runs set aside lie against ``fit``, the law fitted to the
+        rest: ``median_offset``, the median of their measured loss over the law's, minus 1,
+        and the note saying so. Whether short runs sit above the law is this table's to show,
+        not the policy's to assert."""
+        if not self.record.get("set_aside") or self.aside is None:
+            return self.record
+        try:
+            law = np.asarray(fit.predict_table(self.aside), dtype=float)
+        except ToolkitError:  # a law that cannot predict these rows (a column it needs): say nothing of them
+            return self.record
+        offset = float(np.median(self.aside["loss"].to_numpy(float) / law - 1.0))
+        if not np.isfinite(offset):
+            return self.record
+        used = self.record["min_tokens_per_param"]
+        return {**self.record, "median_offset": offset,
+                "note": _short_note(self.points, self.kept, self.aside, used, _lowered(self.given, used), offset)}
+
+
 def set_aside_short_runs(points: pd.DataFrame, law: str, candidates=None,
-                         min_tpp=None) -> tuple[pd.DataFrame, dict]:
+                         min_tpp=None) -> tuple[pd.DataFrame, ShortRuns]:
     """``points`` without the runs too short to be on ``law`` (or on ``auto``'s candidates):
     :func:`set_aside_short` at the policy's threshold, or ``min_tpp``, unless the runs left
-    cannot determine the law; and the record of what was set aside (``CheckedFit.short_runs``)."""
+    cannot determine the law; and what was set aside (:class:`ShortRuns`)."""
     if min_tpp is None:
         min_tpp = POLICY.min_tokens_per_param.value
     try:
@@ -422,7 +454,7 @@ def set_aside_short_runs(points: pd.DataFrame, law: str, candidates=None,
     except Exception:  # an unknown law name: fit_law says so in its own words
         uses_tokens = True
     if not uses_tokens or "tokens" not in points.columns or min_tpp == 0:
-        return points, ({"min_tokens_per_param": min_tpp, "set_aside": 0, "note": ""} if uses_tokens else {})
+        return points, ShortRuns({"min_tokens_per_param": min_tpp, "set_aside": 0, "note": ""} if uses_tokens else {})
     kept, aside = set_aside_short(points, min_tpp)
     used = short_threshold(points, min_tpp)
     record = {"min_tokens_per_param": used, "set_aside": int(len(aside)), "note": ""}
@@ -432,17 +464,17 @@ def set_aside_short_runs(points: pd.DataFrame, law: str, candidates=None,
             f"short runs: only {len(kept)} of {len(points)} points ({n_distinct(kept['params']) if len(kept) else 0} "
             f"sizes) were trained on {used:.3g} tokens per parameter or more, too few to determine "
             f"{' or '.join(names)}: every run is fitted, the short ones too, though runs that short may lie off a law of N and D"))
-        return points, record
+        return points, ShortRuns(record)
     if len(aside):
         record["note"] = _short_note(points, kept, aside, used, lowered)
-        return kept, record
-    return points, record
+        return kept, ShortRuns(record, points, kept, aside, min_tpp)
+    return points, ShortRuns(record)
 
 
 def _short_note(points: pd.DataFrame, kept: pd.DataFrame, aside: pd.DataFrame, used: float, lowered: str,
                 offset: float | None = None) -> str:
     """The line that says which runs were set aside and why; with ``offset``, where they lie
-    against the law fitted to the rest (:func:`measure_short_runs`)."""
+    against the law fitted to the rest (:meth:`ShortRuns.measured`)."""
     low = aside["tokens"] / aside["params"]
     gone = n_distinct(points["params"]) - n_distinct(kept["params"])
     here = _offset_words(offset, "these", "the law fitted to the rest")
@@ -450,27 +482,6 @@ def _short_note(points: pd.DataFrame, kept: pd.DataFrame, aside: pd.DataFrame, u
             f"({_span(low)}) are set aside" + (f", and with them {gone} size(s) with no longer run" if gone else "")
             + f": runs that short are dominated by warmup and the high-learning-rate phase, off a law of N and D"
               f"{here}{lowered}; --min-tpp 0 fits them")
-
-
-def measure_short_runs(record: dict, points: pd.DataFrame, fit, min_tpp: float | None = None) -> dict:
-    """``record`` (:func:`set_aside_short_runs`'s, for ``points`` as given and ``min_tpp``) with where the
-    runs it set aside lie against ``fit``, the law fitted to the rest: ``median_offset``, the
-    median of their measured loss over the law's, minus 1, and the note saying so. Whether
-    short runs sit above the law is this table's to show, not the policy's to assert."""
-    if not record.get("set_aside"):
-        return record
-    used = record["min_tokens_per_param"]
-    kept, aside = set_aside_short(points, used)
-    try:
-        law = np.asarray(fit.predict_table(aside), dtype=float)
-    except ToolkitError:  # a law that cannot predict these rows (a column it needs): say nothing of them
-        return record
-    offset = float(np.median(aside["loss"].to_numpy(float) / law - 1.0))
-    if not np.isfinite(offset):
-        return record
-    given = POLICY.min_tokens_per_param.value if min_tpp is None else float(min_tpp)
-    return {**record, "median_offset": offset,
-            "note": _short_note(points, kept, aside, used, _lowered(given, used), offset)}
 
 
 def _offset_words(offset: float | None, who: str, law: str) -> str:

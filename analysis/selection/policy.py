@@ -403,6 +403,10 @@ def tokens_backtest(points: pd.DataFrame, law: str, max_splits: int = 6, spread_
     return rows
 
 
+#: A normal sample's standard deviation over its median absolute deviation (1 / Phi^-1(3/4)).
+NORMAL_SD_PER_MAD = 1.482602218505602
+
+
 def robust_scale(rel_residuals, n_params: int) -> float:
     """The fit's relative scatter: 1.4826 x the median absolute relative residual (the
     standard deviation of a normal sample, unmoved by a few runs the law does not fit), times
@@ -412,7 +416,7 @@ def robust_scale(rel_residuals, n_params: int) -> float:
     reads the noise right did not size far intervals better (docs/analysis.md, --scale rest)."""
     r = np.abs(np.asarray(rel_residuals, dtype=float))
     n = len(r)
-    return float(1.482602218505602 * np.median(r) * math.sqrt(n / max(n - n_params, 1)))
+    return float(NORMAL_SD_PER_MAD * np.median(r) * math.sqrt(n / max(n - n_params, 1)))
 
 
 def uses_tokens(points: pd.DataFrame, name: str) -> bool:
@@ -658,7 +662,7 @@ class ErrorModel:
 
     @property
     def growth_formula(self) -> str:
-        """The interval's sd in words: its growth terms, and c_t's value where it has its own."""
+        """How the interval's sd grows, as a formula (no z_t for a law without tokens)."""
         return "sqrt(1 + c z_N^2 + c_t z_t^2)" if len(self.centre) > 1 else "sqrt(1 + c z_N^2)"
 
     def growth(self, N, D=None) -> np.ndarray:

@@ -245,7 +245,7 @@ def scale_rest(rel_residuals, n_params: int) -> float:
     largest absolute residuals, since a Huber fit at delta 1e-3 nearly passes through as many
     points as it has parameters."""
     r = np.sort(np.abs(np.asarray(rel_residuals, dtype=float)))
-    return float(1.482602218505602 * np.median(r[n_params:] if len(r) > n_params else r))
+    return float(P.NORMAL_SD_PER_MAD * np.median(r[n_params:] if len(r) > n_params else r))
 
 
 def use_scale_rest() -> None:
