@@ -208,14 +208,17 @@ def use_growth(kind: str) -> None:
         P.design_z2_parts = z4_parts
         return
 
+    spread_of = P.design
+
     def design(params, tokens, spread_floor):
+        # the policy's spreads; in place of its centre, the fitted range's edges
+        _, spread = spread_of(params, tokens, spread_floor)
         ln_n = np.log(np.asarray(params, dtype=float))
-        edge, spread = [float(ln_n.max())], [max(float(ln_n.std()), spread_floor)]
+        edge = [float(ln_n.max())]
         if tokens is not None:
             ln_t = np.log(np.asarray(tokens, dtype=float)) - ln_n
             edge += [float(ln_t.min()), float(ln_t.max())]
-            spread.append(max(float(ln_t.std()), spread_floor))
-        return tuple(edge), tuple(spread)
+        return tuple(edge), spread
 
     def edge_parts(edge, spread, N, D=None):
         ln_n = np.log(np.asarray(N, dtype=float))
