@@ -367,6 +367,8 @@ def main(argv=None) -> int:
     if compare and args.write_docs:
         ap.error("--one-c, --shrink-c, --c-tpp-splits, --growth, --spread-floor, --scale and --tokens-laws are comparisons: "
                  "run them without --write-docs")
+    if args.one_c and args.c_tpp_splits:
+        ap.error("--c-tpp-splits pools the splits in tokens per parameter into one c already: run it without --one-c")
     if args.one_c:
         use_one_c()
     if args.scale == "rest":
