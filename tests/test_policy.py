@@ -141,7 +141,7 @@ def test_error_growths_measure_each_direction_on_its_own_splits():
     em = ErrorModel.from_residuals(res, 4, N, Dt, prior=0.5, leverage=9.0, spread_floor=0.5, min_dof=3, splits=size,
                                    tokens_splits=tokens)
     assert (em.leverage, em.leverage_tokens) == pytest.approx(error_growths(size, tokens, em.scale))
-    assert em.leverage_tokens_splits == 4 and "c_t" in em.leverage_source
+    assert em.leverage_tokens_splits == 4 and "c_t = " in em.leverage_source and "c_t = c " not in em.leverage_source
     assert ErrorModel.from_dict(em.to_dict()) == em
     z2_n, z2_t = ((np.log(1e10) - em.centre[0]) / em.spread[0]) ** 2, ((np.log(640.0) - em.centre[1]) / em.spread[1]) ** 2
     assert em.half_width(1e10, 640e10) == pytest.approx(
@@ -197,6 +197,8 @@ def test_error_model_says_how_firmly_its_splits_pin_c_down():
     loo = [error_growth(rows[:k] + rows[k + 1:], em.scale) for k in range(4)]
     assert em.leverage_range == pytest.approx((min(loo), max(loo)))
     assert "with any one split left out" in em.leverage_source
+    # no split in tokens per parameter: c serves both directions, and the words say so
+    assert em.leverage_tokens is None and "c_t = c (no split in tokens per parameter)" in em.leverage_source
     assert ErrorModel.from_dict(em.to_dict()) == em  # a saved fit keeps it
     one = ErrorModel.from_residuals(res, 4, N, Dt, splits=rows[:1], **kw)
     assert one.leverage_splits == 1 and one.leverage_range is None

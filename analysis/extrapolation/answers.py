@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..common.text import model_label, num, sci, si, wrapped_table
 from ..fitting.result import LawFit, law_json
-from ..selection.policy import leverage_words
+from ..selection.policy import leverage_words, tokens_growth_words
 from .specs import Target
 
 __all__ = ["ModelAnswer", "ExtrapolationResult", "FLOP_CONVENTIONS", "QUANTITIES", "NEVER", "encode_never"]
@@ -372,12 +372,8 @@ def _growth_words(d: dict) -> str:
         return text
     text += (f", c = {d['leverage']:.2g} ("
              + leverage_words(d.get("leverage_splits", 0), d.get("leverage_range"), brief=True) + ")")
-    if d.get("leverage_tokens") is None:
-        return text + ", c_t = c (no split in tokens per parameter)"
-    n = d.get("leverage_tokens_splits", 0)
-    spread = d.get("leverage_tokens_range")
-    return (text + f", c_t = {d['leverage_tokens']:.2g} (measured on {n} split{'s' if n != 1 else ''} in tokens per "
-            "parameter" + (f"; {spread[0]:.2g} to {spread[1]:.2g} leaving one out" if spread else "") + ")")
+    return text + ", " + tokens_growth_words(d.get("leverage_tokens"), d.get("leverage_tokens_splits", 0),
+                                             d.get("leverage_tokens_range"), brief=True)
 
 
 def _wins(m: ModelAnswer) -> str:

@@ -64,7 +64,8 @@ from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, s
 from .checks import REJECT_Z, constraint_z
 
 __all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "tokens_backtest", "ErrorModel",
-           "error_growth", "error_growths", "leverage_words", "score_split", "has_floor", "min_sizes", "robust_scale"]
+           "error_growth", "error_growths", "leverage_words", "tokens_growth_words", "score_split", "has_floor",
+           "min_sizes", "robust_scale"]
 
 @dataclass(frozen=True)
 class Knob:
@@ -556,6 +557,19 @@ def leverage_words(splits: int, spread=None, brief: bool = False) -> str:
     return text
 
 
+def tokens_growth_words(c_t: float | None, splits: int, spread=None, brief: bool = False) -> str:
+    """Where an error model's c_t comes from, in words (:func:`leverage_words`' twin for the
+    growth in tokens per parameter): ``splits`` splits in tokens per parameter, ``spread`` the
+    least and largest c_t leaving one out; None: the table has no such split and c serves both."""
+    if c_t is None:
+        return "c_t = c (no split in tokens per parameter)"
+    text = (f"c_t = {c_t:.2g} (measured on {splits} split{'s' if splits != 1 else ''} in tokens per parameter"
+            + ("" if brief else ", fitted to the shorter runs and predicting the longer"))
+    if spread:
+        text += f"; {spread[0]:.2g} to {spread[1]:.2g} " + ("leaving one out" if brief else "with any one left out")
+    return text + ")"
+
+
 def beside_error_model(pred, w, lo, hi) -> tuple[np.ndarray, np.ndarray]:
     """The interval of a prediction ``pred`` whose error model gives relative half-width ``w``,
     beside an interval (``lo``, ``hi``) from the bootstrap and the laws tied with the choice:
@@ -640,13 +654,9 @@ class ErrorModel:
     def leverage_source(self) -> str:
         """Where c (and c_t) come from, in words."""
         text = leverage_words(self.leverage_splits, self.leverage_range)
-        if self.leverage_tokens is not None:
-            text += (f"; in tokens per parameter c_t = {self.leverage_tokens:.2g}, measured on "
-                     f"{self.leverage_tokens_splits} split{'s' if self.leverage_tokens_splits != 1 else ''} "
-                     "fitted to the shorter runs and predicting the longer")
-            if self.leverage_tokens_range:
-                text += (f" ({self.leverage_tokens_range[0]:.2g} to {self.leverage_tokens_range[1]:.2g} with any one "
-                         "left out)")
+        if len(self.centre) > 1:
+            text += "; " + tokens_growth_words(self.leverage_tokens, self.leverage_tokens_splits,
+                                               self.leverage_tokens_range)
         return text
 
     def z2(self, N, D=None) -> np.ndarray:
