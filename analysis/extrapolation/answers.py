@@ -366,12 +366,16 @@ def _growth_words(d: dict) -> str:
     per parameter, and the c (and c_t) each is multiplied by, with where they come from."""
     if "z_size" not in d:  # a record from before c_t
         return f"sqrt(1 + c z^2), z = {d['z']:.2g} standard deviations from the centre of the fitted design"
+    tokens = d["z_tokens"] is not None
     text = (f"sqrt(1 + c z_N^2 + c_t z_t^2), z_N = {d['z_size']:.2g} and z_t = {d['z_tokens']:.2g} standard deviations "
-            "of ln N and ln D/N from the centre of the fitted design")
+            "of ln N and ln D/N from the centre of the fitted design" if tokens else
+            f"sqrt(1 + c z_N^2), z_N = {d['z_size']:.2g} standard deviations of ln N from the centre of the fitted sizes")
     if "leverage" not in d:
         return text
     text += (f", c = {d['leverage']:.2g} ("
              + leverage_words(d.get("leverage_splits", 0), d.get("leverage_range"), brief=True) + ")")
+    if not tokens:
+        return text
     return text + ", " + tokens_growth_words(d.get("leverage_tokens"), d.get("leverage_tokens_splits", 0),
                                              d.get("leverage_tokens_range"), brief=True)
 

@@ -420,7 +420,7 @@ def widen_by_distance(result, checked, level: float) -> None:
     model = em.to_dict()
     z_n, z_t = em.z_parts(t.params, t.tokens)
     result.distance = {"params_ratio": ratio, "half_width": w_t, "z": float(np.sqrt(em.z2(t.params, t.tokens))),
-                       "z_size": float(z_n), "z_tokens": float(z_t), "source": em.scale_source,
+                       "z_size": z_n, "z_tokens": z_t, "source": em.scale_source,
                        **{k: model[k] for k in ("scale", "leverage", "leverage_splits", "leverage_range",
                                                 "leverage_tokens", "leverage_tokens_splits", "leverage_tokens_range",
                                                 "leverage_source", "reach")},

@@ -76,8 +76,11 @@ class CheckedFit:
         em = self.error_model
         if em is not None:
             model = (f"a new run's scatter about the law ({100 * em.scale:.2g}%, {em.scale_source}) times "
-                     f"{em.growth_formula}, z_N and z_t the distances from the centre of the fitted sizes and "
-                     f"tokens per parameter in their standard deviations, c = {em.leverage:.3g} ({em.leverage_source})")
+                     f"{em.growth_formula}, " + ("z_N and z_t the distances from the centre of the fitted sizes and "
+                                                  "tokens per parameter in their standard deviations"
+                                                  if len(em.centre) > 1 else
+                                                  "z_N the distance from the centre of the fitted sizes in standard "
+                                                  "deviations") + f", c = {em.leverage:.3g} ({em.leverage_source})")
             more = ["the bootstrap"] * boot + tied
             if not more:
                 return f"covers {model}"
@@ -285,8 +288,7 @@ def prediction_distance(fit, n: float, d: float, checked: "CheckedFit | None" = 
     if em is not None:
         out["tokens_distance"] = float(checked.tokens_distance(n, d))
         out["z"] = float(np.sqrt(em.z2(n, d)))
-        z_n, z_t = em.z_parts(n, d)
-        out["z_size"], out["z_tokens"] = float(z_n), float(z_t)
+        out["z_size"], out["z_tokens"] = em.z_parts(n, d)
         out["backtest_reach"] = em.reach
         out["beyond_every_split"] = bool(n / top > em.reach)
         out["half_width"] = float(checked.distance_half_width(n, D=d))

@@ -664,11 +664,11 @@ class ErrorModel:
         ln N only when D is None or the law has no tokens)."""
         return design_z2(self.centre, self.spread, N, D)
 
-    def z_parts(self, N, D=None) -> tuple[np.ndarray, np.ndarray]:
-        """(z_N, z_t): the distances of ln N and ln D/N from the centre of the fitted design in
-        its standard deviations (z_t 0 without tokens)."""
+    def z_parts(self, N, D=None) -> tuple[float, float | None]:
+        """(z_N, z_t) at one (N, D): the distances of ln N and ln D/N from the centre of the
+        fitted design in its standard deviations (z_t None for a law without tokens)."""
         z2_n, z2_t = design_z2_parts(self.centre, self.spread, N, D)
-        return np.sqrt(z2_n), np.sqrt(z2_t)
+        return float(np.sqrt(z2_n)), (float(np.sqrt(z2_t)) if len(self.centre) > 1 else None)
 
     @property
     def growth_formula(self) -> str:
