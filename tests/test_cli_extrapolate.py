@@ -243,3 +243,30 @@ def test_several_targets_fit_the_table_once_and_answer_as_one_target_would(point
     assert both[1].result.target.tokens == 2e9 and both[0].result.target.tokens == 6e9
     names = [c.name for c in both[1].checks]
     assert names.count(S.MEASURED_AGREEMENT) == 1  # its own target's, not the first one's as well
+
+
+def test_each_tokens_to_match_answer_says_how_far_it_extrapolates(capsys, points_csv):
+    # the range fitted at each size is its runs' D/N from the policy's 20 up (shorter runs are
+    # set aside); the answer's D*/N is measured against it
+    d = _json(capsys, ["extrapolate", str(points_csv), "--json"])
+    df = pd.read_csv(points_csv)
+    top = df["params"].max()
+    answered = [m for m in d["models"] if m["tokens_to_match"] != "never"]
+    assert answered
+    for m in answered:
+        dist = m["distance"]
+        assert dist["tokens_per_param"] == pytest.approx(m["tokens_to_match"] / m["params"], rel=1e-12)
+        assert dist["params_ratio"] == pytest.approx(m["params"] / top, rel=1e-12)
+        own = df[df["params"] == m["params"]]
+        own = own[own["tokens"] / own["params"] >= 20]
+        near = dist["fitted_tokens_per_param_near_N"]
+        assert near["params"] == m["params"]
+        assert near["range"] == pytest.approx([(own["tokens"] / own["params"]).min(), (own["tokens"] / own["params"]).max()])
+        # the error model's z at (N, D*) is the one its interval was sized by
+        assert dist["z"] == pytest.approx(np.hypot(dist["z_size"], dist["z_tokens"]), rel=1e-9)
+    assert main(["extrapolate", str(points_csv)]) == 0
+    text = capsys.readouterr().out
+    assert "Answer distance: each model's tokens to match, in tokens per parameter against the most fitted near" in text
+    m = answered[0]
+    far = m["distance"]["tokens_per_param"] / m["distance"]["fitted_tokens_per_param_near_N"]["range"][1]
+    assert f"{m['distance']['tokens_per_param']:.3g} per parameter" in text and f"{far:.2g}x the" in text

@@ -84,6 +84,14 @@ def test_validate_command_prints_each_pair_and_refuses_a_table_without_longer_ru
     assert main(["validate", "gadre2024:rw", "--allow-repeats", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["max_tokens_per_param"] == 40 and out["pairs"] and "median_ratio" in out["summary"]
+    # each predicted answer says how far it reaches: rw's fit saw the small sizes up to 40
+    answered = [p for p in out["pairs"] if not isinstance(p["predicted_tokens"], str) and p["predicted_tokens"]]
+    assert answered
+    for p in answered:
+        d = p["distance"]
+        assert d["tokens_per_param"] == pytest.approx(p["predicted_tokens"] / p["small"], rel=1e-12)
+        if d["fitted_tokens_per_param_near_N"]["params"] == p["small"] and p["small"] < 1e9:
+            assert d["fitted_tokens_per_param_near_N"]["range"] == pytest.approx([20, 40], rel=1e-6)
     short = D.load("gadre2024:rw/paper")
     short = short[short["tokens"] / short["params"] <= 40]
     path = tmp_path / "short.csv"

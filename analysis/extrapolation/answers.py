@@ -83,6 +83,9 @@ class ModelAnswer:
     #: the model's own measured runs against the target's loss (:func:`analysis.extrapolation.study.measured_answers`):
     #: ``{"tokens": crossing or None, "longest": tokens of its longest run, "inside": bool or None}``
     measured: dict | None = None
+    #: how far the tokens-to-match answer extrapolates (:func:`analysis.extrapolation.study.answer_distances`:
+    #: the same record ``scaling fit --predict`` gives a prediction), or None
+    distance: dict | None = None
 
     @property
     def reachable(self) -> bool:
@@ -134,6 +137,8 @@ class ModelAnswer:
             d["curve"] = encode_never(self.curve) if never else self.curve
         if self.measured is not None:
             d["measured"] = dict(self.measured)
+        if self.distance is not None:
+            d["distance"] = dict(self.distance)
         return encode_never(d) if never else d
 
 
@@ -326,12 +331,39 @@ class ExtrapolationResult:
                 else "(no model smaller than the target)")
         parts = [self.header(), "", text] if header else [text]
         parts += self.footnotes()
+        parts += self.distance_lines()
         parts += self.measured_lines()
         if header and self.models:
             parts += [""] + self.summary()
         if self.warnings:
             parts += ["", "Warnings:"] + [f"  - {w}" for w in self.warnings]
         return "\n".join(parts)
+
+    def distance_lines(self) -> list[str]:
+        """Per smaller model with an answer: how far its tokens to match extrapolate, in tokens
+        per parameter against the most fitted near its size and in size against the largest
+        fitted (``ModelAnswer.distance``)."""
+        rows = [m for m in self.models if m.distance is not None and m.tokens_to_match is not None]
+        if not rows:
+            return []
+        out = ["Answer distance: each model's tokens to match, in tokens per parameter against the most fitted near "
+               "its size"]
+        for m in rows:
+            d = m.distance
+            tpp = d["tokens_per_param"]
+            near = d.get("fitted_tokens_per_param_near_N")
+            far = d.get("tokens_distance", tpp / near["range"][1] if near else None)
+            line = f"  {model_label(m.params, m.name)}: {_count(m.tokens_to_match)} tokens, {tpp:.3g} per parameter"
+            if far is not None and near is not None:
+                line += f", {far:.2g}x the {near['range'][1]:.3g} fitted near it"
+            if d["params_ratio"] > 1 + 1e-9:
+                line += f"; {d['params_ratio']:.3g}x the largest fitted size"
+                if d.get("beyond_every_split"):
+                    line += ", beyond every backtest split"
+            if d.get("z_tokens") is not None:
+                line += f"; z_N = {d['z_size']:.2g}, z_t = {d['z_tokens']:.2g}"
+            out.append(line)
+        return [""] + out
 
     def measured_lines(self) -> list[str]:
         """Per smaller model with runs of its own: where those runs cross the target's loss,

@@ -20,7 +20,7 @@ from ..data.published import PUBLISHED_LAWS, PUBLISHED_MODELS, published_law
 from ..fitting.curves import fit_curve, read_curve
 from ..fitting.result import LawFit
 from ..laws import get_law
-from ..selection.checked import AUTO, CheckedFit, fit_checked, load_checked
+from ..selection.checked import AUTO, CheckedFit, fit_checked, load_checked, prediction_distance
 from ..selection.checks import Check, data_checks, ordered, self_checks
 from ..selection.policy import beside_error_model
 from ..selection.size_cuts import largest_sizes
@@ -454,6 +454,17 @@ def widen_by_distance(result, checked, level: float) -> None:
             m.intervals["epochs_to_match"] = (a / U, b / U)
 
 
+def answer_distances(result, checked=None) -> None:
+    """Set each smaller model's ``distance``: how far its tokens-to-match answer extrapolates,
+    the record ``scaling fit --predict`` gives a prediction at (N, D*)
+    (:func:`analysis.selection.checked.prediction_distance`): its size over the largest fitted,
+    its tokens per parameter against the range fitted at the fitted size nearest it, and, with
+    an error model, its z in each direction and whether a backtest split reached its size."""
+    for m in result.models:
+        if m.tokens_to_match is not None:
+            m.distance = prediction_distance(result.law, m.law_params or m.params, m.tokens_to_match, checked)
+
+
 def widen_by_tied_laws(result, tied: Mapping[str, Any], specs, **options) -> None:
     """Widen every bootstrap interval of ``result`` to cover the same answer under each law
     of ``tied`` (the laws the backtest cannot tell apart from the choice, or a combination's
@@ -575,6 +586,8 @@ def run_study(source=None, law="auto", target="largest", models=None, bootstrap:
                            unique_tokens=unique_tokens)
     if checked is not None and checked.error_model is not None:
         widen_by_distance(result, checked, level)
+    if not fit.is_published:
+        answer_distances(result, checked)
     if points is not None:
         measured_answers(result, points)
     if checked is not None and points is not None and not fit.is_published:

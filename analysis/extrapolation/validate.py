@@ -46,6 +46,8 @@ class PairCheck:
     note: str = ""
     #: the law says the small model never reaches the target (its floor lies above it)
     never: bool = False
+    #: how far the predicted answer extrapolates (``ModelAnswer.distance``), or None without one
+    distance: dict | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -101,6 +103,7 @@ class TokensBacktest:
                  f"{100 * self.level:g}% interval": (f"[{_tokens(p.low)}, {_tokens(p.high)}]"
                                                     if p.low is not None else "-"),
                  "predicted/measured": f"{p.ratio:.2f}x" if p.ratio is not None else "-",
+                 "tokens/param (x fitted)": _far(p.distance),
                  "inside": {True: "yes", False: "NO", None: "-"}[p.inside]} for p in self.pairs]
         s = self.summary()
         head = [self.reason,
@@ -114,6 +117,14 @@ class TokensBacktest:
                         f"{s['ratio_range'][1]:.2f}x over {s['measured']} measured pairs); {s['inside']} of "
                         f"{s['with_interval']} measured answers inside the {100 * self.level:g}% interval")
         return "\n".join(head + ["    " + ln for ln in body.splitlines()] + ["    " + t for t in tail + self.notes])
+
+
+def _far(d: dict | None) -> str:
+    """A predicted answer's tokens per parameter and how many times the most fitted near its size."""
+    if not d:
+        return "-"
+    far = d.get("tokens_distance")
+    return f"{d['tokens_per_param']:.3g}" + (f" ({far:.2g}x)" if far is not None else "")
 
 
 def _tokens(v) -> str:
@@ -177,5 +188,6 @@ def backtest_tokens_to_match(points: pd.DataFrame, max_tpp: float = 40.0, target
                                    m.tokens_to_match if m is not None else None,
                                    lo, (hi if hi is not None and math.isfinite(hi) else None),
                                    m.unreachable_fraction if m is not None else None,
-                                   never=m is not None and not m.reachable))
+                                   never=m is not None and not m.reachable,
+                                   distance=m.distance if m is not None else None))
     return TokensBacktest(pairs, law_name or law, reason, max_tpp, target_tpp, level, notes)
