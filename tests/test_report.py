@@ -93,3 +93,21 @@ def test_report_command(tmp_path, capsys):
     (tmp_path / "taken").write_text("x")
     assert main(["report", str(csv), "--law", str(fit), "-o", str(tmp_path / "taken")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_report_says_how_far_each_answer_reaches_and_where_the_runs_cross():
+    # the text output's 'Answer distance' and 'Measured' blocks appear in the report too,
+    # one list item per model, with the same numbers the study computed
+    from analysis.extrapolation.study import run_study
+    from analysis.reporting.report import render_report
+
+    study = run_study("docs/data/demo_runs", curves=False)
+    md = render_report(study, {})
+    r = study.result
+    for block in (r.distance_lines(), r.measured_lines()):
+        lines = [ln.strip() for ln in block if ln.strip()]
+        assert len(lines) >= 2
+        assert lines[0] + ":" in md
+        assert all(f"- {ln}" in md for ln in lines[1:])
+    femto = next(m for m in r.models if m.name == "femto")
+    assert f"{femto.distance['tokens_per_param']:.3g} per parameter" in md

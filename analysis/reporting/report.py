@@ -150,6 +150,12 @@ def render_report(study, figures: dict[str, str], title: str = "Scaling study re
     rows = r.display_rows()
     md += [markdown_table(rows) if rows else "No model is smaller than the target.", ""]
     md += [f"Note: {n}" for n in r.footnotes()] + ([""] if r.footnotes() else [])
+    # how far each answer reaches, and where each model's own runs cross the target's loss:
+    # the text output's two blocks, as a heading line and a list
+    for block in (r.distance_lines(), r.measured_lines()):
+        lines = [ln.strip() for ln in block if ln.strip()]
+        if lines:
+            md += [lines[0] + ":", ""] + [f"- {ln}" for ln in lines[1:]] + [""]
     md += [f"- {line}" for line in r.summary()] + ([""] if r.models else [])
     md += ["Columns: *loss @ target C* is the loss the model reaches when trained on the target's compute; "
            "*tokens to match* and *FLOPs to match* are what it needs to reach the target's loss (never when "
