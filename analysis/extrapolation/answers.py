@@ -352,10 +352,13 @@ class ExtrapolationResult:
             d = m.distance
             tpp = d["tokens_per_param"]
             near = d.get("fitted_tokens_per_param_near_N")
-            far = d.get("tokens_distance", tpp / near["range"][1] if near else None)
+            # the error model's ratio is to the most fitted within an e-fold of the nearest fitted
+            # size (a neighbour's longer runs count); without one, to the nearest size's own most
+            far = d.get("tokens_distance")
+            ref = tpp / far if far else (near["range"][1] if near else None)
             line = f"  {model_label(m.params, m.name)}: {_count(m.tokens_to_match)} tokens, {tpp:.3g} per parameter"
-            if far is not None and near is not None:
-                line += f", {far:.2g}x the {near['range'][1]:.3g} fitted near it"
+            if ref:
+                line += f", {tpp / ref:.2g}x the {ref:.3g} fitted near it"
             if d["params_ratio"] > 1 + 1e-9:
                 line += f"; {d['params_ratio']:.3g}x the largest fitted size"
                 if d.get("beyond_every_split"):
