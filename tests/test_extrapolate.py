@@ -556,3 +556,26 @@ def test_a_models_own_runs_are_those_that_answer_the_question_asked():
     assert sorted(under["loss"]) == sorted(by_hand["loss"])
     assert ((under["unique_tokens"] == limit) & (under["tokens"] > limit)).any()  # repeated runs on U count
     assert not ((under["tokens"] > limit) & (under["unique_tokens"] != limit)).any()  # fresh ones past U do not
+
+
+def test_a_never_answer_whose_loss_band_reaches_the_target_gets_an_interval_up_to_never():
+    # the demo's atto: its law's floor (1.651) lies just above nano's measured 1.648, so the
+    # point answer is never; the error model's band (+-w at atto's size) reaches below the
+    # floor, so the tokens to match run from where the band's upper end is met to never
+    from analysis.extrapolation.study import run_study
+
+    study = run_study("docs/data/demo_runs", curves=False)
+    r, fit = study.result, study.result.law
+    assert fit.law == "gadre2024" and r.target.matches_measured
+    atto = next(m for m in r.models if m.name == "atto")
+    assert atto.tokens_to_match is None and atto.floor > r.target.loss
+    w = float(study.checked.distance_half_width(atto.params, 0.90))
+    p = fit.params
+    # gadre2024: L = E + A / N^eta + B / D^eta, solved for D by hand at L_T (1 + w)
+    d_lo = (p["B"] / (r.target.loss * (1 + w) - p["E"] - p["A"] / atto.params ** p["eta"])) ** (1 / p["eta"])
+    lo, hi = atto.intervals["tokens_to_match"]
+    assert lo == pytest.approx(d_lo, rel=1e-9) and hi == math.inf
+    assert 0.5 < atto.unreachable_fraction < 0.95
+    assert r.to_dict()["models"][0]["intervals"]["tokens_to_match"][1] == "never"
+    from analysis.common.text import si
+    assert f"atto: never at the fit's own values, but its 90% interval reaches the target's loss from {si(d_lo)} tokens on" in r.table()

@@ -317,6 +317,12 @@ class ExtrapolationResult:
         if any(m.loss_source == "law" for m in self.models):
             notes.append("* own loss predicted by the law at the model's own tokens (not measured)")
         notes += [f"{m.name}: {note}" for m in self.models if (note := m.agreement_note(self.level))]
+        for m in self.models:
+            # a never answer whose interval reaches the target: where the interval starts
+            low = m.intervals.get("tokens_to_match", (math.nan,))[0]
+            if not m.reachable and math.isfinite(low) and m.agreement_note(self.level) is None:
+                notes.append(f"{m.name}: never at the fit's own values, but its {100 * self.level:g}% interval reaches "
+                             f"the target's loss from {_count(low)} tokens on")
         if any(m.breakeven_inference_tokens == 0 for m in self.models):
             notes.append("break-even 0: the model is already cheaper to train to the target's loss, "
                          "so it is the cheaper choice from the first served token")

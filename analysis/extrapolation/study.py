@@ -441,6 +441,14 @@ def widen_by_distance(result, checked, level: float) -> None:
         p_never = float(norm.cdf((m.floor / t.loss - 1.0) / (w / z)))
         m.unreachable_fraction = max(m.unreachable_fraction or 0.0, p_never)
         if m.tokens_to_match is None:
+            # the law never reaches the target, but its loss band can: from the tokens at which
+            # the band's upper end is reached, to never, as a bootstrap's draws would give
+            if math.isfinite(d_lo):
+                a, b = m.intervals.get("tokens_to_match", (d_lo, d_hi))
+                m.intervals["tokens_to_match"] = (min(a, d_lo), max(b, d_hi))
+                if U is not None:
+                    lo_t, hi_t = m.intervals["tokens_to_match"]
+                    m.intervals["epochs_to_match"] = (lo_t / U, hi_t / U)
             continue
         a, b = m.intervals.get("tokens_to_match", (m.tokens_to_match,) * 2)
         a, b = min(a, d_lo), max(b, d_hi)
