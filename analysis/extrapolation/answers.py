@@ -357,11 +357,7 @@ class ExtrapolationResult:
         for m in rows:
             d = m.distance
             tpp = d["tokens_per_param"]
-            near = d.get("fitted_tokens_per_param_near_N")
-            # the error model's ratio is to the most fitted within an e-fold of the nearest fitted
-            # size (a neighbour's longer runs count); without one, to the nearest size's own most
-            far = d.get("tokens_distance")
-            ref = tpp / far if far else (near["range"][1] if near else None)
+            ref = fitted_near(d)
             line = f"  {model_label(m.params, m.name)}: {_count(m.tokens_to_match)} tokens, {tpp:.3g} per parameter"
             if ref:
                 line += f", {tpp / ref:.2g}x the {ref:.3g} fitted near it"
@@ -400,6 +396,18 @@ class ExtrapolationResult:
 
     def __str__(self) -> str:
         return self.table()
+
+
+def fitted_near(distance: dict) -> float | None:
+    """The tokens per parameter an answer's distance record (``ModelAnswer.distance``) is
+    measured against: the error model's, the most fitted within an e-fold of the nearest
+    fitted size (a neighbour's longer runs count); without one, the nearest size's own most;
+    None without a record of the fitted range."""
+    far = distance.get("tokens_distance")
+    if far:
+        return distance["tokens_per_param"] / far
+    near = distance.get("fitted_tokens_per_param_near_N")
+    return near["range"][1] if near else None
 
 
 def _growth_words(d: dict) -> str:

@@ -440,25 +440,21 @@ def widen_by_distance(result, checked, level: float) -> None:
         d_lo, d_hi = (float(tokens_to_match(law, fit.params, n_law, t.loss * f, U)) for f in (1 + w, 1 - w))
         p_never = float(norm.cdf((m.floor / t.loss - 1.0) / (w / z)))
         m.unreachable_fraction = max(m.unreachable_fraction or 0.0, p_never)
-        if m.tokens_to_match is None:
-            # the law never reaches the target, but its loss band can: from the tokens at which
-            # the band's upper end is reached, to never, as a bootstrap's draws would give
-            if math.isfinite(d_lo):
-                a, b = m.intervals.get("tokens_to_match", (d_lo, d_hi))
-                m.intervals["tokens_to_match"] = (min(a, d_lo), max(b, d_hi))
-                if U is not None:
-                    lo_t, hi_t = m.intervals["tokens_to_match"]
-                    m.intervals["epochs_to_match"] = (lo_t / U, hi_t / U)
-            continue
-        a, b = m.intervals.get("tokens_to_match", (m.tokens_to_match,) * 2)
+        point = m.tokens_to_match
+        if point is None and not math.isfinite(d_lo):
+            continue  # neither the law nor its loss band reaches the target
+        # a never answer whose band reaches the target runs from where the band's upper end is
+        # met to never, as a bootstrap's draws would give it
+        a, b = m.intervals.get("tokens_to_match", (point, point) if point is not None else (d_lo, d_hi))
         a, b = min(a, d_lo), max(b, d_hi)
         m.intervals["tokens_to_match"] = (a, b)
-        for q in _WITH_TOKENS:
-            v = getattr(m, q)
-            if v is not None:
-                qa, qb = m.intervals.get(q, (v, v))
-                m.intervals[q] = (min(qa, v * a / m.tokens_to_match), max(qb, v * b / m.tokens_to_match))
-        if U is not None and "epochs_to_match" in m.intervals:
+        if point is not None:
+            for q in _WITH_TOKENS:
+                v = getattr(m, q)
+                if v is not None:
+                    qa, qb = m.intervals.get(q, (v, v))
+                    m.intervals[q] = (min(qa, v * a / point), max(qb, v * b / point))
+        if U is not None and (point is None or "epochs_to_match" in m.intervals):
             m.intervals["epochs_to_match"] = (a / U, b / U)
 
 

@@ -25,7 +25,7 @@ from ..common.text import format_table, si
 from ..data.loading import load_points
 from ..data.points import log_key
 from ..selection.checked import fit_checked
-from .answers import NEVER
+from .answers import NEVER, fitted_near
 from .specs import ModelSpec, fresh_runs
 from .study import measured_crossing, run_study
 
@@ -123,8 +123,8 @@ def _far(d: dict | None) -> str:
     """A predicted answer's tokens per parameter and how many times the most fitted near its size."""
     if not d:
         return "-"
-    far = d.get("tokens_distance")
-    return f"{d['tokens_per_param']:.3g}" + (f" ({far:.2g}x)" if far is not None else "")
+    ref = fitted_near(d)
+    return f"{d['tokens_per_param']:.3g}" + (f" ({d['tokens_per_param'] / ref:.2g}x)" if ref else "")
 
 
 def _tokens(v) -> str:
