@@ -277,3 +277,25 @@ def test_each_tokens_to_match_answer_says_how_far_it_extrapolates(capsys, points
         tpp = m["distance"]["tokens_per_param"]
         assert m["distance"]["tokens_distance"] == pytest.approx(tpp / most, rel=1e-9)
         assert f"{tpp:.3g} per parameter, {tpp / most:.2g}x the {most:.3g} fitted near it" in text
+
+
+def test_under_a_data_limit_the_epochs_interval_is_the_tokens_interval_over_u(capsys, points_csv):
+    # without a bootstrap the interval is the error model's alone; epochs to match are tokens
+    # to match over the U unique tokens, so their interval must be there too, and be the same
+    # interval divided by U (it used to appear only when a bootstrap had made one)
+    U = 3e9
+    d = _json(capsys, ["extrapolate", str(points_csv), "--unique-tokens", str(U), "--json"])
+    answered = [m for m in d["models"] if "tokens_to_match" in m["intervals"]]
+    assert answered
+    for m in answered:
+        lo, hi = m["intervals"]["tokens_to_match"]
+        assert m["intervals"]["epochs_to_match"] == pytest.approx([lo / U, hi / U], rel=1e-12)
+        if m["tokens_to_match"] != "never":
+            assert m["epochs_to_match"] == pytest.approx(m["tokens_to_match"] / U, rel=1e-12)
+    # and the table shows it beside the point answer
+    assert main(["extrapolate", str(points_csv), "--unique-tokens", str(U)]) == 0
+    text = capsys.readouterr().out
+    for m in answered:
+        if m["tokens_to_match"] != "never":
+            lo, hi = m["intervals"]["epochs_to_match"]
+            assert f"{m['epochs_to_match']:.3g} [{lo:.3g}, {hi:.3g}]" in text

@@ -264,7 +264,8 @@ class ExtrapolationResult:
                 "tokens to match": (_with_iv(m.tokens_to_match, iv.get("tokens_to_match"), _count) if m.reachable
                                     else never),
                 **({"epochs @ target C": _epochs(m.epochs_at_target_compute),
-                    "epochs to match": _epochs(m.epochs_to_match) if m.reachable else "-"}
+                    "epochs to match": (_with_iv(m.epochs_to_match, iv.get("epochs_to_match"), _epochs) if m.reachable
+                                        else "-")}
                    if self.unique_tokens is not None else {}),
                 "FLOPs to match": sci(m.flops_to_match) if m.reachable else "-",
                 "x target C": _with_iv(m.compute_multiple, iv.get("compute_multiple"), _times),

@@ -454,7 +454,8 @@ def widen_by_distance(result, checked, level: float) -> None:
                 if v is not None:
                     qa, qb = m.intervals.get(q, (v, v))
                     m.intervals[q] = (min(qa, v * a / point), max(qb, v * b / point))
-        if U is not None and (point is None or "epochs_to_match" in m.intervals):
+        if U is not None:
+            # epochs are tokens over the U unique tokens, with or without a bootstrap
             m.intervals["epochs_to_match"] = (a / U, b / U)
 
 
