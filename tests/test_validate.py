@@ -134,3 +134,45 @@ def test_auto_chooses_among_the_candidates_it_is_given_and_answers_with_that_law
     for p in (p for p in r.pairs if p.predicted_tokens is not None and not p.never):
         want = get_law("chinchilla").tokens_to_match(fit.params, p.small, p.target_loss)
         assert p.predicted_tokens == pytest.approx(float(want), rel=1e-3)
+
+
+def test_the_figure_puts_each_pair_on_its_measured_and_predicted_tokens():
+    # pairs built by hand: every marker and bar must sit on the numbers it draws; a pair the
+    # law says never matches, and one no run measured, are not drawn
+    from analysis.extrapolation.validate import PairCheck, TokensBacktest
+    from analysis.reporting.plots import gids, plot_tokens_backtest
+
+    pairs = [PairCheck(1e8, 4e8, 8e9, 3.1, 2e10, 1.5e10, low=1e10, high=3e10),      # inside
+             PairCheck(2e8, 8e8, 1.6e10, 2.9, 6e10, 3e10, low=2e10, high=5e10),     # outside
+             PairCheck(4e8, 1.6e9, 3.2e10, 2.7, 1e11, 1.2e11, low=5e10, high=None),  # runs to never
+             PairCheck(1e8, 1.6e9, 3.2e10, 2.7, 5e11, None, never=True),
+             PairCheck(1e8, 8e8, 1.6e10, 2.9, None, 1e12, low=5e11, high=2e12)]
+    res = TokensBacktest(pairs, "gadre2024", "by hand", 40.0, 20.0, 0.9)
+    fig = plot_tokens_backtest(res)
+    left, right = fig.axes[0], fig.axes[1]
+    assert len(gids(fig, "pair:")) == 3 and len(gids(fig, "ratio:")) == 3
+    assert "2 of 3 inside" in fig.get_suptitle() and "1 measured pair(s) the law says never match" in fig.get_suptitle()
+    lines = {ln.get_gid(): ln for ax in (left, right) for ln in ax.lines if ln.get_gid()}
+    for p in pairs[:3]:
+        name = f"{p.small / 1e6:g}M->{p.large / 1e6:g}M".replace("1600M", "1.6B")
+        x, y = lines[f"pair:{name}"].get_data()
+        assert (x[0], y[0]) == pytest.approx((p.measured_tokens, p.predicted_tokens), rel=1e-12)
+        x, y = lines[f"ratio:{name}"].get_data()
+        assert (x[0], y[0]) == pytest.approx((p.measured_tokens / p.small, p.predicted_tokens / p.measured_tokens))
+        # filled when inside, hollow when outside
+        assert (lines[f"pair:{name}"].get_markerfacecolor() == "white") == (p.inside is False)
+        _, bar = lines[f"interval:{name}"].get_data()
+        assert bar[0] == pytest.approx(p.low)
+        if p.high is not None:
+            assert bar[1] == pytest.approx(p.high)
+        else:  # drawn to the top of the axes, with an arrow there
+            assert bar[1] >= left.get_ylim()[1] / 1.3 * 0.999 and f"open:{name}" in lines
+
+
+def test_validate_writes_its_figure_and_refuses_a_name_it_cannot_write(capsys, tmp_path):
+    out = tmp_path / "validate.png"
+    assert main(["validate", "gadre2024:rw", "--allow-repeats", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"figure: {out}" in capsys.readouterr().out
+    assert main(["validate", "gadre2024:rw", "--allow-repeats", "--plot", str(tmp_path / "v.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--plot" in err and ".png" in err

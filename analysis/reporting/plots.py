@@ -18,7 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from ..common.errors import InputError
-from ..common.records import atomic_write_bytes
+from ..common.records import atomic_write_bytes, check_output
 from ..common.text import model_label, sci, si
 from ..extrapolation.specs import model_names
 from ..fitting.result import LawFit
@@ -27,9 +27,11 @@ from .figure_style import (colors as _colors, finish_loss_axes as _finish_loss_a
                            mark_answers as _mark_answers, new_figure as _figure, separate_markers)
 from .plots_overview import plot_own_curves, plot_runs
 from .plots_repetition import plot_repetition
+from .plots_validate import plot_tokens_backtest
 
 __all__ = ["plot_curves", "plot_isoflop", "plot_residuals", "plot_study", "plot_runs", "plot_own_curves", "save_figure",
-           "figure_bytes", "FIGURE_FORMATS", "PLOT_KINDS", "EXTRA_KINDS", "gids", "plot_repetition"]
+           "figure_bytes", "FIGURE_FORMATS", "PLOT_KINDS", "EXTRA_KINDS", "gids", "plot_repetition", "check_figure_output",
+           "plot_tokens_backtest"]
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 PLOT_KINDS = ("curves", "isoflop", "residuals")
@@ -422,6 +424,16 @@ def figure_bytes(fig, fmt: str = "png", dpi: int = 150) -> bytes:
     meta = {"Date": None} if fmt in ("svg", "pdf") else None
     fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
     return buf.getvalue()
+
+
+def check_figure_output(path, field: str) -> Path:
+    """Refuse now, before any work, a figure name whose format cannot be told or whose place
+    cannot be written (``field`` names the option in the one-line error)."""
+    path = Path(path)
+    if path.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
+        raise InputError(f"cannot tell the figure format from {path.name!r}", field=field,
+                         fix="end the file name in .png, .svg or .pdf")
+    return check_output(path, field)
 
 
 def save_figure(fig, path, dpi: int = 150) -> Path:

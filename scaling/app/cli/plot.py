@@ -90,18 +90,15 @@ def run(args) -> int:
     from pathlib import Path
 
     from analysis.common.errors import InputError
-    from analysis.reporting.plots import FIGURE_FORMATS, save_figure
-    from analysis.common.records import check_output, writing_output
+    from analysis.common.records import writing_output
+    from analysis.reporting.plots import check_figure_output, save_figure
     from analysis.reporting.report import report_figures, report_kinds
 
     out = Path(args.output)
-    if out.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
-        raise InputError(f"cannot tell the figure format from {out.name!r}", field="--output",
-                         fix="end the file name in .png, .svg or .pdf")
+    check_figure_output(out, "--output")
     if not 1 <= args.dpi <= MAX_DPI:  # matplotlib's own error is a traceback; a huge one exhausts memory
         raise InputError(f"must lie in 1..{MAX_DPI}, got {args.dpi}", field="--dpi",
                          fix="e.g. --dpi 150 (screen) or --dpi 300 (print)")
-    check_output(out, "--output")
     study = study_from_args(args)
     kinds = tuple(report_kinds(study)) if args.kind == "all" else (args.kind,)
     figures = report_figures(study, kinds, unique_tokens=args.unique_tokens)

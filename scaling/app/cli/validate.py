@@ -26,6 +26,10 @@ def add_parser(sub) -> None:
     p.add_argument("--allow-repeats", action="store_true",
                    help="rows sharing N and D are separate seeds: keep them")
     add_min_tpp_option(p)
+    p.add_argument("--plot", metavar="FIG", default=None,
+                   help="also write a figure (.png, .svg or .pdf): predicted against measured tokens to match with "
+                        "their intervals, and their ratio against how far the measured answer lies in tokens per "
+                        "parameter")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -34,12 +38,21 @@ def run(args) -> int:
     from analysis.extrapolation.validate import backtest_tokens_to_match
 
     check_bootstrap(args.bootstrap)
+    if args.plot is not None:
+        # refuse a name that cannot be written before the fit, not after it
+        from analysis.reporting.plots import check_figure_output
+
+        check_figure_output(args.plot, "--plot")
     points = load_points(args.path)
     result = backtest_tokens_to_match(points, max_tpp=args.max_tpp, target_tpp=args.target_tpp, law=args.law,
                                       bootstrap=args.bootstrap, level=args.level, seed=args.seed,
                                       allow_repeats=args.allow_repeats, min_tpp=args.min_tpp)
+    if args.plot is not None:
+        from analysis.reporting.plots import plot_tokens_backtest, save_figure
+
+        save_figure(plot_tokens_backtest(result), args.plot)
     if args.json:
         print_json(result.to_dict())
     else:
-        print(result.table())
+        print(result.table() + (f"\nfigure: {args.plot}" if args.plot is not None else ""))
     return 0
