@@ -32,6 +32,7 @@ table between the ``law-choice`` markers.
 from __future__ import annotations
 
 import argparse
+import math
 import dataclasses
 import sys
 import time
@@ -496,6 +497,18 @@ def main(argv=None) -> int:
                   f"half-width of {100 * four['own']['median_half_width']:.2g}%; with one c = 4 for every table, "
                   f"{four['c4']['inside']} of {four['n']} at {100 * four['c4']['median_half_width']:.2g}% (median "
                   f"error {100 * four['median_abs_error']:.2g}%, 90th percentile {100 * four['error_q90']:.2g}%)."]
+    br = branch_ladder_coverage()
+    lines += ["", f"A ladder of one run per size read at its cooldown branches, as many WSD ladders are (five sizes "
+                  f"48M-543M, each at 5 to 108 tokens per parameter, no run column; the same law), whose runs are off "
+                  f"the law by {100 * br['run_noise']:g}% each (seed, shape or learning rate: shared by a run's "
+                  f"branches) and whose points add {100 * br['point_noise']:g}%, predicting four runs of 1.0B to 1.9B "
+                  f"at the same budgets, each with its own offset (1.8x to 3.5x beyond the largest size), "
+                  f"{br['seeds']} seeds: auto's interval without its bootstrap holds {br['inside']} of {br['n']} at a median "
+                  f"half-width of "
+                  f"{100 * br['median_half_width']:.2g}% (median error {100 * br['median_abs_error']:.2g}%; "
+                  f"{br['seeds_all_inside']} of {br['seeds']} seeds hold every question). The errors of one "
+                  f"ladder move together, and a backtest of three to five sizes sees few of them: such a ladder's "
+                  f"intervals hold less than 90%."]
     text = "\n".join(tpp_lines + [""] + lines)
     print(text)
     tm = tokens_match_table()
@@ -654,6 +667,43 @@ def four_size_coverage(seeds: int = 16, noise: float = 0.005) -> dict:
     summary["own"]["median_c"] = float(np.median(cs))
     return {"seeds": seeds, "n": len(errs), **summary, "median_abs_error": float(np.median(errs)),
             "error_q90": float(np.quantile(errs, 0.9))}
+
+
+def branch_ladder_coverage(seeds: int = 12, run_noise: float = 0.005, point_noise: float = 0.0015) -> dict:
+    """Five sizes, one run each read at six cooldown branches (no run column), from
+    :data:`TRUTH` with a log-normal offset per run shared by its branches and a smaller one
+    per point; four target runs of 1.0B-1.9B at the same budgets, each with its own offset.
+    Coverage and width of auto's interval without its bootstrap (``checked.predict_interval``
+    with the error model), as the product gives it."""
+    import pandas as pd
+
+    from analysis.laws import chinchilla
+    from analysis.selection.checked import fit_checked
+
+    sizes, tpps = np.geomspace(4.8e7, 5.43e8, 5), (5, 10, 20, 40, 80, 108)
+    targets = (1.0e9, 1.3e9, 1.6e9, 1.9e9)
+    inside, half, err, whole = [], [], [], 0
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        N, Dt = np.array([(n, t * n) for n in sizes for t in tpps]).T
+        offset = np.repeat(rng.normal(0, run_noise, len(sizes)), len(tpps))
+        loss = chinchilla(N, Dt, **TRUTH) * np.exp(offset + rng.normal(0, point_noise, len(N)))
+        checked = fit_checked(pd.DataFrame({"params": N, "tokens": Dt, "loss": loss}), progress=False)
+        target_offset = rng.normal(0, run_noise, len(targets))
+        held = []
+        for k, n in enumerate(targets):
+            for t in tpps:
+                truth = float(chinchilla(n, t * n, **TRUTH)) * math.exp(target_offset[k] + rng.normal(0, point_noise))
+                pred = float(checked.fit.predict(N=n, D=t * n))
+                lo, hi = (float(np.asarray(v)) for v in checked.predict_interval(N=n, D=t * n, backtest_error=True))
+                held.append(lo <= truth <= hi)
+                half.append((hi - lo) / 2 / pred)
+                err.append(abs(pred / truth - 1))
+        inside += held
+        whole += all(held)
+    return {"seeds": seeds, "n": len(inside), "inside": int(sum(inside)), "run_noise": run_noise,
+            "point_noise": point_noise, "median_half_width": float(np.median(half)),
+            "median_abs_error": float(np.median(err)), "seeds_all_inside": whole}
 
 
 if __name__ == "__main__":
