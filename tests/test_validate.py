@@ -173,6 +173,9 @@ def test_validate_writes_its_figure_and_refuses_a_name_it_cannot_write(capsys, t
     out = tmp_path / "validate.png"
     assert main(["validate", "gadre2024:rw", "--allow-repeats", "--plot", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"figure: {out}" in capsys.readouterr().out
+    svg = tmp_path / "validate.svg"
+    assert main(["validate", "gadre2024:rw", "--allow-repeats", "--plot", str(svg), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["figure"] == str(svg) and svg.read_text().lstrip().startswith("<?xml")
     assert main(["validate", "gadre2024:rw", "--allow-repeats", "--plot", str(tmp_path / "v.txt")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--plot" in err and ".png" in err

@@ -52,7 +52,7 @@ def run(args) -> int:
 
         save_figure(plot_tokens_backtest(result), args.plot)
     if args.json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), **({"figure": str(args.plot)} if args.plot is not None else {})})
     else:
         print(result.table() + (f"\nfigure: {args.plot}" if args.plot is not None else ""))
     return 0
