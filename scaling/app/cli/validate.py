@@ -48,9 +48,11 @@ def run(args) -> int:
                                       bootstrap=args.bootstrap, level=args.level, seed=args.seed,
                                       allow_repeats=args.allow_repeats, min_tpp=args.min_tpp)
     if args.plot is not None:
+        from analysis.common.records import writing_output
         from analysis.reporting.plots import plot_tokens_backtest, save_figure
 
-        save_figure(plot_tokens_backtest(result), args.plot)
+        with writing_output("--plot", args.plot):
+            save_figure(plot_tokens_backtest(result), args.plot)
     if args.json:
         print_json({**result.to_dict(), **({"figure": str(args.plot)} if args.plot is not None else {})})
     else:
