@@ -167,6 +167,10 @@ def test_the_figure_puts_each_pair_on_its_measured_and_predicted_tokens():
             assert bar[1] == pytest.approx(p.high)
         else:  # drawn to the top of the axes, with an arrow there
             assert bar[1] >= left.get_ylim()[1] / 1.3 * 0.999 and f"open:{name}" in lines
+            # the ratio panel's bar ends at the same height over the measured answer, at its arrow
+            _, rbar = lines[f"ratio-interval:{name}"].get_data()
+            _, arrow = lines[f"open-ratio:{name}"].get_data()
+            assert rbar[1] == pytest.approx(bar[1] / p.measured_tokens) == pytest.approx(arrow[0])
 
 
 def test_validate_writes_its_figure_and_refuses_a_name_it_cannot_write(capsys, tmp_path):

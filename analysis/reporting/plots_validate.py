@@ -68,8 +68,9 @@ def plot_tokens_backtest(result):
             left.plot([x, x], [p.low, hi], "-", color=c, lw=1.2, alpha=0.7, gid=f"interval:{name}")
             right.plot([x / p.small] * 2, [p.low / x, hi / x], "-", color=c, lw=1.2, alpha=0.7,
                        gid=f"ratio-interval:{name}")
-            if hi == top:  # no upper end: the interval runs to never
+            if hi == top:  # no upper end: the interval runs to never, drawn to an arrow in both panels
                 left.plot([x], [top], "^", color=c, ms=6, gid=f"open:{name}")
+                right.plot([x / p.small], [top / x], "^", color=c, ms=6, gid=f"open-ratio:{name}")
         left.annotate(name, (x, y), xytext=(6, -10), textcoords="offset points", fontsize=7, color=c)
     if drawn:
         lo = min(span) / 2.0
@@ -111,6 +112,6 @@ def plot_tokens_backtest(result):
     handles += [Line2D([], [], marker="o", ls="", color="grey", mfc="grey"),
                 Line2D([], [], marker="o", ls="", color="grey", mfc="white")]
     labels += [f"inside its {100 * result.level:g}% interval", "outside it"]
-    legend_outside(right, handles + right.get_legend_handles_labels()[0],
-                   labels + right.get_legend_handles_labels()[1], fontsize=8)
+    more, more_labels = right.get_legend_handles_labels()
+    legend_outside(right, handles + more, labels + more_labels, fontsize=8)
     return fig
