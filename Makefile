@@ -18,6 +18,9 @@ LATEST_VENV := .venv-latest
 TORCH_DEV := torch==2.13.0
 
 DEMO_DIR ?= demo_out
+# pytest workers for `make test` (pytest-xdist; each takes whole test files): most tests
+# run on one core, so two workers on CI's two cores take about 60% of one's time.
+TEST_WORKERS ?= 2
 
 # OpenBLAS picks its kernels by CPU (AVX2 or AVX-512) and their sums differ in the last
 # bits; an ill-conditioned bootstrap refit (the demo's) then lands elsewhere, and the
@@ -78,11 +81,11 @@ LINT_IMPORTS := $(VENV)/bin/lint-imports --no-cache --no-logo
 
 test: $(STAMP)
 	$(LINT_IMPORTS)
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test-fast: $(STAMP)
 	$(LINT_IMPORTS)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 demo: $(STAMP)
 	$(VENV)/bin/scaling demo --out $(DEMO_DIR)
