@@ -579,3 +579,54 @@ def test_a_never_answer_whose_loss_band_reaches_the_target_gets_an_interval_up_t
     assert r.to_dict()["models"][0]["intervals"]["tokens_to_match"][1] == "never"
     from analysis.common.text import si
     assert f"atto: never at the fit's own values, but its 90% interval reaches the target's loss from {si(d_lo)} tokens on" in r.table()
+
+
+
+def test_each_end_of_the_tokens_interval_takes_the_loss_error_at_its_own_tokens():
+    # The error model's loss error grows with the distance in tokens per parameter, so the band
+    # that bounds the tokens to match is taken where each end lies, not at the point answer:
+    # D_hi solves L(N, D_hi) = L_t (1 - w(D_hi)) and D_lo solves L(N, D_lo) = L_t (1 + w(D_lo)),
+    # found here by bisection on the demo's fit (gadre2024, no bootstrap, no tied law).
+    from analysis.common.text import si
+    from analysis.extrapolation.study import run_study
+
+    study = run_study("docs/data/demo_runs", curves=False)
+    r, fit = study.result, study.result.law
+    p, L_t = fit.params, r.target.loss
+    assert fit.law == "gadre2024" and r.target.matches_measured and not study.checked.tied
+
+    def law(N, D):
+        return p["E"] + p["A"] / N ** p["eta"] + p["B"] / D ** p["eta"]
+
+    def band_end(m, sign, u_from, u_to):
+        """First ln D from u_from toward u_to where L(N, D) = L_t (1 + sign w(D)); None if none."""
+        def g(u):
+            D = math.exp(u)
+            return law(m.params, D) - L_t * (1 + sign * float(study.checked.distance_half_width(m.params, 0.90, D=D)))
+        grid = np.linspace(u_from, u_to, 2001)
+        vals = [g(u) for u in grid]
+        for a, b, ga, gb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:]):
+            if (ga > 0) != (gb > 0):
+                for _ in range(100):
+                    c = 0.5 * (a + b)
+                    a, b, ga = (c, b, g(c)) if (g(c) > 0) == (ga > 0) else (a, c, ga)
+                return math.exp(0.5 * (a + b))
+        return None
+
+    pico, femto = (next(m for m in r.models if m.name == n) for n in ("pico", "femto"))
+    for m in (pico, femto):
+        u = math.log(m.tokens_to_match)
+        lo, hi = m.intervals["tokens_to_match"]
+        assert lo == pytest.approx(band_end(m, +1, u, u - 5), rel=1e-6)
+        d_hi = band_end(m, -1, u, u + 12)
+        assert hi == (math.inf if d_hi is None else pytest.approx(d_hi, rel=1e-6))
+    # pico's point answer (36 tokens per parameter) lies below the fitted design's centre, so the
+    # band narrows toward its upper end: w at the point answer alone would end it later
+    w0 = float(study.checked.distance_half_width(pico.params, 0.90, D=pico.tokens_to_match))
+    first = (p["B"] / (L_t * (1 - w0) - p["E"] - p["A"] / pico.params ** p["eta"])) ** (1 / p["eta"])
+    assert pico.intervals["tokens_to_match"][1] < first * 0.99
+    # femto's band keeps the target inside it down to the floor: the upper end is never, and the
+    # table says why (no bootstrap draw says so: its share of never is 0)
+    assert femto.intervals["tokens_to_match"][1] == math.inf and femto.unreachable_fraction < 0.05
+    assert f"femto (41.1k)" in r.table() and f"{si(femto.tokens_to_match)} [" in r.table()
+    assert "keeps the target inside the model's 90% band all the way down to its floor" in r.table()

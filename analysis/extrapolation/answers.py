@@ -100,17 +100,23 @@ class ModelAnswer:
     def agreement_note(self, level: float) -> str | None:
         """Why the point answer and its interval disagree about "never", or None when they agree.
 
-        The point comes from the fit itself, the interval from the bootstrap draws, so a point
-        can reach the target while more draws than the interval's tail leaves out never do
+        The point comes from the fit itself, the interval from the bootstrap draws and the error
+        model's loss band, so a point can reach the target while more draws than the interval's
+        tail leaves out never do, or while the band at longer training reaches below the floor
         (and the reverse)."""
         frac, iv = self.unreachable_fraction, self.intervals.get("tokens_to_match")
         if frac is None or iv is None:
             return None
         tail = 100 * (1 - level) / 2
         if self.reachable and not math.isfinite(iv[1]):
-            return (f"the fit itself reaches the target's loss, but {100 * frac:.0f}% of the interval's draws never "
-                    f"do (more than the {tail:g}% its upper tail leaves out), so its upper end is never: the point "
-                    "is the fit's answer, the interval how far it could be off")
+            if 100 * frac > tail:
+                return (f"the fit itself reaches the target's loss, but {100 * frac:.0f}% of the interval's draws "
+                        f"never do (more than the {tail:g}% its upper tail leaves out), so its upper end is never: "
+                        "the point is the fit's answer, the interval how far it could be off")
+            return ("the fit itself reaches the target's loss, but the loss error expected at longer training "
+                    "(it grows with the distance in tokens per parameter) keeps the target inside the model's "
+                    f"{100 * level:g}% band all the way down to its floor {self.floor:.4g}, so the interval's upper "
+                    "end is never: the point is the fit's answer, the interval how far it could be off")
         if not self.reachable and math.isfinite(iv[1]):
             return (f"the fit itself never reaches the target's loss (its floor {self.floor:.4g} lies above it), but "
                     f"{100 * (1 - frac):.0f}% of the interval's draws do, so the interval is finite: the floor is "

@@ -391,6 +391,32 @@ def _beside(value: float, w: float, interval) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def band_ends(reach, loss_error, w0: float, max_steps: int = 200) -> tuple[float, float]:
+    """The tokens at which the model's true curve can first and last meet the target: each end
+    of the interval is where the law's loss, moved by the loss error at that end's own tokens,
+    meets the target. ``reach(f)`` gives the tokens at which the law reaches f x the target,
+    ``loss_error(D)`` the relative half-width of the model's loss at D tokens, ``w0`` its value
+    at the point answer. The upper end is the D at which the law's loss is the target less the
+    half-width there, D_hi = reach(1 - w(D_hi)): a true curve that high above the law at D_hi
+    (the interval's tail) meets the target only then. Likewise D_lo = reach(1 + w(D_lo)). The
+    error model's width grows with the distance in tokens per parameter, so w taken at the
+    point answer for both ends (the first step here) puts the upper end too early. Solved by
+    iterating from that first step; an end whose band reaches the model's floor is never (inf).
+    """
+    def solve(sign: float) -> float:
+        d = reach(1 + sign * w0)
+        for _ in range(max_steps):
+            if not (math.isfinite(d) and d > 0):
+                return d
+            new = reach(1 + sign * loss_error(d))
+            if not (math.isfinite(new) and new > 0) or abs(math.log(new / d)) < 1e-9:
+                return new
+            d = new
+        return d
+
+    return solve(+1.0), solve(-1.0)
+
+
 def widen_by_distance(result, checked, level: float) -> None:
     """Widen ``result``'s intervals by the held-out error expected at each answer's distance
     from the fitted design (:class:`analysis.selection.policy.ErrorModel`).
@@ -398,8 +424,9 @@ def widen_by_distance(result, checked, level: float) -> None:
     The law's value at the target is uncertain by its half-width w_t at the target's size
     and tokens per parameter, each smaller model's own loss by w_m at its size and at the
     tokens it needs. The tokens to match a target loss L_t then lie between the tokens at
-    which the model's law reaches L_t (1 + w) and L_t (1 - w): the loss error carried through
-    the law's slope d ln L / d ln D, with w = sqrt(w_t^2 + w_m^2) when L_t is the law's value
+    which the model's law reaches L_t (1 + w) and L_t (1 - w), each w taken at that end's own
+    tokens (:func:`band_ends`): the loss error carried through the law's slope d ln L / d ln D,
+    with w = sqrt(w_t^2 + w_m^2) when L_t is the law's value
     and w = w_m when it was measured (the question is then about that number). The share of
     answers that never match is that of a normal loss error (sd w / z) putting the target at
     or below the model's floor, where it exceeds the bootstrap's share. Each interval is the
@@ -432,12 +459,20 @@ def widen_by_distance(result, checked, level: float) -> None:
             m.intervals["loss_at_target_compute"] = _beside(m.loss_at_target_compute, w_c,
                                                             m.intervals.get("loss_at_target_compute"))
         # the model's own loss error where it would match: its size, and the tokens it needs
-        w_m = float(checked.distance_half_width(m.params, level, D=m.tokens_to_match))
-        w = w_m if t.matches_measured else math.hypot(w_t, w_m)
+        def loss_error(D, m=m):
+            w_m = float(checked.distance_half_width(m.params, level, D=D))
+            return w_m if t.matches_measured else math.hypot(w_t, w_m)
+
+        w = loss_error(m.tokens_to_match)
         if w <= 0:
             continue
         n_law = m.law_params or m.params
-        d_lo, d_hi = (float(tokens_to_match(law, fit.params, n_law, t.loss * f, U)) for f in (1 + w, 1 - w))
+
+        def reach(f, n_law=n_law):
+            return float(tokens_to_match(law, fit.params, n_law, t.loss * f, U)) if f > 0 else math.inf
+
+        d_lo, d_hi = band_ends(reach, loss_error, w) if m.tokens_to_match is not None else \
+            (reach(1 + w), reach(1 - w))
         p_never = float(norm.cdf((m.floor / t.loss - 1.0) / (w / z)))
         m.unreachable_fraction = max(m.unreachable_fraction or 0.0, p_never)
         point = m.tokens_to_match
