@@ -252,7 +252,8 @@ class ExtrapolationResult:
                 where = f"the target is {d['params_ratio']:.3g}x the largest fitted size, {beyond}"
             lines.append(f"Distance: {where}; the law's value there is uncertain by +-{100 * d['half_width']:.2g}%: the fit's "
                          f"scatter ({100 * d['scale']:.2g}%) times {_growth_words(d)}; each answer's interval takes "
-                         "the same model at its own size and tokens (tokens to match through the law's slope), "
+                         "the same model at its own size and tokens (tokens to match through the law's slope, each "
+                         "end at its own tokens), "
                          "extended only where the bootstrap or a tied law reaches beyond it")
         return "\n".join(lines)
 
