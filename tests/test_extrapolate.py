@@ -560,8 +560,9 @@ def test_a_models_own_runs_are_those_that_answer_the_question_asked():
 
 def test_a_never_answer_whose_loss_band_reaches_the_target_gets_an_interval_up_to_never():
     # the demo's atto: its law's floor (1.651) lies just above nano's measured 1.648, so the
-    # point answer is never; the error model's band (+-w at atto's size) reaches below the
-    # floor, so the tokens to match run from where the band's upper end is met to never
+    # point answer is never; the error model's band (+-w at atto's size and the tokens where
+    # it is met) reaches below the floor, so the tokens to match run from where the band's
+    # upper end is met to never
     from analysis.extrapolation.study import run_study
 
     study = run_study("docs/data/demo_runs", curves=False)
@@ -569,12 +570,23 @@ def test_a_never_answer_whose_loss_band_reaches_the_target_gets_an_interval_up_t
     assert fit.law == "gadre2024" and r.target.matches_measured
     atto = next(m for m in r.models if m.name == "atto")
     assert atto.tokens_to_match is None and atto.floor > r.target.loss
-    w = float(study.checked.distance_half_width(atto.params, 0.90))
     p = fit.params
-    # gadre2024: L = E + A / N^eta + B / D^eta, solved for D by hand at L_T (1 + w)
-    d_lo = (p["B"] / (r.target.loss * (1 + w) - p["E"] - p["A"] / atto.params ** p["eta"])) ** (1 / p["eta"])
+
+    def w(D):
+        return float(study.checked.distance_half_width(atto.params, 0.90, D=D))
+
+    def solve(f):  # gadre2024: L = E + A / N^eta + B / D^eta, solved for D by hand at L_T f
+        return (p["B"] / (r.target.loss * f - p["E"] - p["A"] / atto.params ** p["eta"])) ** (1 / p["eta"])
+
+    # the band's lower end at its own tokens: D_lo = solve(1 + w(D_lo)), from w at atto's size alone
+    d_lo = solve(1 + w(None))
+    for _ in range(200):
+        d_lo, before = solve(1 + w(d_lo)), d_lo
+    assert abs(math.log(d_lo / before)) < 1e-9
     lo, hi = atto.intervals["tokens_to_match"]
-    assert lo == pytest.approx(d_lo, rel=1e-9) and hi == math.inf
+    assert lo == pytest.approx(d_lo, rel=1e-6) and hi == math.inf
+    assert p["E"] + p["A"] / atto.params ** p["eta"] + p["B"] / lo ** p["eta"] == pytest.approx(
+        r.target.loss * (1 + w(lo)), rel=1e-6)
     assert 0.5 < atto.unreachable_fraction < 0.95
     assert r.to_dict()["models"][0]["intervals"]["tokens_to_match"][1] == "never"
     from analysis.common.text import si

@@ -396,7 +396,8 @@ def band_ends(reach, loss_error, w0: float, max_steps: int = 200) -> tuple[float
     of the interval is where the law's loss, moved by the loss error at that end's own tokens,
     meets the target. ``reach(f)`` gives the tokens at which the law reaches f x the target,
     ``loss_error(D)`` the relative half-width of the model's loss at D tokens, ``w0`` its value
-    at the point answer. The upper end is the D at which the law's loss is the target less the
+    at the point answer (at the model's size alone when the law never reaches the target). The
+    upper end is the D at which the law's loss is the target less the
     half-width there, D_hi = reach(1 - w(D_hi)): a true curve that high above the law at D_hi
     (the interval's tail) meets the target only then. Likewise D_lo = reach(1 + w(D_lo)). The
     error model's width grows with the distance in tokens per parameter, so w taken at the
@@ -471,8 +472,7 @@ def widen_by_distance(result, checked, level: float) -> None:
         def reach(f, n_law=n_law):
             return float(tokens_to_match(law, fit.params, n_law, t.loss * f, U)) if f > 0 else math.inf
 
-        d_lo, d_hi = band_ends(reach, loss_error, w) if m.tokens_to_match is not None else \
-            (reach(1 + w), reach(1 - w))
+        d_lo, d_hi = band_ends(reach, loss_error, w)
         p_never = float(norm.cdf((m.floor / t.loss - 1.0) / (w / z)))
         m.unreachable_fraction = max(m.unreachable_fraction or 0.0, p_never)
         point = m.tokens_to_match
