@@ -642,3 +642,29 @@ def test_each_end_of_the_tokens_interval_takes_the_loss_error_at_its_own_tokens(
     assert femto.intervals["tokens_to_match"][1] == math.inf and femto.unreachable_fraction < 0.05
     assert f"femto (41.1k)" in r.table() and f"{si(femto.tokens_to_match)} [" in r.table()
     assert "keeps the target inside the model's 90% band all the way down to its floor" in r.table()
+
+
+def test_band_ends_settle_where_plain_iteration_would_circle_the_end():
+    # ln reach(f) = u0 - a (f - 1) (the law's tokens at f x the target, slope 1/a) and a loss
+    # error growing by b per e-fold of tokens: the lower end solves u = u0 - a w(u), whose
+    # root u0 - a w0 / (1 + a b) plain iteration circles ever wider when a b > 1; the upper
+    # end, u = u0 + a w(u), has no root above the point answer when a b > 1: never.
+    from analysis.extrapolation.study import band_ends
+
+    u0, a, b, w0 = math.log(1e9), 25.0, 0.06, 0.05
+
+    def reach(f):  # as the law's inversion does, +inf past the largest float
+        u = u0 - a * (f - 1)
+        return math.exp(u) if u < 700 else math.inf
+
+    def loss_error(D):
+        return w0 + b * (math.log(D) - u0)
+
+    lo, hi = band_ends(reach, loss_error, w0)
+    assert math.log(lo) == pytest.approx(u0 - a * w0 / (1 + a * b), abs=1e-9)
+    assert hi == math.inf
+    # with a b < 1 both ends are the fixed points, reached by iteration
+    b = 0.02
+    lo, hi = band_ends(reach, loss_error, w0)
+    assert math.log(lo) == pytest.approx(u0 - a * w0 / (1 + a * b), abs=1e-7)
+    assert math.log(hi) == pytest.approx(u0 + a * w0 / (1 - a * b), abs=1e-7)
