@@ -397,12 +397,15 @@ def band_ends(reach, loss_error, w0: float, max_steps: int = 200) -> tuple[float
     meets the target. ``reach(f)`` gives the tokens at which the law reaches f x the target,
     ``loss_error(D)`` the relative half-width of the model's loss at D tokens, ``w0`` its value
     at the point answer (at the model's size alone when the law never reaches the target). The
-    upper end is the D at which the law's loss is the target less the
-    half-width there, D_hi = reach(1 - w(D_hi)): a true curve that high above the law at D_hi
+    upper end is the D at which the law's loss is the target less the half-width there,
+    D_hi = reach(1 - w(D_hi)): a true curve that high above the law at D_hi
     (the interval's tail) meets the target only then. Likewise D_lo = reach(1 + w(D_lo)). The
-    error model's width grows with the distance in tokens per parameter, so w taken at the
-    point answer for both ends (the first step here) puts the upper end too early. Solved by
-    iterating from that first step; an end whose band reaches the model's floor is never (inf).
+    error model's width changes with the distance in tokens per parameter, so w taken at the
+    point answer for both ends (the first step here) puts the upper end too early where the
+    band widens beyond the point answer, and too late where it narrows toward the fitted
+    runs. Solved by
+    iterating from that first step, and by bisection once the iterates turn back (they then
+    straddle the end); an end whose band reaches the model's floor is never (inf).
     """
     def solve(sign: float) -> float:
         def step(d: float) -> float:
