@@ -403,41 +403,34 @@ def band_ends(reach, loss_error, w0: float, max_steps: int = 200) -> tuple[float
     error model's width changes with the distance in tokens per parameter, so w taken at the
     point answer for both ends (the first step here) puts the upper end too early where the
     band widens beyond the point answer, and too late where it narrows toward the fitted
-    runs. Solved by
-    iterating from that first step, and by bisection once the iterates turn back (they then
-    straddle the end); an end whose band reaches the model's floor is never (inf).
+    runs. Solved by iterating from that first step, and by a bracketed root find once the
+    iterates turn back (they then straddle the end); an end whose band reaches the model's
+    floor is never (inf).
     """
+    from scipy.optimize import brentq
+
     def solve(sign: float) -> float:
         def step(d: float) -> float:
             return reach(1 + sign * loss_error(d))
 
-        d, rising = reach(1 + sign * w0), None
+        prev, d = None, reach(1 + sign * w0)
         for _ in range(max_steps):
             if not (math.isfinite(d) and d > 0):
                 return d
             new = step(d)
             if not (math.isfinite(new) and new > 0) or abs(math.log(new / d)) < 1e-9:
                 return new
-            if rising is not None and (new > d) != rising:
-                # the iterates turned back (the band narrows toward this end): the end lies
-                # between the last two, where plain iteration may circle it without settling
-                return _bisect_log(lambda u: math.log(step(math.exp(u))) - u, math.log(d), math.log(new))
-            rising, d = new > d, new
+            if prev is not None and (new > d) != (d > prev):
+                # the iterates turned back (the band narrows toward this end): step(D) - D
+                # changes sign between the last two, where plain iteration may circle the end
+                # without settling
+                u = brentq(lambda u: math.log(step(math.exp(u))) - u, *sorted((math.log(prev), math.log(d))),
+                           xtol=1e-12)
+                return math.exp(u)
+            prev, d = d, new
         return d
 
     return solve(+1.0), solve(-1.0)
-
-
-def _bisect_log(h, a: float, b: float, steps: int = 100) -> float:
-    """exp(u) for the root u of ``h`` between ``a`` and ``b`` (h changes sign there)."""
-    ha = h(a)
-    for _ in range(steps):
-        m = 0.5 * (a + b)
-        hm = h(m)
-        if hm == 0:
-            break
-        a, b, ha = (m, b, hm) if (hm > 0) == (ha > 0) else (a, m, ha)
-    return math.exp(0.5 * (a + b))
 
 
 def widen_by_distance(result, checked, level: float) -> None:
