@@ -640,7 +640,7 @@ def test_each_end_of_the_tokens_interval_takes_the_loss_error_at_its_own_tokens(
     # femto's band keeps the target inside it down to the floor: the upper end is never, and the
     # table says why (no bootstrap draw says so: its share of never is 0)
     assert femto.intervals["tokens_to_match"][1] == math.inf and femto.unreachable_fraction < 0.05
-    assert f"femto (41.1k)" in r.table() and f"{si(femto.tokens_to_match)} [" in r.table()
+    assert "femto (41.1k)" in r.table() and f"{si(femto.tokens_to_match)} [" in r.table()
     assert "keeps the target inside the model's 90% band all the way down to its floor" in r.table()
 
 
