@@ -31,9 +31,9 @@ import pandas as pd
 from analysis.extrapolation import study as study_module
 from analysis.extrapolation.validate import backtest_tokens_to_match
 from analysis.laws import chinchilla
-
-#: Hoffmann et al. 2022, eq. (2) with their fitted constants (Sec. 3.3)
-TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+# the known law of the other seeded ladders on docs/analysis.md: Hoffmann et al. 2022, eq. (2)
+# with their fitted constants (Sec. 3.3)
+from law_choice import TRUTH
 SIZES = (5e7, 1e8, 2e8, 4e8, 8e8)
 TOKENS_PER_PARAM = (10, 20, 40, 80, 160, 320)
 NOISE = 0.004
