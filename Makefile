@@ -19,7 +19,8 @@ TORCH_DEV := torch==2.13.0
 
 DEMO_DIR ?= demo_out
 # pytest workers for `make test` (pytest-xdist; each takes whole test files): most tests
-# run on one core, so two workers on CI's two cores take about 60% of one's time.
+# run on one core (a one-worker run's CPU time about equals its wall time), so a second
+# worker puts CI's second core to use.
 TEST_WORKERS ?= 2
 
 # OpenBLAS picks its kernels by CPU (AVX2 or AVX-512) and their sums differ in the last
