@@ -421,3 +421,37 @@ def test_the_studys_interval_score_is_gneiting_and_rafterys():
     # eq. 43 of Gneiting and Raftery 2007, relative to y: width, plus 2/alpha times any miss
     score = _study().interval_score([0.9, 0.9, 0.9], [1.1, 1.1, 1.1], [1.0, 1.2, 0.8], 0.1)
     assert score == pytest.approx([0.2, (0.2 + 20 * 0.1) / 1.2, (0.2 + 20 * 0.1) / 0.8])
+
+
+def test_the_scorecard_lists_the_checks_not_met_first_against_their_thresholds():
+    # The leave-one-source-out study's summary of what it must show: each check against its
+    # threshold, at the thresholds' edges, and the failed ones above the rest.
+    study = _study()
+    loso = {"gadre2024": {"inside": 15, "n": 18, "width": 3.0},      # 83% inside; 3.0x is within "at most 3x"
+            "porian2024": {"inside": 227, "n": 284, "width": 3.01},   # 79.9% inside; just over 3x
+            "muennighoff2023": {"inside": 56, "n": 70, "width": 2.4}}  # exactly 80%
+    gadre = {"tables": 6, "answered": 6, "mean_gap": 0.0031, "worse_than_median": 1}
+    tokens = {"gadre2024": {"pairs": 7, "inside": 6, "median_ratio": 0.8},
+              "porian2024": {"pairs": 243, "inside": 218, "median_ratio": 0.94},
+              "muennighoff2023": {"pairs": 6, "inside": 4, "median_ratio": 0.72}}
+    seeded = {"inside": 51, "seeds": 60, "wider_than_needed": 1.6}
+    four = {"own": {"inside": 58, "n": 64}, "n": 64}
+    branch = {"inside": 200, "n": 288}
+    rows = study.scorecard_rows(loso, gadre, tokens, seeded, four, branch)
+    met = {r["check"]: r["met"] for r in rows}
+    failed = {k for k, v in met.items() if not v}
+    assert failed == {
+        "Gadre et al.: the default's max error on the 1B and 7B above the per-table best single law's, "
+        "averaged over the tables",                                       # 0.31 points > 0.3
+        "Gadre et al.: tables on which the default's max error is worse than the median single law's",
+        "Porian et al.: median half-width / median absolute error",
+        "Porian et al.: held-out losses inside their 90% intervals",
+        "Muennighoff et al.: measured tokens to match inside the 90% interval",  # 4 of 6
+        "Seeded ladders of one run per size read at its branches, 1.8x to 3.5x out",
+    }
+    table = study.scorecard_table(rows).splitlines()
+    body = [ln for ln in table if ln.startswith("| ") and not ln.startswith("| check")]
+    assert [ln.endswith("| **NO** |") for ln in body] == [True] * 6 + [False] * (len(rows) - 6)
+    assert "| 0.31 points |" in body[0]
+    assert "| 227 of 284 (80%) |" in "\n".join(body)  # rounded in the text, judged unrounded
+    assert table[-1].startswith(f"6 of {len(rows)} checks not met")

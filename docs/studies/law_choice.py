@@ -421,7 +421,7 @@ def main(argv=None) -> int:
              "mean abs error | best single law (mean abs error) | max abs error | inside 90% | "
              "median half-width / median abs error | 90th-percentile / median abs error | mean interval score |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    answered = {}
+    answered, loso = {}, {}
     for held in sources:
         x = min_tpp_from(held)
         cases = by_tpp[x]
@@ -437,6 +437,8 @@ def main(argv=None) -> int:
                    for law in set.intersection(*(set(c.preds) for c in mine))}
         best = min(per_law, key=per_law.get)
         chosen = sorted({o["law"] for o in outs})
+        loso[held] = {"inside": int(inside.sum()), "n": len(inside),
+                      "width": float(np.median(half) / np.median(np.abs(err)))}
         own = [o["c"] for o in outs if o["own_c"]]
         measured = f"{np.median(own):.2g} median ({len(own)} of {len(mine)})" if own else f"none (0 of {len(mine)})"
         own_t = [o["c_t"] for o in outs if o["c_t"] is not None]
@@ -466,7 +468,7 @@ def main(argv=None) -> int:
               "|---|---|---|---|---|---|---|---|---|"]
     cases = by_tpp[min_tpp_from("gadre2024")]
     tie, prior, lev = knobs_from([c for c in cases if c.source != "gadre2024"])
-    gaps = []
+    gaps, worse, answered_tables, gadre_tables = [], 0, 0, 0
     for c in (c for c in cases if c.source == "gadre2024"):
         o = answer(c, tie, prior, lev)
         e = o["err"]
@@ -474,6 +476,9 @@ def main(argv=None) -> int:
         mine_max = float(np.max(np.abs(e)))
         best, med = min(maxes.values()), float(np.median(list(maxes.values())))
         gaps.append(mine_max - best)
+        worse += mine_max > med
+        gadre_tables += 1
+        answered_tables += bool(np.all(np.isfinite(e)))
         lines.append(f"| {c.name} | {o['law']} | {100 * e[0]:+.2f}% | {100 * e[1]:+.2f}% | {100 * e[2]:+.2f}% | "
                      f"{o['inside'].sum()} of 3 | {o['c']:.2g} ({'own' if o['own_c'] else 'prior'})"
                      + (f", c_t {o['c_t']:.2g}" if o["c_t"] is not None else "") + " | "
@@ -511,11 +516,16 @@ def main(argv=None) -> int:
                   f"intervals hold less than 90%."]
     text = "\n".join(tpp_lines + [""] + lines)
     print(text)
-    tm = tokens_match_table()
+    tokens = {}
+    tm = tokens_match_table(stats=tokens)
     tm += ("\n\nThe same backtest on the development sources with over-trained runs (`scaling validate TABLE "
            "--allow-repeats`, no bootstrap, so each interval is the error model's and the tied laws' alone):\n\n"
-           + tokens_match_other_sources())
+           + tokens_match_other_sources(stats=tokens))
     print(tm)
+    card = scorecard_table(scorecard_rows(loso, gadre={"tables": gadre_tables, "answered": answered_tables,
+                                                       "mean_gap": float(np.mean(gaps)), "worse_than_median": worse},
+                                          tokens=tokens, seeded=syn, four=four, branch=br))
+    print(card)
     print(f"({time.time() - t0:.0f} s)", file=sys.stderr)
     if args.write_docs:
         with open(args.write_docs, encoding="utf-8") as f:
@@ -527,17 +537,86 @@ def main(argv=None) -> int:
         start, end = "<!-- tokens-match:start -->", "<!-- tokens-match:end -->"
         head, _, rest = doc.partition(start)
         _, _, tail = rest.partition(end)
+        doc = f"{head}{start}\n{tm}\n{end}{tail}"
+        start, end = "<!-- scorecard:start -->", "<!-- scorecard:end -->"
+        head, _, rest = doc.partition(start)
+        _, _, tail = rest.partition(end)
         with open(args.write_docs, "w", encoding="utf-8") as f:
-            f.write(f"{head}{start}\n{tm}\n{end}{tail}")
+            f.write(f"{head}{start}\n{card}\n{end}{tail}")
     return 0
 
 
 
+# --- the scorecard: issue 24's must-show checks, failed ones first ---------------------------
+
+SOURCE_NAMES = {"gadre2024": "Gadre et al.", "porian2024": "Porian et al.", "muennighoff2023": "Muennighoff et al."}
+
+
+def _share(k: int, n: int) -> str:
+    return f"{k} of {n} ({100 * k / n:.0f}%)" if n else "none"
+
+
+def scorecard_rows(loso: dict, gadre: dict, tokens: dict, seeded: dict, four: dict, branch: dict) -> list[dict]:
+    """Each check the leave-one-source-out study can make, as {check, target, measured, met}:
+    ``loso`` per held-out source (inside, n, width: median half-width / median abs error),
+    ``gadre`` the six Gadre tables (tables, answered, mean_gap in fractions, worse_than_median),
+    ``tokens`` the tokens-to-match backtests per source (pairs, inside, median_ratio), and the
+    three seeded-ladder studies' dicts."""
+    rows = []
+
+    def add(check, target, measured, met):
+        rows.append({"check": check, "target": target, "measured": measured, "met": bool(met)})
+
+    g = loso["gadre2024"]
+    add("Gadre et al.: every table gets an answer", "all", f"{gadre['answered']} of {gadre['tables']}",
+        gadre["answered"] == gadre["tables"])
+    add("Gadre et al.: the default's max error on the 1B and 7B above the per-table best single law's, "
+        "averaged over the tables", "at most 0.3 points", f"{100 * gadre['mean_gap']:.2f} points",
+        100 * gadre["mean_gap"] <= 0.3)
+    add("Gadre et al.: tables on which the default's max error is worse than the median single law's", "none",
+        str(gadre["worse_than_median"]), gadre["worse_than_median"] == 0)
+    add("Gadre et al.: the 1B and 7B inside their 90% intervals, pooled", "at least 80%",
+        _share(g["inside"], g["n"]), g["inside"] >= 0.8 * g["n"])
+    t = tokens["gadre2024"]
+    add("Gadre et al.: measured tokens to match inside the 90% interval", "at least 80%",
+        _share(t["inside"], t["pairs"]), t["inside"] >= 0.8 * t["pairs"])
+    add("Gadre et al.: median predicted / measured tokens to match", "0.8x to 1.25x", f"{t['median_ratio']:.2f}x",
+        0.8 <= t["median_ratio"] <= 1.25)
+    for src in ("gadre2024", "porian2024", "muennighoff2023"):
+        add(f"{SOURCE_NAMES[src]}: median half-width / median absolute error", "at most 3x",
+            f"{loso[src]['width']:.1f}x", loso[src]["width"] <= 3)
+    for src in ("porian2024", "muennighoff2023"):
+        add(f"{SOURCE_NAMES[src]}: held-out losses inside their 90% intervals", "at least 80%",
+            _share(loso[src]["inside"], loso[src]["n"]), loso[src]["inside"] >= 0.8 * loso[src]["n"])
+        t = tokens[src]
+        add(f"{SOURCE_NAMES[src]}: measured tokens to match inside the 90% interval", "at least 80%",
+            _share(t["inside"], t["pairs"]), t["inside"] >= 0.8 * t["pairs"])
+    add("Seeded ladders from a known law, 10x beyond the largest size: truth inside the 90% interval",
+        f"at least 85% (here {seeded['wider_than_needed']:.1f}x as wide as the 90% error needs)",
+        _share(seeded["inside"], seeded["seeds"]), seeded["inside"] >= 0.85 * seeded["seeds"])
+    add("Seeded four-size ladders from outside the law family, 2.3x to 10x out", "90% (nominal; no target set)",
+        _share(four["own"]["inside"], four["n"]), four["own"]["inside"] >= 0.9 * four["n"])
+    add("Seeded ladders of one run per size read at its branches, 1.8x to 3.5x out", "90% (nominal; no target set)",
+        _share(branch["inside"], branch["n"]), branch["inside"] >= 0.9 * branch["n"])
+    return rows
+
+
+def scorecard_table(rows: list[dict]) -> str:
+    """The checks as a markdown table, those not met first (each group in its given order)."""
+    ordered = [r for r in rows if not r["met"]] + [r for r in rows if r["met"]]
+    lines = ["| check | target | measured | met |", "|---|---|---|---|"]
+    lines += [f"| {r['check']} | {r['target']} | {r['measured']} | {'yes' if r['met'] else '**NO**'} |" for r in ordered]
+    missed = len(rows) - sum(r["met"] for r in rows)
+    return "\n".join(lines + ["", f"{missed} of {len(rows)} checks not met (listed first); every number from the "
+                                   "run that writes the tables below, each source with the knobs chosen without it."])
+
+
 # --- the headline answer backtested on Gadre et al. 2024's over-trained runs ------------------
 
-def tokens_match_table(bootstrap: int = 200, candidates=None) -> str:
+def tokens_match_table(bootstrap: int = 200, candidates=None, stats: dict | None = None) -> str:
     """``scaling validate gadre2024:SET --allow-repeats --bootstrap 200`` for the three sets:
-    the pairs with a measured answer, and their pooled summary."""
+    the pairs with a measured answer, and their pooled summary (also into ``stats["gadre2024"]``
+    when a dict is given)."""
     from analysis.extrapolation.validate import backtest_tokens_to_match
     from analysis.common.text import si
 
@@ -553,6 +632,8 @@ def tokens_match_table(bootstrap: int = 200, candidates=None) -> str:
             iv = f"[{si(p.low)}, {si(p.high) if p.high is not None else 'never'}]" if p.low is not None else "-"
             rows.append(f"| {s} | {si(p.small)} -> {si(p.large)} | {si(p.measured_tokens)} | {si(p.predicted_tokens)} | "
                         f"{iv} | {p.ratio:.2f}x | {'yes' if p.inside else 'NO'} |")
+    if stats is not None:
+        stats["gadre2024"] = {"pairs": len(ratios), "inside": int(sum(inside)), "median_ratio": float(np.median(ratios))}
     head = ["| set | small -> large | measured | predicted | 90% interval | predicted / measured | inside |",
             "|---|---|---|---|---|---|---|"]
     return "\n".join(head + rows + ["", f"Pooled: {len(ratios)} measured pairs, median predicted/measured "
@@ -560,7 +641,7 @@ def tokens_match_table(bootstrap: int = 200, candidates=None) -> str:
                                          f"{sum(inside)} of {len(inside)} inside their 90% intervals."])
 
 
-def tokens_match_other_sources(candidates=None) -> str:
+def tokens_match_other_sources(candidates=None, stats: dict | None = None) -> str:
     """The same backtest of the headline answer on the development sources that have
     over-trained runs (Porian et al. 2024's 15 configurations; Muennighoff et al. 2023's
     single-epoch runs), without the bootstrap (so each interval is the error model's and the
@@ -587,6 +668,8 @@ def tokens_match_other_sources(candidates=None) -> str:
                     tpp.append(p.measured_tokens / p.small)
                     span.append(np.inf if p.high is None or p.low is None else p.high / p.low)
         q1, q3 = np.quantile(ratios, [0.25, 0.75])
+        if stats is not None:
+            stats[source] = {"pairs": len(ratios), "inside": int(sum(inside)), "median_ratio": float(np.median(ratios))}
         lines.append(f"| {source} | {len(names)} | {len(ratios)} | {np.median(ratios):.2f}x | {q1:.2f}x to {q3:.2f}x | "
                      f"{sum(inside)} of {len(inside)} |")
         ratios, inside, tpp, span = (np.asarray(v) for v in (ratios, inside, tpp, span))
