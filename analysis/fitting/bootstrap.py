@@ -20,8 +20,8 @@ from ..common.errors import InputError
 from ..laws import get_law
 from .optimize import HUBER_DELTA, best_of, grid_objective, single_thread_blas, top_k
 
-__all__ = ["bootstrap_indices", "short_of_sizes", "choose_resample", "parallel_map", "refit_chunk", "n_jobs_for",
-           "parametric_refits"]
+__all__ = ["bootstrap_indices", "short_of_sizes", "choose_resample", "independent_units", "parallel_map", "refit_chunk",
+           "n_jobs_for", "parametric_refits"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,23 @@ def short_of_sizes(run_sizes, needed: int) -> float:
     return float(np.clip(dp[R, :needed].sum(), 0.0, 1.0))
 
 
+def _size_labels(df: pd.DataFrame, n_col: str) -> np.ndarray:
+    return np.round(np.log(df[n_col].to_numpy(float)), 3)
+
+
+def independent_units(df: pd.DataFrame, n_col: str = "params") -> tuple[np.ndarray, str]:
+    """(one label per point, what the labels are): the units whose noise is independent, as
+    the bootstrap draws them. Runs, given a run column; without one, model sizes when several
+    points share a size (cooldown or WSD branches of one run, read without their run);
+    otherwise each point."""
+    if "run" in df.columns:
+        return df["run"].to_numpy(), "runs"
+    sizes = _size_labels(df, n_col)
+    if np.unique(sizes).size < len(df):
+        return sizes, "model sizes"
+    return np.arange(len(df)), "points"
+
+
 def choose_resample(df: pd.DataFrame, law: str, n_col: str, resample: str, level: float):
     """What the bootstrap draws: (groups for :func:`bootstrap_indices` or None, unit, note, warning).
 
@@ -98,10 +115,9 @@ def choose_resample(df: pd.DataFrame, law: str, n_col: str, resample: str, level
     has_runs = "run" in df.columns and df["run"].nunique() < len(df)
     if resample == "runs" and "run" not in df.columns:
         raise InputError("resample='runs' needs a run column", field="resample", fix="use 'points'")
-    by_size = (resample == "auto" and "run" not in df.columns
-               and np.unique(np.round(np.log(df[n_col].to_numpy(float)), 3)).size < len(df))
+    by_size = resample == "auto" and independent_units(df, n_col)[1] == "model sizes"
     if by_size:
-        df = df.assign(run=np.round(np.log(df[n_col].to_numpy(float)), 3))
+        df = df.assign(run=_size_labels(df, n_col))
     elif not has_runs:
         return None, "points", "", ""
     groups = df["run"].to_numpy()

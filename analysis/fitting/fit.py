@@ -31,10 +31,11 @@ from ..laws import LAWS, fittable, get_law
 from ..laws.base import INPUT_COLUMNS, Law
 from ..laws.forms import EPOCH_GRID, LOG_INPUTS
 from ..laws.mix import mix_law
-from .bootstrap import bootstrap_indices, choose_resample, n_jobs_for, parallel_map, refit_chunk, short_of_sizes
+from .bootstrap import (bootstrap_indices, choose_resample, independent_units, n_jobs_for, parallel_map, refit_chunk,
+                        short_of_sizes)
 from .optimize import HUBER_DELTA, distinct_optima, huber, solve_form, top_k
 from .result import LawFit, check_interval_args, interval_from_samples
-from .uncertainty import asymptotic_ci, fit_warnings
+from .uncertainty import asymptotic_ci, cluster_covariance, fit_warnings
 
 __all__ = ["fit_law", "FIT_LAWS", "HUBER_DELTA", "EPOCH_GRID", "huber", "pick_kaplan_law",
            "frontier_points", "lower_envelope", "bootstrap_indices", "parallel_map", "choose_resample", "short_of_sizes",
@@ -246,6 +247,14 @@ def fit_law(points, law: str | Law = "chinchilla", bootstrap: int = 0, seed: int
     first = df.groupby(log_key(df["params"]))["params"].first()
     meta["tokens_per_param_by_size"] = {f"{first[k]:.6g}": [float(r["min"]), float(r["max"])]
                                         for k, r in tpp.iterrows()}
+    if uncertainty:
+        # the covariance counting independent runs rather than points: what a test of the law's
+        # own constraint must use when points share a run (analysis.selection.checks.constraint_test)
+        groups, unit = independent_units(df, n_col)
+        cov = cluster_covariance(form, theta, fitX, logy, delta, lawobj.params, groups)
+        meta["units"] = {"unit": unit, "count": int(np.unique(groups).size)}
+        if cov is not None:
+            meta["cluster_covariance"] = [[float(v) for v in row] for row in cov]
     if boot_meta:
         meta["bootstrap"] = boot_meta
     if n_col == "params_nonembedding":

@@ -10,7 +10,7 @@ import numpy as np
 
 from .result import bound_warnings, correlation_warnings, uncertainty_warnings
 
-__all__ = ["fit_warnings", "asymptotic_ci", "asymptotic_uncertainty", "SCALE_PARAMS"]
+__all__ = ["fit_warnings", "asymptotic_ci", "asymptotic_uncertainty", "cluster_covariance", "SCALE_PARAMS"]
 
 #: Positive scale constants, fitted through their logarithms.
 SCALE_PARAMS = frozenset({"E", "A", "B", "N_c", "D_c", "C_c"})
@@ -156,3 +156,33 @@ def _numeric_jacobian(fn, x, h=1e-6):
         J[:, j] = (np.asarray(fn(xp)) - np.asarray(fn(xm))) / (2 * step)
     return J
 
+
+
+def cluster_covariance(form, theta, X, logy, delta, names, groups) -> np.ndarray | None:
+    """Cluster-robust covariance of the natural parameters (Liang and Zeger 1986): Huber's
+    sandwich A^-1 B A^-1 with A = m J^T J (m the mean of psi'(r), smoothed as in
+    :func:`asymptotic_uncertainty`) and B the outer products of the scores psi(r_i) J_i
+    summed within each group (``groups``: one label per point), scaled by G / (G - 1) x
+    (n - 1) / (n - p) for G groups, n points and p parameters (the usual CR1 factor). Points
+    of one run share its training noise, so they are not independent draws; the groups are
+    what is. None when the scores cannot say (fewer than two groups, no inliers)."""
+    theta = np.asarray(theta, float)
+    pred, J = form.logpred_jac(theta, X)
+    r = pred - logy
+    n, k = J.shape
+    labels, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    G = len(labels)
+    m, _ = _smoothed_inlier_rate(r, delta)
+    if G < 2 or n <= k or m <= 0:
+        return None
+    scores = np.clip(r, -delta, delta)[:, None] * J
+    S = np.zeros((G, k))
+    np.add.at(S, inverse, scores)
+    B = S.T @ S * (G / (G - 1)) * ((n - 1) / (n - k))
+    try:
+        A_inv = np.linalg.inv(m * J.T @ J)
+    except np.linalg.LinAlgError:
+        return None
+    H = _numeric_jacobian(lambda t: np.array([form.to_natural(t)[p] for p in names]), theta)
+    cov = H @ A_inv @ B @ A_inv @ H.T
+    return cov if np.all(np.isfinite(cov)) else None

@@ -20,7 +20,9 @@ fitted will do. So the evidence is judged at that distance:
 2b. **A law the data reject is not chosen.** Gadre et al. 2024's law is Chinchilla's with
    one exponent for size and data; when Chinchilla's own fit puts alpha and beta more than
    :data:`analysis.selection.checks.REJECT_Z` standard errors apart (the check every fit
-   reports), the shared exponent is not chosen while Chinchilla's fit is determined.
+   reports; the standard error counts independent runs, or sizes without a run column, and
+   the bar is Student's t for that many: :func:`analysis.selection.checks.constraint_test`),
+   the shared exponent is not chosen while Chinchilla's fit is determined.
 3. **Ties go to fewer exponents.** Laws whose backtest error is within :attr:`LawPolicy.tie`
    of the best are not told apart by the data; the one with the fewest parameters is
    taken (the shared exponent of Gadre et al. 2024 before Chinchilla's two), and the
@@ -61,7 +63,7 @@ from ..fitting.fit import fit_law
 from ..fitting.result import bound_warnings
 from ..laws import get_law
 from .backtest import BacktestResult, BacktestRow, LawChoice, auto_candidates, score_refit
-from .checks import REJECT_Z, constraint_z
+from .checks import constraint_test
 
 __all__ = ["Knob", "LawPolicy", "POLICY", "choose_law", "distance_backtest", "tokens_backtest", "ErrorModel",
            "error_growth", "error_growths", "leverage_words", "tokens_growth_words", "score_split", "has_floor",
@@ -264,8 +266,8 @@ def at_bound(points: pd.DataFrame, name: str, fit_options: dict, fit=_UNSET) -> 
 def rejected_constraint(points: pd.DataFrame, name: str, names: Sequence[str], fit_options: dict,
                         parent_fit=_UNSET) -> str:
     """Why the data reject ``name``'s constraint of a more general candidate (Gadre et al.'s
-    shared exponent inside Chinchilla's law: the Wald statistic of the free fit beyond
-    :data:`analysis.selection.checks.REJECT_Z`, the self-check every fit reports), or "".
+    shared exponent inside Chinchilla's law: the Wald test of the free fit,
+    :func:`analysis.selection.checks.constraint_test`, the self-check every fit reports), or "".
     ``parent_fit``: the general law's fit to every point with its covariance, when already made."""
     law = get_law(name)
     if not law.parent or not law.equal or law.parent not in names:
@@ -273,11 +275,11 @@ def rejected_constraint(points: pd.DataFrame, name: str, names: Sequence[str], f
     free = whole_fit(points, law.parent, fit_options, uncertainty=True) if parent_fit is _UNSET else parent_fit
     if free is None:
         return ""
-    z = constraint_z(free, law)
-    if z is None or abs(z) <= REJECT_Z:
+    test = constraint_test(free, law)
+    if test is None or not test.rejected:
         return ""
     a, b = law.equal
-    return f"the data reject its {a} = {b}: {law.parent}'s are {abs(z):.1f} standard errors apart"
+    return f"the data reject its {a} = {b}: {law.parent}'s are {abs(test.z):.1f} standard errors apart ({test.bar})"
 
 
 def pick_law(scores: dict[str, float], pinned: dict[str, bool], tie: float,
