@@ -157,7 +157,6 @@ def _numeric_jacobian(fn, x, h=1e-6):
     return J
 
 
-
 def cluster_covariance(form, theta, X, logy, delta, names, groups) -> np.ndarray | None:
     """Cluster-robust covariance of the natural parameters (Liang and Zeger 1986): Huber's
     sandwich A^-1 B A^-1 with A = m J^T J (m the mean of psi'(r), smoothed as in
