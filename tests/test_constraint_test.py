@@ -100,3 +100,15 @@ def test_cluster_covariance_against_a_direct_computation():
     # and the fit stores the same, over the same five sizes (no run column)
     np.testing.assert_allclose(np.asarray(fit.meta["cluster_covariance"]), want, rtol=1e-4,
                                atol=1e-12 * np.abs(want).max())
+
+
+def test_a_point_without_a_run_shares_it_with_no_other():
+    # A run column with blanks: the named runs are units, and so is each unnamed point (a
+    # table like this once raised a TypeError from sorting a float among strings).
+    df = _branched(0)
+    run = np.array([f"r{i // 5}" for i in range(len(df))], dtype=object)
+    run[::3] = None
+    fit = fit_law(df.assign(run=run), "chinchilla", progress=False)
+    named = {r for r in run if r is not None}
+    assert fit.meta["units"] == {"unit": "runs", "count": len(named) + int(np.sum(run == None))}  # noqa: E711
+    assert np.isfinite(np.asarray(fit.meta["cluster_covariance"])).all()

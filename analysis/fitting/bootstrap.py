@@ -87,9 +87,13 @@ def independent_units(df: pd.DataFrame, n_col: str = "params") -> tuple[np.ndarr
     """(one label per point, what the labels are): the units whose noise is independent, as
     the bootstrap draws them. Runs, given a run column; without one, model sizes when several
     points share a size (cooldown or WSD branches of one run, read without their run);
-    otherwise each point."""
+    otherwise each point. A point whose run is blank shares it with no other."""
     if "run" in df.columns:
-        return df["run"].to_numpy(), "runs"
+        runs = df["run"]
+        blank = (runs.isna() | (runs.astype(str).str.strip() == "")).to_numpy()
+        labels = runs.astype(str).to_numpy(dtype=object)
+        labels[blank] = [f"row {i} (no run)" for i in np.flatnonzero(blank)]
+        return labels, "runs"
     sizes = _size_labels(df, n_col)
     if np.unique(sizes).size < len(df):
         return sizes, "model sizes"

@@ -254,7 +254,7 @@ class ConstraintTest:
             return f"beyond {self.threshold:.2g}"
         text = f"beyond {self.threshold:.2g} for {self.units} {self.unit}"
         if self.unit == "model sizes":
-            text += " (no run column: a size's points count as one run's)"
+            text += ", each size's points counted as one run's for want of a run column"
         return text
 
 
