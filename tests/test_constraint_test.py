@@ -112,3 +112,15 @@ def test_a_point_without_a_run_shares_it_with_no_other():
     named = {r for r in run if r is not None}
     assert fit.meta["units"] == {"unit": "runs", "count": len(named) + int(np.sum(run == None))}  # noqa: E711
     assert np.isfinite(np.asarray(fit.meta["cluster_covariance"])).all()
+
+
+def test_the_bootstrap_draws_a_blank_run_point_alone():
+    from analysis.fitting.bootstrap import choose_resample
+
+    df = _branched(0)
+    run = np.array([f"r{i // 5}" for i in range(len(df))], dtype=object)
+    run[[0, 6]] = None
+    groups, unit, _, _ = choose_resample(df.assign(run=run), "chinchilla", "params", "runs", 0.9)
+    assert unit == "runs"
+    assert len(set(groups)) == 7  # five named runs and the two unnamed points
+    assert sum(g == groups[0] for g in groups) == 1 and sum(g == groups[6] for g in groups) == 1

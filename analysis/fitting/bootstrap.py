@@ -91,6 +91,8 @@ def independent_units(df: pd.DataFrame, n_col: str = "params") -> tuple[np.ndarr
     if "run" in df.columns:
         runs = df["run"]
         blank = (runs.isna() | (runs.astype(str).str.strip() == "")).to_numpy()
+        if not blank.any():
+            return runs.to_numpy(), "runs"
         labels = runs.astype(str).to_numpy(dtype=object)
         labels[blank] = [f"row {i} (no run)" for i in np.flatnonzero(blank)]
         return labels, "runs"
@@ -116,15 +118,15 @@ def choose_resample(df: pd.DataFrame, law: str, n_col: str, resample: str, level
     branches of one run, read without their run) is resampled by whole model sizes under
     ``"auto"``, by the same rule, and the note says so.
     """
-    has_runs = "run" in df.columns and df["run"].nunique() < len(df)
     if resample == "runs" and "run" not in df.columns:
         raise InputError("resample='runs' needs a run column", field="resample", fix="use 'points'")
-    by_size = resample == "auto" and independent_units(df, n_col)[1] == "model sizes"
-    if by_size:
-        df = df.assign(run=_size_labels(df, n_col))
-    elif not has_runs:
+    units, kind = independent_units(df, n_col)
+    by_size = resample == "auto" and kind == "model sizes"
+    has_runs = kind == "runs" and np.unique(units).size < len(df)
+    if not (by_size or has_runs):
         return None, "points", "", ""
-    groups = df["run"].to_numpy()
+    df = df.assign(run=units)
+    groups = units
     terms = get_law(law).size_terms
     run_size = df.groupby("run")[n_col].first()
     labels = np.round(np.log(run_size.to_numpy(float)), 3)
