@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..common.errors import InputError
+from ..data.points import log_key
 from ..laws import get_law
 from .optimize import HUBER_DELTA, best_of, grid_objective, single_thread_blas, top_k
 
@@ -79,10 +80,6 @@ def short_of_sizes(run_sizes, needed: int) -> float:
     return float(np.clip(dp[R, :needed].sum(), 0.0, 1.0))
 
 
-def _size_labels(df: pd.DataFrame, n_col: str) -> np.ndarray:
-    return np.round(np.log(df[n_col].to_numpy(float)), 3)
-
-
 def independent_units(df: pd.DataFrame, n_col: str = "params") -> tuple[np.ndarray, str]:
     """(one label per point, what the labels are): the units whose noise is independent, as
     the bootstrap draws them. Runs, given a run column; without one, model sizes when several
@@ -96,7 +93,7 @@ def independent_units(df: pd.DataFrame, n_col: str = "params") -> tuple[np.ndarr
         labels = runs.astype(str).to_numpy(dtype=object)
         labels[blank] = [f"row {i} (no run)" for i in np.flatnonzero(blank)]
         return labels, "runs"
-    sizes = _size_labels(df, n_col)
+    sizes = log_key(df[n_col])
     if np.unique(sizes).size < len(df):
         return sizes, "model sizes"
     return np.arange(len(df)), "points"
@@ -129,7 +126,7 @@ def choose_resample(df: pd.DataFrame, law: str, n_col: str, resample: str, level
     groups = units
     terms = get_law(law).size_terms
     run_size = df.groupby("run")[n_col].first()
-    labels = np.round(np.log(run_size.to_numpy(float)), 3)
+    labels = log_key(run_size)
     share = short_of_sizes(labels, len(terms)) if terms else 0.0
     per_size = np.unique(np.unique(labels, return_counts=True)[1])
     runs = f"{len(run_size)} runs, " + (f"{per_size[0]} per model size" if len(per_size) == 1

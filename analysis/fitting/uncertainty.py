@@ -110,7 +110,7 @@ def asymptotic_uncertainty(form, theta, X, logy, delta, names):
         return stderr, {}, {}, singular
     K = 1.0 + (k / n) * v / m ** 2
     cov = K * K * np.asarray(cov)
-    H = _numeric_jacobian(lambda t: np.array([form.to_natural(t)[p] for p in names]), theta)
+    H = _natural_jacobian(form, theta, names)
     cov_nat = H @ cov @ H.T
     Hc = _numeric_jacobian(lambda t: form.centered(t, X), theta)
     cov_c = Hc @ cov @ Hc.T
@@ -142,6 +142,11 @@ def _correl_dict(cov, names):
             if i != j and sd[i] > 0 and sd[j] > 0:
                 out[p][q] = float(np.clip(cov[i, j] / (sd[i] * sd[j]), -1, 1))
     return out
+
+
+def _natural_jacobian(form, theta, names) -> np.ndarray:
+    """d(natural parameters ``names``) / d(theta) at ``theta``, by central differences."""
+    return _numeric_jacobian(lambda t: np.array([form.to_natural(t)[p] for p in names]), theta)
 
 
 def _numeric_jacobian(fn, x, h=1e-6):
@@ -182,6 +187,6 @@ def cluster_covariance(form, theta, X, logy, delta, names, groups) -> np.ndarray
         A_inv = np.linalg.inv(m * J.T @ J)
     except np.linalg.LinAlgError:
         return None
-    H = _numeric_jacobian(lambda t: np.array([form.to_natural(t)[p] for p in names]), theta)
+    H = _natural_jacobian(form, theta, names)
     cov = H @ A_inv @ B @ A_inv @ H.T
     return cov if np.all(np.isfinite(cov)) else None
